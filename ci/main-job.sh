@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The main job (README's first command): install dependencies, build, and run every
+# suite against the bundled reference worker in both dialects. Reports go to reports/.
+# Exit status: that of the worst replcheck run (0 all passed, 1 failures, ...).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if [ "${REPLCHECK_SKIP_DEPS:-}" != "1" ]; then
+  bash ci/install-deps.sh || exit 2
+fi
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 2
+cmake --build build -j2 || exit 2
+mkdir -p reports
+status=0
+for profile in profiles/refworker.json profiles/refworker-2018.json; do
+  name=$(basename "$profile" .json)
+  echo "== replcheck run --profile $profile"
+  build/bin/replcheck run --profile "$profile" --junit "reports/$name.junit.xml"
+  rc=$?
+  [ "$rc" -gt "$status" ] && status=$rc
+done
+echo "Reports: $(ls reports/*.xml | tr '\n' ' ')"
+exit "$status"

@@ -1,0 +1,103 @@
+#include "filetail.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define TAIL_WINDOW (64 * 1024)
+
+char *filetail_read_all(const char *path, size_t max_bytes, rc_error_t *err) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) {
+    rc_error_set(err, "%s: %s", path, strerror(errno));
+    return NULL;
+  }
+  struct stat st;
+  if (fstat(fileno(f), &st) != 0 || (size_t)st.st_size > max_bytes) {
+    rc_error_set(err, "%s: larger than %zu bytes", path, max_bytes);
+    fclose(f);
+    return NULL;
+  }
+  char *buf = malloc((size_t)st.st_size + 1);
+  size_t got = buf != NULL ? fread(buf, 1, (size_t)st.st_size, f) : 0;
+  fclose(f);
+  if (buf == NULL) {
+    rc_error_set(err, "%s: out of memory", path);
+    return NULL;
+  }
+  buf[got] = '\0';
+  return buf;
+}
+
+/* Appends bytes with control characters (other than LF and TAB) escaped. */
+static size_t escape_copy(char *dst, const char *src, size_t len) {
+  size_t at = 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)src[i];
+    if (c == '\n' || c == '\t' || (c >= 0x20 && c != 0x7f)) {
+      dst[at++] = (char)c;
+    } else {
+      at += (size_t)sprintf(dst + at, "\\x%02x", c);
+    }
+  }
+  return at;
+}
+
+char *filetail_last_lines(const char *path, size_t lines) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return strdup("");
+  char *window = malloc(TAIL_WINDOW);
+  if (window == NULL) {
+    fclose(f);
+    return strdup("");
+  }
+  struct stat st;
+  long size = fstat(fileno(f), &st) == 0 ? (long)st.st_size : 0;
+  long from = size > TAIL_WINDOW ? size - TAIL_WINDOW : 0;
+  fseek(f, from, SEEK_SET);
+  size_t got = fread(window, 1, TAIL_WINDOW, f);
+  fclose(f);
+  /* Walk back over `lines` line breaks (a trailing LF does not start a line). */
+  size_t end = got;
+  if (end > 0 && window[end - 1] == '\n') end--;
+  size_t start = end, seen = 0;
+  while (start > 0) {
+    if (window[start - 1] == '\n' && ++seen == lines) break;
+    start--;
+  }
+  char *out = malloc((end - start) * 4 + 2);
+  if (out == NULL) {
+    free(window);
+    return strdup("");
+  }
+  size_t n = escape_copy(out, window + start, end - start);
+  if (n > 0) out[n++] = '\n';
+  out[n] = '\0';
+  free(window);
+  return out;
+}
+
+bool filetail_scan_regex(const char *path, long *offset, const regex_t *re) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return false;
+  if (fseek(f, *offset, SEEK_SET) != 0) {
+    fclose(f);
+    return false;
+  }
+  char *line = NULL;
+  size_t cap = 0;
+  bool found = false;
+  ssize_t n;
+  while (!found && (n = getline(&line, &cap, f)) > 0) {
+    if (line[n - 1] != '\n') break; /* partial: wait for the rest */
+    *offset += n;
+    if (n > TAIL_WINDOW) continue;
+    line[n - 1] = '\0';
+    if (regexec(re, line, 0, NULL, 0) == 0) found = true;
+  }
+  free(line);
+  fclose(f);
+  return found;
+}

@@ -1,0 +1,890 @@
+#include "sut.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rc_clock.h"
+
+extern char **environ;
+
+enum {
+  SUT_EXEC_BOUND_MS = 10000, /* fork to exec; generous for valgrind and loaded machines */
+  SUT_KILL_BOUND_MS = 5000,  /* SIGKILL to the last process reaped */
+  SUT_POLL_MS = 5,
+  SUT_LIST_MAX = 8, /* processes named in an error message */
+};
+
+/* A process identity that survives pid reuse: pid plus start time (clock ticks). */
+typedef struct sut_proc_id {
+  pid_t pid;
+  unsigned long long start;
+} sut_proc_id_t;
+
+typedef struct sut_pid_set {
+  sut_proc_id_t *items;
+  size_t len, cap;
+} sut_pid_set_t;
+
+struct sut {
+  pid_t pid; /* main process, also the process group id */
+  unsigned long long start;
+  bool reaped;
+  int status;
+  int64_t exit_ms; /* when the reap was observed */
+  bool stopped;
+  sut_pid_set_t caller_children; /* the caller's own children at sut_start */
+  struct sut *next;
+};
+
+/* Live SUTs of this process, so one SUT's stop never claims another's processes. */
+static sut_t *sut_live_list;
+
+/* ---- pid sets ---------------------------------------------------------------- */
+
+static bool sut_set_has(const sut_pid_set_t *set, pid_t pid, unsigned long long start) {
+  for (size_t i = 0; i < set->len; i++)
+    if (set->items[i].pid == pid && set->items[i].start == start) return true;
+  return false;
+}
+
+static int sut_set_add(sut_pid_set_t *set, pid_t pid, unsigned long long start) {
+  if (sut_set_has(set, pid, start)) return 0;
+  if (set->len == set->cap) {
+    size_t cap = set->cap ? set->cap * 2 : 16;
+    sut_proc_id_t *items = realloc(set->items, cap * sizeof *items);
+    if (items == NULL) return -1;
+    set->items = items;
+    set->cap = cap;
+  }
+  set->items[set->len].pid = pid;
+  set->items[set->len].start = start;
+  set->len++;
+  return 0;
+}
+
+static void sut_set_free(sut_pid_set_t *set) {
+  free(set->items);
+  set->items = NULL;
+  set->len = set->cap = 0;
+}
+
+/* ---- /proc --------------------------------------------------------------------- */
+
+typedef struct sut_proc {
+  pid_t pid, ppid, pgid;
+  char state;
+  unsigned long long start;
+  bool ours;
+} sut_proc_t;
+
+typedef struct sut_proc_table {
+  sut_proc_t *items;
+  size_t len, cap;
+} sut_proc_table_t;
+
+/* Parses /proc/<pid>/stat. Returns -1 if the process is gone or the line is odd. */
+static int sut_proc_read(pid_t pid, sut_proc_t *out) {
+  char path[64], buf[2048];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  /* The command name may contain spaces and parentheses: fields restart after the
+   * last ')'. Field 3 is the state, 4 ppid, 5 pgrp, 22 starttime. */
+  char *p = strrchr(buf, ')');
+  if (p == NULL || p[1] != ' ') return -1;
+  p += 2;
+  memset(out, 0, sizeof *out);
+  out->pid = pid;
+  for (int field = 3; field <= 22; field++) {
+    if (*p == '\0') return -1;
+    if (field == 3) out->state = *p;
+    if (field == 4) out->ppid = (pid_t)strtol(p, NULL, 10);
+    if (field == 5) out->pgid = (pid_t)strtol(p, NULL, 10);
+    if (field == 22) out->start = strtoull(p, NULL, 10);
+    char *space = strchr(p, ' ');
+    if (space == NULL && field < 22) return -1;
+    if (space != NULL) p = space + 1;
+  }
+  return 0;
+}
+
+static int sut_proc_cmp(const void *a, const void *b) {
+  pid_t x = ((const sut_proc_t *)a)->pid, y = ((const sut_proc_t *)b)->pid;
+  return (x > y) - (x < y);
+}
+
+/* Reads every process into the table, sorted by pid. */
+static int sut_proc_scan(sut_proc_table_t *table, rc_error_t *err) {
+  table->len = 0;
+  DIR *dir = opendir("/proc");
+  if (dir == NULL) return rc_error_set(err, "sut: cannot list /proc: %s", strerror(errno));
+  struct dirent *entry;
+  while ((entry = readdir(dir)) != NULL) {
+    char *end;
+    long pid = strtol(entry->d_name, &end, 10);
+    if (*end != '\0' || pid <= 0) continue;
+    if (table->len == table->cap) {
+      size_t cap = table->cap ? table->cap * 2 : 256;
+      sut_proc_t *items = realloc(table->items, cap * sizeof *items);
+      if (items == NULL) {
+        closedir(dir);
+        return rc_error_set(err, "sut: out of memory while scanning /proc");
+      }
+      table->items = items;
+      table->cap = cap;
+    }
+    if (sut_proc_read((pid_t)pid, &table->items[table->len]) == 0) table->len++;
+  }
+  closedir(dir);
+  qsort(table->items, table->len, sizeof *table->items, sut_proc_cmp);
+  return 0;
+}
+
+static sut_proc_t *sut_proc_find(sut_proc_table_t *table, pid_t pid) {
+  sut_proc_t key = {.pid = pid};
+  return bsearch(&key, table->items, table->len, sizeof key, sut_proc_cmp);
+}
+
+static bool sut_proc_dead(const sut_proc_t *p) { return p->state == 'Z' || p->state == 'X'; }
+
+/* True if p is the main process or a group member of a live SUT other than sut. */
+static bool sut_claimed_by_other(const sut_t *sut, const sut_proc_t *p) {
+  for (const sut_t *o = sut_live_list; o != NULL; o = o->next)
+    if (o != sut && (p->pid == o->pid || p->pgid == o->pid)) return true;
+  return false;
+}
+
+/* Marks the processes attributed to sut (rules in sut.h) and adds them to known. */
+static int sut_mark(const sut_t *sut, sut_proc_table_t *table, sut_pid_set_t *known) {
+  pid_t self = getpid(), self_pgid = getpgrp();
+  /* Once the main pid is reaped its number can be recycled; a different process
+   * holding it means the group id no longer names the SUT's group. */
+  bool group_trusted = true;
+  sut_proc_t *holder = sut_proc_find(table, sut->pid);
+  if (sut->reaped && holder != NULL && holder->start != sut->start) group_trusted = false;
+
+  for (size_t i = 0; i < table->len; i++) {
+    sut_proc_t *p = &table->items[i];
+    p->ours = false;
+    if (p->pid == self || p->pid == 1 || p->start < sut->start) continue;
+    if (sut_claimed_by_other(sut, p)) continue;
+    if (p->pid == sut->pid && p->start == sut->start)
+      p->ours = true;
+    else if (group_trusted && p->pgid == sut->pid)
+      p->ours = true;
+    else if (sut_set_has(known, p->pid, p->start))
+      p->ours = true;
+    else if (p->ppid == self && p->pgid != self_pgid &&
+             !sut_set_has(&sut->caller_children, p->pid, p->start))
+      p->ours = true;
+  }
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t i = 0; i < table->len; i++) {
+      sut_proc_t *p = &table->items[i];
+      if (p->ours || p->pid == self || p->start < sut->start) continue;
+      if (sut_claimed_by_other(sut, p)) continue;
+      const sut_proc_t *parent = sut_proc_find(table, p->ppid);
+      if (parent != NULL && parent->ours) {
+        p->ours = true;
+        changed = true;
+      }
+    }
+  }
+  for (size_t i = 0; i < table->len; i++)
+    if (table->items[i].ours && sut_set_add(known, table->items[i].pid, table->items[i].start))
+      return -1;
+  return 0;
+}
+
+/* ---- starting ---------------------------------------------------------------- */
+
+typedef enum sut_stage {
+  SUT_STAGE_SETPGID = 1,
+  SUT_STAGE_CHDIR,
+  SUT_STAGE_STDIO,
+  SUT_STAGE_EXEC,
+} sut_stage_t;
+
+/* What a child that failed before exec writes into the CLOEXEC pipe. */
+typedef struct sut_exec_report {
+  int stage;
+  int errnum;
+} sut_exec_report_t;
+
+static size_t sut_env_name_len(const char *entry) {
+  const char *eq = strchr(entry, '=');
+  return eq ? (size_t)(eq - entry) : strlen(entry);
+}
+
+static bool sut_env_same_name(const char *a, const char *b) {
+  size_t n = sut_env_name_len(a);
+  return n == sut_env_name_len(b) && strncmp(a, b, n) == 0;
+}
+
+/* The caller's environment with env_extra added; later entries win. The strings are
+ * borrowed, only the array is allocated. */
+static char **sut_env_build(char *const *extra, rc_error_t *err) {
+  size_t base = 0, more = 0;
+  while (environ != NULL && environ[base] != NULL) base++;
+  while (extra != NULL && extra[more] != NULL) {
+    const char *eq = strchr(extra[more], '=');
+    if (eq == NULL || eq == extra[more]) {
+      rc_error_set(err, "SUT environment entry '%s' is not of the form NAME=value",
+                   extra[more]);
+      return NULL;
+    }
+    more++;
+  }
+  char **env = malloc((base + more + 1) * sizeof *env);
+  if (env == NULL) {
+    rc_error_set(err, "SUT environment: out of memory");
+    return NULL;
+  }
+  size_t n = 0;
+  for (size_t i = 0; i < base; i++) {
+    bool replaced = false;
+    for (size_t j = 0; j < more && !replaced; j++)
+      replaced = sut_env_same_name(environ[i], extra[j]);
+    if (!replaced) env[n++] = environ[i];
+  }
+  for (size_t j = 0; j < more; j++) {
+    bool later = false;
+    for (size_t k = j + 1; k < more && !later; k++) later = sut_env_same_name(extra[j], extra[k]);
+    if (!later) env[n++] = extra[j];
+  }
+  env[n] = NULL;
+  return env;
+}
+
+static const char *sut_env_get(char *const *env, const char *name) {
+  size_t len = strlen(name);
+  for (size_t i = 0; env[i] != NULL; i++)
+    if (strncmp(env[i], name, len) == 0 && env[i][len] == '=') return env[i] + len + 1;
+  return NULL;
+}
+
+/* 0 if path is a regular file the effective user may execute, else -1 with *errnum
+ * set to what execve would most likely say. */
+static int sut_check_executable(const char *path, int *errnum) {
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    *errnum = errno;
+    return -1;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    *errnum = EISDIR;
+    return -1;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    *errnum = EACCES;
+    return -1;
+  }
+  if (faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) != 0) {
+    *errnum = errno;
+    return -1;
+  }
+  return 0;
+}
+
+/* Makes path absolute against the caller's cwd: the child changes directory before
+ * exec, and a relative path must keep meaning what the caller meant. */
+static char *sut_absolute(const char *path, rc_error_t *err) {
+  if (path[0] == '/') {
+    char *copy = strdup(path);
+    if (copy == NULL) rc_error_set(err, "SUT command: out of memory");
+    return copy;
+  }
+  char *cwd = getcwd(NULL, 0);
+  if (cwd == NULL) {
+    rc_error_set(err, "SUT command '%s': cannot read the working directory: %s", path,
+                 strerror(errno));
+    return NULL;
+  }
+  size_t n = strlen(cwd) + strlen(path) + 2;
+  char *full = malloc(n);
+  if (full != NULL) snprintf(full, n, "%s/%s", cwd, path);
+  else rc_error_set(err, "SUT command: out of memory");
+  free(cwd);
+  return full;
+}
+
+/* Resolves argv[0] the way execvp would, but before forking, so that a missing or
+ * non-executable command is an error of sut_start and not a child dying quietly. */
+static char *sut_resolve(const char *name, const char *path_var, rc_error_t *err) {
+  int errnum = 0;
+  if (strchr(name, '/') != NULL) {
+    if (sut_check_executable(name, &errnum) != 0) {
+      if (errnum == ENOENT || errnum == ENOTDIR)
+        rc_error_set(err, "SUT command '%s' not found: %s", name, strerror(errnum));
+      else
+        rc_error_set(err, "SUT command '%s' is not executable: %s", name, strerror(errnum));
+      return NULL;
+    }
+    return sut_absolute(name, err);
+  }
+  char fallback[256];
+  if (path_var == NULL) {
+    size_t n = confstr(_CS_PATH, fallback, sizeof fallback);
+    path_var = (n > 0 && n <= sizeof fallback) ? fallback : "/bin:/usr/bin";
+  }
+  size_t name_len = strlen(name);
+  char *candidate = malloc(strlen(path_var) + name_len + 3);
+  char *denied = NULL;
+  int denied_errnum = 0;
+  if (candidate == NULL) {
+    rc_error_set(err, "SUT command: out of memory");
+    return NULL;
+  }
+  for (const char *dir = path_var;;) {
+    const char *colon = strchrnul(dir, ':');
+    size_t dir_len = (size_t)(colon - dir);
+    /* An empty PATH element means the current directory. */
+    if (dir_len == 0) snprintf(candidate, name_len + 3, "./%s", name);
+    else sprintf(candidate, "%.*s/%s", (int)dir_len, dir, name);
+    if (sut_check_executable(candidate, &errnum) == 0) {
+      char *found = sut_absolute(candidate, err);
+      free(candidate);
+      free(denied);
+      return found;
+    }
+    if (denied == NULL && errnum != ENOENT && errnum != ENOTDIR) {
+      denied = strdup(candidate);
+      denied_errnum = errnum;
+    }
+    if (*colon == '\0') break;
+    dir = colon + 1;
+  }
+  if (denied != NULL)
+    rc_error_set(err, "SUT command '%s' found in PATH as '%s' but is not executable: %s", name,
+                 denied, strerror(denied_errnum));
+  else
+    rc_error_set(err, "SUT command '%s' not found in PATH (PATH=%s)", name, path_var);
+  free(candidate);
+  free(denied);
+  return NULL;
+}
+
+/* Returns fd moved to a number above 2 (close-on-exec), so that dup2 onto 0..2 in
+ * the child never degenerates into a no-op that keeps the CLOEXEC flag. */
+static int sut_fd_above_stdio(int fd) {
+  if (fd < 0 || fd > 2) return fd;
+  int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return moved;
+}
+
+/* Child only, between fork and exec: async-signal-safe calls only. */
+static void sut_child_close_fds(int keep) {
+  if ((keep == 3 || syscall(SYS_close_range, 3u, (unsigned)keep - 1, 0u) == 0) &&
+      syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0u) == 0)
+    return;
+  int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    /* Closing while listing may skip entries: repeat until a pass closes nothing. */
+    for (bool closed = true; closed;) {
+      closed = false;
+      _Alignas(struct dirent64) char buf[4096];
+      ssize_t n;
+      lseek(dir, 0, SEEK_SET);
+      while ((n = getdents64(dir, buf, sizeof buf)) > 0) {
+        for (ssize_t off = 0; off < n;) {
+          struct dirent64 *d = (struct dirent64 *)(void *)(buf + off);
+          off += d->d_reclen;
+          int fd = 0;
+          const char *c = d->d_name;
+          if (*c < '0' || *c > '9') continue;
+          while (*c >= '0' && *c <= '9') fd = fd * 10 + (*c++ - '0');
+          if (fd > 2 && fd != keep && fd != dir) {
+            close(fd);
+            closed = true;
+          }
+        }
+      }
+    }
+    close(dir);
+    return;
+  }
+  long max = sysconf(_SC_OPEN_MAX);
+  if (max < 0 || max > 65536) max = 65536;
+  for (int fd = 3; fd < max; fd++)
+    if (fd != keep) close(fd);
+}
+
+static void sut_child_fail(int report_fd, sut_stage_t stage) {
+  sut_exec_report_t report = {.stage = stage, .errnum = errno};
+  ssize_t put = write(report_fd, &report, sizeof report);
+  (void)put;
+  _exit(127);
+}
+
+static void sut_child_exec(const char *exe, char *const *argv, char **env, const char *work_dir,
+                           int out_fd, int null_fd, int report_fd) {
+  /* Ignored signals survive exec; handlers of the caller must not run here either
+   * (all signals are blocked until the mask is emptied just before exec). */
+  for (int sig = 1; sig < NSIG; sig++) {
+    struct sigaction old;
+    if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &old) != 0) continue;
+    if (old.sa_handler == SIG_DFL && !(old.sa_flags & SA_SIGINFO)) continue;
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+  }
+  if (setpgid(0, 0) != 0) sut_child_fail(report_fd, SUT_STAGE_SETPGID);
+  if (chdir(work_dir) != 0) sut_child_fail(report_fd, SUT_STAGE_CHDIR);
+  if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
+    sut_child_fail(report_fd, SUT_STAGE_STDIO);
+  sut_child_close_fds(report_fd);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  execve(exe, argv, env);
+  sut_child_fail(report_fd, SUT_STAGE_EXEC);
+}
+
+/* Reads the child's report. Returns 1 with a report, 0 on EOF (exec succeeded), -1 on
+ * timeout or error (errno set). */
+static int sut_read_report(int fd, sut_exec_report_t *report, int64_t deadline_ms) {
+  size_t got = 0;
+  for (;;) {
+    int64_t left = deadline_ms - rc_clock_mono_ms();
+    if (left <= 0) {
+      errno = ETIMEDOUT;
+      return -1;
+    }
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int ready = poll(&pfd, 1, (int)left);
+    if (ready < 0 && errno != EINTR) return -1;
+    if (ready <= 0) continue;
+    ssize_t n = read(fd, (char *)report + got, sizeof *report - got);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return -1;
+    }
+    if (n == 0) return 0;
+    got += (size_t)n;
+    if (got == sizeof *report) return 1;
+  }
+}
+
+/* Reaps a child that is known to be exiting, SIGKILLing it if it lingers. */
+static void sut_reap_failed_child(pid_t pid) {
+  int64_t deadline = rc_clock_mono_ms() + SUT_KILL_BOUND_MS;
+  bool killed = false;
+  for (;;) {
+    int status;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid || (r < 0 && errno != EINTR)) return;
+    if (rc_clock_mono_ms() >= deadline) {
+      if (killed) return;
+      kill(pid, SIGKILL);
+      killed = true;
+      deadline = rc_clock_mono_ms() + SUT_KILL_BOUND_MS;
+    }
+    struct timespec ts = {0, SUT_POLL_MS * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+}
+
+static void sut_exec_error(const char *name, const char *exe, const char *work_dir,
+                           const char *output_path, const sut_exec_report_t *report,
+                           rc_error_t *err) {
+  const char *why = strerror(report->errnum);
+  switch (report->stage) {
+  case SUT_STAGE_SETPGID:
+    rc_error_set(err, "SUT command '%s': cannot create its process group: %s", name, why);
+    break;
+  case SUT_STAGE_CHDIR:
+    rc_error_set(err, "SUT command '%s': cannot enter work_dir '%s': %s", name, work_dir, why);
+    break;
+  case SUT_STAGE_STDIO:
+    rc_error_set(err, "SUT command '%s': cannot redirect output to '%s': %s", name, output_path,
+                 why);
+    break;
+  default:
+    if (report->errnum == EACCES || report->errnum == ENOEXEC)
+      rc_error_set(err, "SUT command '%s' (%s) is not executable: %s%s", name, exe, why,
+                   report->errnum == ENOEXEC ? " (a script needs a '#!' line)" : "");
+    else if (report->errnum == ENOENT)
+      rc_error_set(err, "SUT command '%s' (%s) could not be executed: %s (missing interpreter "
+                   "or loader?)", name, exe, why);
+    else
+      rc_error_set(err, "SUT command '%s' (%s) could not be executed: %s", name, exe, why);
+  }
+}
+
+/* The caller's children before the SUT exists are the caller's own, never the SUT's. */
+static int sut_snapshot_caller_children(sut_t *sut, rc_error_t *err) {
+  sut_proc_table_t table = {0};
+  int rc = sut_proc_scan(&table, err);
+  pid_t self = getpid();
+  for (size_t i = 0; rc == 0 && i < table.len; i++)
+    if (table.items[i].ppid == self &&
+        sut_set_add(&sut->caller_children, table.items[i].pid, table.items[i].start) != 0)
+      rc = rc_error_set(err, "sut_start: out of memory");
+  free(table.items);
+  return rc;
+}
+
+sut_t *sut_start(const sut_spec_t *spec, rc_error_t *err) {
+  if (spec == NULL || spec->argv == NULL || spec->argv[0] == NULL || spec->argv[0][0] == '\0') {
+    rc_error_set(err, "sut_start: no SUT command given (argv is empty)");
+    return NULL;
+  }
+  if (spec->work_dir == NULL || spec->output_path == NULL) {
+    rc_error_set(err, "sut_start: SUT command '%s': work_dir and output_path are required",
+                 spec->argv[0]);
+    return NULL;
+  }
+  const char *name = spec->argv[0];
+  struct stat st;
+  if (stat(spec->work_dir, &st) != 0) {
+    rc_error_set(err, "SUT work_dir '%s' cannot be used: %s", spec->work_dir, strerror(errno));
+    return NULL;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    rc_error_set(err, "SUT work_dir '%s' is not a directory", spec->work_dir);
+    return NULL;
+  }
+  char **env = sut_env_build(spec->env_extra, err);
+  if (env == NULL) return NULL;
+  char *exe = sut_resolve(name, sut_env_get(env, "PATH"), err);
+  sut_t *sut = calloc(1, sizeof *sut);
+  int out_fd = -1, null_fd = -1, report[2] = {-1, -1};
+  if (exe == NULL) goto fail;
+  if (sut == NULL) {
+    rc_error_set(err, "sut_start: out of memory");
+    goto fail;
+  }
+  if (sut_snapshot_caller_children(sut, err) != 0) goto fail;
+  out_fd = sut_fd_above_stdio(
+      open(spec->output_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  if (out_fd < 0) {
+    rc_error_set(err, "SUT output file '%s' cannot be opened: %s", spec->output_path,
+                 strerror(errno));
+    goto fail;
+  }
+  null_fd = sut_fd_above_stdio(open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (null_fd < 0) {
+    rc_error_set(err, "sut_start: cannot open /dev/null: %s", strerror(errno));
+    goto fail;
+  }
+  if (pipe2(report, O_CLOEXEC) != 0 || (report[0] = sut_fd_above_stdio(report[0])) < 0 ||
+      (report[1] = sut_fd_above_stdio(report[1])) < 0) {
+    rc_error_set(err, "sut_start: cannot create a pipe: %s", strerror(errno));
+    goto fail;
+  }
+
+  sigset_t all, old_mask;
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, &old_mask);
+  pid_t pid = fork();
+  if (pid == 0)
+    sut_child_exec(exe, spec->argv, env, spec->work_dir, out_fd, null_fd, report[1]);
+  int fork_errno = errno;
+  /* Also set the group here: whichever of parent and child runs first, the group
+   * exists before anyone can signal it. EACCES means the child already exec'd. */
+  if (pid > 0) setpgid(pid, pid);
+  sigprocmask(SIG_SETMASK, &old_mask, NULL);
+  close(report[1]);
+  report[1] = -1;
+  if (pid < 0) {
+    rc_error_set(err, "SUT command '%s': fork failed: %s", name, strerror(fork_errno));
+    goto fail;
+  }
+
+  sut_exec_report_t child_report;
+  int got = sut_read_report(report[0], &child_report, rc_clock_mono_ms() + SUT_EXEC_BOUND_MS);
+  if (got != 0) {
+    if (got > 0)
+      sut_exec_error(name, exe, spec->work_dir, spec->output_path, &child_report, err);
+    else
+      rc_error_set(err, "SUT command '%s': no exec within %d ms of fork: %s", name,
+                   SUT_EXEC_BOUND_MS, strerror(errno));
+    sut_reap_failed_child(pid);
+    goto fail;
+  }
+
+  sut->pid = pid;
+  sut_proc_t self_entry;
+  /* The child is unreaped, so its /proc entry exists even if it already exited. */
+  if (sut_proc_read(pid, &self_entry) == 0) sut->start = self_entry.start;
+  sut->next = sut_live_list;
+  sut_live_list = sut;
+  close(report[0]);
+  close(out_fd);
+  close(null_fd);
+  free(exe);
+  free(env);
+  return sut;
+
+fail:
+  if (report[0] >= 0) close(report[0]);
+  if (report[1] >= 0) close(report[1]);
+  if (out_fd >= 0) close(out_fd);
+  if (null_fd >= 0) close(null_fd);
+  if (sut != NULL) sut_set_free(&sut->caller_children);
+  free(sut);
+  free(exe);
+  free(env);
+  return NULL;
+}
+
+/* ---- observing and stopping ----------------------------------------------------- */
+
+int sut_become_subreaper(rc_error_t *err) {
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1L, 0L, 0L, 0L) != 0)
+    return rc_error_set(err, "sut: prctl(PR_SET_CHILD_SUBREAPER) failed: %s", strerror(errno));
+  return 0;
+}
+
+pid_t sut_pid(const sut_t *sut) { return sut ? sut->pid : -1; }
+
+static bool sut_poll_main(sut_t *sut) {
+  if (sut->reaped) return true;
+  int status;
+  pid_t r = waitpid(sut->pid, &status, WNOHANG);
+  if (r == sut->pid) {
+    sut->reaped = true;
+    sut->status = status;
+  } else if (r < 0 && errno == ECHILD) {
+    sut->reaped = true;
+    sut->status = -1;
+  }
+  if (sut->reaped) sut->exit_ms = rc_clock_mono_ms();
+  return sut->reaped;
+}
+
+bool sut_has_exited(sut_t *sut, int *status) {
+  if (sut == NULL) return true;
+  if (!sut_poll_main(sut)) return false;
+  if (status != NULL) *status = sut->status;
+  return true;
+}
+
+static void sut_signal_name(int sig, char *buf, size_t cap) {
+  const char *abbrev = sigabbrev_np(sig);
+  if (abbrev != NULL) snprintf(buf, cap, "SIG%s", abbrev);
+  else if (sig >= SIGRTMIN && sig <= SIGRTMAX) snprintf(buf, cap, "SIGRTMIN+%d", sig - SIGRTMIN);
+  else snprintf(buf, cap, "%s", strsignal(sig));
+}
+
+void sut_describe_status(int status, char *buf, size_t cap) {
+  if (buf == NULL || cap == 0) return;
+  char name[64];
+  if (status == -1) {
+    snprintf(buf, cap, "status unknown (the process was reaped outside the sut module)");
+  } else if (WIFEXITED(status)) {
+    snprintf(buf, cap, "exited with status %d", WEXITSTATUS(status));
+  } else if (WIFSIGNALED(status)) {
+    sut_signal_name(WTERMSIG(status), name, sizeof name);
+    snprintf(buf, cap, "killed by signal %d (%s)%s", WTERMSIG(status), name,
+             WCOREDUMP(status) ? ", core dumped" : "");
+  } else if (WIFSTOPPED(status)) {
+    sut_signal_name(WSTOPSIG(status), name, sizeof name);
+    snprintf(buf, cap, "stopped by signal %d (%s)", WSTOPSIG(status), name);
+  } else {
+    snprintf(buf, cap, "unrecognised wait status 0x%x", (unsigned)status);
+  }
+}
+
+typedef struct sut_stop_ctx {
+  sut_t *sut;
+  sut_proc_table_t table;
+  sut_pid_set_t known;  /* every process ever attributed during this stop */
+  sut_pid_set_t killed; /* stragglers already SIGKILLed, counted once */
+  sut_stop_result_t *result;
+  bool scan_failed;
+  rc_error_t scan_err;
+} sut_stop_ctx_t;
+
+typedef struct sut_survey {
+  int group_live;   /* live processes in the SUT's group (main included) */
+  int outside_live; /* live attributed processes outside it */
+  int pending;      /* anything not yet gone or reaped */
+} sut_survey_t;
+
+/* Scans, reaps attributed zombies that are the caller's children and, when
+ * kill_outside, SIGKILLs live attributed processes outside the group. */
+static void sut_survey(sut_stop_ctx_t *ctx, bool kill_outside, sut_survey_t *out) {
+  sut_t *sut = ctx->sut;
+  memset(out, 0, sizeof *out);
+  sut_poll_main(sut);
+  if (ctx->scan_failed || sut_proc_scan(&ctx->table, &ctx->scan_err) != 0 ||
+      sut_mark(sut, &ctx->table, &ctx->known) != 0) {
+    if (!ctx->scan_failed && ctx->scan_err.msg[0] == '\0')
+      rc_error_set(&ctx->scan_err, "sut: out of memory while tracking SUT processes");
+    ctx->scan_failed = true;
+    /* Blind to everything but the main process: keep the group under fire until the
+     * main process is reaped (it is unreaped, so the group id is still its own). */
+    out->pending = out->group_live = sut->reaped ? 0 : 1;
+    return;
+  }
+  pid_t self = getpid();
+  for (size_t i = 0; i < ctx->table.len; i++) {
+    sut_proc_t *p = &ctx->table.items[i];
+    if (!p->ours) continue;
+    bool is_main = p->pid == sut->pid && p->start == sut->start;
+    if (sut_proc_dead(p)) {
+      if (p->ppid == self) {
+        if (is_main) {
+          if (!sut_poll_main(sut)) out->pending++;
+        } else {
+          int status;
+          pid_t r = waitpid(p->pid, &status, WNOHANG);
+          if (r == 0 || (r < 0 && errno == EINTR)) out->pending++;
+        }
+      } else {
+        /* A zombie whose parent is still ours will be re-parented to us shortly. */
+        const sut_proc_t *parent = sut_proc_find(&ctx->table, p->ppid);
+        if (parent != NULL && parent->ours) out->pending++;
+      }
+      continue;
+    }
+    out->pending++;
+    if (is_main || p->pgid == sut->pid) {
+      out->group_live++;
+      if (kill_outside && is_main) kill(p->pid, SIGKILL); /* main may have left its group */
+      continue;
+    }
+    out->outside_live++;
+    if (kill_outside) {
+      kill(p->pid, SIGKILL);
+      if (!sut_set_has(&ctx->killed, p->pid, p->start)) {
+        if (sut_set_add(&ctx->killed, p->pid, p->start) == 0) ctx->result->stragglers++;
+        ctx->result->killed = true;
+      }
+    }
+  }
+  if (!sut->reaped) out->pending++;
+}
+
+static void sut_nap(int64_t deadline_ms) {
+  int64_t left = deadline_ms - rc_clock_mono_ms();
+  if (left <= 0) return;
+  if (left > SUT_POLL_MS) left = SUT_POLL_MS;
+  struct timespec ts = {0, (long)left * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static void sut_report_leftovers(sut_stop_ctx_t *ctx, rc_error_t *err) {
+  char list[RC_ERROR_MAX / 2] = "";
+  size_t used = 0;
+  int count = 0;
+  for (size_t i = 0; i < ctx->table.len; i++) {
+    const sut_proc_t *p = &ctx->table.items[i];
+    if (!p->ours) continue;
+    if (count++ < SUT_LIST_MAX && used < sizeof list) {
+      int n = snprintf(list + used, sizeof list - used, "%s%d (state %c, parent %d)",
+                       used ? ", " : "", (int)p->pid, p->state, (int)p->ppid);
+      if (n > 0) used += (size_t)n;
+    }
+  }
+  rc_error_set(err,
+               "sut_stop: SUT pid %d: %d process(es) still present %d ms after SIGKILL%s%s%s",
+               (int)ctx->sut->pid, count, SUT_KILL_BOUND_MS, count ? ": " : "", list,
+               ctx->sut->reaped ? "" : " (main process not reaped)");
+}
+
+int sut_stop(sut_t *sut, int grace_ms, sut_stop_result_t *result, rc_error_t *err) {
+  sut_stop_result_t local;
+  if (result == NULL) result = &local;
+  memset(result, 0, sizeof *result);
+  if (sut == NULL) return rc_error_set(err, "sut_stop: no SUT given");
+  if (grace_ms < 0) grace_ms = 0;
+  sut_stop_ctx_t ctx = {.sut = sut, .result = result};
+  sut_survey_t seen;
+
+  result->was_running = !sut_poll_main(sut);
+  /* Survey before any signal: once intermediate parents die, the tree that links
+   * escaped descendants to the SUT is gone, and this is its only record. */
+  sut_survey(&ctx, false, &seen);
+  int64_t term_ms = rc_clock_mono_ms();
+  if (result->was_running || seen.group_live > 0) {
+    if (seen.group_live > 0 || !sut->reaped) kill(-sut->pid, SIGTERM);
+    if (!sut->reaped) kill(sut->pid, SIGTERM);
+    /* The grace period belongs to the whole group: the main process exiting first
+     * does not mean its group-mates must be SIGKILLed at once. */
+    int64_t deadline = term_ms + grace_ms;
+    for (;;) {
+      if (sut_poll_main(sut)) {
+        sut_survey(&ctx, false, &seen);
+        if (seen.group_live == 0) break;
+      }
+      if (rc_clock_mono_ms() >= deadline) break;
+      sut_nap(deadline);
+    }
+    result->exited_on_term = result->was_running && sut->reaped;
+  }
+
+  int64_t hard_deadline = rc_clock_mono_ms() + SUT_KILL_BOUND_MS;
+  if (!sut->reaped) {
+    kill(-sut->pid, SIGKILL);
+    kill(sut->pid, SIGKILL);
+    result->killed = true;
+  }
+  int rc = 0;
+  for (;;) {
+    sut_survey(&ctx, true, &seen);
+    if (seen.group_live > 0) {
+      /* group_live > 0 means members exist, so the group id cannot be recycled. */
+      kill(-sut->pid, SIGKILL);
+      result->killed = true;
+    }
+    if (seen.pending == 0) break;
+    if (rc_clock_mono_ms() >= hard_deadline) {
+      sut_report_leftovers(&ctx, err);
+      rc = -1;
+      break;
+    }
+    sut_nap(hard_deadline);
+  }
+  if (rc == 0 && ctx.scan_failed) {
+    rc = rc_error_set(err, "sut_stop: SUT pid %d: escaped processes not checked: %s",
+                      (int)sut->pid, ctx.scan_err.msg);
+  }
+  result->status = sut->reaped ? sut->status : 0;
+  if (result->was_running) {
+    int64_t end_ms = sut->reaped ? sut->exit_ms : rc_clock_mono_ms();
+    result->seconds = (double)(end_ms - term_ms) / 1000.0;
+  }
+  if (rc == 0) sut->stopped = true;
+  free(ctx.table.items);
+  sut_set_free(&ctx.known);
+  sut_set_free(&ctx.killed);
+  return rc;
+}
+
+void sut_destroy(sut_t *sut) {
+  if (sut == NULL) return;
+  if (!sut->stopped) sut_stop(sut, 0, NULL, NULL);
+  for (sut_t **link = &sut_live_list; *link != NULL; link = &(*link)->next) {
+    if (*link == sut) {
+      *link = sut->next;
+      break;
+    }
+  }
+  sut_set_free(&sut->caller_children);
+  free(sut);
+}

@@ -1,0 +1,407 @@
+#include "testctx.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <regex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "filetail.h"
+#include "rc_clock.h"
+
+#define EVIDENCE_LEDGER_ROWS 30
+#define EVIDENCE_LOG_LINES 20
+#define EVIDENCE_OUTPUT_LINES 10
+
+static char *vformat(const char *fmt, va_list ap) {
+  char *out = NULL;
+  if (vasprintf(&out, fmt, ap) < 0) return NULL;
+  return out;
+}
+
+static char *path_join(const char *dir, const char *name) {
+  char *out = NULL;
+  if (asprintf(&out, "%s/%s", dir, name) < 0) return NULL;
+  return out;
+}
+
+rc_test_t *rc_test_create(const rc_test_def_t *def, const profile_t *profile,
+                          const char *bin_dir, const char *work_dir, int test_index,
+                          rc_error_t *err) {
+  rc_test_t *t = calloc(1, sizeof *t);
+  if (t == NULL) {
+    rc_error_set(err, "out of memory");
+    return NULL;
+  }
+  t->def = def;
+  t->profile = profile;
+  t->bin_dir = bin_dir;
+  t->work_dir = strdup(work_dir);
+  t->log_path = path_join(work_dir, "sut.log");
+  t->output_path = path_join(work_dir, "sut-output.txt");
+  /* A server name of its own per test keeps concurrent runs (and a shared Redis)
+   * apart. */
+  if (asprintf(&t->server_name, "hs%ld-%d.replcheck.test", (long)getpid(), test_index) < 0)
+    t->server_name = NULL;
+  t->base = event_base_new();
+  if (t->work_dir == NULL || t->log_path == NULL || t->output_path == NULL ||
+      t->server_name == NULL || t->base == NULL) {
+    rc_error_set(err, "cannot set up the test context (out of memory or no event loop)");
+    rc_test_destroy(t);
+    return NULL;
+  }
+  mockhs_config_defaults(&t->mock_config, profile->dialect, t->server_name);
+  t->mock_config.ping_interval_ms = profile->timing.ping_interval_ms;
+  return t;
+}
+
+void rc_test_destroy(rc_test_t *t) {
+  if (t == NULL) return;
+  sut_destroy(t->sut);
+  mockhs_destroy(t->mock);
+  if (t->base != NULL) event_base_free(t->base);
+  free(t->work_dir);
+  free(t->log_path);
+  free(t->output_path);
+  free(t->server_name);
+  free(t->message);
+  free(t->expected);
+  free(t->actual);
+  free(t->notes);
+  free(t);
+}
+
+static void decide(rc_test_t *t, verdict_t verdict, char *message, char *expected,
+                   char *actual) {
+  if (t->decided) {
+    free(message);
+    free(expected);
+    free(actual);
+    return;
+  }
+  t->decided = true;
+  t->verdict = verdict;
+  t->message = message;
+  t->expected = expected;
+  t->actual = actual;
+}
+
+bool rc_fail(rc_test_t *t, const char *expected, const char *actual_fmt, ...) {
+  va_list ap;
+  va_start(ap, actual_fmt);
+  char *actual = vformat(actual_fmt, ap);
+  va_end(ap);
+  verdict_t v = t->def->level == RC_LEVEL_SHOULD ? VERDICT_NON_STRICT : VERDICT_FAIL;
+  char *message = NULL;
+  if (asprintf(&message, "%s: %s", t->def->requirements, actual ? actual : "") < 0)
+    message = NULL;
+  decide(t, v, message, strdup(expected), actual);
+  return false;
+}
+
+bool rc_error(rc_test_t *t, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *message = vformat(fmt, ap);
+  va_end(ap);
+  decide(t, VERDICT_ERROR, message, NULL, NULL);
+  return false;
+}
+
+void rc_note(rc_test_t *t, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *line = vformat(fmt, ap);
+  va_end(ap);
+  if (line == NULL) return;
+  char *joined = NULL;
+  if (asprintf(&joined, "%s%s\n", t->notes ? t->notes : "", line) >= 0) {
+    free(t->notes);
+    t->notes = joined;
+  }
+  free(line);
+}
+
+bool rc_parse_sut_line(const rc_test_t *t, const ledger_entry_t *e, proto_command_t *cmd) {
+  if (e == NULL || e->kind != LEDGER_LINE) return false;
+  return proto_parse_line(t->profile->dialect, PROTO_SENDER_CLIENT, e->text, e->len, cmd,
+                          NULL) == PROTO_OK;
+}
+
+bool rc_entry_matches(const rc_test_t *t, const ledger_entry_t *e, const rc_match_t *m) {
+  ledger_kind_t kind = m->entry_kind != 0 ? m->entry_kind : LEDGER_LINE;
+  if (e->kind != kind) return false;
+  if (m->conn_id != 0 && e->conn_id != m->conn_id) return false;
+  if (m->side != 0 && e->side != m->side) return false;
+  if (kind != LEDGER_LINE) return true;
+  if (m->prefix != NULL && strncmp(e->text, m->prefix, strlen(m->prefix)) != 0) return false;
+  if (m->command != PROTO_CMD_NONE) {
+    proto_command_t cmd;
+    proto_sender_t sender =
+        e->side == LEDGER_SIDE_SUT ? PROTO_SENDER_CLIENT : PROTO_SENDER_SERVER;
+    if (proto_parse_line(t->profile->dialect, sender, e->text, e->len, &cmd, NULL) != PROTO_OK)
+      return false;
+    if (cmd.kind != m->command) return false;
+  }
+  return true;
+}
+
+typedef struct match_arg {
+  const rc_test_t *t;
+  const rc_match_t *m;
+} match_arg_t;
+
+static bool match_thunk(const ledger_entry_t *e, void *arg) {
+  match_arg_t *a = arg;
+  return rc_entry_matches(a->t, e, a->m);
+}
+
+const ledger_entry_t *rc_wait(rc_test_t *t, uint64_t from_seq, const rc_match_t *m,
+                              int timeout_ms) {
+  match_arg_t arg = {t, m};
+  return mockhs_wait_for(t->mock, from_seq, match_thunk, &arg, timeout_ms);
+}
+
+uint64_t rc_now_seq(rc_test_t *t) { return ledger_next_seq(mockhs_ledger(t->mock)); }
+
+void rc_observe(rc_test_t *t, int duration_ms) { mockhs_run_for(t->mock, duration_ms); }
+
+int64_t rc_entry_gap_ms(const ledger_entry_t *a, const ledger_entry_t *b) {
+  return (b->mono_ns - a->mono_ns) / 1000000;
+}
+
+/* ---- starting the SUT ------------------------------------------------------------ */
+
+typedef struct vars {
+  char port[16];
+  char profile_dir[4096];
+  profile_var_t list[12];
+  size_t count;
+} vars_t;
+
+static void vars_fill(const rc_test_t *t, vars_t *v) {
+  snprintf(v->port, sizeof v->port, "%d", mockhs_port(t->mock));
+  snprintf(v->profile_dir, sizeof v->profile_dir, "%s", t->profile->dir);
+  const profile_var_t list[] = {
+      {"repl_host", "127.0.0.1"},
+      {"repl_port", v->port},
+      {"log_path", t->log_path},
+      {"work_dir", t->work_dir},
+      {"server_name", t->server_name},
+      {"bin_dir", t->bin_dir},
+      {"profile_dir", v->profile_dir},
+      {"instance_name", t->profile->instance_name},
+  };
+  v->count = sizeof list / sizeof list[0];
+  memcpy(v->list, list, sizeof list);
+}
+
+static void free_strv(char **v) {
+  if (v == NULL) return;
+  for (char **p = v; *p != NULL; p++) free(*p);
+  free(v);
+}
+
+/* Writes the profile's config template, placeholders filled. */
+static bool write_config(rc_test_t *t, const vars_t *v) {
+  if (t->profile->config_template == NULL) return true;
+  rc_error_t err;
+  char *text = filetail_read_all(t->profile->config_template, 1 << 20, &err);
+  if (text == NULL) return rc_error(t, "profile config_template: %s", err.msg);
+  char *expanded = profile_expand(text, v->list, v->count, &err);
+  free(text);
+  if (expanded == NULL)
+    return rc_error(t, "profile %s: config_template: %s", t->profile->path, err.msg);
+  char *out_path = profile_expand(t->profile->config_output, v->list, v->count, &err);
+  if (out_path == NULL) {
+    free(expanded);
+    return rc_error(t, "profile %s: config_template.output: %s", t->profile->path, err.msg);
+  }
+  FILE *f = fopen(out_path, "w");
+  bool ok = f != NULL && fputs(expanded, f) >= 0;
+  if (f != NULL && fclose(f) != 0) ok = false;
+  if (!ok) rc_error(t, "cannot write the SUT config %s: %s", out_path, strerror(errno));
+  free(out_path);
+  free(expanded);
+  return ok;
+}
+
+/* Records the SUT's process group for the parent runner, which kills it if this
+ * test process dies before its own teardown (crash, Check timeout). */
+static void record_pgid(const rc_test_t *t) {
+  char *path = path_join(t->work_dir, "sut.pgid");
+  if (path == NULL) return;
+  FILE *f = fopen(path, "w");
+  if (f != NULL) {
+    fprintf(f, "%ld\n", (long)sut_pid(t->sut));
+    fclose(f);
+  }
+  free(path);
+}
+
+typedef struct ready_state {
+  rc_test_t *t;
+  regex_t *pattern;
+  long log_offset;
+  bool exited;
+  int status;
+} ready_state_t;
+
+static bool ready_or_exited(void *arg) {
+  ready_state_t *s = arg;
+  if (sut_has_exited(s->t->sut, &s->status)) {
+    s->exited = true;
+    return true;
+  }
+  if (s->pattern == NULL) return mockhs_accepted_count(s->t->mock) > 0;
+  return filetail_scan_regex(s->t->log_path, &s->log_offset, s->pattern);
+}
+
+bool rc_start(rc_test_t *t) {
+  rc_error_t err;
+  t->mock = mockhs_create(t->base, &t->mock_config, &err);
+  if (t->mock == NULL) return rc_error(t, "%s", err.msg);
+
+  vars_t v;
+  vars_fill(t, &v);
+  size_t argc = t->profile->command_count;
+  char **argv = calloc(argc + 1, sizeof *argv);
+  char **envv = calloc(t->profile->env_count + 1, sizeof *envv);
+  if (argv == NULL || envv == NULL) {
+    free(argv);
+    free(envv);
+    return rc_error(t, "out of memory");
+  }
+  bool ok = true;
+  for (size_t i = 0; ok && i < argc; i++) {
+    argv[i] = profile_expand(t->profile->command[i], v.list, v.count, &err);
+    if (argv[i] == NULL) ok = rc_error(t, "profile %s: command[%zu]: %s", t->profile->path, i, err.msg);
+  }
+  for (size_t i = 0; ok && i < t->profile->env_count; i++) {
+    char *value = profile_expand(t->profile->env_values[i], v.list, v.count, &err);
+    if (value == NULL) {
+      ok = rc_error(t, "profile %s: env.%s: %s", t->profile->path, t->profile->env_names[i],
+                    err.msg);
+    } else if (asprintf(&envv[i], "%s=%s", t->profile->env_names[i], value) < 0) {
+      envv[i] = NULL;
+      ok = rc_error(t, "out of memory");
+    }
+    free(value);
+  }
+  if (ok) ok = write_config(t, &v);
+  if (ok) {
+    sut_spec_t spec = {.argv = argv,
+                       .env_extra = envv,
+                       .work_dir = t->work_dir,
+                       .output_path = t->output_path};
+    t->sut = sut_start(&spec, &err);
+    if (t->sut == NULL) {
+      t->sut_start_failed = true;
+      ok = rc_error(t, "the SUT could not be started: %s", err.msg);
+    }
+  }
+  free_strv(argv);
+  free_strv(envv);
+  if (!ok) return false;
+  record_pgid(t);
+  t->started_ms = rc_clock_mono_ms();
+
+  ready_state_t state = {.t = t};
+  regex_t pattern;
+  if (t->profile->readiness_kind == PROFILE_READY_LOG) {
+    if (regcomp(&pattern, t->profile->readiness_pattern, REG_EXTENDED | REG_NOSUB) != 0)
+      return rc_error(t, "profile %s: readiness.pattern does not compile", t->profile->path);
+    state.pattern = &pattern;
+  }
+  int timeout = t->profile->timing.startup_timeout_ms;
+  bool ready = mockhs_run_until(t->mock, ready_or_exited, &state, timeout, 20);
+  if (state.pattern != NULL) regfree(&pattern);
+  if (state.exited) {
+    char how[128];
+    sut_describe_status(state.status, how, sizeof how);
+    t->sut_start_failed = true;
+    return rc_error(t, "the SUT %s during start-up, before it was ready", how);
+  }
+  if (!ready) {
+    t->sut_start_failed = true;
+    if (state.pattern != NULL)
+      return rc_error(t, "the SUT was not ready within %d ms: no log line in %s matched /%s/",
+                      timeout, t->log_path, t->profile->readiness_pattern);
+    return rc_error(t, "the SUT was not ready within %d ms: it never connected to the mock "
+                    "homeserver on 127.0.0.1:%d", timeout, mockhs_port(t->mock));
+  }
+  return true;
+}
+
+typedef struct exit_state {
+  sut_t *sut;
+  int status;
+} exit_state_t;
+
+static bool sut_exited(void *arg) {
+  exit_state_t *s = arg;
+  return sut_has_exited(s->sut, &s->status);
+}
+
+bool rc_terminate_sut(rc_test_t *t, double *seconds, int *status) {
+  if (t->sut == NULL) return false;
+  int64_t start = rc_clock_mono_ms();
+  kill(sut_pid(t->sut), SIGTERM);
+  exit_state_t s = {.sut = t->sut};
+  bool exited = mockhs_run_until(t->mock, sut_exited, &s, t->profile->timing.shutdown_grace_ms, 10);
+  if (seconds != NULL) *seconds = (double)(rc_clock_mono_ms() - start) / 1000.0;
+  if (status != NULL) *status = s.status;
+  /* Let the mock record the close that came with the exit. */
+  if (exited) mockhs_run_for(t->mock, 20);
+  return exited;
+}
+
+/* ---- teardown and evidence -------------------------------------------------------- */
+
+static char *build_evidence(rc_test_t *t) {
+  char *ledger = t->mock != NULL ? ledger_format_tail(mockhs_ledger(t->mock), EVIDENCE_LEDGER_ROWS)
+                                 : NULL;
+  char *log = filetail_last_lines(t->log_path, EVIDENCE_LOG_LINES);
+  char *out = NULL;
+  if (asprintf(&out, "%s%sLast ledger lines ('>' mock to SUT, '<' SUT to mock):\n%s\n"
+               "Last SUT log lines (%s):\n%s",
+               t->notes ? t->notes : "", t->notes ? "\n" : "",
+               ledger && ledger[0] ? ledger : "(no replication traffic)\n", t->log_path,
+               log && log[0] ? log : "(empty)\n") < 0)
+    out = NULL;
+  free(ledger);
+  free(log);
+  return out;
+}
+
+void rc_test_execute(rc_test_t *t, report_case_t *out) {
+  int64_t start = rc_clock_mono_ms();
+  t->def->run(t);
+  if (t->sut != NULL) {
+    sut_stop_result_t stopped;
+    rc_error_t err;
+    if (sut_stop(t->sut, t->profile->timing.shutdown_grace_ms, &stopped, &err) != 0)
+      rc_error(t, "could not stop the SUT: %s", err.msg);
+    else if (stopped.stragglers > 0)
+      rc_note(t, "teardown killed %d SUT process(es) that had left its process group",
+              stopped.stragglers);
+  }
+  if (t->mock != NULL) mockhs_run_for(t->mock, 0);
+  out->seconds = (double)(rc_clock_mono_ms() - start) / 1000.0;
+  out->verdict = t->decided ? t->verdict : VERDICT_PASS;
+  report_set(&out->message, t->message);
+  report_set(&out->expected, t->expected);
+  report_set(&out->actual, t->actual);
+  if (out->verdict != VERDICT_PASS) {
+    char *evidence = build_evidence(t);
+    report_set(&out->evidence, evidence);
+    free(evidence);
+    char *output = filetail_last_lines(t->output_path, EVIDENCE_OUTPUT_LINES);
+    report_set(&out->output, output);
+    free(output);
+  }
+}

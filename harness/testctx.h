@@ -1,0 +1,108 @@
+/* testctx: what one conformance test sees and uses.
+ *
+ * The runner creates an rc_test_t per test (in the forked Check child), with its own
+ * temp directory, event loop, mock homeserver configuration and per-test server name;
+ * the test body calls rc_start() to start the mock and the SUT, drives the mock, waits
+ * on the ledger with deadlines, and records at most one outcome with rc_fail() or
+ * rc_error(). A body that returns without recording anything passed. After the body
+ * the runner stops the SUT, gathers evidence (ledger tail, SUT log tail) and writes the
+ * outcome file the parent turns into a verdict.
+ *
+ * Test bodies return as soon as an rc_* call reports failure (false/NULL): teardown
+ * is the runner's job, so a body never needs to clean up.
+ * One thread: everything runs on the test process's event loop. */
+#ifndef TESTCTX_H
+#define TESTCTX_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ledger.h"
+#include "mockhs.h"
+#include "profile.h"
+#include "registry.h"
+#include "report.h"
+#include "sut.h"
+
+struct rc_test {
+  const rc_test_def_t *def;
+  const profile_t *profile;
+  const char *bin_dir;
+  char *work_dir;     /* per-test directory (kept on failure) */
+  char *log_path;     /* {log_path}: where the SUT writes its log */
+  char *output_path;  /* the SUT's stdout+stderr */
+  char *server_name;  /* per-test server name, also in the SUT's config */
+  struct event_base *base;
+  mockhs_config_t mock_config; /* adjustable by the body before rc_start() */
+  mockhs_t *mock;
+  sut_t *sut;
+  int64_t started_ms;
+
+  /* outcome */
+  bool decided;
+  verdict_t verdict;
+  bool sut_start_failed;
+  char *message;
+  char *expected;
+  char *actual;
+  char *notes; /* extra evidence lines added by the body */
+};
+
+/* Starts the mock (with t->mock_config) and the SUT, then waits for readiness as the
+ * profile says. On failure records ERROR (SUT could not start / never ready) and
+ * returns false. */
+bool rc_start(rc_test_t *t);
+
+/* Records a failed requirement: FAIL for MUST rows, NON-STRICT for SHOULD rows. The
+ * first recorded outcome wins. Always returns false (for `return rc_fail(...)`). */
+bool rc_fail(rc_test_t *t, const char *expected, const char *actual_fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Records a harness or set-up problem (ERROR). Returns false. */
+bool rc_error(rc_test_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Adds a line to the evidence shown with a failure. */
+void rc_note(rc_test_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* What a wait looks for in the ledger. Zero fields match anything. */
+typedef struct rc_match {
+  int conn_id;               /* 0 = any connection */
+  ledger_kind_t entry_kind;  /* 0 = LEDGER_LINE */
+  ledger_side_t side;        /* 0 = any side */
+  proto_command_kind_t command; /* lines: parsed command kind (PROTO_CMD_NONE = any line) */
+  const char *prefix;        /* lines: text starts with this */
+} rc_match_t;
+
+bool rc_entry_matches(const rc_test_t *t, const ledger_entry_t *e, const rc_match_t *m);
+
+/* Waits (running the loop) for the first entry at or after from_seq matching m.
+ * Returns it, or NULL after timeout_ms (nothing recorded: the body decides). */
+const ledger_entry_t *rc_wait(rc_test_t *t, uint64_t from_seq, const rc_match_t *m,
+                              int timeout_ms);
+/* The next ledger sequence number (use as from_seq for "from now on"). */
+uint64_t rc_now_seq(rc_test_t *t);
+/* Runs the loop for an observation window. */
+void rc_observe(rc_test_t *t, int duration_ms);
+
+/* Parses a ledger line written by the SUT in the profile's dialect. */
+bool rc_parse_sut_line(const rc_test_t *t, const ledger_entry_t *e, proto_command_t *cmd);
+
+/* Milliseconds between two ledger entries (b - a). */
+int64_t rc_entry_gap_ms(const ledger_entry_t *a, const ledger_entry_t *b);
+
+/* Sends SIGTERM to the SUT and waits up to the profile's grace for it to exit,
+ * running the mock's loop meanwhile so its last lines and close are recorded.
+ * Returns true if it exited by itself; *seconds gets the time it took. */
+bool rc_terminate_sut(rc_test_t *t, double *seconds, int *status);
+
+/* Runner side ---------------------------------------------------------------------- */
+
+/* Creates the context for one test in work_dir (which must exist). */
+rc_test_t *rc_test_create(const rc_test_def_t *def, const profile_t *profile,
+                          const char *bin_dir, const char *work_dir, int test_index,
+                          rc_error_t *err);
+/* Runs the body, stops the SUT, collects evidence into `out` (id etc. already set by
+ * the caller). */
+void rc_test_execute(rc_test_t *t, report_case_t *out);
+void rc_test_destroy(rc_test_t *t);
+
+#endif

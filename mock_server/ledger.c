@@ -1,0 +1,191 @@
+#include "ledger.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rc_clock.h"
+
+#define LEDGER_DEFAULT_CAPACITY 1000000u
+
+/* A ring of entries: slot = seq % capacity. Memory grows with use up to capacity. */
+struct ledger {
+  ledger_entry_t *slots;
+  size_t capacity;
+  size_t allocated; /* slots allocated so far (grows geometrically up to capacity) */
+  uint64_t first_seq;
+  uint64_t next_seq;
+  int64_t origin_ns;
+};
+
+ledger_t *ledger_create(size_t capacity) {
+  ledger_t *ledger = calloc(1, sizeof *ledger);
+  if (ledger == NULL) return NULL;
+  ledger->capacity = capacity == 0 ? LEDGER_DEFAULT_CAPACITY : capacity;
+  ledger->first_seq = 1;
+  ledger->next_seq = 1;
+  ledger->origin_ns = rc_clock_mono_ns();
+  return ledger;
+}
+
+void ledger_destroy(ledger_t *ledger) {
+  if (ledger == NULL) return;
+  for (uint64_t seq = ledger->first_seq; seq < ledger->next_seq; seq++) {
+    free(ledger->slots[(seq - 1) % ledger->capacity].text);
+  }
+  free(ledger->slots);
+  free(ledger);
+}
+
+static int ledger_reserve(ledger_t *ledger, uint64_t count) {
+  if (count <= ledger->allocated || ledger->allocated == ledger->capacity) return 0;
+  size_t want = ledger->allocated == 0 ? 256 : ledger->allocated * 2;
+  if (want > ledger->capacity) want = ledger->capacity;
+  ledger_entry_t *grown = realloc(ledger->slots, want * sizeof *grown);
+  if (grown == NULL) return -1;
+  ledger->slots = grown;
+  ledger->allocated = want;
+  return 0;
+}
+
+const ledger_entry_t *ledger_append(ledger_t *ledger, int conn_id, ledger_kind_t kind,
+                                    ledger_side_t side, ledger_close_how_t how,
+                                    const char *text, size_t len) {
+  uint64_t held = ledger->next_seq - ledger->first_seq;
+  if (held == ledger->capacity) {
+    free(ledger->slots[(ledger->first_seq - 1) % ledger->capacity].text);
+    ledger->first_seq++;
+  } else if (ledger_reserve(ledger, held + 1) != 0) {
+    return NULL;
+  }
+  char *copy = malloc(len + 1);
+  if (copy == NULL) return NULL;
+  if (len > 0) memcpy(copy, text, len);
+  copy[len] = '\0';
+  uint64_t seq = ledger->next_seq++;
+  ledger_entry_t *entry = &ledger->slots[(seq - 1) % ledger->capacity];
+  *entry = (ledger_entry_t){
+      .seq = seq,
+      .conn_id = conn_id,
+      .kind = kind,
+      .side = side,
+      .how = how,
+      .mono_ns = rc_clock_mono_ns(),
+      .text = copy,
+      .len = len,
+  };
+  return entry;
+}
+
+uint64_t ledger_next_seq(const ledger_t *ledger) { return ledger->next_seq; }
+uint64_t ledger_first_seq(const ledger_t *ledger) { return ledger->first_seq; }
+int64_t ledger_origin_ns(const ledger_t *ledger) { return ledger->origin_ns; }
+
+const ledger_entry_t *ledger_get(const ledger_t *ledger, uint64_t seq) {
+  if (seq < ledger->first_seq || seq >= ledger->next_seq) return NULL;
+  return &ledger->slots[(seq - 1) % ledger->capacity];
+}
+
+const char *ledger_side_name(ledger_side_t side) {
+  return side == LEDGER_SIDE_MOCK ? "mock" : "sut";
+}
+
+const char *ledger_close_how_name(ledger_close_how_t how) {
+  switch (how) {
+    case LEDGER_CLOSE_FIN: return "FIN";
+    case LEDGER_CLOSE_RST: return "RST";
+    case LEDGER_CLOSE_TIMEOUT: return "timeout";
+    case LEDGER_CLOSE_ERROR: return "error";
+    case LEDGER_CLOSE_NONE: break;
+  }
+  return "none";
+}
+
+/* Copies text with non-printable bytes as \xNN; returns bytes wanted. */
+static size_t escape_into(const char *text, size_t len, char *buf, size_t cap, size_t at) {
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)text[i];
+    char piece[5];
+    size_t n;
+    if (c >= 0x20 && c != 0x7f) {
+      piece[0] = (char)c;
+      n = 1;
+    } else {
+      n = (size_t)snprintf(piece, sizeof piece, "\\x%02x", c);
+    }
+    for (size_t k = 0; k < n; k++, at++) {
+      if (at + 1 < cap) buf[at] = piece[k];
+    }
+  }
+  if (cap > 0) buf[at < cap ? at : cap - 1] = '\0';
+  return at;
+}
+
+/* Appends a C string at *at, keeping buf NUL-terminated within cap. */
+static void append_text(char *buf, size_t cap, size_t *at, const char *text) {
+  for (; *text; text++, (*at)++)
+    if (*at + 1 < cap) buf[*at] = *text;
+  if (cap > 0) buf[*at < cap ? *at : cap - 1] = '\0';
+}
+
+size_t ledger_format_entry(const ledger_t *ledger, const ledger_entry_t *entry, char *buf,
+                           size_t cap) {
+  /* Integer arithmetic so no locale can put a comma in the timestamp. */
+  long long ms = (entry->mono_ns - ledger->origin_ns + 500000) / 1000000;
+  char head[160];
+  int n = snprintf(head, sizeof head, "+%4lld.%03lld c%d ", ms / 1000, ms % 1000, entry->conn_id);
+  switch (entry->kind) {
+    case LEDGER_OPEN:
+      snprintf(head + n, sizeof head - (size_t)n, "--- connected from ");
+      break;
+    case LEDGER_LINE:
+      snprintf(head + n, sizeof head - (size_t)n, "%s", entry->side == LEDGER_SIDE_MOCK ? "> " : "< ");
+      break;
+    case LEDGER_CLOSE:
+      snprintf(head + n, sizeof head - (size_t)n, "--- closed by %s (%s)%s",
+               ledger_side_name(entry->side), ledger_close_how_name(entry->how),
+               entry->len ? ": " : "");
+      break;
+    case LEDGER_NOTE:
+      snprintf(head + n, sizeof head - (size_t)n, "--- ");
+      break;
+  }
+  size_t at = 0;
+  if (cap > 0) buf[0] = '\0';
+  append_text(buf, cap, &at, head);
+  at = escape_into(entry->text, entry->len, buf, cap, at);
+  if (entry->kind == LEDGER_LINE && entry->partial) append_text(buf, cap, &at, "   [no LF]");
+  return at;
+}
+
+char *ledger_format_tail(const ledger_t *ledger, size_t max_rows) {
+  uint64_t from = ledger->first_seq;
+  if (max_rows > 0 && ledger->next_seq - from > max_rows) from = ledger->next_seq - max_rows;
+  size_t cap = 256, used = 0;
+  char *out = malloc(cap);
+  if (out == NULL) return NULL;
+  out[0] = '\0';
+  if (from > 1 && from == ledger->first_seq) {
+    used = (size_t)snprintf(out, cap, "(%llu earlier entries dropped)\n",
+                            (unsigned long long)(from - 1));
+  }
+  char row[600];
+  for (uint64_t seq = from; seq < ledger->next_seq; seq++) {
+    size_t n = ledger_format_entry(ledger, ledger_get(ledger, seq), row, sizeof row);
+    if (n >= sizeof row) n = sizeof row - 1; /* very long lines are cut in evidence */
+    if (used + n + 2 > cap) {
+      while (used + n + 2 > cap) cap *= 2;
+      char *grown = realloc(out, cap);
+      if (grown == NULL) {
+        free(out);
+        return NULL;
+      }
+      out = grown;
+    }
+    memcpy(out + used, row, n);
+    used += n;
+    out[used++] = '\n';
+    out[used] = '\0';
+  }
+  return out;
+}

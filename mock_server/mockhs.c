@@ -1,0 +1,563 @@
+#include "mockhs.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "rc_clock.h"
+
+/* One accepted replication connection. */
+typedef struct mock_conn {
+  struct mockhs *mock;   /* back pointer: bufferevent callbacks get the connection */
+  int id;
+  struct bufferevent *bev;
+  bool open;
+  bool closing;          /* we asked for a FIN close; freed once output drained */
+  int64_t last_sent_ms;  /* for the keepalive rule "PING when idle for an interval" */
+  struct mock_conn *next;
+} mock_conn_t;
+
+struct mockhs {
+  struct event_base *base;
+  mockhs_config_t cfg;
+  char *server_name;
+  char *instance_name;
+  char *stream_names[MOCKHS_MAX_STREAMS];
+  struct evconnlistener *listener;
+  struct sockaddr_in addr;
+  int port;
+  ledger_t *ledger;
+  mock_conn_t *conns; /* newest first; closed ones are removed */
+  int next_conn_id;
+  int accepted;
+  bool pinging;
+  struct event *ping_timer;
+  struct event *wake_timer; /* bounds each loop iteration of the wait functions */
+};
+
+/* Streams a Synapse v1.66 main announced after REPLICATE
+ * (shared/reference/synapse-1.66/real-pair.txt, first connection). */
+static const mockhs_stream_t MODERN_STREAMS[] = {
+    {"events", 1},       {"backfill", 1},         {"presence", 3},
+    {"presence_federation", 0}, {"typing", 0},    {"receipts", 1},
+    {"push_rules", 1},   {"pushers", 1},          {"caches", 3},
+    {"device_lists", 3}, {"to_device", 1},        {"tag_account_data", 1},
+    {"account_data", 1}, {"user_signature", 3},
+};
+
+/* Streams a Synapse v1.12 main offered (shared/reference/synapse-1.12/real-pair.txt). */
+static const mockhs_stream_t STREAMS_2018[] = {
+    {"caches", 4},     {"presence", 1},   {"public_rooms", 1},     {"events", 1},
+    {"backfill", 1},   {"pushers", 1},    {"tag_account_data", 1}, {"groups", 1},
+    {"push_rules", 1}, {"receipts", 1},   {"device_lists", 2},     {"user_signature", 2},
+    {"to_device", 1},  {"account_data", 1}, {"typing", 0},
+};
+
+void mockhs_config_defaults(mockhs_config_t *cfg, proto_dialect_t dialect,
+                            const char *server_name) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->dialect = dialect;
+  cfg->server_name = server_name;
+  cfg->instance_name = "master";
+  cfg->ping_interval_ms = 5000;
+  cfg->send_opening = true;
+  cfg->answer_replicate = true;
+  cfg->reject_invalid = true;
+  const mockhs_stream_t *set = dialect == PROTO_DIALECT_2018 ? STREAMS_2018 : MODERN_STREAMS;
+  size_t n = dialect == PROTO_DIALECT_2018 ? sizeof STREAMS_2018 / sizeof STREAMS_2018[0]
+                                           : sizeof MODERN_STREAMS / sizeof MODERN_STREAMS[0];
+  for (size_t i = 0; i < n; i++) cfg->streams[i] = set[i];
+  cfg->stream_count = n;
+}
+
+static mock_conn_t *conn_find(const mockhs_t *mock, int conn_id) {
+  for (mock_conn_t *c = mock->conns; c != NULL; c = c->next)
+    if (c->id == conn_id) return c;
+  return NULL;
+}
+
+static void conn_unlink_free(mockhs_t *mock, mock_conn_t *conn) {
+  for (mock_conn_t **p = &mock->conns; *p != NULL; p = &(*p)->next) {
+    if (*p == conn) {
+      *p = conn->next;
+      break;
+    }
+  }
+  if (conn->bev != NULL) bufferevent_free(conn->bev);
+  free(conn);
+}
+
+static void record(mockhs_t *mock, int conn_id, ledger_kind_t kind, ledger_side_t side,
+                   ledger_close_how_t how, const char *text, size_t len) {
+  ledger_append(mock->ledger, conn_id, kind, side, how, text, len);
+}
+
+/* Marks the connection closed in the ledger and releases it. */
+static void conn_finish(mockhs_t *mock, mock_conn_t *conn, ledger_side_t side,
+                        ledger_close_how_t how, const char *why) {
+  if (conn->open) {
+    conn->open = false;
+    record(mock, conn->id, LEDGER_CLOSE, side, how, why, why ? strlen(why) : 0);
+  }
+  conn_unlink_free(mock, conn);
+}
+
+static int conn_write(mockhs_t *mock, mock_conn_t *conn, const char *bytes, size_t len) {
+  if (conn == NULL || !conn->open || conn->closing) return -1;
+  if (bufferevent_write(conn->bev, bytes, len) != 0) return -1;
+  conn->last_sent_ms = rc_clock_mono_ms();
+  (void)mock;
+  return 0;
+}
+
+static int conn_send_line(mockhs_t *mock, mock_conn_t *conn, const char *line, size_t len) {
+  if (conn == NULL || !conn->open || conn->closing) return -1;
+  record(mock, conn->id, LEDGER_LINE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE, line, len);
+  if (conn_write(mock, conn, line, len) != 0) return -1;
+  return conn_write(mock, conn, "\n", 1);
+}
+
+static void conn_send_command(mockhs_t *mock, mock_conn_t *conn, const proto_command_t *cmd) {
+  char line[PROTO_MAX_LINE + 1];
+  proto_error_t perr;
+  int n = proto_format_command(mock->cfg.dialect, cmd, line, sizeof line, &perr);
+  if (n < 0) {
+    record(mock, conn->id, LEDGER_NOTE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE, perr.message,
+           strlen(perr.message));
+    return;
+  }
+  conn_send_line(mock, conn, line, (size_t)n);
+}
+
+static void conn_send_ping(mockhs_t *mock, mock_conn_t *conn) {
+  char data[32];
+  snprintf(data, sizeof data, "%lld", (long long)rc_clock_wall_ms());
+  proto_command_t ping = {.kind = PROTO_CMD_PING, .text = proto_slice_cstr(data)};
+  conn_send_command(mock, conn, &ping);
+}
+
+/* A FIN close from our side: stop reading, flush, then free (see conn_event_cb). */
+static void conn_close_gracefully(mockhs_t *mock, mock_conn_t *conn, const char *why) {
+  if (conn->closing) return;
+  conn->closing = true;
+  record(mock, conn->id, LEDGER_CLOSE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_FIN, why,
+         why ? strlen(why) : 0);
+  conn->open = false;
+  bufferevent_disable(conn->bev, EV_READ);
+  if (evbuffer_get_length(bufferevent_get_output(conn->bev)) == 0) {
+    conn_unlink_free(mock, conn);
+  }
+  /* otherwise conn_write_cb frees it once the output buffer drains */
+}
+
+static void conn_send_error_and_close(mockhs_t *mock, mock_conn_t *conn, const char *text) {
+  proto_command_t error = {.kind = PROTO_CMD_ERROR, .text = proto_slice_cstr(text)};
+  conn_send_command(mock, conn, &error);
+  conn_close_gracefully(mock, conn, NULL);
+}
+
+static const char *stream_known(const mockhs_t *mock, proto_slice_t name, int64_t *position) {
+  for (size_t i = 0; i < mock->cfg.stream_count; i++) {
+    if (proto_slice_eq(name, mock->stream_names[i])) {
+      *position = mock->cfg.streams[i].position;
+      return mock->stream_names[i];
+    }
+  }
+  return NULL;
+}
+
+static void send_position(mockhs_t *mock, mock_conn_t *conn, const char *stream, int64_t pos) {
+  proto_command_t cmd = {.kind = PROTO_CMD_POSITION,
+                         .stream = proto_slice_cstr(stream),
+                         .instance = proto_slice_cstr(mock->instance_name),
+                         .token = pos,
+                         .prev_token = pos,
+                         .new_token = pos};
+  conn_send_command(mock, conn, &cmd);
+}
+
+/* A real main answers REPLICATE with its positions: modern, every stream it writes;
+ * 2018, the requested stream (or ALL), or an ERROR for a stream it does not offer. */
+static void answer_replicate(mockhs_t *mock, mock_conn_t *conn, const proto_command_t *cmd) {
+  if (mock->cfg.dialect == PROTO_DIALECT_MODERN || proto_slice_eq(cmd->stream, "ALL")) {
+    for (size_t i = 0; i < mock->cfg.stream_count && conn->open; i++)
+      send_position(mock, conn, mock->stream_names[i], mock->cfg.streams[i].position);
+    return;
+  }
+  int64_t position = 0;
+  const char *name = stream_known(mock, cmd->stream, &position);
+  if (name == NULL) {
+    char stream[256], text[400];
+    proto_slice_copy(cmd->stream, stream, sizeof stream);
+    snprintf(text, sizeof text, "failed to handle replicate: Exception('unknown stream %%s', '%s')",
+             stream);
+    conn_send_error_and_close(mock, conn, text);
+    return;
+  }
+  send_position(mock, conn, name, position);
+}
+
+static void handle_line(mockhs_t *mock, mock_conn_t *conn, const char *line, size_t len) {
+  record(mock, conn->id, LEDGER_LINE, LEDGER_SIDE_SUT, LEDGER_CLOSE_NONE, line, len);
+  if (proto_line_is_blank(line, len)) return;
+  proto_command_t cmd;
+  proto_error_t perr;
+  if (proto_parse_line(mock->cfg.dialect, PROTO_SENDER_CLIENT, line, len, &cmd, &perr) !=
+      PROTO_OK) {
+    record(mock, conn->id, LEDGER_NOTE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE, perr.message,
+           strlen(perr.message));
+    if (mock->cfg.reject_invalid) {
+      char text[PROTO_MAX_LINE];
+      proto_rejection_text(mock->cfg.dialect, line, len, &perr, text, sizeof text);
+      conn_send_error_and_close(mock, conn, text);
+    }
+    return;
+  }
+  if (cmd.kind == PROTO_CMD_REPLICATE && mock->cfg.answer_replicate) {
+    answer_replicate(mock, conn, &cmd);
+  }
+}
+
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+
+static void on_read(struct bufferevent *bev, void *arg) {
+  mock_conn_t *conn = arg;
+  mockhs_t *mock = conn->mock;
+  struct evbuffer *in = bufferevent_get_input(bev);
+  while (conn->open && !conn->closing) {
+    size_t avail = evbuffer_get_length(in);
+    if (avail == 0) break;
+    /* Linearise only up to the first LF (or one maximal line plus its LF), so many
+     * small lines do not each copy a whole 16 KiB window. */
+    struct evbuffer_ptr lf = evbuffer_search(in, "\n", 1, NULL);
+    size_t want = lf.pos >= 0 ? (size_t)lf.pos + 1 : avail;
+    if (want > PROTO_MAX_LINE + 1) want = PROTO_MAX_LINE + 1;
+    const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
+    size_t line_len = 0, consumed = 0;
+    proto_frame_status_t st = proto_frame_next(data, want, &line_len, &consumed);
+    if (st == PROTO_FRAME_NEED_MORE) break;
+    if (st == PROTO_FRAME_TOO_LONG) {
+      record(mock, conn->id, LEDGER_LINE, LEDGER_SIDE_SUT, LEDGER_CLOSE_NONE, data, 200);
+      record(mock, conn->id, LEDGER_NOTE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE,
+             "line over 16384 bytes (first 200 shown)", 39);
+      evbuffer_drain(in, avail);
+      if (mock->cfg.reject_invalid) conn_send_error_and_close(mock, conn, "Line length exceeded");
+      break;
+    }
+    handle_line(mock, conn, data, line_len);
+    evbuffer_drain(in, consumed);
+  }
+}
+
+static void on_write(struct bufferevent *bev, void *arg) {
+  mock_conn_t *conn = arg;
+  (void)bev;
+  /* Output flushed: now the orderly close (FIN). */
+  if (conn->closing) conn_unlink_free(conn->mock, conn);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg) {
+  mock_conn_t *conn = arg;
+  mockhs_t *mock = conn->mock;
+  (void)bev;
+  if (what & BEV_EVENT_EOF) {
+    /* Lines still buffered are read before the close is recorded. */
+    on_read(conn->bev, conn);
+    if (conn->closing) {
+      conn_unlink_free(mock, conn);
+      return;
+    }
+    conn_finish(mock, conn, LEDGER_SIDE_SUT, LEDGER_CLOSE_FIN, NULL);
+  } else if (what & BEV_EVENT_ERROR) {
+    int err = EVUTIL_SOCKET_ERROR();
+    ledger_close_how_t how = err == ECONNRESET ? LEDGER_CLOSE_RST : LEDGER_CLOSE_ERROR;
+    const char *why = how == LEDGER_CLOSE_RST ? NULL : strerror(err);
+    if (conn->closing) {
+      conn_unlink_free(mock, conn);
+    } else {
+      conn_finish(mock, conn, LEDGER_SIDE_SUT, how, why);
+    }
+  }
+}
+
+static void on_accept(struct evconnlistener *listener, evutil_socket_t fd,
+                      struct sockaddr *addr, int socklen, void *arg) {
+  mockhs_t *mock = arg;
+  (void)listener;
+  (void)socklen;
+  mock_conn_t *conn = calloc(1, sizeof *conn);
+  struct bufferevent *bev =
+      bufferevent_socket_new(mock->base, fd, BEV_OPT_CLOSE_ON_FREE);
+  if (conn == NULL || bev == NULL) {
+    free(conn);
+    if (bev != NULL) bufferevent_free(bev);
+    else evutil_closesocket(fd);
+    return;
+  }
+  conn->mock = mock;
+  conn->id = ++mock->next_conn_id;
+  conn->bev = bev;
+  conn->open = true;
+  conn->last_sent_ms = rc_clock_mono_ms();
+  conn->next = mock->conns;
+  mock->conns = conn;
+  mock->accepted++;
+
+  char peer[64] = "?";
+  if (addr->sa_family == AF_INET) {
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)addr;
+    char host[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+    snprintf(peer, sizeof peer, "%s:%u", host, (unsigned)ntohs(sin->sin_port));
+  }
+  record(mock, conn->id, LEDGER_OPEN, LEDGER_SIDE_SUT, LEDGER_CLOSE_NONE, peer, strlen(peer));
+
+  bufferevent_setcb(bev, on_read, on_write, on_event, conn);
+  bufferevent_enable(bev, EV_READ | EV_WRITE);
+  if (mock->cfg.send_opening) {
+    proto_command_t server = {.kind = PROTO_CMD_SERVER,
+                              .text = proto_slice_cstr(mock->server_name)};
+    conn_send_command(mock, conn, &server);
+    conn_send_ping(mock, conn);
+  }
+}
+
+/* Keepalive like a real main: on each tick, PING every connection that has had
+ * nothing sent for a full interval. */
+static void on_ping_tick(evutil_socket_t fd, short what, void *arg) {
+  mockhs_t *mock = arg;
+  (void)fd;
+  (void)what;
+  if (!mock->pinging) return;
+  int64_t now = rc_clock_mono_ms();
+  for (mock_conn_t *c = mock->conns; c != NULL; c = c->next) {
+    if (c->open && !c->closing && now - c->last_sent_ms >= mock->cfg.ping_interval_ms)
+      conn_send_ping(mock, c);
+  }
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  (void)arg;
+}
+
+static char *dup_or_null(const char *s) { return s != NULL ? strdup(s) : NULL; }
+
+static int listener_open(mockhs_t *mock, rc_error_t *err) {
+  mock->listener = evconnlistener_new_bind(
+      mock->base, on_accept, mock, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
+      (struct sockaddr *)&mock->addr, sizeof mock->addr);
+  if (mock->listener == NULL) {
+    return rc_error_set(err, "mock homeserver: cannot listen on 127.0.0.1:%d: %s",
+                        ntohs(mock->addr.sin_port), strerror(errno));
+  }
+  struct sockaddr_in bound;
+  socklen_t blen = sizeof bound;
+  getsockname(evconnlistener_get_fd(mock->listener), (struct sockaddr *)&bound, &blen);
+  mock->port = ntohs(bound.sin_port);
+  /* Re-opening after mockhs_set_listening(false) must reuse the same port. */
+  mock->addr.sin_port = bound.sin_port;
+  return 0;
+}
+
+mockhs_t *mockhs_create(struct event_base *base, const mockhs_config_t *cfg, rc_error_t *err) {
+  if (cfg->server_name == NULL || cfg->server_name[0] == '\0') {
+    rc_error_set(err, "mock homeserver: server_name must be set");
+    return NULL;
+  }
+  if (cfg->stream_count > MOCKHS_MAX_STREAMS) {
+    rc_error_set(err, "mock homeserver: at most %d streams", MOCKHS_MAX_STREAMS);
+    return NULL;
+  }
+  mockhs_t *mock = calloc(1, sizeof *mock);
+  if (mock == NULL) {
+    rc_error_set(err, "mock homeserver: out of memory");
+    return NULL;
+  }
+  mock->base = base;
+  mock->cfg = *cfg;
+  mock->server_name = dup_or_null(cfg->server_name);
+  mock->instance_name = dup_or_null(cfg->instance_name ? cfg->instance_name : "master");
+  for (size_t i = 0; i < cfg->stream_count; i++) {
+    mock->stream_names[i] = dup_or_null(cfg->streams[i].name);
+    mock->cfg.streams[i].name = mock->stream_names[i];
+  }
+  mock->cfg.server_name = mock->server_name;
+  mock->cfg.instance_name = mock->instance_name;
+  mock->ledger = ledger_create(cfg->ledger_capacity);
+  mock->pinging = cfg->ping_interval_ms > 0;
+  mock->addr.sin_family = AF_INET;
+  mock->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  mock->addr.sin_port = htons((uint16_t)cfg->port);
+  mock->wake_timer = evtimer_new(base, on_wake, mock);
+  if (mock->ledger == NULL || mock->wake_timer == NULL || listener_open(mock, err) != 0) {
+    if (mock->ledger == NULL || mock->wake_timer == NULL)
+      rc_error_set(err, "mock homeserver: out of memory");
+    mockhs_destroy(mock);
+    return NULL;
+  }
+  if (cfg->ping_interval_ms > 0) {
+    /* Tick at a fraction of the interval so an idle connection is pinged close to
+     * "interval after the last send", like a real main's looping call. */
+    int tick_ms = cfg->ping_interval_ms >= 40 ? cfg->ping_interval_ms / 4 : 10;
+    struct timeval tv = {tick_ms / 1000, (tick_ms % 1000) * 1000};
+    mock->ping_timer = event_new(base, -1, EV_PERSIST, on_ping_tick, mock);
+    if (mock->ping_timer != NULL) event_add(mock->ping_timer, &tv);
+  }
+  return mock;
+}
+
+void mockhs_destroy(mockhs_t *mock) {
+  if (mock == NULL) return;
+  while (mock->conns != NULL) {
+    conn_unlink_free(mock, mock->conns);
+  }
+  if (mock->listener != NULL) evconnlistener_free(mock->listener);
+  if (mock->ping_timer != NULL) event_free(mock->ping_timer);
+  if (mock->wake_timer != NULL) event_free(mock->wake_timer);
+  ledger_destroy(mock->ledger);
+  for (size_t i = 0; i < MOCKHS_MAX_STREAMS; i++) free(mock->stream_names[i]);
+  free(mock->server_name);
+  free(mock->instance_name);
+  free(mock);
+}
+
+int mockhs_port(const mockhs_t *mock) { return mock->port; }
+ledger_t *mockhs_ledger(mockhs_t *mock) { return mock->ledger; }
+proto_dialect_t mockhs_dialect(const mockhs_t *mock) { return mock->cfg.dialect; }
+const char *mockhs_server_name(const mockhs_t *mock) { return mock->server_name; }
+
+int mockhs_latest_conn(const mockhs_t *mock) {
+  for (const mock_conn_t *c = mock->conns; c != NULL; c = c->next)
+    if (c->open && !c->closing) return c->id;
+  return -1;
+}
+
+bool mockhs_conn_is_open(const mockhs_t *mock, int conn_id) {
+  const mock_conn_t *c = conn_find(mock, conn_id);
+  return c != NULL && c->open && !c->closing;
+}
+
+int mockhs_accepted_count(const mockhs_t *mock) { return mock->accepted; }
+
+int mockhs_set_server_name(mockhs_t *mock, const char *server_name) {
+  char *copy = strdup(server_name);
+  if (copy == NULL) return -1;
+  free(mock->server_name);
+  mock->server_name = copy;
+  mock->cfg.server_name = copy;
+  return 0;
+}
+
+void mockhs_set_pinging(mockhs_t *mock, bool enabled) { mock->pinging = enabled; }
+
+int mockhs_set_listening(mockhs_t *mock, bool listening, rc_error_t *err) {
+  if (!listening) {
+    if (mock->listener != NULL) evconnlistener_free(mock->listener);
+    mock->listener = NULL;
+    return 0;
+  }
+  if (mock->listener != NULL) return 0;
+  return listener_open(mock, err);
+}
+
+int mockhs_send_line(mockhs_t *mock, int conn_id, const char *line, size_t len) {
+  return conn_send_line(mock, conn_find(mock, conn_id), line, len);
+}
+
+int mockhs_send_raw(mockhs_t *mock, int conn_id, const char *bytes, size_t len) {
+  mock_conn_t *conn = conn_find(mock, conn_id);
+  if (conn == NULL || !conn->open || conn->closing) return -1;
+  size_t start = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (bytes[i] == '\n') {
+      record(mock, conn->id, LEDGER_LINE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE, bytes + start,
+             i - start);
+      start = i + 1;
+    }
+  }
+  if (start < len) {
+    const ledger_entry_t *e = ledger_append(mock->ledger, conn->id, LEDGER_LINE,
+                                            LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE,
+                                            bytes + start, len - start);
+    if (e != NULL) ((ledger_entry_t *)e)->partial = true;
+  }
+  return conn_write(mock, conn, bytes, len);
+}
+
+int mockhs_send_command(mockhs_t *mock, int conn_id, const proto_command_t *cmd,
+                        rc_error_t *err) {
+  char line[PROTO_MAX_LINE + 1];
+  proto_error_t perr;
+  int n = proto_format_command(mock->cfg.dialect, cmd, line, sizeof line, &perr);
+  if (n < 0) return rc_error_set(err, "mock homeserver: cannot format command: %s", perr.message);
+  if (mockhs_send_line(mock, conn_id, line, (size_t)n) != 0)
+    return rc_error_set(err, "mock homeserver: connection c%d is not open", conn_id);
+  return 0;
+}
+
+int mockhs_close_conn(mockhs_t *mock, int conn_id, bool reset) {
+  mock_conn_t *conn = conn_find(mock, conn_id);
+  if (conn == NULL || !conn->open || conn->closing) return -1;
+  if (!reset) {
+    conn_close_gracefully(mock, conn, NULL);
+    return 0;
+  }
+  /* SO_LINGER with a zero timeout turns close() into an RST. */
+  struct linger lg = {.l_onoff = 1, .l_linger = 0};
+  setsockopt(bufferevent_getfd(conn->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  conn_finish(mock, conn, LEDGER_SIDE_MOCK, LEDGER_CLOSE_RST, NULL);
+  return 0;
+}
+
+static void loop_once_until(mockhs_t *mock, int64_t deadline_ms) {
+  int64_t left = deadline_ms - rc_clock_mono_ms();
+  if (left < 0) left = 0;
+  struct timeval tv = {(time_t)(left / 1000), (suseconds_t)((left % 1000) * 1000)};
+  evtimer_add(mock->wake_timer, &tv);
+  event_base_loop(mock->base, EVLOOP_ONCE);
+  evtimer_del(mock->wake_timer);
+}
+
+const ledger_entry_t *mockhs_wait_for(mockhs_t *mock, uint64_t from_seq,
+                                      mockhs_match_fn match, void *arg, int timeout_ms) {
+  int64_t deadline = rc_clock_mono_ms() + timeout_ms;
+  uint64_t seq = from_seq < ledger_first_seq(mock->ledger) ? ledger_first_seq(mock->ledger)
+                                                           : from_seq;
+  for (;;) {
+    for (; seq < ledger_next_seq(mock->ledger); seq++) {
+      const ledger_entry_t *e = ledger_get(mock->ledger, seq);
+      if (e != NULL && match(e, arg)) return e;
+    }
+    if (rc_clock_mono_ms() >= deadline) return NULL;
+    loop_once_until(mock, deadline);
+  }
+}
+
+void mockhs_run_for(mockhs_t *mock, int duration_ms) {
+  int64_t deadline = rc_clock_mono_ms() + duration_ms;
+  while (rc_clock_mono_ms() < deadline) loop_once_until(mock, deadline);
+}
+
+bool mockhs_run_until(mockhs_t *mock, bool (*cond)(void *arg), void *arg, int timeout_ms,
+                      int poll_ms) {
+  int64_t deadline = rc_clock_mono_ms() + timeout_ms;
+  for (;;) {
+    if (cond(arg)) return true;
+    int64_t now = rc_clock_mono_ms();
+    if (now >= deadline) return cond(arg);
+    int64_t next = now + poll_ms;
+    loop_once_until(mock, next < deadline ? next : deadline);
+  }
+}

@@ -1,0 +1,113 @@
+/* mockhs: the mock homeserver (the "main process") a worker under test connects to.
+ *
+ * It listens for direct-TCP replication on 127.0.0.1 (port 0 unless told otherwise),
+ * speaks first (SERVER, PING), keeps alive with PINGs when it has sent nothing for a
+ * ping interval, answers REPLICATE like a real main of its dialect (modern: one
+ * `POSITION <stream> <instance> <p> <p>` per stream it writes; 2018: `POSITION <stream>
+ * <p>` per requested stream), rejects lines a real main would reject (ERROR + close),
+ * and records everything in a ledger (ledger.h).
+ *
+ * Tests drive it synchronously: they send lines or close connections, then wait with
+ * a deadline for a ledger entry matching a predicate; waiting runs the event loop, so
+ * the mock's timers and I/O only progress inside mockhs_wait_for() / mockhs_run_for().
+ *
+ * Ownership: mockhs_t belongs to the caller, who also owns the event_base (it must
+ * outlive the mock). Everything runs on the thread that runs that event_base. */
+#ifndef MOCKHS_H
+#define MOCKHS_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ledger.h"
+#include "proto.h"
+#include "rc_error.h"
+
+typedef struct mockhs mockhs_t;
+
+#define MOCKHS_MAX_STREAMS 64
+
+typedef struct mockhs_stream {
+  const char *name;  /* points at caller storage or a literal; copied by mockhs_create */
+  int64_t position;
+} mockhs_stream_t;
+
+typedef struct mockhs_config {
+  proto_dialect_t dialect;
+  const char *server_name;   /* sent in SERVER */
+  const char *instance_name; /* writer instance in modern RDATA/POSITION ("master") */
+  int port;                  /* 0 = any free port (read it back with mockhs_port) */
+  int ping_interval_ms;      /* keepalive: PING when nothing was sent for this long; 0 = never */
+  bool send_opening;         /* SERVER + PING as soon as a connection is accepted */
+  bool answer_replicate;     /* POSITIONs in answer to REPLICATE */
+  bool reject_invalid;       /* ERROR + close on lines a real main would reject */
+  mockhs_stream_t streams[MOCKHS_MAX_STREAMS]; /* streams the mock writes, in answer order */
+  size_t stream_count;
+  size_t ledger_capacity;    /* 0 = ledger default */
+} mockhs_config_t;
+
+/* Fills cfg with the defaults of a real main of that dialect: opening on, REPLICATE
+ * answered, invalid lines rejected, ping interval 5000 ms, instance "master", and the
+ * stream set a Synapse v1.66 main announces (events, backfill, presence, ... as in
+ * shared/reference/synapse-1.66/real-pair.txt) for modern, or the 2018 stream set. */
+void mockhs_config_defaults(mockhs_config_t *cfg, proto_dialect_t dialect,
+                            const char *server_name);
+
+/* Binds and listens. Returns NULL with err ("cannot listen on 127.0.0.1:8008: Address
+ * already in use"). */
+mockhs_t *mockhs_create(struct event_base *base, const mockhs_config_t *cfg, rc_error_t *err);
+/* Closes every connection (RST-free: plain close) and the listener. NULL is fine. */
+void mockhs_destroy(mockhs_t *mock);
+
+int mockhs_port(const mockhs_t *mock);
+ledger_t *mockhs_ledger(mockhs_t *mock);
+proto_dialect_t mockhs_dialect(const mockhs_t *mock);
+const char *mockhs_server_name(const mockhs_t *mock);
+
+/* Id of the most recently accepted connection that is still open, or -1. */
+int mockhs_latest_conn(const mockhs_t *mock);
+/* Whether that connection is open (accepted and not yet closed by either side). */
+bool mockhs_conn_is_open(const mockhs_t *mock, int conn_id);
+/* Connections accepted so far. */
+int mockhs_accepted_count(const mockhs_t *mock);
+
+/* Changes the SERVER name sent to connections accepted from now on. */
+int mockhs_set_server_name(mockhs_t *mock, const char *server_name);
+/* Turns the periodic PING on or off for all connections (off = starve the SUT). */
+void mockhs_set_pinging(mockhs_t *mock, bool enabled);
+/* Stops (false) or resumes (true) accepting: a closed listener refuses connections. */
+int mockhs_set_listening(mockhs_t *mock, bool listening, rc_error_t *err);
+
+/* Writes one line (LF appended) and records it. The line is sent as given, even if
+ * it is malformed (tests send bad lines on purpose). Returns 0, or -1 if the
+ * connection is not open. */
+int mockhs_send_line(mockhs_t *mock, int conn_id, const char *line, size_t len);
+/* Writes raw bytes (no LF added); each LF-terminated piece is recorded as a line and
+ * a trailing piece without LF as a partial line. */
+int mockhs_send_raw(mockhs_t *mock, int conn_id, const char *bytes, size_t len);
+/* Formats with the codec in the mock's dialect and sends. */
+int mockhs_send_command(mockhs_t *mock, int conn_id, const proto_command_t *cmd,
+                        rc_error_t *err);
+/* Closes a connection from the mock's side: FIN after flushing (reset=false) or an
+ * immediate RST (reset=true). */
+int mockhs_close_conn(mockhs_t *mock, int conn_id, bool reset);
+
+/* Predicate over ledger entries. */
+typedef bool (*mockhs_match_fn)(const ledger_entry_t *entry, void *arg);
+
+/* Runs the event loop until an entry with seq >= from_seq satisfies match, or
+ * timeout_ms passes. Returns the entry, or NULL on timeout. Entries already in the
+ * ledger are checked first. */
+const ledger_entry_t *mockhs_wait_for(mockhs_t *mock, uint64_t from_seq,
+                                      mockhs_match_fn match, void *arg, int timeout_ms);
+/* Runs the event loop for duration_ms (an observation window, not a sleep: the mock
+ * keeps serving). */
+void mockhs_run_for(mockhs_t *mock, int duration_ms);
+/* Runs the event loop until cond(arg) is true or the timeout passes; returns cond's
+ * last value. For waits on things outside the ledger (a log file, a process exit). */
+bool mockhs_run_until(mockhs_t *mock, bool (*cond)(void *arg), void *arg, int timeout_ms,
+                      int poll_ms);
+
+#endif

@@ -1,0 +1,226 @@
+/* Byte-level helpers: UTF-8 well-formedness, forbidden bytes, integers, slices and
+ * the error filler. The scanners look at 8 bytes per step (SWAR) because every
+ * inbound line goes through them and most lines are plain ASCII. */
+#include "proto_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define ONES 0x0101010101010101ULL
+#define HIGH 0x8080808080808080ULL
+
+static inline uint64_t load64(const unsigned char *p) {
+  uint64_t w;
+  memcpy(&w, p, sizeof w);
+  return w;
+}
+
+size_t proto_utf8_sequence_length(const unsigned char *p, size_t avail) {
+  unsigned char c = p[0];
+  /* Unicode Table 3-7: the second byte's range depends on the lead byte, which is
+   * what rules out overlong forms, surrogates and code points above U+10FFFF. */
+  if (c >= 0xC2 && c <= 0xDF) {
+    return (avail >= 2 && (p[1] & 0xC0) == 0x80) ? 2 : 0;
+  }
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (avail < 3) return 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+    if (p[1] < lo || p[1] > hi || (p[2] & 0xC0) != 0x80) return 0;
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (avail < 4) return 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+    if (p[1] < lo || p[1] > hi || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) return 0;
+    return 4;
+  }
+  return 0;
+}
+
+size_t proto_bytes_first_bad(const char *p, size_t len) {
+  const unsigned char *s = (const unsigned char *)p;
+  size_t i = 0;
+  while (i < len) {
+    /* A word passes when no byte is below 0x0E (covers NUL, LF, CR; a tab only costs
+     * a slow step) and none has the high bit set. */
+    while (i + 8 <= len) {
+      uint64_t w = load64(s + i);
+      if ((((w - 0x0EULL * ONES) | w) & HIGH) != 0) break;
+      i += 8;
+    }
+    if (i >= len) break;
+    unsigned char c = s[i];
+    if (c < 0x80) {
+      if (c == 0 || c == '\r' || c == '\n') return i;
+      i++;
+      continue;
+    }
+    size_t n = proto_utf8_sequence_length(s + i, len - i);
+    if (n == 0) return i;
+    i += n;
+  }
+  return len;
+}
+
+size_t proto_utf8_first_invalid(const char *p, size_t len) {
+  const unsigned char *s = (const unsigned char *)p;
+  size_t i = 0;
+  while (i < len) {
+    while (i + 8 <= len && (load64(s + i) & HIGH) == 0) i += 8;
+    if (i >= len) break;
+    if (s[i] < 0x80) {
+      i++;
+      continue;
+    }
+    size_t n = proto_utf8_sequence_length(s + i, len - i);
+    if (n == 0) return i;
+    i += n;
+  }
+  return len;
+}
+
+bool proto_int64_parse(const char *p, size_t len, int64_t *out) {
+  size_t i = 0;
+  bool negative = false;
+  if (len > 0 && p[0] == '-') {
+    negative = true;
+    i = 1;
+  }
+  if (i == len) return false;
+  uint64_t limit = negative ? (uint64_t)INT64_MAX + 1u : (uint64_t)INT64_MAX;
+  uint64_t v = 0;
+  for (; i < len; i++) {
+    unsigned d = (unsigned)(unsigned char)p[i] - '0';
+    if (d > 9) return false;
+    if (v > (limit - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  if (!negative) {
+    *out = (int64_t)v;
+  } else if (v == (uint64_t)INT64_MAX + 1u) {
+    *out = INT64_MIN;
+  } else {
+    *out = -(int64_t)v;
+  }
+  return true;
+}
+
+size_t proto_int64_format(int64_t v, char *out) {
+  char tmp[20];
+  size_t n = 0;
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  do {
+    tmp[n++] = (char)('0' + (u % 10));
+    u /= 10;
+  } while (u != 0);
+  size_t len = 0;
+  if (v < 0) out[len++] = '-';
+  while (n > 0) out[len++] = tmp[--n];
+  return len;
+}
+
+size_t proto_utf8_boundary(const char *p, size_t len) {
+  const unsigned char *s = (const unsigned char *)p;
+  size_t i = len;
+  size_t back = 0;
+  while (i > 0 && back < 4 && (s[i - 1] & 0xC0) == 0x80) {
+    i--;
+    back++;
+  }
+  if (i == 0) return len;
+  unsigned char lead = s[i - 1];
+  size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+  size_t have = back + 1;
+  if (lead >= 0xC0 && have < need) return i - 1;
+  return len;
+}
+
+void proto_snippet(const char *p, size_t len, size_t max, char *out) {
+  const unsigned char *s = (const unsigned char *)p;
+  size_t i = 0, o = 0;
+  while (i < len) {
+    unsigned char c = s[i];
+    size_t n = c >= 0x80 ? proto_utf8_sequence_length(s + i, len - i) : 1;
+    /* Control and ill-formed bytes become '?' so a message stays printable UTF-8. */
+    bool printable = n != 0 && c >= 0x20 && c != 0x7F;
+    if (n == 0) n = 1;
+    if (o + (printable ? n : 1) > max) break;
+    if (printable) {
+      memcpy(out + o, s + i, n);
+      o += n;
+    } else {
+      out[o++] = '?';
+    }
+    i += n;
+  }
+  if (i < len) {
+    memcpy(out + o, "...", 3);
+    o += 3;
+  }
+  out[o] = '\0';
+}
+
+proto_error_code_t proto_error_fill(proto_error_t *err, proto_error_code_t code,
+                                    proto_command_kind_t kind, const char *field,
+                                    size_t offset, const char *fmt, ...) {
+  if (err == NULL) return code;
+  err->code = code;
+  err->kind = kind;
+  err->field = field;
+  err->offset = offset;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(err->message, sizeof err->message, fmt, ap);
+  va_end(ap);
+  if (n < 0) {
+    err->message[0] = '\0';
+  } else {
+    size_t len = strlen(err->message);
+    err->message[proto_utf8_boundary(err->message, len)] = '\0';
+  }
+  return code;
+}
+
+/* ---- public helpers ------------------------------------------------------------ */
+
+proto_slice_t proto_slice_cstr(const char *s) {
+  proto_slice_t slice = {s != NULL ? s : "", s != NULL ? strlen(s) : 0};
+  return slice;
+}
+
+bool proto_slice_eq(proto_slice_t a, const char *s) {
+  if (s == NULL) return a.len == 0;
+  size_t n = strlen(s);
+  return a.len == n && (n == 0 || memcmp(a.ptr, s, n) == 0);
+}
+
+char *proto_slice_copy(proto_slice_t s, char *buf, size_t cap) {
+  if (buf == NULL || cap == 0) return buf;
+  size_t n = s.len < cap - 1 ? s.len : cap - 1;
+  if (n > 0) memcpy(buf, s.ptr, n);
+  buf[n] = '\0';
+  return buf;
+}
+
+bool proto_line_is_blank(const char *line, size_t len) {
+  /* The set Python's bytes.strip() removes, which is what Synapse tests with. */
+  for (size_t i = 0; i < len; i++) {
+    switch (line[i]) {
+      case ' ':
+      case '\t':
+      case '\n':
+      case '\r':
+      case '\v':
+      case '\f':
+        continue;
+      default:
+        return false;
+    }
+  }
+  return true;
+}

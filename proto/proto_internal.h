@@ -1,0 +1,83 @@
+/* Private to rc_proto: helpers shared by the codec's source files. Not installed,
+ * not included by anything outside proto/. Same rules as proto.h: no I/O, no
+ * globals that change, no allocation. */
+#ifndef PROTO_INTERNAL_H
+#define PROTO_INTERNAL_H
+
+#include "proto.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- bytes and UTF-8 (proto_bytes.c) ------------------------------------------ */
+
+/* Length (2..4) of the well-formed UTF-8 sequence starting at p with `avail` bytes
+ * available, or 0 when it is not well formed (overlong, surrogate, > U+10FFFF,
+ * truncated, stray continuation byte). Only call it for p[0] >= 0x80. */
+size_t proto_utf8_sequence_length(const unsigned char *p, size_t avail);
+
+/* Offset of the first byte a line may not contain (NUL, CR, LF, or the first byte of
+ * an ill-formed UTF-8 sequence), or len when there is none. */
+size_t proto_bytes_first_bad(const char *p, size_t len);
+
+/* Offset of the first byte that starts an ill-formed UTF-8 sequence, or len. */
+size_t proto_utf8_first_invalid(const char *p, size_t len);
+
+/* Parses a whole field as a decimal int64: optional '-', then 1..19 digits, no '+',
+ * no spaces, no overflow. */
+bool proto_int64_parse(const char *p, size_t len, int64_t *out);
+
+/* Writes the decimal form of v at out (room for 20 bytes needed); returns its length. */
+size_t proto_int64_format(int64_t v, char *out);
+
+/* Copies at most `max` bytes of p into out as a NUL-terminated string, cut at a UTF-8
+ * boundary, with "..." appended when cut. out must hold max + 4 bytes. */
+void proto_snippet(const char *p, size_t len, size_t max, char *out);
+
+/* Longest prefix of p[0..len) that does not end inside a UTF-8 sequence. */
+size_t proto_utf8_boundary(const char *p, size_t len);
+
+/* Fills *err (when non-NULL) and returns code. The message is cut on a UTF-8
+ * boundary so it can be echoed in an ERROR line. */
+proto_error_code_t proto_error_fill(proto_error_t *err, proto_error_code_t code,
+                                    proto_command_kind_t kind, const char *field,
+                                    size_t offset, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* ---- JSON (proto_json.c) ---------------------------------------------------------- */
+
+typedef struct proto_json_result {
+  size_t bad_offset; /* first offending byte, when invalid */
+  const char *why;   /* static reason, when invalid */
+  char top;          /* first byte of the top-level value ('[', '{', '"', 't', '-', ...) */
+  size_t top_items;  /* elements (array) or members (object) of the top-level value */
+} proto_json_result_t;
+
+/* The validator behind proto_json_valid(). In line mode CR and LF are not accepted as
+ * whitespace, so a value valid in line mode contains no byte a line may not contain
+ * (NUL, CR, LF, ill-formed UTF-8): the parser then needs no second pass over it. */
+bool proto_json_check(const char *buf, size_t len, bool line_mode, proto_json_result_t *res);
+
+/* ---- grammar shared by parse, format and reject (proto_names.c) --------------------- */
+
+/* Space-separated fields of a command's data in one dialect. The last field takes the
+ * rest of the line (Python's str.split(" ", n - 1)). nfields == 0: the data is free
+ * text (or ignored, for modern REPLICATE). Modern USER_SYNC has two forms; this is the
+ * v1.92+ five-field one and the parser also accepts the four-field one. */
+typedef struct proto_layout {
+  unsigned nfields;
+  const char *fields[5];
+  const char *syntax; /* for messages, e.g. "<stream> <instance> <prev_token> <new_token>" */
+} proto_layout_t;
+
+/* The pre-v1.92 modern USER_SYNC: <instance_id> <user_id> <start|end> <last_sync_ms>. */
+extern const proto_layout_t proto_layout_modern_user_sync_4;
+
+const proto_layout_t *proto_layout_get(proto_dialect_t dialect, proto_command_kind_t kind);
+
+/* Which field of `kind`'s data holds byte `offset` of the data; "data" when unknown. */
+const char *proto_layout_field_at(proto_dialect_t dialect, proto_command_kind_t kind,
+                                  const char *data, size_t data_len, size_t offset);
+
+#endif

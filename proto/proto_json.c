@@ -1,0 +1,298 @@
+/* A validating JSON scanner (RFC 8259) that builds nothing: one pass, no allocation,
+ * no recursion. The container stack is a 256-bit set (1 = object, 0 = array), which
+ * is also why nesting is capped at 256. Strings are skipped 8 bytes at a time: rows
+ * are mostly long ASCII strings (event ids, room ids, tokens). */
+#include "proto_internal.h"
+
+#include <string.h>
+
+#define ONES 0x0101010101010101ULL
+#define HIGH 0x8080808080808080ULL
+#define MAX_DEPTH 256
+
+static inline uint64_t load64(const unsigned char *p) {
+  uint64_t w;
+  memcpy(&w, p, sizeof w);
+  return w;
+}
+
+static inline size_t skip_whitespace(const unsigned char *s, size_t len, size_t p,
+                                     bool line_mode) {
+  while (p < len) {
+    unsigned char c = s[p];
+    if (c == ' ' || c == '\t' || (!line_mode && (c == '\n' || c == '\r'))) {
+      p++;
+    } else {
+      break;
+    }
+  }
+  return p;
+}
+
+static inline bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+static inline bool is_hex(unsigned char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* s[*pp] is the opening quote. On success *pp is just past the closing quote; on
+ * failure *pp is the offending byte and *why says what is wrong. */
+static bool scan_string(const unsigned char *s, size_t len, size_t *pp, const char **why) {
+  size_t p = *pp + 1;
+  for (;;) {
+    /* Stop at '"', '\\', a control byte (< 0x20) or a non-ASCII byte. */
+    while (p + 8 <= len) {
+      uint64_t w = load64(s + p);
+      uint64_t q = w ^ (0x22ULL * ONES);
+      uint64_t b = w ^ (0x5CULL * ONES);
+      uint64_t m = ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - 0x20ULL * ONES) & ~w) | w;
+      if ((m & HIGH) != 0) break;
+      p += 8;
+    }
+    if (p >= len) {
+      *pp = len;
+      *why = "unterminated string";
+      return false;
+    }
+    unsigned char c = s[p];
+    if (c == '"') {
+      *pp = p + 1;
+      return true;
+    }
+    if (c == '\\') {
+      if (p + 1 >= len) {
+        *pp = len;
+        *why = "unterminated string";
+        return false;
+      }
+      switch (s[p + 1]) {
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
+          p += 2;
+          continue;
+        case 'u':
+          /* Any four hex digits, lone surrogates included: Python's decoder takes them. */
+          for (size_t k = 2; k < 6; k++) {
+            if (p + k >= len || !is_hex(s[p + k])) {
+              *pp = p;
+              *why = "\\u must be followed by four hex digits";
+              return false;
+            }
+          }
+          p += 6;
+          continue;
+        default:
+          *pp = p;
+          *why = "invalid escape in a string";
+          return false;
+      }
+    }
+    if (c < 0x20) {
+      *pp = p;
+      *why = "control character in a string (must be escaped)";
+      return false;
+    }
+    if (c >= 0x80) {
+      size_t n = proto_utf8_sequence_length(s + p, len - p);
+      if (n == 0) {
+        *pp = p;
+        *why = "ill-formed UTF-8 in a string";
+        return false;
+      }
+      p += n;
+      continue;
+    }
+    p++;
+  }
+}
+
+static bool scan_number(const unsigned char *s, size_t len, size_t *pp, const char **why) {
+  size_t p = *pp;
+  if (s[p] == '-') p++;
+  if (p < len && (s[p] == 'I' || s[p] == 'N')) {
+    *why = "NaN and Infinity are not JSON";
+    return false;
+  }
+  if (p >= len || !is_digit(s[p])) {
+    *pp = p;
+    *why = "expected a digit";
+    return false;
+  }
+  if (s[p] == '0') {
+    p++;
+    if (p < len && is_digit(s[p])) {
+      *pp = p;
+      *why = "leading zero in a number";
+      return false;
+    }
+  } else {
+    while (p < len && is_digit(s[p])) p++;
+  }
+  if (p < len && s[p] == '.') {
+    p++;
+    if (p >= len || !is_digit(s[p])) {
+      *pp = p;
+      *why = "expected a digit after the decimal point";
+      return false;
+    }
+    while (p < len && is_digit(s[p])) p++;
+  }
+  if (p < len && (s[p] == 'e' || s[p] == 'E')) {
+    p++;
+    if (p < len && (s[p] == '+' || s[p] == '-')) p++;
+    if (p >= len || !is_digit(s[p])) {
+      *pp = p;
+      *why = "expected a digit in the exponent";
+      return false;
+    }
+    while (p < len && is_digit(s[p])) p++;
+  }
+  *pp = p;
+  return true;
+}
+
+bool proto_json_check(const char *buf, size_t len, bool line_mode, proto_json_result_t *res) {
+  const unsigned char *s = (const unsigned char *)buf;
+  uint64_t stack[MAX_DEPTH / 64] = {0};
+  unsigned depth = 0;
+  size_t top_items = 0;
+  const char *why = NULL;
+  char top = 0;
+  size_t p = 0;
+
+  if (s == NULL) len = 0;
+  p = skip_whitespace(s, len, 0, line_mode);
+  if (p >= len) {
+    why = "expected a JSON value, got nothing";
+    goto fail;
+  }
+  top = (char)s[p];
+
+value:
+  if (p >= len) {
+    why = "expected a JSON value, got the end";
+    goto fail;
+  }
+  switch (s[p]) {
+    case '{':
+    case '[': {
+      if (depth == MAX_DEPTH) {
+        why = "nesting deeper than 256";
+        goto fail;
+      }
+      bool object = s[p] == '{';
+      uint64_t bit = 1ULL << (depth & 63);
+      if (object) {
+        stack[depth >> 6] |= bit;
+      } else {
+        stack[depth >> 6] &= ~bit;
+      }
+      depth++;
+      p = skip_whitespace(s, len, p + 1, line_mode);
+      if (p < len && s[p] == (object ? '}' : ']')) {
+        p++;
+        depth--;
+        goto after_value;
+      }
+      if (depth == 1) top_items = 1;
+      if (object) goto key;
+      goto value;
+    }
+    case '"':
+      if (!scan_string(s, len, &p, &why)) goto fail;
+      goto after_value;
+    case 't':
+      if (len - p < 4 || memcmp(s + p, "true", 4) != 0) goto bad_literal;
+      p += 4;
+      goto after_value;
+    case 'f':
+      if (len - p < 5 || memcmp(s + p, "false", 5) != 0) goto bad_literal;
+      p += 5;
+      goto after_value;
+    case 'n':
+      if (len - p < 4 || memcmp(s + p, "null", 4) != 0) goto bad_literal;
+      p += 4;
+      goto after_value;
+    case 'N':
+    case 'I':
+      why = "NaN and Infinity are not JSON";
+      goto fail;
+    default:
+      if (s[p] == '-' || is_digit(s[p])) {
+        if (!scan_number(s, len, &p, &why)) goto fail;
+        goto after_value;
+      }
+      why = "expected a JSON value";
+      goto fail;
+  }
+
+key:
+  if (p >= len || s[p] != '"') {
+    why = "expected '\"' to start an object key";
+    goto fail;
+  }
+  if (!scan_string(s, len, &p, &why)) goto fail;
+  p = skip_whitespace(s, len, p, line_mode);
+  if (p >= len || s[p] != ':') {
+    why = "expected ':' after an object key";
+    goto fail;
+  }
+  p = skip_whitespace(s, len, p + 1, line_mode);
+  goto value;
+
+after_value:
+  p = skip_whitespace(s, len, p, line_mode);
+  if (depth == 0) {
+    if (p != len) {
+      why = "unexpected data after the JSON value";
+      goto fail;
+    }
+    if (res != NULL) {
+      res->bad_offset = 0;
+      res->why = NULL;
+      res->top = top;
+      res->top_items = top_items;
+    }
+    return true;
+  }
+  {
+    bool object = (stack[(depth - 1) >> 6] >> ((depth - 1) & 63)) & 1;
+    if (p < len && s[p] == ',') {
+      if (depth == 1) top_items++;
+      p = skip_whitespace(s, len, p + 1, line_mode);
+      if (object) goto key;
+      goto value;
+    }
+    if (p < len && s[p] == (object ? '}' : ']')) {
+      p++;
+      depth--;
+      goto after_value;
+    }
+    why = object ? "expected ',' or '}' in an object" : "expected ',' or ']' in an array";
+    goto fail;
+  }
+
+bad_literal:
+  why = "invalid literal (expected true, false or null)";
+fail:
+  if (res != NULL) {
+    res->bad_offset = p;
+    res->why = why;
+    res->top = top;
+    res->top_items = top_items;
+  }
+  return false;
+}
+
+bool proto_json_valid(const char *buf, size_t len, size_t *bad_offset) {
+  proto_json_result_t res;
+  bool ok = proto_json_check(buf, len, false, &res);
+  if (!ok && bad_offset != NULL) *bad_offset = res.bad_offset;
+  return ok;
+}

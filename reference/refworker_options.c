@@ -1,0 +1,246 @@
+#include "refworker_options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Streams a plain worker consumes when none is named (the brief's default set). */
+static const char *const default_streams[] = {"events", "caches", "typing", "presence"};
+
+enum {
+  OPT_HOST = 256,
+  OPT_PORT,
+  OPT_SERVER_NAME,
+  OPT_DIALECT,
+  OPT_LOG,
+  OPT_INSTANCE_NAME,
+  OPT_PING_INTERVAL,
+  OPT_PING_TIMEOUT,
+  OPT_RECONNECT_INITIAL,
+  OPT_RECONNECT_MAX,
+  OPT_STREAM,
+  OPT_VERSION,
+  OPT_HELP,
+};
+
+void refworker_options_print_usage(FILE *out) {
+  fprintf(out,
+          "Usage: refworker --host H --port P --server-name S --dialect 2018|modern --log PATH\n"
+          "                 [options]\n"
+          "\n"
+          "The replcheck reference worker: a correct worker (SUT) side of Synapse's TCP\n"
+          "replication protocol. It connects to the main process at H:P, keeps the\n"
+          "connection alive, applies RDATA/POSITION and reconnects after any loss.\n"
+          "\n"
+          "Required:\n"
+          "  --host H                   replication host (name or address) of the main process\n"
+          "  --port P                   its replication TCP port (1-65535)\n"
+          "  --server-name S            homeserver name expected in the main's SERVER line\n"
+          "  --dialect 2018|modern      wire dialect: 2018 (Synapse <= v1.12) or modern (v1.13+)\n"
+          "  --log PATH                 log file (appended), Synapse's default text format\n"
+          "\n"
+          "Options (defaults are Synapse's constants):\n"
+          "  --instance-name NAME       sent as NAME; own instance name (default %s)\n"
+          "  --ping-interval-ms N       keepalive period and idle time before a PING (default %d)\n"
+          "  --ping-timeout-ms N        close after N ms without a valid command, once the\n"
+          "                             main has sent a PING (default %d)\n"
+          "  --reconnect-initial-ms N   initial reconnect delay (default %d)\n"
+          "  --reconnect-max-ms N       reconnect delay cap (default %d)\n"
+          "  --stream NAME[=TOKEN]      consume stream NAME from position TOKEN (default 0);\n"
+          "                             repeatable; default: events=0 caches=0 typing=0\n"
+          "                             presence=0\n"
+          "  --version                  print the version and exit\n"
+          "  --help                     print this help and exit\n"
+          "\n"
+          "SIGTERM or SIGINT closes the connection in order and exits with status 0.\n"
+          "Exit status: 0 after a shutdown, 1 on a runtime failure, 2 on bad usage.\n",
+          REFWORKER_DEFAULT_INSTANCE, REFWORKER_DEFAULT_PING_INTERVAL_MS,
+          REFWORKER_DEFAULT_PING_TIMEOUT_MS, REFWORKER_DEFAULT_RECONNECT_INITIAL_MS,
+          REFWORKER_DEFAULT_RECONNECT_MAX_MS);
+}
+
+/* Strict decimal: digits only (optionally '-' when allowed), no trailing junk. */
+static int parse_int64(const char *text, int64_t *out) {
+  if (text == NULL || text[0] == '\0') return -1;
+  const char *p = text[0] == '-' ? text + 1 : text;
+  if (*p == '\0') return -1;
+  for (; *p != '\0'; p++)
+    if (*p < '0' || *p > '9') return -1;
+  errno = 0;
+  char *end = NULL;
+  long long value = strtoll(text, &end, 10);
+  if (errno != 0 || end == NULL || *end != '\0') return -1;
+  *out = (int64_t)value;
+  return 0;
+}
+
+static int parse_positive_ms(const char *option, const char *text, int64_t *out, rc_error_t *err) {
+  int64_t value;
+  /* A day is far beyond any sensible keepalive or backoff; it also keeps timevals sane. */
+  if (parse_int64(text, &value) != 0 || value <= 0 || value > 86400000)
+    return rc_error_set(err, "%s: expected a whole number of milliseconds in 1..86400000, got '%s'",
+                        option, text);
+  *out = value;
+  return 0;
+}
+
+static int add_stream(refworker_options_t *options, const char *name, size_t name_len,
+                      int64_t token, rc_error_t *err) {
+  refworker_stream_option_t *grown =
+      realloc(options->streams, (options->stream_count + 1) * sizeof *grown);
+  if (grown == NULL) return rc_error_set(err, "--stream: out of memory");
+  options->streams = grown;
+  char *copy = strndup(name, name_len);
+  if (copy == NULL) return rc_error_set(err, "--stream: out of memory");
+  options->streams[options->stream_count].name = copy;
+  options->streams[options->stream_count].token = token;
+  options->stream_count++;
+  return 0;
+}
+
+static int parse_stream(refworker_options_t *options, const char *text, rc_error_t *err) {
+  const char *eq = strchr(text, '=');
+  size_t name_len = eq != NULL ? (size_t)(eq - text) : strlen(text);
+  if (name_len == 0) return rc_error_set(err, "--stream '%s': the stream name is empty", text);
+  for (size_t i = 0; i < name_len; i++) {
+    unsigned char c = (unsigned char)text[i];
+    if (c <= ' ' || c == 0x7f)
+      return rc_error_set(err, "--stream '%s': the stream name must not contain spaces or "
+                               "control characters", text);
+  }
+  for (size_t i = 0; i < options->stream_count; i++)
+    if (strlen(options->streams[i].name) == name_len &&
+        memcmp(options->streams[i].name, text, name_len) == 0)
+      return rc_error_set(err, "--stream '%s': stream %.*s is given twice", text, (int)name_len,
+                          text);
+  int64_t token = 0;
+  if (eq != NULL && (parse_int64(eq + 1, &token) != 0 || token < 0))
+    return rc_error_set(err, "--stream '%s': the token must be a non-negative decimal integer",
+                        text);
+  return add_stream(options, text, name_len, token, err);
+}
+
+int refworker_options_parse(int argc, char **argv, refworker_options_t *options, rc_error_t *err) {
+  static const struct option long_options[] = {
+      {"host", required_argument, NULL, OPT_HOST},
+      {"port", required_argument, NULL, OPT_PORT},
+      {"server-name", required_argument, NULL, OPT_SERVER_NAME},
+      {"dialect", required_argument, NULL, OPT_DIALECT},
+      {"log", required_argument, NULL, OPT_LOG},
+      {"instance-name", required_argument, NULL, OPT_INSTANCE_NAME},
+      {"ping-interval-ms", required_argument, NULL, OPT_PING_INTERVAL},
+      {"ping-timeout-ms", required_argument, NULL, OPT_PING_TIMEOUT},
+      {"reconnect-initial-ms", required_argument, NULL, OPT_RECONNECT_INITIAL},
+      {"reconnect-max-ms", required_argument, NULL, OPT_RECONNECT_MAX},
+      {"stream", required_argument, NULL, OPT_STREAM},
+      {"version", no_argument, NULL, OPT_VERSION},
+      {"help", no_argument, NULL, OPT_HELP},
+      {NULL, 0, NULL, 0},
+  };
+  memset(options, 0, sizeof *options);
+  options->instance_name = REFWORKER_DEFAULT_INSTANCE;
+  options->ping_interval_ms = REFWORKER_DEFAULT_PING_INTERVAL_MS;
+  options->ping_timeout_ms = REFWORKER_DEFAULT_PING_TIMEOUT_MS;
+  options->reconnect_initial_ms = REFWORKER_DEFAULT_RECONNECT_INITIAL_MS;
+  options->reconnect_max_ms = REFWORKER_DEFAULT_RECONNECT_MAX_MS;
+
+  opterr = 0; /* errors are reported through err, with the option named */
+  optind = 1;
+  int c;
+  while ((c = getopt_long(argc, argv, ":", long_options, NULL)) != -1) {
+    int rc = 0;
+    switch (c) {
+    case OPT_HOST:
+      options->host = optarg;
+      break;
+    case OPT_PORT: {
+      int64_t port;
+      if (parse_int64(optarg, &port) != 0 || port < 1 || port > 65535)
+        rc = rc_error_set(err, "--port: expected a TCP port in 1..65535, got '%s'", optarg);
+      else
+        options->port = optarg;
+      break;
+    }
+    case OPT_SERVER_NAME:
+      options->server_name = optarg;
+      break;
+    case OPT_DIALECT:
+      if (proto_dialect_from_name(optarg, &options->dialect) != 0)
+        rc = rc_error_set(err, "--dialect: expected '2018' or 'modern', got '%s'", optarg);
+      break;
+    case OPT_LOG:
+      options->log_path = optarg;
+      break;
+    case OPT_INSTANCE_NAME:
+      options->instance_name = optarg;
+      break;
+    case OPT_PING_INTERVAL:
+      rc = parse_positive_ms("--ping-interval-ms", optarg, &options->ping_interval_ms, err);
+      break;
+    case OPT_PING_TIMEOUT:
+      rc = parse_positive_ms("--ping-timeout-ms", optarg, &options->ping_timeout_ms, err);
+      break;
+    case OPT_RECONNECT_INITIAL:
+      rc = parse_positive_ms("--reconnect-initial-ms", optarg, &options->reconnect_initial_ms,
+                             err);
+      break;
+    case OPT_RECONNECT_MAX:
+      rc = parse_positive_ms("--reconnect-max-ms", optarg, &options->reconnect_max_ms, err);
+      break;
+    case OPT_STREAM:
+      rc = parse_stream(options, optarg, err);
+      break;
+    case OPT_VERSION:
+      options->show_version = true;
+      break;
+    case OPT_HELP:
+      options->show_help = true;
+      break;
+    case ':':
+      rc = rc_error_set(err, "%s: missing value", argv[optind - 1]);
+      break;
+    default:
+      rc = rc_error_set(err, "unknown option '%s'", argv[optind - 1]);
+      break;
+    }
+    if (rc != 0) return -1;
+  }
+  if (optind < argc) return rc_error_set(err, "unexpected argument '%s'", argv[optind]);
+  if (options->show_help || options->show_version) return 0;
+
+  const struct {
+    const char *value;
+    const char *name;
+  } required[] = {{options->host, "--host"},
+                  {options->port, "--port"},
+                  {options->server_name, "--server-name"},
+                  {options->log_path, "--log"}};
+  for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
+    if (required[i].value == NULL || required[i].value[0] == '\0')
+      return rc_error_set(err, "%s is required", required[i].name);
+  if (options->dialect == 0) return rc_error_set(err, "--dialect is required");
+  if (options->instance_name[0] == '\0' || strpbrk(options->instance_name, " \t\r\n") != NULL)
+    return rc_error_set(err, "--instance-name: must be non-empty and without whitespace, got '%s'",
+                        options->instance_name);
+  if (strpbrk(options->server_name, "\r\n") != NULL)
+    return rc_error_set(err, "--server-name: must be one line");
+  if (options->reconnect_max_ms < options->reconnect_initial_ms)
+    return rc_error_set(err,
+                        "--reconnect-max-ms (%" PRId64 ") is below --reconnect-initial-ms (%" PRId64 ")",
+                        options->reconnect_max_ms, options->reconnect_initial_ms);
+  if (options->stream_count == 0)
+    for (size_t i = 0; i < sizeof default_streams / sizeof default_streams[0]; i++)
+      if (add_stream(options, default_streams[i], strlen(default_streams[i]), 0, err) != 0)
+        return -1;
+  return 0;
+}
+
+void refworker_options_free(refworker_options_t *options) {
+  if (options == NULL) return;
+  for (size_t i = 0; i < options->stream_count; i++) free(options->streams[i].name);
+  free(options->streams);
+  options->streams = NULL;
+  options->stream_count = 0;
+}

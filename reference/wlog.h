@@ -1,0 +1,67 @@
+/* wlog: refworker's log file, in Synapse's default text format
+ *
+ *   2026-11-29 00:24:32,516 - <logger> - <lineno> - <LEVEL> - <context> - <message>
+ *
+ * and the current "logcontext" name printed in the <context> slot. The harness parses
+ * these lines (level, logger, context) exactly as it parses a real Synapse worker's log,
+ * so the format must not drift.
+ *
+ * Process-wide and single-threaded by design, like Python's logging module: one log per
+ * process, used only from the thread that runs the event loop. The context is
+ * "sentinel" unless a callback sets a named one; every callback that sets one resets it
+ * before returning (wlog_context_reset). Each line is written with a single write(2)
+ * on an O_APPEND descriptor, so it is on disk (in the page cache) when the call returns. */
+#ifndef WLOG_H
+#define WLOG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "rc_error.h"
+
+typedef enum wlog_level {
+  WLOG_LEVEL_DEBUG = 10,
+  WLOG_LEVEL_INFO = 20,
+  WLOG_LEVEL_WARNING = 30,
+  WLOG_LEVEL_ERROR = 40,
+} wlog_level_t;
+
+/* Opens (creating, appending) the log file. Returns 0, or -1 with err filled. Until it is
+ * called, and after wlog_close, log calls write nothing. */
+int wlog_open(const char *path, rc_error_t *err);
+/* Closes the file and frees the context counters. Safe to call when not open. */
+void wlog_close(void);
+
+/* Writes one line. `logger` is the Python-style logger name
+ * (e.g. "synapse.replication.tcp.protocol"), `lineno` the caller's __LINE__. The message
+ * must not contain a newline; one that does is written with the newline escaped, so a
+ * log line is always one line. */
+void wlog_write(const char *logger, int lineno, wlog_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void wlog_vwrite(const char *logger, int lineno, wlog_level_t level, const char *fmt,
+                 va_list ap);
+
+/* Sets the context to exactly `name` (e.g. "replication-conn-PIHLt"). */
+void wlog_context_enter(const char *name);
+/* Sets the context to "<base>-<n>", n being how many times this base was entered before
+ * (per-base counter starting at 0, as Synapse numbers its background processes). */
+void wlog_context_enter_counted(const char *base);
+/* Back to "sentinel". */
+void wlog_context_reset(void);
+/* The current context name. */
+const char *wlog_context_current(void);
+
+/* Writes s[0..len) quoted the way Python's repr() quotes a str ('text', or "text" when it
+ * holds a ' and no "), escaping the quote, backslashes and control bytes, so text from
+ * the wire logs exactly as Synapse's %r would show it. Truncates to fit cap (the closing
+ * quote is kept); returns buf. */
+char *wlog_repr(const char *s, size_t len, char *buf, size_t cap);
+
+/* Shorthands for a .c file that defines WLOG_LOGGER (its logger name) before use, so
+ * every line carries the right logger and the caller's line number. */
+#define WLOG_DEBUG(...) wlog_write(WLOG_LOGGER, __LINE__, WLOG_LEVEL_DEBUG, __VA_ARGS__)
+#define WLOG_INFO(...) wlog_write(WLOG_LOGGER, __LINE__, WLOG_LEVEL_INFO, __VA_ARGS__)
+#define WLOG_WARNING(...) wlog_write(WLOG_LOGGER, __LINE__, WLOG_LEVEL_WARNING, __VA_ARGS__)
+#define WLOG_ERROR(...) wlog_write(WLOG_LOGGER, __LINE__, WLOG_LEVEL_ERROR, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,76 @@
+/* registry: the one table of conformance tests.
+ *
+ * Each suite file (suites/<area>_<topic>.c) defines an array of rc_test_def_t rows
+ * with RC_TEST_ROW(); registry.c concatenates them. A row carries everything the
+ * runner, `replcheck list`, the reports and docs/TESTS.md show: a stable id, the
+ * requirement ids it checks (shared/spec/requirements.md), its level, the requirement
+ * in one sentence, the upstream source it encodes, where it applies, and tags.
+ * Rows are immutable static data. */
+#ifndef REGISTRY_H
+#define REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "profile.h"
+#include "proto.h"
+
+typedef struct rc_test rc_test_t; /* per-test context, see testctx.h */
+
+typedef void (*rc_test_fn)(rc_test_t *t);
+
+/* Applicability bits. */
+#define RC_DIALECT_2018 (1u << PROTO_DIALECT_2018)
+#define RC_DIALECT_MODERN (1u << PROTO_DIALECT_MODERN)
+#define RC_DIALECT_ALL (RC_DIALECT_2018 | RC_DIALECT_MODERN)
+#define RC_TRANSPORT_TCP (1u << PROFILE_TRANSPORT_TCP)
+#define RC_TRANSPORT_REDIS (1u << PROFILE_TRANSPORT_REDIS)
+#define RC_TRANSPORT_ALL (RC_TRANSPORT_TCP | RC_TRANSPORT_REDIS)
+
+typedef enum rc_level {
+  RC_LEVEL_MUST = 1,   /* failure -> FAIL */
+  RC_LEVEL_SHOULD = 2, /* failure -> NON-STRICT (FAIL under --strict) */
+} rc_level_t;
+
+typedef struct rc_test_def {
+  const char *id;           /* "protocol/handshake/name-first": area/topic/name */
+  const char *requirements; /* "HS-02" or "KA-03,KA-04" */
+  rc_level_t level;
+  const char *requirement;  /* one sentence */
+  const char *source;       /* upstream file@version, PR, trace */
+  unsigned dialects;        /* RC_DIALECT_* */
+  unsigned transports;      /* RC_TRANSPORT_* */
+  unsigned roles;           /* PROFILE_ROLE_* the SUT must have (0 = any) */
+  const char *tags;         /* comma-separated: "slow,timing-dependent" */
+  rc_test_fn run;
+  const char *file;         /* __FILE__ of the row */
+  int line;                 /* __LINE__ of the row */
+} rc_test_def_t;
+
+#define RC_TEST_ROW(...) {__VA_ARGS__, .file = __FILE__, .line = __LINE__}
+
+/* All rows, in registry order; *count gets their number. */
+const rc_test_def_t *registry_tests(size_t *count);
+/* The row with that id, or NULL. */
+const rc_test_def_t *registry_find(const char *id);
+
+/* The source file of a row relative to the repository ("suites/protocol_handshake.c"). */
+const char *registry_relative_file(const rc_test_def_t *def);
+/* "2018,modern" etc. into buf. */
+const char *registry_dialects_text(unsigned dialects, char *buf, size_t cap);
+const char *registry_transports_text(unsigned transports, char *buf, size_t cap);
+
+/* Why a row does not apply to a profile ("needs dialect modern; profile speaks 2018"),
+ * or NULL if it applies. Writes into buf. */
+const char *registry_not_applicable(const rc_test_def_t *def, const profile_t *profile,
+                                    char *buf, size_t cap);
+
+/* Suite tables, one per suites/<area>_<topic>.c file. */
+extern const rc_test_def_t protocol_handshake_tests[];
+extern const size_t protocol_handshake_test_count;
+extern const rc_test_def_t protocol_keepalive_tests[];
+extern const size_t protocol_keepalive_test_count;
+extern const rc_test_def_t protocol_shutdown_tests[];
+extern const size_t protocol_shutdown_test_count;
+
+#endif

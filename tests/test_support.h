@@ -1,0 +1,33 @@
+/* Helpers shared by the project's own tests (not by the harness). */
+#ifndef TEST_SUPPORT_H
+#define TEST_SUPPORT_H
+
+#include <stddef.h>
+
+/* Value of an environment variable set by tests/CMakeLists.txt
+ * (REPLCHECK_SOURCE_DIR, REPLCHECK_BIN_DIR, REPLCHECK_SHARED_DIR); aborts the test
+ * with a clear message if it is missing. */
+const char *test_env(const char *name);
+
+/* Returns a malloc'd "<dir>/<rel>" path. */
+char *test_path(const char *dir, const char *rel);
+
+/* Creates a fresh temporary directory (mkdtemp under $TMPDIR or /tmp) and returns its
+ * malloc'd path. */
+char *test_make_temp_dir(const char *prefix);
+
+/* Removes a directory tree (best effort). */
+void test_remove_tree(const char *path);
+
+/* Reads a whole file into a NUL-terminated malloc'd buffer; *len gets its length
+ * (if non-NULL). Returns NULL if it cannot be read. */
+char *test_read_file(const char *path, size_t *len);
+
+/* Writes a file (creating or truncating). Returns 0 or -1. */
+int test_write_file(const char *path, const char *data, size_t len);
+
+/* Runs a shell command line with /bin/sh -c; returns its exit status (0-255) or -1
+ * if it was killed by a signal or could not run. Output goes to the test's output. */
+int test_run(const char *command_line);
+
+#endif
