@@ -46,12 +46,13 @@ static char *refworker_profile(const char *name, const char *dialect, const char
                                const char *timing) {
   char json[4096];
   snprintf(json, sizeof json,
-           "{\"format\": 1, \"name\": \"cli test %s\", \"dialect\": \"%s\", \"era\": \"1.66\",\n"
+           "{\"format\": 1, \"name\": \"cli test %s\", \"dialect\": \"%s\", \"era\": \"%s\",\n"
            " \"command\": [\"{bin_dir}/refworker\", \"--host\", \"{repl_host}\", \"--port\", "
            "\"{repl_port}\", \"--server-name\", \"{server_name}\", \"--dialect\", \"%s\", "
            "\"--log\", \"{log_path}\", \"--instance-name\", \"cli-%d\"%s],\n"
            " \"timing\": %s}\n",
-           name, dialect, dialect, (int)getpid(), extra_args, timing);
+           name, dialect, strcmp(dialect, "2018") == 0 ? "1.12" : "1.66", dialect, (int)getpid(),
+           extra_args, timing);
   return write_profile(name, json);
 }
 

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Valgrind memcheck over the harness, the mock homeserver and the reference worker on
+# real runs: errors and definite leaks fail the test.
+#   1. replcheck (CK_FORK=no, so the tests run inside the valgrind'ed process) runs the
+#      handshake and shutdown tests against refworker, itself under valgrind;
+#   2. the standalone mockhs under valgrind serves a refworker until both are stopped.
+# Usage: valgrind_runs.sh BIN_DIR SOURCE_DIR
+set -euo pipefail
+bin=$1
+src=$2
+work=$(mktemp -d "${TMPDIR:-/tmp}/replcheck-valgrind.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+vg=(valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99
+    --track-fds=no)
+
+cat > "$work/refworker-valgrind.json" <<JSON
+{
+  "format": 1,
+  "name": "refworker under valgrind",
+  "dialect": "modern",
+  "era": "1.66",
+  "command": ["valgrind", "--quiet", "--leak-check=full", "--errors-for-leak-kinds=definite",
+              "--error-exitcode=99", "--log-file={work_dir}/valgrind-refworker.%p.txt",
+              "{bin_dir}/refworker", "--host", "{repl_host}", "--port", "{repl_port}",
+              "--server-name", "{server_name}", "--dialect", "modern", "--log", "{log_path}",
+              "--ping-interval-ms", "250", "--ping-timeout-ms", "1250",
+              "--reconnect-initial-ms", "50", "--reconnect-max-ms", "250"],
+  "timing": {"ping_interval_ms": 250, "ping_timeout_ms": 1250, "reconnect_initial_ms": 50,
+             "reconnect_max_ms": 250, "startup_timeout_ms": 20000, "shutdown_grace_ms": 10000}
+}
+JSON
+
+echo "== replcheck and refworker under valgrind"
+set +e
+CK_FORK=no timeout 600 "${vg[@]}" --log-file="$work/valgrind-replcheck.txt" \
+  "$bin/replcheck" run --profile "$work/refworker-valgrind.json" --bin-dir "$bin" \
+  --filter protocol/handshake/ping-on-connect --filter protocol/handshake/name-first \
+  --filter protocol/shutdown/sigterm-closes --keep-logs --junit "$work/report.xml" \
+  | tee "$work/run.txt"
+rc=${PIPESTATUS[0]}
+set -e
+cat "$work/valgrind-replcheck.txt"
+if [ "$rc" -ne 0 ]; then
+  echo "FAIL: replcheck under valgrind exited with $rc (99 = valgrind found errors or leaks)"
+  exit 1
+fi
+run_dir=$(sed -n 's/^Work directories (SUT logs, outputs): //p' "$work/run.txt")
+logs=$(find "$run_dir" -name 'valgrind-refworker.*.txt')
+[ -n "$logs" ] || { echo "FAIL: no refworker valgrind log under $run_dir"; exit 1; }
+for log in $logs; do
+  if [ -s "$log" ]; then
+    echo "FAIL: valgrind reported on refworker ($log):"; cat "$log"; exit 1
+  fi
+done
+grep -q 'exited with status 99' -r "$run_dir" && { echo "FAIL: refworker exit 99"; exit 1; }
+echo "refworker: $(echo "$logs" | wc -l) run(s), valgrind clean"
+rm -rf "$run_dir"
+
+echo "== mockhs under valgrind with a refworker client"
+"${vg[@]}" --log-file="$work/valgrind-mockhs.txt" "$bin/mockhs" --port 0 \
+  --ping-interval-ms 200 > "$work/mockhs.out" 2>&1 &
+mock=$!
+port=""
+for _ in $(seq 1 200); do
+  port=$(sed -n 's/^mockhs: listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/mockhs.out")
+  [ -n "$port" ] && break
+  sleep 0.05
+done
+[ -n "$port" ] || { echo "FAIL: mockhs did not start"; cat "$work/mockhs.out"; kill -9 $mock; exit 1; }
+"$bin/refworker" --host 127.0.0.1 --port "$port" --server-name test.local --dialect modern \
+  --log "$work/refworker.log" --ping-interval-ms 200 > /dev/null 2>&1 &
+worker=$!
+for _ in $(seq 1 200); do
+  grep -q '< REPLICATE' "$work/mockhs.out" && break
+  sleep 0.05
+done
+kill -TERM $worker; wait $worker || true
+kill -TERM $mock
+set +e
+wait $mock
+mrc=$?
+set -e
+cat "$work/mockhs.out" | head -20
+cat "$work/valgrind-mockhs.txt"
+grep -q '< REPLICATE' "$work/mockhs.out" || { echo "FAIL: no handshake seen by mockhs"; exit 1; }
+[ "$mrc" -eq 0 ] || { echo "FAIL: mockhs under valgrind exited with $mrc"; exit 1; }
+echo "valgrind runs: clean"
