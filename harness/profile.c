@@ -19,9 +19,9 @@
 #include <sys/stat.h>
 
 const char *const PROFILE_PLACEHOLDERS[] = {
-    "repl_host", "repl_port",   "http_url",    "http_port",     "sut_http_port",
-    "log_path",  "work_dir",    "db_dsn",      "server_name",   "bin_dir",
-    "profile_dir", "instance_name", "redis_host", "redis_port", NULL,
+    "repl_host",   "repl_port",     "http_url",   "http_port",   "sut_http_port",
+    "log_path",    "work_dir",      "db_dsn",     "server_name", "bin_dir",
+    "profile_dir", "instance_name", "redis_host", "redis_port",  NULL,
 };
 
 /* Profiles and config templates are small text files; anything bigger is a mistake
@@ -118,8 +118,7 @@ static char *template_render(const char *text, const profile_var_t *vars, size_t
     const char *name = p + 1;
     size_t len = strcspn(name, "{}");
     if (name[len] != '}') {
-      rc_error_set(err, "unclosed '{' at offset %zu (write '{{' for a literal brace)",
-                   *err_offset);
+      rc_error_set(err, "unclosed '{' at offset %zu (write '{{' for a literal brace)", *err_offset);
       goto fail;
     }
     int shown = len > 80 ? 80 : (int)len;
@@ -134,8 +133,8 @@ static char *template_render(const char *text, const profile_var_t *vars, size_t
       char given[512] = "";
       for (size_t i = 0, used = 0; i < var_count && used < sizeof given; i++) {
         if (vars[i].name == NULL || vars[i].value == NULL) continue;
-        int n = snprintf(given + used, sizeof given - used, "%s%s", used > 0 ? ", " : "",
-                         vars[i].name);
+        int n =
+            snprintf(given + used, sizeof given - used, "%s%s", used > 0 ? ", " : "", vars[i].name);
         used += n > 0 ? (size_t)n : 0;
       }
       rc_error_set(err, "placeholder '{%.*s}' has no value here (values given: %s)", shown, name,
@@ -198,17 +197,12 @@ static int load_fail(const loader_t *ld, const char *field, const char *fmt, ...
 }
 
 static const char *json_type_word(const json_t *value) {
-  switch (json_typeof(value)) {
-  case JSON_OBJECT: return "object";
-  case JSON_ARRAY: return "array";
-  case JSON_STRING: return "string";
-  case JSON_INTEGER: return "integer";
-  case JSON_REAL: return "real";
-  case JSON_TRUE:
-  case JSON_FALSE: return "boolean";
-  case JSON_NULL: return "null";
-  }
-  return "unknown";
+  static const char *const words[] = {
+      [JSON_OBJECT] = "object",   [JSON_ARRAY] = "array", [JSON_STRING] = "string",
+      [JSON_INTEGER] = "integer", [JSON_REAL] = "real",   [JSON_TRUE] = "boolean",
+      [JSON_FALSE] = "boolean",   [JSON_NULL] = "null",
+  };
+  return words[json_typeof(value)];
 }
 
 static int copy_string(const loader_t *ld, const char *text, char **dst) {
@@ -271,8 +265,7 @@ static int check_regex(const loader_t *ld, const char *field, const char *patter
   if (rc != 0) {
     char why[256];
     regerror(rc, &re, why, sizeof why);
-    return load_fail(ld, field, "invalid POSIX extended regular expression \"%s\": %s", shown,
-                     why);
+    return load_fail(ld, field, "invalid POSIX extended regular expression \"%s\": %s", shown, why);
   }
   regfree(&re); /* only after success: POSIX leaves it undefined after a failure */
   return 0;
@@ -360,27 +353,30 @@ static int load_identity(const loader_t *ld, json_t *root) {
   p->dialect = dialect == 0 ? PROTO_DIALECT_2018 : PROTO_DIALECT_MODERN;
   p->transport = transport == 0 ? PROFILE_TRANSPORT_TCP : PROFILE_TRANSPORT_REDIS;
   if (parse_era(p->era, parts) != 0)
-    return load_fail(ld, "era", "expected a version \"MAJOR.MINOR[.PATCH]\" such as \"1.66\", "
-                     "got \"%s\"", p->era);
+    return load_fail(ld, "era",
+                     "expected a version \"MAJOR.MINOR[.PATCH]\" such as \"1.66\", got \"%s\"",
+                     p->era);
   p->era_major = parts[0];
   p->era_minor = parts[1];
   p->era_patch = parts[2];
 
-  /* The three facts only make sense together (replication-protocol.md §2): the 2018
+  /* The three facts only make sense together (replication-protocol.md §2.5): the 2018
    * grammar up to v1.12, Redis from v1.13 (modern only), direct TCP up to v1.66. */
   bool modern_era = !era_before(p, 1, 13);
   if (p->dialect == PROTO_DIALECT_2018 && p->transport == PROFILE_TRANSPORT_REDIS)
-    return load_fail(ld, "transport", "\"redis\" needs dialect \"modern\" (Redis replication "
-                     "arrived in Synapse v1.13 with the modern dialect)");
+    return load_fail(ld, "transport",
+                     "\"redis\" needs dialect \"modern\" (Redis replication began in v1.13)");
   if (p->dialect == PROTO_DIALECT_2018 && modern_era)
-    return load_fail(ld, "era", "\"%s\" speaks the modern dialect (v1.13+), but 'dialect' is "
-                     "\"2018\"", p->era);
+    return load_fail(
+        ld, "era", "\"%s\" speaks the modern dialect (v1.13+), but 'dialect' is \"2018\"", p->era);
   if (p->dialect == PROTO_DIALECT_MODERN && !modern_era)
-    return load_fail(ld, "era", "\"%s\" speaks the 2018 dialect (up to v1.12), but 'dialect' "
-                     "is \"modern\"", p->era);
+    return load_fail(ld, "era",
+                     "\"%s\" speaks the 2018 dialect (up to v1.12), but 'dialect' is \"modern\"",
+                     p->era);
   if (p->transport == PROFILE_TRANSPORT_TCP && !era_before(p, 1, 67))
-    return load_fail(ld, "era", "\"%s\" has no direct TCP replication (removed in v1.67), but "
-                     "'transport' is \"tcp\"", p->era);
+    return load_fail(
+        ld, "era",
+        "\"%s\" has no direct TCP replication (gone in v1.67), but 'transport' is \"tcp\"", p->era);
   return 0;
 }
 
@@ -401,8 +397,9 @@ static int load_roles(const loader_t *ld, json_t *root) {
   for (const char *c = p->instance_name; *c != '\0'; c++) {
     /* The name travels space-separated on the wire (RDATA, POSITION, USER_SYNC). */
     if (isspace((unsigned char)*c) || iscntrl((unsigned char)*c))
-      return load_fail(ld, "instance_name", "must not contain spaces or control characters, "
-                       "got \"%s\"", p->instance_name);
+      return load_fail(ld, "instance_name",
+                       "must not contain spaces or control characters, got \"%s\"",
+                       p->instance_name);
   }
 
   json_t *roles = json_object_get(root, "roles");
@@ -413,8 +410,7 @@ static int load_roles(const loader_t *ld, json_t *root) {
   char list[256];
   names_join(ROLE_NAMES, list, sizeof list);
   if (!json_is_array(roles))
-    return load_fail(ld, "roles", "expected an array of role names, got %s",
-                     json_type_word(roles));
+    return load_fail(ld, "roles", "expected an array of role names, got %s", json_type_word(roles));
   if (json_array_size(roles) == 0)
     return load_fail(ld, "roles", "expected at least one role (known: %s)", list);
   size_t index;
@@ -473,8 +469,9 @@ static int load_command_env(const loader_t *ld, json_t *root) {
     char field[300];
     snprintf(field, sizeof field, "env.%s", name);
     if (!env_name_valid(name))
-      return load_fail(ld, field, "not a valid environment variable name (expected letters, "
-                       "digits and '_', not starting with a digit)");
+      return load_fail(ld, field,
+                       "not a valid environment variable name (expected letters, digits and '_', "
+                       "not starting with a digit)");
     if (take_string(ld, json_object_get(env, name), field, FIELD_TEMPLATE | FIELD_EMPTY_OK,
                     &p->env_values[p->env_count]) != 0 ||
         copy_string(ld, name, &p->env_names[p->env_count]) != 0)
@@ -575,8 +572,8 @@ static int load_observation(const loader_t *ld, json_t *root) {
     return -1;
   p->readiness_kind = kind == 0 ? PROFILE_READY_CONNECT : PROFILE_READY_LOG;
   if (p->readiness_kind == PROFILE_READY_LOG && p->readiness_pattern == NULL)
-    return load_fail(ld, "readiness.pattern", "missing, kind \"log\" needs a POSIX extended "
-                     "regular expression");
+    return load_fail(ld, "readiness.pattern",
+                     "missing, kind \"log\" needs a POSIX extended regular expression");
   if (p->readiness_kind == PROFILE_READY_CONNECT && p->readiness_pattern != NULL)
     return load_fail(ld, "readiness.pattern", "only meaningful with kind \"log\"");
 
@@ -584,24 +581,24 @@ static int load_observation(const loader_t *ld, json_t *root) {
   if (get_object(ld, root, "log", &obj) != 0) return -1;
   if (obj != NULL &&
       (check_keys(ld, obj, "log", log_keys) != 0 ||
-       take_string(ld, json_object_get(obj, "path"), "log.path", FIELD_TEMPLATE,
-                   &p->log_path) != 0 ||
+       take_string(ld, json_object_get(obj, "path"), "log.path", FIELD_TEMPLATE, &p->log_path) !=
+           0 ||
        get_choice(ld, obj, "format", "log.format", log_formats, false, &format) != 0 ||
        take_string(ld, json_object_get(obj, "context_field"), "log.context_field", 0,
                    &p->log_context_field) != 0))
     return -1;
   p->log_format = format == 0 ? PROFILE_LOG_SYNAPSE_TEXT : PROFILE_LOG_JSON_LINES;
   if (p->log_context_field != NULL && p->log_format != PROFILE_LOG_JSON_LINES)
-    return load_fail(ld, "log.context_field", "only meaningful with format \"json-lines\" "
-                     "(the synapse-text format has a fixed context column)");
+    return load_fail(ld, "log.context_field",
+                     "only meaningful with format \"json-lines\" (the synapse-text format has a "
+                     "fixed context column)");
   if (p->log_context_field == NULL && copy_string(ld, "request", &p->log_context_field) != 0)
     return -1;
 
   if (get_object(ld, root, "metrics", &obj) != 0) return -1;
-  if (obj != NULL &&
-      (check_keys(ld, obj, "metrics", metrics_keys) != 0 ||
-       take_string(ld, json_object_get(obj, "url"), "metrics.url", FIELD_REQUIRED | FIELD_TEMPLATE,
-                   &p->metrics_url) != 0))
+  if (obj != NULL && (check_keys(ld, obj, "metrics", metrics_keys) != 0 ||
+                      take_string(ld, json_object_get(obj, "url"), "metrics.url",
+                                  FIELD_REQUIRED | FIELD_TEMPLATE, &p->metrics_url) != 0))
     return -1;
   if (p->metrics_url != NULL && strncmp(p->metrics_url, "http://", 7) != 0 &&
       strncmp(p->metrics_url, "https://", 8) != 0)
@@ -631,12 +628,15 @@ static int load_timing(const loader_t *ld, json_t *root) {
       .startup_timeout_ms = 10000,
       .shutdown_grace_ms = 5000,
   };
-  static const char *const keys[] = {"ping_interval_ms",     "ping_timeout_ms",
-                                     "reconnect_initial_ms", "reconnect_max_ms",
-                                     "startup_timeout_ms",   "shutdown_grace_ms", NULL};
-  int *const slots[] = {&t->ping_interval_ms,     &t->ping_timeout_ms,
-                        &t->reconnect_initial_ms, &t->reconnect_max_ms,
-                        &t->startup_timeout_ms,   &t->shutdown_grace_ms};
+  static const char *const keys[] = {"ping_interval_ms",
+                                     "ping_timeout_ms",
+                                     "reconnect_initial_ms",
+                                     "reconnect_max_ms",
+                                     "startup_timeout_ms",
+                                     "shutdown_grace_ms",
+                                     NULL};
+  int *const slots[] = {&t->ping_interval_ms, &t->ping_timeout_ms,    &t->reconnect_initial_ms,
+                        &t->reconnect_max_ms, &t->startup_timeout_ms, &t->shutdown_grace_ms};
   json_t *timing;
   if (get_object(ld, root, "timing", &timing) != 0) return -1;
   if (timing == NULL) return 0;
@@ -670,8 +670,8 @@ static int load_opt_outs(const loader_t *ld, json_t *root) {
   json_t *list = json_object_get(root, "opt_out");
   if (list == NULL) return 0;
   if (!json_is_array(list))
-    return load_fail(ld, "opt_out", "expected an array of {\"test\", \"reason\"} objects, "
-                     "got %s", json_type_word(list));
+    return load_fail(ld, "opt_out", "expected an array of {\"test\", \"reason\"} objects, got %s",
+                     json_type_word(list));
   p->opt_outs = calloc(json_array_size(list) + 1, sizeof *p->opt_outs);
   if (p->opt_outs == NULL) return load_fail(ld, NULL, "out of memory");
   size_t index;
@@ -700,17 +700,20 @@ static int load_opt_outs(const loader_t *ld, json_t *root) {
  * Public API */
 
 static const char *const TOP_LEVEL_KEYS[] = {
-    "format",  "name", "description",     "dialect",   "transport", "era",
-    "instance_name", "roles", "command",  "env",       "config_template",
-    "readiness", "log", "metrics",        "http",      "timing",    "opt_out", NULL,
+    "format",        "name",    "description", "dialect", "transport",       "era",
+    "instance_name", "roles",   "command",     "env",     "config_template", "readiness",
+    "log",           "metrics", "http",        "timing",  "opt_out",         NULL,
 };
 
 static char *profile_dir_of(const char *path) {
   const char *slash = strrchr(path, '/');
   char *dir;
-  if (slash == NULL) dir = strdup(".");
-  else if (slash == path) dir = strdup("/");
-  else dir = strndup(path, (size_t)(slash - path));
+  if (slash == NULL)
+    dir = strdup(".");
+  else if (slash == path)
+    dir = strdup("/");
+  else
+    dir = strndup(path, (size_t)(slash - path));
   if (dir == NULL) return NULL;
   /* Absolute, because {profile_dir} is used by a SUT running in another directory. */
   char *absolute = realpath(dir, NULL);
@@ -735,8 +738,7 @@ profile_t *profile_load(const char *path, rc_error_t *err) {
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
   free(text);
   if (root == NULL) {
-    rc_error_set(err, "%s:%d:%d: JSON syntax error: %s", path, jerr.line, jerr.column,
-                 jerr.text);
+    rc_error_set(err, "%s:%d:%d: JSON syntax error: %s", path, jerr.line, jerr.column, jerr.text);
     return NULL;
   }
   profile_t *profile = calloc(1, sizeof *profile);
@@ -745,11 +747,11 @@ profile_t *profile_load(const char *path, rc_error_t *err) {
   if (profile == NULL) {
     rc_error_set(err, "%s: out of memory", path);
   } else if (!json_is_object(root)) {
-    load_fail(&ld, NULL, "expected a JSON object at the top level, got %s",
-              json_type_word(root));
+    load_fail(&ld, NULL, "expected a JSON object at the top level, got %s", json_type_word(root));
   } else if (copy_string(&ld, path, &profile->path) == 0) {
     profile->dir = profile_dir_of(path);
-    if (profile->dir == NULL) load_fail(&ld, NULL, "out of memory");
+    if (profile->dir == NULL)
+      load_fail(&ld, NULL, "out of memory");
     else if (check_keys(&ld, root, NULL, TOP_LEVEL_KEYS) == 0 && load_identity(&ld, root) == 0 &&
              load_roles(&ld, root) == 0 && load_command_env(&ld, root) == 0 &&
              load_config_template(&ld, root) == 0 && load_observation(&ld, root) == 0 &&
@@ -801,16 +803,12 @@ const char *profile_opt_out_reason(const profile_t *profile, const char *test_id
   if (profile == NULL || test_id == NULL) return NULL;
   for (size_t i = 0; profile->opt_outs != NULL && profile->opt_outs[i].pattern != NULL; i++) {
     /* No FNM_PATHNAME, so a * also matches / and one glob covers a whole suite. */
-    if (fnmatch(profile->opt_outs[i].pattern, test_id, 0) == 0)
-      return profile->opt_outs[i].reason;
+    if (fnmatch(profile->opt_outs[i].pattern, test_id, 0) == 0) return profile->opt_outs[i].reason;
   }
   return NULL;
 }
 
 const char *profile_transport_name(profile_transport_t transport) {
-  switch (transport) {
-  case PROFILE_TRANSPORT_TCP: return "tcp";
-  case PROFILE_TRANSPORT_REDIS: return "redis";
-  }
-  return "unknown";
+  if (transport == PROFILE_TRANSPORT_TCP) return "tcp";
+  return transport == PROFILE_TRANSPORT_REDIS ? "redis" : "unknown";
 }

@@ -9,6 +9,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "filetail.h"
 #include "rc_clock.h"
@@ -66,6 +69,7 @@ void rc_test_destroy(rc_test_t *t) {
   if (t->base != NULL) event_base_free(t->base);
   free(t->work_dir);
   free(t->log_path);
+  free(t->log_file);
   free(t->output_path);
   free(t->server_name);
   free(t->message);
@@ -178,17 +182,42 @@ int64_t rc_entry_gap_ms(const ledger_entry_t *a, const ledger_entry_t *b) {
 
 typedef struct vars {
   char port[16];
+  char http_port[16];
+  char http_url[64];
+  char sut_http_port[16];
   char profile_dir[4096];
-  profile_var_t list[12];
+  profile_var_t list[16];
   size_t count;
 } vars_t;
 
+/* A port that was free a moment ago, for the SUT's own HTTP listener. The SUT binds it
+ * itself, so there is a small window in which another process could take it; a SUT
+ * that then fails to start is reported as such. */
+static int free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sin = {.sin_family = AF_INET};
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sin;
+  int port = 0;
+  if (fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0 &&
+      getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+    port = ntohs(sin.sin_port);
+  if (fd >= 0) close(fd);
+  return port;
+}
+
 static void vars_fill(const rc_test_t *t, vars_t *v) {
   snprintf(v->port, sizeof v->port, "%d", mockhs_port(t->mock));
+  snprintf(v->http_port, sizeof v->http_port, "%d", mockhs_http_port(t->mock));
+  snprintf(v->http_url, sizeof v->http_url, "http://127.0.0.1:%d", mockhs_http_port(t->mock));
+  snprintf(v->sut_http_port, sizeof v->sut_http_port, "%d", free_port());
   snprintf(v->profile_dir, sizeof v->profile_dir, "%s", t->profile->dir);
   const profile_var_t list[] = {
       {"repl_host", "127.0.0.1"},
       {"repl_port", v->port},
+      {"http_url", v->http_url},
+      {"http_port", v->http_port},
+      {"sut_http_port", v->sut_http_port},
       {"log_path", t->log_path},
       {"work_dir", t->work_dir},
       {"server_name", t->server_name},
@@ -210,7 +239,11 @@ static void free_strv(char **v) {
 static bool write_config(rc_test_t *t, const vars_t *v) {
   if (t->profile->config_template == NULL) return true;
   rc_error_t err;
-  char *text = filetail_read_all(t->profile->config_template, 1 << 20, &err);
+  char *source = profile_expand(t->profile->config_template, v->list, v->count, &err);
+  if (source == NULL)
+    return rc_error(t, "profile %s: config_template.source: %s", t->profile->path, err.msg);
+  char *text = filetail_read_all(source, 1 << 20, &err);
+  free(source);
   if (text == NULL) return rc_error(t, "profile config_template: %s", err.msg);
   char *expanded = profile_expand(text, v->list, v->count, &err);
   free(text);
@@ -228,6 +261,19 @@ static bool write_config(rc_test_t *t, const vars_t *v) {
   free(out_path);
   free(expanded);
   return ok;
+}
+
+/* The file the SUT logs to: the profile's log.path, or else its captured output. */
+static bool choose_log_file(rc_test_t *t, const vars_t *v) {
+  if (t->profile->log_path == NULL) {
+    t->log_file = strdup(t->output_path);
+  } else {
+    rc_error_t err;
+    t->log_file = profile_expand(t->profile->log_path, v->list, v->count, &err);
+    if (t->log_file == NULL)
+      return rc_error(t, "profile %s: log.path: %s", t->profile->path, err.msg);
+  }
+  return t->log_file != NULL || rc_error(t, "out of memory");
 }
 
 /* Records the SUT's process group for the parent runner, which kills it if this
@@ -258,7 +304,7 @@ static bool ready_or_exited(void *arg) {
     return true;
   }
   if (s->pattern == NULL) return mockhs_accepted_count(s->t->mock) > 0;
-  return filetail_scan_regex(s->t->log_path, &s->log_offset, s->pattern);
+  return filetail_scan_regex(s->t->log_file, &s->log_offset, s->pattern);
 }
 
 bool rc_start(rc_test_t *t) {
@@ -293,6 +339,7 @@ bool rc_start(rc_test_t *t) {
     free(value);
   }
   if (ok) ok = write_config(t, &v);
+  if (ok) ok = choose_log_file(t, &v);
   if (ok) {
     sut_spec_t spec = {.argv = argv,
                        .env_extra = envv,
@@ -313,8 +360,11 @@ bool rc_start(rc_test_t *t) {
   ready_state_t state = {.t = t};
   regex_t pattern;
   if (t->profile->readiness_kind == PROFILE_READY_LOG) {
-    if (regcomp(&pattern, t->profile->readiness_pattern, REG_EXTENDED | REG_NOSUB) != 0)
-      return rc_error(t, "profile %s: readiness.pattern does not compile", t->profile->path);
+    char *text = profile_expand(t->profile->readiness_pattern, v.list, v.count, &err);
+    int bad = text == NULL ? -1 : regcomp(&pattern, text, REG_EXTENDED | REG_NOSUB);
+    free(text);
+    if (bad != 0)
+      return rc_error(t, "profile %s: readiness.pattern does not expand or compile", t->profile->path);
     state.pattern = &pattern;
   }
   int timeout = t->profile->timing.startup_timeout_ms;
@@ -330,7 +380,7 @@ bool rc_start(rc_test_t *t) {
     t->sut_start_failed = true;
     if (state.pattern != NULL)
       return rc_error(t, "the SUT was not ready within %d ms: no log line in %s matched /%s/",
-                      timeout, t->log_path, t->profile->readiness_pattern);
+                      timeout, t->log_file, t->profile->readiness_pattern);
     return rc_error(t, "the SUT was not ready within %d ms: it never connected to the mock "
                     "homeserver on 127.0.0.1:%d", timeout, mockhs_port(t->mock));
   }
@@ -365,12 +415,13 @@ bool rc_terminate_sut(rc_test_t *t, double *seconds, int *status) {
 static char *build_evidence(rc_test_t *t) {
   char *ledger = t->mock != NULL ? ledger_format_tail(mockhs_ledger(t->mock), EVIDENCE_LEDGER_ROWS)
                                  : NULL;
-  char *log = filetail_last_lines(t->log_path, EVIDENCE_LOG_LINES);
+  const char *log_file = t->log_file ? t->log_file : t->log_path;
+  char *log = filetail_last_lines(log_file, EVIDENCE_LOG_LINES);
   char *out = NULL;
   if (asprintf(&out, "%s%sLast ledger lines ('>' mock to SUT, '<' SUT to mock):\n%s\n"
                "Last SUT log lines (%s):\n%s",
                t->notes ? t->notes : "", t->notes ? "\n" : "",
-               ledger && ledger[0] ? ledger : "(no replication traffic)\n", t->log_path,
+               ledger && ledger[0] ? ledger : "(no replication traffic)\n", log_file,
                log && log[0] ? log : "(empty)\n") < 0)
     out = NULL;
   free(ledger);

@@ -30,7 +30,8 @@ struct rc_test {
   const profile_t *profile;
   const char *bin_dir;
   char *work_dir;     /* per-test directory (kept on failure) */
-  char *log_path;     /* {log_path}: where the SUT writes its log */
+  char *log_path;     /* {log_path}: <work_dir>/sut.log, for profiles to point the SUT at */
+  char *log_file;     /* the SUT log the harness reads: log.path expanded, or output_path */
   char *output_path;  /* the SUT's stdout+stderr */
   char *server_name;  /* per-test server name, also in the SUT's config */
   struct event_base *base;

@@ -149,6 +149,9 @@ size_t ledger_format_entry(const ledger_t *ledger, const ledger_entry_t *entry, 
     case LEDGER_NOTE:
       snprintf(head + n, sizeof head - (size_t)n, "--- ");
       break;
+    case LEDGER_HTTP:
+      snprintf(head + n, sizeof head - (size_t)n, "<http ");
+      break;
   }
   size_t at = 0;
   if (cap > 0) buf[0] = '\0';

@@ -21,6 +21,7 @@ typedef enum ledger_kind {
   LEDGER_LINE,     /* a line, without its LF; side = who wrote it */
   LEDGER_CLOSE,    /* the connection ended; side = who closed it, how = FIN/RST/... */
   LEDGER_NOTE,     /* anything else worth showing in evidence (text) */
+  LEDGER_HTTP,     /* an HTTP request the SUT made to the mock: "GET /path?query" */
 } ledger_kind_t;
 
 typedef enum ledger_side {

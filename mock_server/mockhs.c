@@ -12,7 +12,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "mock_http.h"
 #include "rc_clock.h"
+#include "stream_history.h"
 
 /* One accepted replication connection. */
 typedef struct mock_conn {
@@ -30,7 +32,8 @@ struct mockhs {
   mockhs_config_t cfg;
   char *server_name;
   char *instance_name;
-  char *stream_names[MOCKHS_MAX_STREAMS];
+  stream_history_t *history; /* streams the mock writes: positions and emitted rows */
+  mock_http_t *http;         /* the main's HTTP side (NULL when disabled) */
   struct evconnlistener *listener;
   struct sockaddr_in addr;
   int port;
@@ -71,6 +74,7 @@ void mockhs_config_defaults(mockhs_config_t *cfg, proto_dialect_t dialect,
   cfg->send_opening = true;
   cfg->answer_replicate = true;
   cfg->reject_invalid = true;
+  cfg->http_enabled = true;
   const mockhs_stream_t *set = dialect == PROTO_DIALECT_2018 ? STREAMS_2018 : MODERN_STREAMS;
   size_t n = dialect == PROTO_DIALECT_2018 ? sizeof STREAMS_2018 / sizeof STREAMS_2018[0]
                                            : sizeof MODERN_STREAMS / sizeof MODERN_STREAMS[0];
@@ -164,45 +168,68 @@ static void conn_send_error_and_close(mockhs_t *mock, mock_conn_t *conn, const c
   conn_close_gracefully(mock, conn, NULL);
 }
 
-static const char *stream_known(const mockhs_t *mock, proto_slice_t name, int64_t *position) {
-  for (size_t i = 0; i < mock->cfg.stream_count; i++) {
-    if (proto_slice_eq(name, mock->stream_names[i])) {
-      *position = mock->cfg.streams[i].position;
-      return mock->stream_names[i];
-    }
-  }
-  return NULL;
-}
-
-static void send_position(mockhs_t *mock, mock_conn_t *conn, const char *stream, int64_t pos) {
+static void send_position(mockhs_t *mock, mock_conn_t *conn, const char *stream, int64_t prev,
+                          int64_t pos) {
   proto_command_t cmd = {.kind = PROTO_CMD_POSITION,
                          .stream = proto_slice_cstr(stream),
                          .instance = proto_slice_cstr(mock->instance_name),
                          .token = pos,
-                         .prev_token = pos,
+                         .prev_token = prev,
                          .new_token = pos};
+  conn_send_command(mock, conn, &cmd);
+}
+
+static void send_rdata(mockhs_t *mock, mock_conn_t *conn, const char *stream, bool batch,
+                       int64_t token, const char *json, size_t len) {
+  proto_command_t cmd = {.kind = PROTO_CMD_RDATA,
+                         .stream = proto_slice_cstr(stream),
+                         .instance = proto_slice_cstr(mock->instance_name),
+                         .token_is_batch = batch,
+                         .token = token,
+                         .row = {json, len}};
   conn_send_command(mock, conn, &cmd);
 }
 
 /* A real main answers REPLICATE with its positions: modern, every stream it writes;
  * 2018, the requested stream (or ALL), or an ERROR for a stream it does not offer. */
 static void answer_replicate(mockhs_t *mock, mock_conn_t *conn, const proto_command_t *cmd) {
-  if (mock->cfg.dialect == PROTO_DIALECT_MODERN || proto_slice_eq(cmd->stream, "ALL")) {
-    for (size_t i = 0; i < mock->cfg.stream_count && conn->open; i++)
-      send_position(mock, conn, mock->stream_names[i], mock->cfg.streams[i].position);
+  size_t streams = stream_history_count(mock->history);
+  int64_t position = 0;
+  if (mock->cfg.dialect == PROTO_DIALECT_MODERN) {
+    for (size_t i = 0; i < streams && conn->open; i++) {
+      const char *name = stream_history_name(mock->history, i);
+      stream_history_position(mock->history, name, &position);
+      send_position(mock, conn, name, position, position);
+    }
     return;
   }
-  int64_t position = 0;
-  const char *name = stream_known(mock, cmd->stream, &position);
-  if (name == NULL) {
-    char stream[256], text[400];
-    proto_slice_copy(cmd->stream, stream, sizeof stream);
+  bool all = proto_slice_eq(cmd->stream, "ALL");
+  char requested[256];
+  proto_slice_copy(cmd->stream, requested, sizeof requested);
+  if (!all && !stream_history_position(mock->history, requested, &position)) {
+    char text[400];
     snprintf(text, sizeof text, "failed to handle replicate: Exception('unknown stream %%s', '%s')",
-             stream);
+             requested);
     conn_send_error_and_close(mock, conn, text);
     return;
   }
-  send_position(mock, conn, name, position);
+  /* 2018: the backlog after the worker's token, each row with its own numeric token
+   * (catch-up rows are not batched), then the stream's position. NOW means none. */
+  for (size_t i = 0; i < streams && conn->open; i++) {
+    const char *name = stream_history_name(mock->history, i);
+    if (!all && strcmp(name, requested) != 0) continue;
+    stream_history_position(mock->history, name, &position);
+    if (!cmd->token_is_now) {
+      size_t count;
+      bool limited, truncated;
+      int64_t upto;
+      const stream_row_t *rows = stream_history_range(mock->history, name, cmd->token, position,
+                                                      0, &count, &limited, &upto, &truncated);
+      for (size_t r = 0; r < count && conn->open; r++)
+        send_rdata(mock, conn, name, false, rows[r].token, rows[r].json, rows[r].len);
+    }
+    send_position(mock, conn, name, position, position);
+  }
 }
 
 static void handle_line(mockhs_t *mock, mock_conn_t *conn, const char *line, size_t len) {
@@ -389,10 +416,16 @@ mockhs_t *mockhs_create(struct event_base *base, const mockhs_config_t *cfg, rc_
   mock->cfg = *cfg;
   mock->server_name = dup_or_null(cfg->server_name);
   mock->instance_name = dup_or_null(cfg->instance_name ? cfg->instance_name : "master");
-  for (size_t i = 0; i < cfg->stream_count; i++) {
-    mock->stream_names[i] = dup_or_null(cfg->streams[i].name);
-    mock->cfg.streams[i].name = mock->stream_names[i];
+  mock->history = stream_history_create();
+  for (size_t i = 0; mock->history != NULL && i < cfg->stream_count; i++) {
+    if (stream_history_set(mock->history, cfg->streams[i].name, cfg->streams[i].position) != 0) {
+      stream_history_destroy(mock->history);
+      mock->history = NULL;
+    }
   }
+  /* Stream names live in the history from now on; the copy of cfg must not point at
+   * the caller's storage. */
+  mock->cfg.stream_count = 0;
   mock->cfg.server_name = mock->server_name;
   mock->cfg.instance_name = mock->instance_name;
   mock->ledger = ledger_create(cfg->ledger_capacity);
@@ -401,11 +434,21 @@ mockhs_t *mockhs_create(struct event_base *base, const mockhs_config_t *cfg, rc_
   mock->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   mock->addr.sin_port = htons((uint16_t)cfg->port);
   mock->wake_timer = evtimer_new(base, on_wake, mock);
-  if (mock->ledger == NULL || mock->wake_timer == NULL || listener_open(mock, err) != 0) {
-    if (mock->ledger == NULL || mock->wake_timer == NULL)
-      rc_error_set(err, "mock homeserver: out of memory");
+  if (mock->ledger == NULL || mock->wake_timer == NULL || mock->history == NULL) {
+    rc_error_set(err, "mock homeserver: out of memory");
     mockhs_destroy(mock);
     return NULL;
+  }
+  if (listener_open(mock, err) != 0) {
+    mockhs_destroy(mock);
+    return NULL;
+  }
+  if (cfg->http_enabled) {
+    mock->http = mock_http_create(base, cfg->http_port, mock->history, mock->ledger, err);
+    if (mock->http == NULL) {
+      mockhs_destroy(mock);
+      return NULL;
+    }
   }
   if (cfg->ping_interval_ms > 0) {
     /* Tick at a fraction of the interval so an idle connection is pinged close to
@@ -426,8 +469,9 @@ void mockhs_destroy(mockhs_t *mock) {
   if (mock->listener != NULL) evconnlistener_free(mock->listener);
   if (mock->ping_timer != NULL) event_free(mock->ping_timer);
   if (mock->wake_timer != NULL) event_free(mock->wake_timer);
+  mock_http_destroy(mock->http);
+  stream_history_destroy(mock->history);
   ledger_destroy(mock->ledger);
-  for (size_t i = 0; i < MOCKHS_MAX_STREAMS; i++) free(mock->stream_names[i]);
   free(mock->server_name);
   free(mock->instance_name);
   free(mock);
@@ -560,4 +604,34 @@ bool mockhs_run_until(mockhs_t *mock, bool (*cond)(void *arg), void *arg, int ti
     int64_t next = now + poll_ms;
     loop_once_until(mock, next < deadline ? next : deadline);
   }
+}
+
+stream_history_t *mockhs_history(mockhs_t *mock) { return mock->history; }
+mock_http_t *mockhs_http(mockhs_t *mock) { return mock->http; }
+int mockhs_http_port(const mockhs_t *mock) { return mock->http ? mock_http_port(mock->http) : 0; }
+
+int mockhs_emit(mockhs_t *mock, const char *stream, const mockhs_row_t *rows, size_t count,
+                rc_error_t *err) {
+  int64_t position;
+  if (!stream_history_position(mock->history, stream, &position))
+    return rc_error_set(err, "mock homeserver: stream '%s' is not one the mock writes", stream);
+  for (size_t i = 0; i < count; i++) {
+    size_t len = strlen(rows[i].json);
+    if (stream_history_append(mock->history, stream, rows[i].token, rows[i].json, len) != 0)
+      return rc_error_set(err, "mock homeserver: out of memory");
+    /* Like Synapse's _batch_updates: a row whose next row has the same token goes as
+     * 'batch'; the last row of each equal-token run carries the number. */
+    bool batch = i + 1 < count && rows[i + 1].token == rows[i].token;
+    for (mock_conn_t *c = mock->conns; c != NULL; c = c->next)
+      if (c->open && !c->closing) send_rdata(mock, c, stream, batch, rows[i].token, rows[i].json, len);
+  }
+  return 0;
+}
+
+int mockhs_send_position(mockhs_t *mock, int conn_id, const char *stream, int64_t prev_token,
+                         int64_t new_token) {
+  mock_conn_t *conn = conn_find(mock, conn_id);
+  if (conn == NULL || !conn->open || conn->closing) return -1;
+  send_position(mock, conn, stream, prev_token, new_token);
+  return 0;
 }

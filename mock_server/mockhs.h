@@ -46,6 +46,8 @@ typedef struct mockhs_config {
   mockhs_stream_t streams[MOCKHS_MAX_STREAMS]; /* streams the mock writes, in answer order */
   size_t stream_count;
   size_t ledger_capacity;    /* 0 = ledger default */
+  bool http_enabled;         /* serve the main's HTTP side (mock_http.h) */
+  int http_port;             /* 0 = any free port */
 } mockhs_config_t;
 
 /* Fills cfg with the defaults of a real main of that dialect: opening on, REPLICATE
@@ -93,6 +95,31 @@ int mockhs_send_command(mockhs_t *mock, int conn_id, const proto_command_t *cmd,
 /* Closes a connection from the mock's side: FIN after flushing (reset=false) or an
  * immediate RST (reset=true). */
 int mockhs_close_conn(mockhs_t *mock, int conn_id, bool reset);
+
+/* One row to emit: its token and its JSON (the stream's row layout). */
+typedef struct mockhs_row {
+  int64_t token;
+  const char *json;
+} mockhs_row_t;
+
+/* Emits rows on a stream the mock writes, like a real main: to every open connection,
+ * each row whose next row has the same token as `batch` (the last of a run carries the
+ * token), and into the stream's history (2018 REPLICATE and HTTP catch-up serve it).
+ * Rows must come in non-decreasing token order. */
+int mockhs_emit(mockhs_t *mock, const char *stream, const mockhs_row_t *rows, size_t count,
+                rc_error_t *err);
+/* Sends a POSITION to one connection (2018 uses new_token only). */
+int mockhs_send_position(mockhs_t *mock, int conn_id, const char *stream, int64_t prev_token,
+                         int64_t new_token);
+
+struct stream_history;
+struct mock_http;
+/* The mock's streams (positions, emitted rows); owned by the mock. */
+struct stream_history *mockhs_history(mockhs_t *mock);
+/* The HTTP side, or NULL when disabled; owned by the mock. */
+struct mock_http *mockhs_http(mockhs_t *mock);
+/* Port of the HTTP side ({http_url} is http://127.0.0.1:<port>), 0 when disabled. */
+int mockhs_http_port(const mockhs_t *mock);
 
 /* Predicate over ledger entries. */
 typedef bool (*mockhs_match_fn)(const ledger_entry_t *entry, void *arg);

@@ -4,6 +4,7 @@
  * Profile texts below are written with single quotes so the JSON stays readable in C
  * string literals; write_profile() turns every ' into " before writing the file. */
 #include <check.h>
+#include <glob.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,8 +184,9 @@ END_TEST
 
 /* Reconnect defaults follow the declared era and transport, as Synapse's did. */
 START_TEST(test_timing_defaults_follow_era) {
-  profile_t *p = load_ok("{'format': 1, 'name': 'n', 'dialect': '2018', 'era': '1.7.1',"
-                         " 'command': ['w']}");
+  profile_t *p = load_ok(
+      "{'format': 1, 'name': 'n', 'dialect': '2018', 'era': '1.7.1',"
+      " 'command': ['w']}");
   ck_assert_int_eq(p->dialect, PROTO_DIALECT_2018);
   ck_assert_int_eq(p->era_minor, 7);
   ck_assert_int_eq(p->era_patch, 1);
@@ -197,8 +199,9 @@ START_TEST(test_timing_defaults_follow_era) {
   ck_assert_int_eq(p->timing.reconnect_max_ms, 1000);
   profile_destroy(p);
 
-  p = load_ok("{'format': 1, 'name': 'n', 'dialect': 'modern', 'era': '1.67',"
-              " 'transport': 'redis', 'command': ['w'], 'timing': {'ping_interval_ms': 7}}");
+  p = load_ok(
+      "{'format': 1, 'name': 'n', 'dialect': 'modern', 'era': '1.67',"
+      " 'transport': 'redis', 'command': ['w'], 'timing': {'ping_interval_ms': 7}}");
   ck_assert_int_eq(p->transport, PROFILE_TRANSPORT_REDIS);
   ck_assert_str_eq(profile_transport_name(p->transport), "redis");
   ck_assert_int_eq(p->timing.ping_interval_ms, 7);
@@ -207,8 +210,9 @@ START_TEST(test_timing_defaults_follow_era) {
   ck_assert_int_eq(p->timing.reconnect_max_ms, 5000);
   profile_destroy(p);
 
-  p = load_ok("{'format': 1, 'name': 'n', 'dialect': '2018', 'era': '0.33.6', 'command': ['w'],"
-              " 'timing': {'reconnect_max_ms': 3600000, 'reconnect_initial_ms': 1}}");
+  p = load_ok(
+      "{'format': 1, 'name': 'n', 'dialect': '2018', 'era': '0.33.6', 'command': ['w'],"
+      " 'timing': {'reconnect_max_ms': 3600000, 'reconnect_initial_ms': 1}}");
   ck_assert_int_eq(p->era_major, 0);
   ck_assert_int_eq(p->era_minor, 33);
   ck_assert_int_eq(p->era_patch, 6);
@@ -225,8 +229,7 @@ START_TEST(test_config_template_paths) {
   profile_destroy(p);
   char *absolute = write_raw(tmp_dir, "abs.in", "port: {repl_port} {{literal}}\n");
   char text[1024];
-  snprintf(text, sizeof text, WITH("'config_template': {'source': '%s', 'output': 'o'}"),
-           absolute);
+  snprintf(text, sizeof text, WITH("'config_template': {'source': '%s', 'output': 'o'}"), absolute);
   p = load_ok(text);
   ck_assert_str_eq(p->config_template, absolute);
   profile_destroy(p);
@@ -286,8 +289,10 @@ typedef struct error_case {
   const char *extra_text;
 } error_case_t;
 
-#define ERR(json, ...) {json, {__VA_ARGS__}, NULL, NULL}
-#define ERR_WITH_FILE(file, text, json, ...) {json, {__VA_ARGS__}, file, text}
+#define ERR(json, ...) \
+  { json, {__VA_ARGS__}, NULL, NULL }
+#define ERR_WITH_FILE(file, text, json, ...) \
+  { json, {__VA_ARGS__}, file, text }
 
 static const error_case_t ERROR_CASES[] = {
     /* syntax and shape */
@@ -295,8 +300,8 @@ static const error_case_t ERROR_CASES[] = {
     ERR("{'format': 1, 'format': 1}", ":1:", "JSON syntax error:", "duplicate"),
     ERR("", "JSON syntax error:"),
     ERR("[1, 2]", "expected a JSON object at the top level, got array"),
-    ERR(WITH("'comand': ['w']"),
-        "unknown top-level key 'comand'", "(known: format, name, description, dialect", "opt_out)"),
+    ERR(WITH("'comand': ['w']"), "unknown top-level key 'comand'",
+        "(known: format, name, description, dialect", "opt_out)"),
     /* format, name, description */
     ERR("{'name': 'n', 'dialect': 'modern', 'era': '1.66', 'command': ['w']}",
         "field 'format': missing, expected the integer 1"),
@@ -329,12 +334,12 @@ static const error_case_t ERROR_CASES[] = {
     ERR("{'format': 1, 'name': 'n', 'dialect': 'modern', 'era': '1.9999999999'}", "field 'era'"),
     ERR("{'format': 1, 'name': 'n', 'dialect': '2018', 'era': '1.12', 'transport': 'redis'}",
         "field 'transport'", "needs dialect \"modern\""),
-    ERR("{'format': 1, 'name': 'n', 'dialect': '2018', 'era': '1.66'}",
-        "field 'era'", "modern dialect", "'dialect' is \"2018\""),
-    ERR("{'format': 1, 'name': 'n', 'dialect': 'modern', 'era': '1.12.4'}",
-        "field 'era'", "2018 dialect", "'dialect' is \"modern\""),
-    ERR("{'format': 1, 'name': 'n', 'dialect': 'modern', 'era': '1.67'}",
-        "field 'era'", "no direct TCP replication", "'transport' is \"tcp\""),
+    ERR("{'format': 1, 'name': 'n', 'dialect': '2018', 'era': '1.66'}", "field 'era'",
+        "modern dialect", "'dialect' is \"2018\""),
+    ERR("{'format': 1, 'name': 'n', 'dialect': 'modern', 'era': '1.12.4'}", "field 'era'",
+        "2018 dialect", "'dialect' is \"modern\""),
+    ERR("{'format': 1, 'name': 'n', 'dialect': 'modern', 'era': '1.67'}", "field 'era'",
+        "no direct TCP replication", "'transport' is \"tcp\""),
     /* instance_name and roles */
     ERR(WITH("'instance_name': ''"), "field 'instance_name': expected a non-empty string"),
     ERR(WITH("'instance_name': 'worker 1'"), "field 'instance_name': must not contain spaces"),
@@ -343,7 +348,7 @@ static const error_case_t ERROR_CASES[] = {
     ERR(WITH("'roles': 'worker'"), "field 'roles': expected an array of role names, got string"),
     ERR(WITH("'roles': []"), "field 'roles': expected at least one role", "known: worker"),
     ERR(WITH("'roles': ['fedsendr']"), "field 'roles[0]': unknown role 'fedsendr'",
-      "(known: worker, fedsender, presence_writer, sync, client, caches, pg)"),
+        "(known: worker, fedsender, presence_writer, sync, client, caches, pg)"),
     ERR(WITH("'roles': ['worker', 1]"), "field 'roles[1]': expected a role name, got integer"),
     ERR(WITH("'roles': ['sync', 'sync']"), "field 'roles[1]': role 'sync' is listed twice"),
     /* command and env */
@@ -361,8 +366,8 @@ static const error_case_t ERROR_CASES[] = {
         "field 'command[1]': unclosed '{' at offset 7", "'{{'"),
     ERR(HEAD_NO_COMMAND ", 'command': ['w', '{repl_{port}}']}",
         "field 'command[1]': unclosed '{' at offset 0"),
-    ERR(HEAD_NO_COMMAND ", 'command': ['w', 'a}b']}",
-        "field 'command[1]': stray '}' at offset 1", "'}}'"),
+    ERR(HEAD_NO_COMMAND ", 'command': ['w', 'a}b']}", "field 'command[1]': stray '}' at offset 1",
+        "'}}'"),
     ERR(HEAD_NO_COMMAND ", 'command': ['{}']}", "field 'command[0]': unknown placeholder '{}'"),
     ERR(WITH("'env': ['A=1']"), "field 'env': expected an object, got array"),
     ERR(WITH("'env': {'1X': 'a'}"), "field 'env.1X': not a valid environment variable name"),
@@ -380,17 +385,14 @@ static const error_case_t ERROR_CASES[] = {
         "field 'config_template': unknown key 'mode' (known: source, output)"),
     ERR(WITH("'config_template': {'source': 'missing.in', 'output': 'o'}"),
         "field 'config_template.source': ", "/missing.in: No such file or directory"),
-    ERR_WITH_FILE("bad.in",
-                  "a: {repl_host}\nb: {{not}}\nc: {worker_port}\n",
-                  WITH("'config_template': {'source': 'bad.in', 'output': 'o'}"),
-                  "field 'config_template.source': ",
-                  "/bad.in:3: unknown placeholder '{worker_port}'"),
-    ERR_WITH_FILE("bad.in",
-                  "a: 1\nlisteners: [{port: 8}]\n",
+    ERR_WITH_FILE(
+        "bad.in", "a: {repl_host}\nb: {{not}}\nc: {worker_port}\n",
+        WITH("'config_template': {'source': 'bad.in', 'output': 'o'}"),
+        "field 'config_template.source': ", "/bad.in:3: unknown placeholder '{worker_port}'"),
+    ERR_WITH_FILE("bad.in", "a: 1\nlisteners: [{port: 8}]\n",
                   WITH("'config_template': {'source': 'bad.in', 'output': 'o'}"),
                   "/bad.in:2: unknown placeholder '{port: 8}'"),
-    ERR_WITH_FILE("bad.in",
-                  "a: {repl_host\n",
+    ERR_WITH_FILE("bad.in", "a: {repl_host\n",
                   WITH("'config_template': {'source': 'bad.in', 'output': 'o'}"),
                   "/bad.in:1: unclosed '{' at offset 3"),
     ERR(WITH("'config_template': {'source': '{bindir}/w', 'output': 'o'}"),
@@ -442,16 +444,16 @@ static const error_case_t ERROR_CASES[] = {
     ERR(WITH("'timing': {'ping_timeout_ms': 0}"),
         "field 'timing.ping_timeout_ms': expected an integer in 1..3600000", "got 0"),
     ERR(WITH("'timing': {'reconnect_max_ms': -5}"), "field 'timing.reconnect_max_ms'", "got -5"),
-    ERR(WITH("'timing': {'startup_timeout_ms': 3600001}"),
-        "field 'timing.startup_timeout_ms'", "got 3600001"),
+    ERR(WITH("'timing': {'startup_timeout_ms': 3600001}"), "field 'timing.startup_timeout_ms'",
+        "got 3600001"),
     ERR(WITH("'timing': {'shutdown_grace_ms': 1.5}"),
         "field 'timing.shutdown_grace_ms': expected a positive integer, got real"),
     ERR(WITH("'timing': {'ping_interval': 5}"),
         "field 'timing': unknown key 'ping_interval' (known: ping_interval_ms, ping_timeout_ms,"),
-    ERR(WITH("'timing': {'reconnect_initial_ms': 2000}"),
-        "field 'timing.reconnect_initial_ms'", "(2000) must not exceed reconnect_max_ms (1000)"),
-    ERR(WITH("'timing': {'reconnect_max_ms': 50}"),
-        "field 'timing.reconnect_max_ms'", "(100, the era's default) must not exceed"),
+    ERR(WITH("'timing': {'reconnect_initial_ms': 2000}"), "field 'timing.reconnect_initial_ms'",
+        "(2000) must not exceed reconnect_max_ms (1000)"),
+    ERR(WITH("'timing': {'reconnect_max_ms': 50}"), "field 'timing.reconnect_max_ms'",
+        "(100, the era's default) must not exceed"),
     /* opt_out */
     ERR(WITH("'opt_out': {}"), "field 'opt_out': expected an array", "got object"),
     ERR(WITH("'opt_out': ['protocol/*']"), "field 'opt_out[0]': expected an object", "got string"),
@@ -473,8 +475,10 @@ START_TEST(test_error_messages) {
   rc_error_t err = {{0}};
   profile_t *p = profile_load(path, &err);
   char context[2048];
-  snprintf(context, sizeof context, "Requirement: an invalid profile is refused, naming file, "
-           "field and expectation (case %d: %s)", _i, c->json);
+  snprintf(context, sizeof context,
+           "Requirement: an invalid profile is refused, naming file, "
+           "field and expectation (case %d: %s)",
+           _i, c->json);
   ck_assert_msg(p == NULL, "%s\n  Expected: load fails\n  Actual: it loaded", context);
   ck_assert_msg(strncmp(err.msg, path, strlen(path)) == 0 && err.msg[strlen(path)] == ':',
                 "%s\n  Expected the message to start with '%s:'\n  Actual message: %s", context,
@@ -511,9 +515,9 @@ END_TEST
 
 START_TEST(test_expand_every_placeholder) {
   static const char *const expected_names[] = {
-      "repl_host", "repl_port",   "http_url",      "http_port",  "sut_http_port",
-      "log_path",  "work_dir",    "db_dsn",        "server_name", "bin_dir",
-      "profile_dir", "instance_name", "redis_host", "redis_port", NULL,
+      "repl_host",   "repl_port",     "http_url",   "http_port",   "sut_http_port",
+      "log_path",    "work_dir",      "db_dsn",     "server_name", "bin_dir",
+      "profile_dir", "instance_name", "redis_host", "redis_port",  NULL,
   };
   size_t count = 0;
   while (PROFILE_PLACEHOLDERS[count] != NULL) count++;
@@ -599,11 +603,11 @@ END_TEST
  * Opt-outs and small things */
 
 START_TEST(test_opt_out_matching) {
-  profile_t *p = load_ok(WITH(
-      "'opt_out': [{'test': 'protocol/keepalive/*', 'reason': 'no keepalive'},"
-      " {'test': 'presence/once', 'reason': 'exact'},"
-      " {'test': 'cache/[ab]?', 'reason': 'set'},"
-      " {'test': '*', 'reason': 'catch-all'}]"));
+  profile_t *p =
+      load_ok(WITH("'opt_out': [{'test': 'protocol/keepalive/*', 'reason': 'no keepalive'},"
+                   " {'test': 'presence/once', 'reason': 'exact'},"
+                   " {'test': 'cache/[ab]?', 'reason': 'set'},"
+                   " {'test': '*', 'reason': 'catch-all'}]"));
   ck_assert_str_eq(profile_opt_out_reason(p, "protocol/keepalive/ping-timeout"), "no keepalive");
   ck_assert_str_eq(profile_opt_out_reason(p, "protocol/keepalive/a/b"), "no keepalive");
   ck_assert_str_eq(profile_opt_out_reason(p, "presence/once"), "exact");
@@ -655,8 +659,10 @@ START_TEST(test_docs_examples_load) {
     *end = '\0';
     char *path = write_raw(tmp_dir, name, body);
     *end = saved;
-    if (strstr(name, ".json") != NULL && examples < 8) json_names[examples++] = path;
-    else free(path);
+    if (strstr(name, ".json") != NULL && examples < 8)
+      json_names[examples++] = path;
+    else
+      free(path);
   }
   ck_assert_int_ge(examples, 2);
   for (int i = 0; i < examples; i++) {
@@ -668,6 +674,23 @@ START_TEST(test_docs_examples_load) {
   }
   free(doc);
   free(doc_path);
+}
+END_TEST
+
+/* The profiles shipped in profiles/ are what users start from: each must load. */
+START_TEST(test_bundled_profiles_load) {
+  char *pattern = test_path(test_env("REPLCHECK_SOURCE_DIR"), "profiles/*.json");
+  glob_t found;
+  int rc = glob(pattern, 0, NULL, &found);
+  ck_assert_msg(rc == 0 || rc == GLOB_NOMATCH, "glob(%s) failed", pattern);
+  for (size_t i = 0; rc == 0 && i < found.gl_pathc; i++) {
+    rc_error_t err = {{0}};
+    profile_t *p = profile_load(found.gl_pathv[i], &err);
+    ck_assert_msg(p != NULL, "bundled profile does not load: %s", err.msg);
+    profile_destroy(p);
+  }
+  if (rc == 0) globfree(&found);
+  free(pattern);
 }
 END_TEST
 
@@ -683,6 +706,7 @@ static Suite *profile_suite(void) {
   tcase_add_test(load, test_file_errors);
   tcase_add_test(load, test_opt_out_matching);
   tcase_add_test(load, test_docs_examples_load);
+  tcase_add_test(load, test_bundled_profiles_load);
   suite_add_tcase(s, load);
 
   TCase *errors = tcase_create("errors");

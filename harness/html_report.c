@@ -1,0 +1,2 @@
+/* Placeholder until the HTML writer lands in this session. */
+#include "html_report.h"
