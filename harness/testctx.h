@@ -39,6 +39,7 @@ struct rc_test {
   mockhs_t *mock;
   sut_t *sut;
   int64_t started_ms;
+  int64_t probe_floor; /* highest token a position probe used (tokens only grow) */
 
   /* outcome */
   bool decided;

@@ -516,8 +516,31 @@ int mockhs_set_listening(mockhs_t *mock, bool listening, rc_error_t *err) {
   return listener_open(mock, err);
 }
 
+/* A line a test wrote by hand still moves the main's announced position of its
+ * stream, as if the main had written it: a later REPLICATE (2018) is answered from
+ * there, like a real main that wrote those rows. */
+static void note_announced_position(mockhs_t *mock, const char *line, size_t len) {
+  proto_command_t cmd;
+  if (proto_parse_line(mock->cfg.dialect, PROTO_SENDER_SERVER, line, len, &cmd, NULL) != PROTO_OK)
+    return;
+  if (cmd.kind != PROTO_CMD_RDATA && cmd.kind != PROTO_CMD_POSITION) return;
+  if (cmd.kind == PROTO_CMD_RDATA && cmd.token_is_batch) return;
+  if (mock->cfg.dialect == PROTO_DIALECT_MODERN && !proto_slice_eq(cmd.instance, mock->instance_name))
+    return;
+  char stream[256];
+  proto_slice_copy(cmd.stream, stream, sizeof stream);
+  int64_t position;
+  if (!stream_history_position(mock->history, stream, &position)) return;
+  int64_t token = cmd.kind == PROTO_CMD_POSITION && mock->cfg.dialect == PROTO_DIALECT_MODERN
+                      ? cmd.new_token
+                      : cmd.token;
+  stream_history_set(mock->history, stream, token);
+}
+
 int mockhs_send_line(mockhs_t *mock, int conn_id, const char *line, size_t len) {
-  return conn_send_line(mock, conn_find(mock, conn_id), line, len);
+  int rc = conn_send_line(mock, conn_find(mock, conn_id), line, len);
+  if (rc == 0) note_announced_position(mock, line, len);
+  return rc;
 }
 
 int mockhs_send_raw(mockhs_t *mock, int conn_id, const char *bytes, size_t len) {

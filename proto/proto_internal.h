@@ -9,8 +9,29 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* ---- bytes and UTF-8 (proto_bytes.c) ------------------------------------------ */
+
+/* First space in [p, end), or NULL. Inline and vectorised: the fields it splits are
+ * a few bytes long, where a call to memchr() costs more than the search. */
+static inline const char *proto_find_space(const char *p, const char *end) {
+#if defined(__SSE2__)
+  const __m128i space = _mm_set1_epi8(' ');
+  while (end - p >= 16) {
+    unsigned mask = (unsigned)_mm_movemask_epi8(
+        _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)p), space));
+    if (mask != 0) return p + __builtin_ctz(mask);
+    p += 16;
+  }
+#endif
+  for (; p < end; p++) {
+    if (*p == ' ') return p;
+  }
+  return NULL;
+}
 
 /* Length (2..4) of the well-formed UTF-8 sequence starting at p with `avail` bytes
  * available, or 0 when it is not well formed (overlong, surrogate, > U+10FFFF,

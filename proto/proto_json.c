@@ -5,6 +5,9 @@
 #include "proto_internal.h"
 
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define ONES 0x0101010101010101ULL
 #define HIGH 0x8080808080808080ULL
@@ -16,39 +19,54 @@ static inline uint64_t load64(const unsigned char *p) {
   return w;
 }
 
-static inline size_t skip_whitespace(const unsigned char *s, size_t len, size_t p,
-                                     bool line_mode) {
-  while (p < len) {
-    unsigned char c = s[p];
-    if (c == ' ' || c == '\t' || (!line_mode && (c == '\n' || c == '\r'))) {
-      p++;
-    } else {
-      break;
-    }
-  }
-  return p;
-}
-
 static inline bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
 static inline bool is_hex(unsigned char c) {
   return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+/* Index of the first '"', '\\', control byte (< 0x20) or non-ASCII byte at or after
+ * p, or len. */
+static inline size_t skip_string_plain(const unsigned char *s, size_t p, size_t len) {
+#if defined(__SSE2__)
+  if (len >= 16) {
+    /* One signed compare finds both the control bytes and the non-ASCII ones; the
+     * last load overlaps the previous one instead of falling back to bytes. */
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i backslash = _mm_set1_epi8('\\');
+    const __m128i control = _mm_set1_epi8(0x20);
+    while (p < len) {
+      size_t at = p + 16 <= len ? p : len - 16;
+      __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + at));
+      __m128i special = _mm_or_si128(
+          _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+          _mm_cmplt_epi8(v, control));
+      unsigned mask = (unsigned)_mm_movemask_epi8(special) >> (p - at);
+      if (mask != 0) return p + (size_t)__builtin_ctz(mask);
+      p = at + 16;
+    }
+    return len;
+  }
+#endif
+  while (p + 8 <= len) {
+    uint64_t w = load64(s + p);
+    uint64_t q = w ^ (0x22ULL * ONES);
+    uint64_t b = w ^ (0x5CULL * ONES);
+    uint64_t m = ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - 0x20ULL * ONES) & ~w) | w;
+    if ((m & HIGH) != 0) break;
+    p += 8;
+  }
+  while (p < len && s[p] != '"' && s[p] != '\\' && s[p] >= 0x20 && s[p] < 0x80) p++;
+  return p;
+}
+
 /* s[*pp] is the opening quote. On success *pp is just past the closing quote; on
  * failure *pp is the offending byte and *why says what is wrong. */
-static bool scan_string(const unsigned char *s, size_t len, size_t *pp, const char **why) {
+static inline bool scan_string(const unsigned char *s, size_t len, size_t *pp,
+                               const char **why) {
   size_t p = *pp + 1;
   for (;;) {
-    /* Stop at '"', '\\', a control byte (< 0x20) or a non-ASCII byte. */
-    while (p + 8 <= len) {
-      uint64_t w = load64(s + p);
-      uint64_t q = w ^ (0x22ULL * ONES);
-      uint64_t b = w ^ (0x5CULL * ONES);
-      uint64_t m = ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - 0x20ULL * ONES) & ~w) | w;
-      if ((m & HIGH) != 0) break;
-      p += 8;
-    }
+    p = skip_string_plain(s, p, len);
     if (p >= len) {
       *pp = len;
       *why = "unterminated string";
@@ -98,17 +116,13 @@ static bool scan_string(const unsigned char *s, size_t len, size_t *pp, const ch
       *why = "control character in a string (must be escaped)";
       return false;
     }
-    if (c >= 0x80) {
-      size_t n = proto_utf8_sequence_length(s + p, len - p);
-      if (n == 0) {
-        *pp = p;
-        *why = "ill-formed UTF-8 in a string";
-        return false;
-      }
-      p += n;
-      continue;
+    size_t n = proto_utf8_sequence_length(s + p, len - p);
+    if (n == 0) {
+      *pp = p;
+      *why = "ill-formed UTF-8 in a string";
+      return false;
     }
-    p++;
+    p += n;
   }
 }
 
@@ -157,17 +171,24 @@ static bool scan_number(const unsigned char *s, size_t len, size_t *pp, const ch
   return true;
 }
 
+/* 1: JSON whitespace allowed in a line; 2: JSON whitespace a line may not contain. */
+static const unsigned char whitespace_class[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 2, ['\r'] = 2};
+
 bool proto_json_check(const char *buf, size_t len, bool line_mode, proto_json_result_t *res) {
   const unsigned char *s = (const unsigned char *)buf;
   uint64_t stack[MAX_DEPTH / 64] = {0};
   unsigned depth = 0;
+  bool in_object = false; /* the innermost container, cached from the stack */
   size_t top_items = 0;
   const char *why = NULL;
   char top = 0;
   size_t p = 0;
+  const unsigned ws = line_mode ? 1u : 3u;
+#define SKIP_WHITESPACE() \
+  while (p < len && (whitespace_class[s[p]] & ws) != 0) p++
 
   if (s == NULL) len = 0;
-  p = skip_whitespace(s, len, 0, line_mode);
+  SKIP_WHITESPACE();
   if (p >= len) {
     why = "expected a JSON value, got nothing";
     goto fail;
@@ -186,22 +207,22 @@ value:
         why = "nesting deeper than 256";
         goto fail;
       }
-      bool object = s[p] == '{';
+      in_object = s[p] == '{';
       uint64_t bit = 1ULL << (depth & 63);
-      if (object) {
+      if (in_object) {
         stack[depth >> 6] |= bit;
       } else {
         stack[depth >> 6] &= ~bit;
       }
       depth++;
-      p = skip_whitespace(s, len, p + 1, line_mode);
-      if (p < len && s[p] == (object ? '}' : ']')) {
-        p++;
-        depth--;
-        goto after_value;
-      }
+      p++;
+      SKIP_WHITESPACE();
       if (depth == 1) top_items = 1;
-      if (object) goto key;
+      if (p < len && s[p] == (in_object ? '}' : ']')) {
+        if (depth == 1) top_items = 0;
+        goto close;
+      }
+      if (in_object) goto key;
       goto value;
     }
     case '"':
@@ -238,16 +259,21 @@ key:
     goto fail;
   }
   if (!scan_string(s, len, &p, &why)) goto fail;
-  p = skip_whitespace(s, len, p, line_mode);
+  SKIP_WHITESPACE();
   if (p >= len || s[p] != ':') {
     why = "expected ':' after an object key";
     goto fail;
   }
-  p = skip_whitespace(s, len, p + 1, line_mode);
+  p++;
+  SKIP_WHITESPACE();
   goto value;
 
+close:
+  p++;
+  depth--;
+  if (depth > 0) in_object = (stack[(depth - 1) >> 6] >> ((depth - 1) & 63)) & 1;
 after_value:
-  p = skip_whitespace(s, len, p, line_mode);
+  SKIP_WHITESPACE();
   if (depth == 0) {
     if (p != len) {
       why = "unexpected data after the JSON value";
@@ -261,22 +287,17 @@ after_value:
     }
     return true;
   }
-  {
-    bool object = (stack[(depth - 1) >> 6] >> ((depth - 1) & 63)) & 1;
-    if (p < len && s[p] == ',') {
-      if (depth == 1) top_items++;
-      p = skip_whitespace(s, len, p + 1, line_mode);
-      if (object) goto key;
-      goto value;
-    }
-    if (p < len && s[p] == (object ? '}' : ']')) {
-      p++;
-      depth--;
-      goto after_value;
-    }
-    why = object ? "expected ',' or '}' in an object" : "expected ',' or ']' in an array";
-    goto fail;
+  if (p < len && s[p] == ',') {
+    if (depth == 1) top_items++;
+    p++;
+    SKIP_WHITESPACE();
+    if (in_object) goto key;
+    goto value;
   }
+  if (p < len && s[p] == (in_object ? '}' : ']')) goto close;
+  why = in_object ? "expected ',' or '}' in an object" : "expected ',' or ']' in an array";
+  goto fail;
+#undef SKIP_WHITESPACE
 
 bad_literal:
   why = "invalid literal (expected true, false or null)";

@@ -62,45 +62,54 @@ const char *proto_command_name(proto_command_kind_t kind) {
 
 proto_command_kind_t proto_command_from_name(const char *name, size_t len) {
   if (name == NULL) return PROTO_CMD_NONE;
-  /* Every name starts with a distinct-enough letter that one switch plus one memcmp
-   * decides; this runs once per inbound line. */
-  proto_command_kind_t candidate = PROTO_CMD_NONE;
+  /* Runs once per inbound line: dispatch on the length, then compare with constant
+   * lengths, which compilers turn into a word compare or two instead of a call. */
+#define IS(lit) (memcmp(name, lit, sizeof(lit) - 1) == 0)
   switch (len) {
     case 4:
-      if (name[0] == 'P') candidate = PROTO_CMD_PING;
-      else if (name[0] == 'N') candidate = PROTO_CMD_NAME;
-      else if (name[0] == 'S') candidate = PROTO_CMD_SYNC;
+      if (IS("PING")) return PROTO_CMD_PING;
+      if (IS("NAME")) return PROTO_CMD_NAME;
+      if (IS("SYNC")) return PROTO_CMD_SYNC;
       break;
     case 5:
-      if (name[0] == 'R') candidate = PROTO_CMD_RDATA;
-      else if (name[0] == 'E') candidate = PROTO_CMD_ERROR;
+      if (IS("RDATA")) return PROTO_CMD_RDATA;
+      if (IS("ERROR")) return PROTO_CMD_ERROR;
       break;
-    case 6: candidate = PROTO_CMD_SERVER; break;
-    case 7: candidate = PROTO_CMD_USER_IP; break;
-    case 8: candidate = PROTO_CMD_POSITION; break;
+    case 6:
+      if (IS("SERVER")) return PROTO_CMD_SERVER;
+      break;
+    case 7:
+      if (IS("USER_IP")) return PROTO_CMD_USER_IP;
+      break;
+    case 8:
+      if (IS("POSITION")) return PROTO_CMD_POSITION;
+      break;
     case 9:
-      if (name[0] == 'R') candidate = PROTO_CMD_REPLICATE;
-      else if (name[0] == 'U') candidate = PROTO_CMD_USER_SYNC;
+      if (IS("REPLICATE")) return PROTO_CMD_REPLICATE;
+      if (IS("USER_SYNC")) return PROTO_CMD_USER_SYNC;
       break;
-    case 11: candidate = PROTO_CMD_CANCEL_TASK; break;
+    case 11:
+      if (IS("CANCEL_TASK")) return PROTO_CMD_CANCEL_TASK;
+      break;
     case 13:
-      if (name[0] == 'R') candidate = PROTO_CMD_REMOVE_PUSHER;
-      else if (name[0] == 'L') candidate = PROTO_CMD_LOCK_RELEASED;
+      if (IS("REMOVE_PUSHER")) return PROTO_CMD_REMOVE_PUSHER;
+      if (IS("LOCK_RELEASED")) return PROTO_CMD_LOCK_RELEASED;
       break;
-    case 14: candidate = PROTO_CMD_FEDERATION_ACK; break;
+    case 14:
+      if (IS("FEDERATION_ACK")) return PROTO_CMD_FEDERATION_ACK;
+      break;
     case 15:
-      if (name[0] == 'C') candidate = PROTO_CMD_CLEAR_USER_SYNC;
-      else if (name[0] == 'N') candidate = PROTO_CMD_NEW_ACTIVE_TASK;
+      if (IS("CLEAR_USER_SYNC")) return PROTO_CMD_CLEAR_USER_SYNC;
+      if (IS("NEW_ACTIVE_TASK")) return PROTO_CMD_NEW_ACTIVE_TASK;
       break;
     case 16:
-      if (name[0] == 'I') candidate = PROTO_CMD_INVALIDATE_CACHE;
-      else if (name[0] == 'R') candidate = PROTO_CMD_REMOTE_SERVER_UP;
+      if (IS("INVALIDATE_CACHE")) return PROTO_CMD_INVALIDATE_CACHE;
+      if (IS("REMOTE_SERVER_UP")) return PROTO_CMD_REMOTE_SERVER_UP;
       break;
-    default: break;
+    default:
+      break;
   }
-  if (candidate != PROTO_CMD_NONE && memcmp(name, command_names[candidate], len) == 0) {
-    return candidate;
-  }
+#undef IS
   return PROTO_CMD_NONE;
 }
 

@@ -59,7 +59,7 @@ static unsigned split_fields(const char *data, size_t len, unsigned n, proto_sli
   unsigned count = 0;
   size_t start = 0;
   while (count + 1 < n) {
-    const char *space = memchr(data + start, ' ', len - start);
+    const char *space = proto_find_space(data + start, data + len);
     if (space == NULL) break;
     size_t end = (size_t)(space - data);
     parts[count].ptr = data + start;
@@ -378,9 +378,12 @@ static proto_error_code_t fail_bytes(parse_ctx_t *ctx, size_t at, size_t name_le
 proto_error_code_t proto_parse_line(proto_dialect_t dialect, proto_sender_t sender,
                                     const char *line, size_t len, proto_command_t *out,
                                     proto_error_t *err) {
+  /* Copying a zero struct compiles to a few vector moves; a 232-byte memset becomes
+   * `rep stos`, whose start-up cost was a third of the time spent on a short line. */
+  static const proto_command_t zero;
   proto_command_t scratch;
   if (out == NULL) out = &scratch;
-  memset(out, 0, sizeof *out);
+  memcpy(out, &zero, sizeof zero);
   if (line == NULL) {
     line = "";
     len = 0;
@@ -414,7 +417,7 @@ proto_error_code_t proto_parse_line(proto_dialect_t dialect, proto_sender_t send
                             "line: field 'line' must hold a command, got a blank line");
   }
 
-  const char *space = memchr(line, ' ', len);
+  const char *space = proto_find_space(line, line + len);
   size_t name_len = space != NULL ? (size_t)(space - line) : len;
   parse_ctx_t ctx = {
       .dialect = dialect,

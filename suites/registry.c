@@ -13,6 +13,10 @@ typedef struct suite_table {
 static const suite_table_t SUITES[] = {
     {protocol_handshake_tests, &protocol_handshake_test_count},
     {protocol_keepalive_tests, &protocol_keepalive_test_count},
+    {protocol_framing_tests, &protocol_framing_test_count},
+    {protocol_reconnect_tests, &protocol_reconnect_test_count},
+    {protocol_rdata_tests, &protocol_rdata_test_count},
+    {protocol_position_tests, &protocol_position_test_count},
     {protocol_shutdown_tests, &protocol_shutdown_test_count},
 };
 

@@ -70,6 +70,14 @@ extern const rc_test_def_t protocol_handshake_tests[];
 extern const size_t protocol_handshake_test_count;
 extern const rc_test_def_t protocol_keepalive_tests[];
 extern const size_t protocol_keepalive_test_count;
+extern const rc_test_def_t protocol_framing_tests[];
+extern const size_t protocol_framing_test_count;
+extern const rc_test_def_t protocol_reconnect_tests[];
+extern const size_t protocol_reconnect_test_count;
+extern const rc_test_def_t protocol_rdata_tests[];
+extern const size_t protocol_rdata_test_count;
+extern const rc_test_def_t protocol_position_tests[];
+extern const size_t protocol_position_test_count;
 extern const rc_test_def_t protocol_shutdown_tests[];
 extern const size_t protocol_shutdown_test_count;
 

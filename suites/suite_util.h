@@ -28,4 +28,37 @@ const ledger_entry_t *suite_wait_sut_close(rc_test_t *t, int conn_id, uint64_t f
 /* The last line the SUT wrote on conn_id before seq `before`, or NULL. */
 const ledger_entry_t *suite_last_sut_line_before(rc_test_t *t, int conn_id, uint64_t before);
 
+/* The reconnect bound of RC-01: 1.36 * D_max + 0.5 s (requirements.md §4). */
+int suite_reconnect_bound_ms(const rc_test_t *t);
+
+/* Waits for the SUT's next connection after from_seq (up to timeout_ms) and for its
+ * opening to be answered; returns its id or -1 (nothing recorded). */
+int suite_wait_new_conn(rc_test_t *t, uint64_t from_seq, int timeout_ms);
+
+/* Position probe (requirements.md §0 "Probes") for a stream the SUT consumes:
+ *   modern: sends POSITION <stream> master X X with X above every token so far and
+ *           reads from_token of the SUT's get_repl_stream_updates request (the SUT's
+ *           position); the mock answers it, so afterwards the SUT is at X;
+ *   2018:   closes the connection (FIN) and reads the token of the REPLICATE <stream>
+ *           line on the next connection; *conn becomes the new connection.
+ * Returns true with *position, or false after recording a failure that names the
+ * requirement the missing reaction violates (PO-03 / RC-01 / RC-05). */
+bool suite_probe_position(rc_test_t *t, int *conn, const char *stream, int64_t *position);
+
+/* Sends a line on conn (LF added). Records an ERROR if the connection is gone. */
+bool suite_send(rc_test_t *t, int conn, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* An RDATA line for the profile's dialect (instance "master" in modern). */
+void suite_rdata(const rc_test_t *t, char *buf, size_t cap, const char *stream,
+                 const char *token, const char *row);
+
+/* Starts, waits for the opening to be answered (REPLICATE answered with POSITIONs),
+ * and returns the connection id, or -1 with an outcome recorded. */
+int suite_start_connected(rc_test_t *t);
+
+/* True if the SUT closed conn (or it is otherwise gone) within timeout_ms after
+ * from_seq; *close gets the close entry. */
+bool suite_sut_closed_within(rc_test_t *t, int conn, uint64_t from_seq, int timeout_ms,
+                             const ledger_entry_t **close);
+
 #endif

@@ -37,7 +37,7 @@ static const char *show(const char *p, size_t n) {
   char *out = bufs[next];
   next = (next + 1) % 6;
   size_t o = 0;
-  if (p == NULL) return "(null)";
+  if (p == NULL) return n == 0 ? "" : "(null)";
   for (size_t i = 0; i < n && o < 300; i++) {
     unsigned char c = (unsigned char)p[i];
     if (c == '\t') {
@@ -99,6 +99,7 @@ static bool expect_str(tally_t *t, const meta_t *m, const char *what, const char
 }
 
 static void finish(const tally_t *t, const char *name) {
+  printf("%s: %d checks, %d failed\n", name, t->checks, t->failures);
   ck_assert_msg(t->checks > 0, "%s: no check ran", name);
   ck_assert_msg(t->failures == 0, "%s: %d of %d checks failed (Requirement/Expected/Actual above)",
                 name, t->failures, t->checks);
@@ -407,7 +408,580 @@ START_TEST(test_real_pair_112) {
 }
 END_TEST
 
-/* MORE_TESTS */
+/* ---- framing ------------------------------------------------------------------------------ */
+
+#define FRAME_REQ "lines end at LF only (CR is data); at most 16384 bytes before the LF, also unterminated"
+#define FRAME_SRC "P §1.1; Twisted basic.py LineOnlyReceiver; R FR-01, FR-03, FR-04"
+
+START_TEST(test_framing_limits) {
+  tally_t t = {0, 0};
+  size_t big = PROTO_MAX_LINE + 64;
+  char *buf = malloc(big + 2);
+  ck_assert_ptr_nonnull(buf);
+  size_t line_len = 99, consumed = 99;
+  char expected[64], actual[64];
+
+  struct {
+    const char *id;
+    size_t fill;   /* bytes of 'a' */
+    bool with_lf;  /* followed by LF */
+    proto_frame_status_t status;
+    size_t line_len, consumed;
+  } rows[] = {
+      {"FR-L01", PROTO_MAX_LINE, true, PROTO_FRAME_LINE, PROTO_MAX_LINE, PROTO_MAX_LINE + 1},
+      {"FR-L02", PROTO_MAX_LINE + 1, true, PROTO_FRAME_TOO_LONG, 0, 0},
+      {"FR-L03", PROTO_MAX_LINE, false, PROTO_FRAME_NEED_MORE, 0, 0},
+      {"FR-L04", PROTO_MAX_LINE + 1, false, PROTO_FRAME_TOO_LONG, 0, 0},
+      {"FR-L05", PROTO_MAX_LINE + 60, false, PROTO_FRAME_TOO_LONG, 0, 0},
+      {"FR-L06", 0, true, PROTO_FRAME_LINE, 0, 1},
+      {"FR-L07", 5, false, PROTO_FRAME_NEED_MORE, 0, 0},
+  };
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    meta_t m = {rows[i].id, FRAME_REQ, FRAME_SRC};
+    memset(buf, 'a', rows[i].fill);
+    size_t len = rows[i].fill;
+    if (rows[i].with_lf) buf[len++] = '\n';
+    proto_frame_status_t st = proto_frame_next(buf, len, &line_len, &consumed);
+    snprintf(expected, sizeof expected, "status %d, line %zu, consumed %zu", rows[i].status,
+             rows[i].line_len, rows[i].consumed);
+    snprintf(actual, sizeof actual, "status %d, line %zu, consumed %zu", st, line_len, consumed);
+    expect(&t,
+           st == rows[i].status && line_len == rows[i].line_len && consumed == rows[i].consumed,
+           &m, "frame", expected, actual);
+  }
+
+  /* CR is data: "PING 1\r\n" is the 7-byte line "PING 1\r", which the parser refuses. */
+  meta_t m = {"FR-CR", FRAME_REQ, FRAME_SRC};
+  const char *crlf = "PING 1\r\nPING 2\n";
+  proto_frame_status_t st = proto_frame_next(crlf, strlen(crlf), &line_len, &consumed);
+  expect(&t, st == PROTO_FRAME_LINE && line_len == 7 && consumed == 8, &m, "CR kept in the line",
+         "line 7, consumed 8", show(crlf, line_len));
+  proto_error_t err;
+  expect_code(&t, &m, proto_parse_line(DMO, SRV, crlf, line_len, NULL, &err),
+              PROTO_ERR_BAD_BYTES, &err);
+
+  /* Complete lines before an over-long tail are still delivered, as Twisted does. */
+  meta_t m2 = {"FR-TAIL", FRAME_REQ, FRAME_SRC};
+  memcpy(buf, "PING 1\n", 7);
+  memset(buf + 7, 'b', PROTO_MAX_LINE + 1);
+  st = proto_frame_next(buf, 7 + PROTO_MAX_LINE + 1, &line_len, &consumed);
+  expect(&t, st == PROTO_FRAME_LINE && line_len == 6, &m2, "first line", "PING 1",
+         show(buf, line_len));
+  st = proto_frame_next(buf + consumed, PROTO_MAX_LINE + 1, &line_len, &consumed);
+  expect(&t, st == PROTO_FRAME_TOO_LONG, &m2, "then the tail", "TOO_LONG", "not TOO_LONG");
+
+  meta_t m3 = {"FR-NULL", FRAME_REQ, FRAME_SRC};
+  expect(&t, proto_frame_next(NULL, 0, NULL, NULL) == PROTO_FRAME_NEED_MORE, &m3,
+         "empty buffer", "NEED_MORE", "other");
+  free(buf);
+  finish(&t, "framing limits");
+}
+END_TEST
+
+/* Feeds a byte stream to a receive buffer in chunks and collects the lines. */
+static void check_chunked(tally_t *t, const meta_t *m, const char *stream, size_t size,
+                          const transcript_t *want, uint64_t seed, size_t max_chunk) {
+  size_t cap = PROTO_MAX_LINE * 2;
+  char *rx = malloc(cap);
+  ck_assert_ptr_nonnull(rx);
+  size_t have = 0, fed = 0, next = 0;
+  uint64_t x = seed;
+  while (fed < size) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    size_t chunk = 1 + (size_t)(x % max_chunk);
+    if (chunk > size - fed) chunk = size - fed;
+    memcpy(rx + have, stream + fed, chunk);
+    have += chunk;
+    fed += chunk;
+    size_t start = 0, line_len, consumed;
+    for (;;) {
+      proto_frame_status_t st = proto_frame_next(rx + start, have - start, &line_len, &consumed);
+      if (st == PROTO_FRAME_NEED_MORE) break;
+      if (!expect(t, st == PROTO_FRAME_LINE, m, "frame status", "LINE", "TOO_LONG")) break;
+      bool ok = next < want->count && want->lines[next].len == line_len &&
+                memcmp(want->lines[next].text, rx + start, line_len) == 0;
+      expect(t, ok, m, "line in order", next < want->count ? show_cstr(want->lines[next].text) : "",
+             show(rx + start, line_len));
+      next++;
+      start += consumed;
+    }
+    memmove(rx, rx + start, have - start);
+    have -= start;
+  }
+  char expected[32], actual[32];
+  snprintf(expected, sizeof expected, "%zu lines, 0 left", want->count);
+  snprintf(actual, sizeof actual, "%zu lines, %zu left", next, have);
+  expect(t, next == want->count && have == 0, m, "all lines delivered", expected, actual);
+  free(rx);
+}
+
+START_TEST(test_framing_chunked) {
+  tally_t t = {0, 0};
+  transcript_t tr = load_transcript("reference/synapse-1.66/real-pair.txt");
+  transcript_t tr12 = load_transcript("reference/synapse-1.12/real-pair.txt");
+  /* Both transcripts plus lines with multi-byte characters to split, and a CR. */
+  static const char *extra[] = {"SERVER \xe2\x82\xac\xf0\x9f\x98\x80\xc3\xa9", "PING 1\r",
+                                "RDATA typing master 3 [\"\xc3\xa9\xc3\xa9\xc3\xa9\"]", ""};
+  transcript_t all = {calloc(tr.count + tr12.count + 4, sizeof(wire_line_t)), 0};
+  ck_assert_ptr_nonnull(all.lines);
+  size_t size = 0;
+  for (size_t i = 0; i < tr.count; i++) all.lines[all.count++] = tr.lines[i];
+  for (size_t i = 0; i < tr12.count; i++) all.lines[all.count++] = tr12.lines[i];
+  for (size_t i = 0; i < 4; i++) {
+    all.lines[all.count].text = (char *)extra[i];
+    all.lines[all.count++].len = strlen(extra[i]);
+  }
+  for (size_t i = 0; i < all.count; i++) size += all.lines[i].len + 1;
+  char *stream = malloc(size);
+  ck_assert_ptr_nonnull(stream);
+  size_t o = 0;
+  for (size_t i = 0; i < all.count; i++) {
+    memcpy(stream + o, all.lines[i].text, all.lines[i].len);
+    o += all.lines[i].len;
+    stream[o++] = '\n';
+  }
+  meta_t m1 = {"FR-C01", "lines are delimited by LF whatever the segmentation (1-byte writes)",
+               "R FR-01"};
+  check_chunked(&t, &m1, stream, size, &all, 1, 1);
+  meta_t m2 = {"FR-C02", "lines are delimited by LF whatever the segmentation (random writes)",
+               "R FR-01"};
+  for (uint64_t seed = 1; seed <= 8; seed++) check_chunked(&t, &m2, stream, size, &all, seed, 97);
+  meta_t m3 = {"FR-C03", "lines are delimited by LF whatever the segmentation (one write)",
+               "R FR-01"};
+  check_chunked(&t, &m3, stream, size, &all, 3, size);
+  free(stream);
+  free(all.lines);
+  free_transcript(&tr);
+  free_transcript(&tr12);
+  finish(&t, "framing chunked");
+}
+END_TEST
+
+/* FR-03: a valid line of exactly 16384 bytes is accepted; one byte more is refused. */
+START_TEST(test_parse_length_limit) {
+  tally_t t = {0, 0};
+  char *line = malloc(PROTO_MAX_LINE + 2);
+  ck_assert_ptr_nonnull(line);
+  const char *head = "RDATA caches master 9 [\"get_user_by_id\",[\"";
+  const char *tail = "\"],1]";
+  size_t hl = strlen(head), tl = strlen(tail);
+  for (size_t extra = 0; extra <= 1; extra++) {
+    size_t len = PROTO_MAX_LINE + extra;
+    memcpy(line, head, hl);
+    memset(line + hl, 'x', len - hl - tl);
+    memcpy(line + len - tl, tail, tl);
+    meta_t m = {extra == 0 ? "LL-01" : "LL-02",
+                "inbound lines of up to 16384 bytes are accepted, longer ones refused",
+                "R FR-03, FR-04; P §1.1"};
+    proto_error_t err;
+    proto_error_code_t rc = proto_parse_line(DMO, SRV, line, len, NULL, &err);
+    expect_code(&t, &m, rc, extra == 0 ? PROTO_OK : PROTO_ERR_TOO_LONG, &err);
+    if (extra == 0) {
+      check_round_trip(&t, &m, DMO, SRV, line, len, PROTO_CMD_RDATA, NULL, true);
+    } else {
+      char text[64];
+      size_t n = proto_rejection_text(DMO, line, len, &err, text, sizeof text);
+      expect_str(&t, &m, "ERROR text", text, n, "Line length exceeded");
+      n = proto_rejection_text(D18, line, len, &err, text, sizeof text);
+      expect_str(&t, &m, "ERROR text (2018)", text, n, "Line length exceeded");
+    }
+  }
+  free(line);
+  finish(&t, "length limit");
+}
+END_TEST
+
+/* ---- malformed input -------------------------------------------------------------------------- */
+
+START_TEST(test_malformed) {
+  tally_t t = {0, 0};
+  for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+    const bad_case_t *c = &bad_cases[i];
+    meta_t m = {c->id, BAD_REQ, "P §1.2, §2.1, §2.2"};
+    proto_command_t cmd;
+    proto_error_t err;
+    proto_error_code_t rc = proto_parse_line(c->dialect, c->sender, c->line.p, c->line.n, &cmd,
+                                             &err);
+    char what[600];
+    snprintf(what, sizeof what, "line '%s' (%s, %s)", show(c->line.p, c->line.n),
+             proto_dialect_name(c->dialect), c->sender == SRV ? "from server" : c->sender == CLI ? "from client" : "any sender");
+    if (!expect_code(&t, &m, rc, c->code, &err)) {
+      fprintf(stderr, "  (%s)\n", what);
+      continue;
+    }
+    expect(&t, err.code == c->code, &m, "err.code matches the return", code_name(c->code),
+           code_name(err.code));
+    if (c->field != NULL) {
+      expect(&t, err.field != NULL && strcmp(err.field, c->field) == 0, &m, "err.field", c->field,
+             show_cstr(err.field));
+    }
+    expect(&t, strstr(err.message, c->fragment) != NULL, &m, "message fragment", c->fragment,
+           show_cstr(err.message));
+    /* Every message names the command (when known), the field and what was expected. */
+    if (err.kind != PROTO_CMD_NONE) {
+      const char *name = proto_command_name(err.kind);
+      expect(&t, strncmp(err.message, name, strlen(name)) == 0 && err.message[strlen(name)] == ':',
+             &m, "message starts with the command", name, show_cstr(err.message));
+    }
+    if (err.field != NULL) {
+      char quoted[64];
+      snprintf(quoted, sizeof quoted, "field '%s'", err.field);
+      expect(&t, strstr(err.message, quoted) != NULL, &m, "message names the field", quoted,
+             show_cstr(err.message));
+    }
+    expect(&t, err.offset <= c->line.n, &m, "offset within the line", "<= line length",
+           "past the end");
+    expect(&t, cmd.kind == PROTO_CMD_NONE, &m, "no command on failure", "PROTO_CMD_NONE",
+           proto_command_name(cmd.kind));
+  }
+  /* The documented example message, exactly, and its offset. */
+  meta_t m = {"RD-01x", BAD_REQ, "brief example message"};
+  proto_error_t err;
+  proto_parse_line(D18, SRV, "RDATA events x1 []", 18, NULL, &err);
+  expect(&t, err.offset == 13, &m, "offset of the token", "13", "other");
+  finish(&t, "malformed");
+}
+END_TEST
+
+/* ---- JSON -------------------------------------------------------------------------------------- */
+
+START_TEST(test_json) {
+  tally_t t = {0, 0};
+  for (size_t i = 0; i < sizeof json_cases / sizeof json_cases[0]; i++) {
+    const json_case_t *c = &json_cases[i];
+    meta_t m = {c->id, JSON_REQ, "RFC 8259; P §1.1 JSON style (NaN/Infinity rejected, v1.20)"};
+    size_t bad = 12345;
+    bool ok = proto_json_valid(c->text.p, c->text.n, &bad);
+    expect(&t, ok == c->valid, &m, show(c->text.p, c->text.n), c->valid ? "valid" : "invalid",
+           ok ? "valid" : "invalid");
+    if (!c->valid && c->bad_offset >= 0) {
+      char want[32], got[32];
+      snprintf(want, sizeof want, "bad_offset %ld", c->bad_offset);
+      snprintf(got, sizeof got, "bad_offset %zu", bad);
+      expect(&t, bad == (size_t)c->bad_offset, &m, "offending byte", want, got);
+    }
+  }
+  /* Depth: 256 nested arrays are fine, 257 are not. */
+  char nested[600];
+  for (size_t depth = 255; depth <= 257; depth++) {
+    memset(nested, '[', depth);
+    memset(nested + depth, ']', depth);
+    meta_t m = {depth <= 256 ? "JV-D-ok" : "JV-D-deep", JSON_REQ, "proto.h (depth <= 256)"};
+    bool ok = proto_json_valid(nested, depth * 2, NULL);
+    expect(&t, ok == (depth <= 256), &m, "nesting", depth <= 256 ? "valid" : "invalid",
+           ok ? "valid" : "invalid");
+  }
+  meta_t m = {"JV-NULL", JSON_REQ, "proto.h"};
+  expect(&t, !proto_json_valid(NULL, 0, NULL), &m, "NULL buffer", "invalid", "valid");
+  finish(&t, "json");
+}
+END_TEST
+
+/* ---- ERROR texts ------------------------------------------------------------------------------ */
+
+/* A rejection text is sent as "ERROR <text>": it must be a valid line itself. */
+static void check_error_line(tally_t *t, const meta_t *m, proto_dialect_t dialect,
+                             proto_sender_t receiver, const char *text, size_t n) {
+  if (n == 0) return;
+  static char line[PROTO_MAX_LINE + 8];
+  memcpy(line, "ERROR ", 6);
+  memcpy(line + 6, text, n);
+  proto_error_t err;
+  proto_sender_t as = receiver == SRV ? CLI : SRV;
+  proto_error_code_t rc = proto_parse_line(dialect, as, line, n + 6, NULL, &err);
+  expect_code(t, m, rc, PROTO_OK, &err);
+}
+
+START_TEST(test_rejection_texts) {
+  tally_t t = {0, 0};
+  static char text[PROTO_MAX_LINE + 1];
+  for (size_t i = 0; i < sizeof reject_cases / sizeof reject_cases[0]; i++) {
+    const reject_case_t *c = &reject_cases[i];
+    meta_t m = {c->id, REJECT_REQ, c->source};
+    proto_error_t err;
+    proto_error_code_t rc = proto_parse_line(c->dialect, c->sender, c->line.p, c->line.n, NULL,
+                                             &err);
+    expect(&t, rc != PROTO_OK, &m, "the line is refused", "an error", "PROTO_OK");
+    size_t n = proto_rejection_text(c->dialect, c->line.p, c->line.n, &err, text, sizeof text);
+    expect(&t, strlen(text) == n, &m, "returned length", "strlen(text)", "other");
+    if (c->exact != NULL) {
+      expect_str(&t, &m, "ERROR text", text, n, c->exact);
+    } else {
+      size_t pl = strlen(c->prefix), sl = strlen(c->suffix);
+      expect(&t, n >= pl && memcmp(text, c->prefix, pl) == 0, &m, "ERROR text starts with",
+             show_cstr(c->prefix), show(text, n));
+      expect(&t, n >= sl && memcmp(text + n - sl, c->suffix, sl) == 0, &m, "ERROR text ends with",
+             show_cstr(c->suffix), show(text, n));
+      expect(&t, strstr(text, err.message) != NULL, &m, "ERROR text holds the message",
+             show_cstr(err.message), show(text, n));
+    }
+    proto_sender_t receiver = c->sender == SRV ? CLI : SRV;
+    check_error_line(&t, &m, c->dialect, receiver, text, n);
+  }
+
+  /* Every malformed case: the text starts like Synapse's (R FR-09 compares the part
+   * before the first ':'), or is empty where Synapse sends nothing. */
+  for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+    const bad_case_t *c = &bad_cases[i];
+    if (c->sender == ANY) continue;
+    meta_t m = {c->id, "the ERROR text starts like Synapse's for the dialect", "R FR-09; P §1.2"};
+    proto_error_t err;
+    proto_parse_line(c->dialect, c->sender, c->line.p, c->line.n, NULL, &err);
+    size_t n = proto_rejection_text(c->dialect, c->line.p, c->line.n, &err, text, sizeof text);
+    bool has_space = memchr(c->line.p, ' ', c->line.n) != NULL;
+    bool undecodable = false;
+    for (size_t k = 0; k < c->line.n; k++) undecodable |= (unsigned char)c->line.p[k] >= 0x80;
+    const char *want;
+    if (err.code == PROTO_ERR_BLANK) {
+      want = "";
+    } else if (undecodable && err.code == PROTO_ERR_BAD_BYTES &&
+               strstr(err.message, "ill-formed") != NULL) {
+      want = "";
+    } else if (c->dialect == D18 && !has_space) {
+      want = "";
+    } else if (err.code == PROTO_ERR_WRONG_DIRECTION ||
+               (c->dialect == D18 && err.code == PROTO_ERR_UNKNOWN_COMMAND)) {
+      want = "invalid command: ";
+    } else if (c->dialect == DMO) {
+      want = "failed to parse line: ";
+    } else {
+      want = "failed to parse line for  '";
+    }
+    bool ok = want[0] == '\0' ? n == 0 : strncmp(text, want, strlen(want)) == 0;
+    expect(&t, ok, &m, "ERROR text prefix", want[0] ? want : "(nothing sent)", show(text, n));
+    check_error_line(&t, &m, c->dialect, c->sender == SRV ? CLI : SRV, text, n);
+  }
+
+  /* A near-limit line is echoed cut, so "ERROR <text>" still fits in a line. */
+  char *line = malloc(PROTO_MAX_LINE);
+  ck_assert_ptr_nonnull(line);
+  memcpy(line, "RDATA s m x ", 12);
+  for (size_t k = 12; k < PROTO_MAX_LINE; k++) line[k] = (k % 3 == 0) ? '\'' : (k % 3 == 1) ? '\t' : 'a';
+  for (int d = 0; d < 2; d++) {
+    proto_dialect_t dialect = d == 0 ? DMO : D18;
+    meta_t m = {d == 0 ? "RJ-LONG-modern" : "RJ-LONG-2018", REJECT_REQ, "proto.h (echo cut)"};
+    proto_error_t err;
+    proto_parse_line(dialect, SRV, line, PROTO_MAX_LINE, NULL, &err);
+    size_t n = proto_rejection_text(dialect, line, PROTO_MAX_LINE, &err, text, sizeof text);
+    expect(&t, n + 6 <= PROTO_MAX_LINE && n > 1000, &m, "text fits an ERROR line",
+           "1000 < length <= 16378", "other");
+    expect(&t, n >= 5 && memcmp(text + n - 5, "...):", 5) == 0, &m, "cut marked", "...):",
+           show(text + (n > 20 ? n - 20 : 0), n > 20 ? 20 : n));
+    check_error_line(&t, &m, dialect, CLI, text, n);
+    /* A small buffer truncates, never past cap - 1, never inside a UTF-8 sequence. */
+    char small[12];
+    n = proto_rejection_text(dialect, line, PROTO_MAX_LINE, &err, small, sizeof small);
+    expect(&t, n == 11 && strlen(small) == 11, &m, "truncated to cap - 1", "11", show(small, n));
+  }
+  free(line);
+  meta_t m = {"RJ-NULL", REJECT_REQ, "proto.h"};
+  char small[8] = "x";
+  expect(&t, proto_rejection_text(DMO, "x", 1, NULL, small, sizeof small) == 0 && small[0] == 0,
+         &m, "NULL err", "empty", small);
+  expect(&t, proto_rejection_text(DMO, "x", 1, NULL, NULL, 0) == 0, &m, "NULL buf", "0", "other");
+  finish(&t, "rejection texts");
+}
+END_TEST
+
+/* ---- formatting --------------------------------------------------------------------------------- */
+
+START_TEST(test_format) {
+  tally_t t = {0, 0};
+  static char buf[PROTO_MAX_LINE + 1];
+  for (size_t i = 0; i < sizeof format_cases / sizeof format_cases[0]; i++) {
+    const format_case_t *c = &format_cases[i];
+    meta_t m = {c->id, FORMAT_REQ, "P §1.1 line shape and outbound guards; proto.h"};
+    proto_error_t err;
+    int n = proto_format_command(c->dialect, &c->cmd, buf, sizeof buf, &err);
+    if (c->expected != NULL) {
+      if (!expect(&t, n >= 0, &m, "format succeeds", c->expected, show_cstr(err.message))) continue;
+      expect_str(&t, &m, "line", buf, (size_t)n, c->expected);
+      /* What format writes parses back to the same fields (any sender: direction is
+       * not format's business). */
+      proto_command_t back;
+      proto_error_code_t rc = proto_parse_line(c->dialect, ANY, buf, (size_t)n, &back, &err);
+      if (!expect_code(&t, &m, rc, PROTO_OK, &err)) continue;
+      char want[1024], got[1024];
+      describe(c->dialect, &c->cmd, want, sizeof want);
+      describe(c->dialect, &back, got, sizeof got);
+      expect(&t, strcmp(want, got) == 0, &m, "parse(format(cmd)) == cmd", want, got);
+    } else {
+      expect(&t, n == -1, &m, "format fails", "-1", show(buf, n > 0 ? (size_t)n : 0));
+      expect_code(&t, &m, err.code, c->code, &err);
+      expect(&t, strstr(err.message, c->fragment) != NULL, &m, "message", c->fragment,
+             show_cstr(err.message));
+      expect(&t, buf[0] == '\0', &m, "buffer left empty", "\"\"", show_cstr(buf));
+    }
+  }
+
+  /* Length: exactly 16384 bytes is fine, one more is refused (Synapse: "Failed to send
+   * command ... as too long"), and so is a buffer too small for the line. */
+  char *text = malloc(PROTO_MAX_LINE);
+  ck_assert_ptr_nonnull(text);
+  memset(text, 'e', PROTO_MAX_LINE);
+  for (size_t extra = 0; extra <= 1; extra++) {
+    meta_t m = {extra == 0 ? "FL-01" : "FL-02", FORMAT_REQ, "P §1.1 over-long outbound (PR #4748)"};
+    proto_command_t cmd = {.kind = PROTO_CMD_ERROR};
+    cmd.text.ptr = text;
+    cmd.text.len = PROTO_MAX_LINE - 6 + extra;
+    proto_error_t err;
+    int n = proto_format_command(DMO, &cmd, buf, sizeof buf, &err);
+    if (extra == 0) {
+      expect(&t, n == PROTO_MAX_LINE, &m, "16384-byte line", "16384", show_cstr(err.message));
+    } else {
+      expect(&t, n == -1 && err.code == PROTO_ERR_TOO_LONG, &m, "16385-byte line",
+             "-1 PROTO_ERR_TOO_LONG", show_cstr(err.message));
+    }
+  }
+  meta_t m = {"FL-03", FORMAT_REQ, "proto.h (cap - 1)"};
+  proto_command_t ping = {.kind = PROTO_CMD_PING, .text = S("1234")};
+  char small[9];
+  proto_error_t err;
+  int n = proto_format_command(DMO, &ping, small, sizeof small, &err);
+  expect(&t, n == -1 && err.code == PROTO_ERR_TOO_LONG && small[0] == '\0', &m,
+         "9-byte line into 9 bytes", "-1 PROTO_ERR_TOO_LONG", show_cstr(err.message));
+  char fits[10];
+  n = proto_format_command(DMO, &ping, fits, sizeof fits, &err);
+  expect_str(&t, &m, "9-byte line into 10 bytes", fits, n > 0 ? (size_t)n : 0, "PING 1234");
+  meta_t m2 = {"FL-04", FORMAT_REQ, "proto.h"};
+  expect(&t, proto_format_command(DMO, NULL, fits, sizeof fits, &err) == -1, &m2, "NULL cmd",
+         "-1", "other");
+  expect(&t, proto_format_command(DMO, &ping, NULL, 10, &err) == -1, &m2, "NULL buf", "-1",
+         "other");
+  expect(&t, proto_format_command(DMO, &ping, fits, 0, NULL) == -1, &m2, "cap 0", "-1", "other");
+  expect(&t, proto_format_command((proto_dialect_t)7, &ping, fits, sizeof fits, &err) == -1, &m2,
+         "bad dialect", "-1", "other");
+  free(text);
+  finish(&t, "format");
+}
+END_TEST
+
+/* ---- names and direction sets ---------------------------------------------------------------- */
+
+static bool letter_in(const char *set, char c) { return strchr(set, c) != NULL; }
+
+START_TEST(test_directions) {
+  tally_t t = {0, 0};
+  ck_assert_uint_eq(sizeof direction_rows / sizeof direction_rows[0], PROTO_CMD_COUNT - 1);
+  for (size_t i = 0; i < sizeof direction_rows / sizeof direction_rows[0]; i++) {
+    const direction_row_t *r = &direction_rows[i];
+    for (int d = 0; d < 2; d++) {
+      proto_dialect_t dialect = d == 0 ? D18 : DMO;
+      const char *set = d == 0 ? r->in_2018 : r->in_modern;
+      char id[64];
+      snprintf(id, sizeof id, "DS-%s-%s", proto_command_name(r->kind), proto_dialect_name(dialect));
+      meta_t m = {id, "who may send each command follows the dialect's allowed sets",
+                  "P §2.1 allowed sets"};
+      bool in = set[0] != '\0';
+      expect(&t, proto_command_in_dialect(dialect, r->kind) == in, &m, "in dialect",
+             in ? "yes" : "no", in ? "no" : "yes");
+      bool s = letter_in(set, 'S'), cl = letter_in(set, 'C');
+      expect(&t, proto_command_allowed(dialect, r->kind, SRV) == s, &m, "server may send",
+             s ? "yes" : "no", s ? "no" : "yes");
+      expect(&t, proto_command_allowed(dialect, r->kind, CLI) == cl, &m, "client may send",
+             cl ? "yes" : "no", cl ? "no" : "yes");
+      expect(&t, proto_command_allowed(dialect, r->kind, ANY) == in, &m, "any sender (Redis)",
+             in ? "yes" : "no", in ? "no" : "yes");
+    }
+  }
+  meta_t m = {"DS-range", "out-of-range values are never allowed", "proto.h"};
+  expect(&t, !proto_command_allowed(DMO, PROTO_CMD_NONE, ANY), &m, "NONE", "no", "yes");
+  expect(&t, !proto_command_allowed(DMO, PROTO_CMD_COUNT, ANY), &m, "COUNT", "no", "yes");
+  expect(&t, !proto_command_allowed((proto_dialect_t)0, PROTO_CMD_PING, ANY), &m, "dialect 0",
+         "no", "yes");
+  expect(&t, !proto_command_allowed(DMO, PROTO_CMD_PING, (proto_sender_t)9), &m, "sender 9",
+         "no", "yes");
+  finish(&t, "directions");
+}
+END_TEST
+
+START_TEST(test_names) {
+  for (int k = PROTO_CMD_NONE + 1; k < PROTO_CMD_COUNT; k++) {
+    const char *name = proto_command_name((proto_command_kind_t)k);
+    ck_assert_str_ne(name, "?");
+    ck_assert_int_eq(proto_command_from_name(name, strlen(name)), k);
+    /* A prefix or a lower-case name is not a command (Synapse's map is exact). */
+    ck_assert_int_eq(proto_command_from_name(name, strlen(name) - 1), PROTO_CMD_NONE);
+    char lower[32];
+    for (size_t i = 0; i <= strlen(name); i++) lower[i] = (char)(name[i] | 0x20);
+    ck_assert_int_eq(proto_command_from_name(lower, strlen(lower)), PROTO_CMD_NONE);
+  }
+  ck_assert_str_eq(proto_command_name(PROTO_CMD_NONE), "?");
+  ck_assert_str_eq(proto_command_name(PROTO_CMD_COUNT), "?");
+  ck_assert_int_eq(proto_command_from_name(NULL, 0), PROTO_CMD_NONE);
+  ck_assert_int_eq(proto_command_from_name("", 0), PROTO_CMD_NONE);
+  ck_assert_int_eq(proto_command_from_name("RDATAX", 6), PROTO_CMD_NONE);
+  ck_assert_int_eq(proto_command_from_name("XXXXXXXXXXXXXXXX", 16), PROTO_CMD_NONE);
+
+  proto_dialect_t d = 0;
+  ck_assert_int_eq(proto_dialect_from_name("2018", &d), 0);
+  ck_assert_int_eq(d, PROTO_DIALECT_2018);
+  ck_assert_int_eq(proto_dialect_from_name("modern", &d), 0);
+  ck_assert_int_eq(d, PROTO_DIALECT_MODERN);
+  ck_assert_int_eq(proto_dialect_from_name("Modern", &d), -1);
+  ck_assert_int_eq(proto_dialect_from_name(NULL, &d), -1);
+  ck_assert_str_eq(proto_dialect_name(PROTO_DIALECT_2018), "2018");
+  ck_assert_str_eq(proto_dialect_name(PROTO_DIALECT_MODERN), "modern");
+  ck_assert_str_eq(proto_dialect_name((proto_dialect_t)5), "?");
+}
+END_TEST
+
+START_TEST(test_helpers) {
+  proto_slice_t s = proto_slice_cstr(NULL);
+  ck_assert_uint_eq(s.len, 0);
+  ck_assert(proto_slice_eq(s, ""));
+  ck_assert(proto_slice_eq(s, NULL));
+  s = proto_slice_cstr("events");
+  ck_assert(proto_slice_eq(s, "events"));
+  ck_assert(!proto_slice_eq(s, "event"));
+  ck_assert(!proto_slice_eq(s, "eventsx"));
+  char buf[4];
+  ck_assert_str_eq(proto_slice_copy(s, buf, sizeof buf), "eve");
+  ck_assert_str_eq(proto_slice_copy(proto_slice_cstr("ab"), buf, sizeof buf), "ab");
+  ck_assert_ptr_eq(proto_slice_copy(s, buf, 0), buf);
+  ck_assert(proto_line_is_blank("", 0));
+  ck_assert(proto_line_is_blank(" \t\r\n\v\f", 6));
+  ck_assert(!proto_line_is_blank(" x ", 3));
+  ck_assert(!proto_line_is_blank("\0", 1));
+
+  /* Robustness: NULL out/err, NULL line, bad enum values. */
+  ck_assert_int_eq(proto_parse_line(DMO, SRV, NULL, 5, NULL, NULL), PROTO_ERR_BLANK);
+  ck_assert_int_eq(proto_parse_line(DMO, SRV, "PING 1", 6, NULL, NULL), PROTO_OK);
+  proto_error_t err;
+  ck_assert_int_eq(proto_parse_line((proto_dialect_t)0, SRV, "PING 1", 6, NULL, &err),
+                   PROTO_ERR_BAD_FIELD);
+  ck_assert_str_eq(err.field, "dialect");
+  ck_assert_int_eq(proto_parse_line(DMO, (proto_sender_t)0, "PING 1", 6, NULL, &err),
+                   PROTO_ERR_BAD_FIELD);
+  ck_assert_str_eq(err.field, "sender");
+  ck_assert_int_eq(proto_parse_line(DMO, SRV, "PING 1", 6, NULL, &err), PROTO_OK);
+  ck_assert_int_eq(err.code, PROTO_OK);
+  ck_assert_str_eq(err.message, "");
+}
+END_TEST
+
+static void add_more_tests(Suite *s) {
+  TCase *tc = tcase_create("framing");
+  tcase_add_test(tc, test_framing_limits);
+  tcase_add_test(tc, test_framing_chunked);
+  tcase_add_test(tc, test_parse_length_limit);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("errors");
+  tcase_add_test(tc, test_malformed);
+  tcase_add_test(tc, test_json);
+  tcase_add_test(tc, test_rejection_texts);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("format");
+  tcase_add_test(tc, test_format);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("names");
+  tcase_add_test(tc, test_directions);
+  tcase_add_test(tc, test_names);
+  tcase_add_test(tc, test_helpers);
+  suite_add_tcase(s, tc);
+}
 
 static Suite *proto_suite(void) {
   Suite *s = suite_create("proto");
