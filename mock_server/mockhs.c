@@ -243,8 +243,12 @@ static void handle_line(mockhs_t *mock, mock_conn_t *conn, const char *line, siz
            strlen(perr.message));
     if (mock->cfg.reject_invalid) {
       char text[PROTO_MAX_LINE];
-      proto_rejection_text(mock->cfg.dialect, line, len, &perr, text, sizeof text);
-      conn_send_error_and_close(mock, conn, text);
+      /* An empty text means the dialect's main closes without saying why (2018 lines
+       * without a space, undecodable bytes). */
+      if (proto_rejection_text(mock->cfg.dialect, line, len, &perr, text, sizeof text) > 0)
+        conn_send_error_and_close(mock, conn, text);
+      else
+        conn_close_gracefully(mock, conn, NULL);
     }
     return;
   }

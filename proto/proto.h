@@ -144,7 +144,9 @@ typedef enum proto_frame_status {
   PROTO_FRAME_TOO_LONG,  /* a line (terminated or not) exceeds PROTO_MAX_LINE */
 } proto_frame_status_t;
 
-/* Looks for the first line in buf[0..len). Only LF delimits; a CR is data. */
+/* Looks for the first line in buf[0..len). Only LF delimits; a CR is data. Complete
+ * lines before an over-long tail are still returned, as Twisted delivers them. On
+ * NEED_MORE and TOO_LONG *line_len and *consumed are 0; either pointer may be NULL. */
 proto_frame_status_t proto_frame_next(const char *buf, size_t len, size_t *line_len,
                                       size_t *consumed);
 
@@ -169,7 +171,24 @@ int proto_dialect_from_name(const char *name, proto_dialect_t *out);
  * and fills *err (if non-NULL). Rules: spec §1.2 (split at the first space; a line with
  * no space is a bare command word), §2 (per-command grammar per dialect), JSON fields
  * validated as JSON (RFC 8259, no NaN/Infinity), integers are decimal int64 with an
- * optional leading '-' (2018 tokens may be negative only where the spec allows). */
+ * optional leading '-' (2018 tokens may be negative only where the spec allows).
+ *
+ * Details (added with the implementation):
+ *  - Checks run in the order a Synapse receiver of the dialect runs them, so the code
+ *    says which ERROR it would send: length, blank, bytes; then 2018: a line without a
+ *    space -> PROTO_ERR_BAD_FIELD (field "data"; Synapse drops the connection), unknown
+ *    name, direction, fields; modern: unknown name, fields, direction.
+ *  - Free-text commands (SERVER, PING, ERROR, NAME, SYNC, REMOTE_SERVER_UP, task ids)
+ *    take the data as is, empty included, like Synapse's from_line.
+ *  - Modern USER_SYNC accepts both the 4-field (v1.13-v1.91) and 5-field (v1.92+) form.
+ *  - USER_IP must be a JSON array of 5 items and LOCK_RELEASED one of 3 (Synapse unpacks
+ *    them in from_line); RDATA rows and INVALIDATE_CACHE keys may be any JSON value.
+ *  - Identifier fields (stream, instance, user_id, ...) may not be empty.
+ *  - A '-' sign is accepted on every integer (Synapse's int() does; the spec names no
+ *    field that refuses it); leading zeros too ("007" formats back as "7").
+ *  - CR and NUL are PROTO_ERR_BAD_BYTES here although Synapse would keep them as data.
+ *  - REMOTE_SERVER_UP is in the 2018 dialect both ways (v1.9-v1.12, spec §0).
+ *  - On success err->code is PROTO_OK and err->message is empty. out may be NULL. */
 proto_error_code_t proto_parse_line(proto_dialect_t dialect, proto_sender_t sender,
                                     const char *line, size_t len, proto_command_t *out,
                                     proto_error_t *err);
@@ -180,7 +199,12 @@ proto_error_code_t proto_parse_line(proto_dialect_t dialect, proto_sender_t send
  * or -1 (err filled) when a field is invalid for the dialect, the text would contain
  * a LF/CR/NUL, or the line would exceed PROTO_MAX_LINE or cap-1. A command with empty
  * data is written as "NAME " when trailing_space is set (Synapse's own habit) and as
- * "NAME" otherwise. JSON slices are written as given (not re-encoded). */
+ * "NAME" otherwise. JSON slices are written as given (not re-encoded).
+ * Every field is checked so the line parses back to the same command: valid UTF-8,
+ * no space inside a field a space would split, no empty identifier, valid JSON. In
+ * 2018 an empty text needs trailing_space (a 2018 line without a space is refused).
+ * Integers are written in canonical decimal; 2018 token_is_now is written "NOW". On
+ * failure buf holds "". */
 int proto_format_command(proto_dialect_t dialect, const proto_command_t *cmd, char *buf,
                          size_t cap, proto_error_t *err);
 
@@ -208,7 +232,16 @@ bool proto_json_valid(const char *buf, size_t len, size_t *bad_offset);
  *   "failed to parse line for  '<NAME>': <message> ('<rest>'):"
  * and "Line length exceeded" for PROTO_ERR_TOO_LONG. Long echoes of the line are cut so
  * the result always fits in PROTO_MAX_LINE. Writes a NUL-terminated string into buf and
- * returns its length (truncated to cap-1). */
+ * returns its length (truncated to cap-1).
+ *
+ * Details (added with the implementation): modern wrong-direction names also give
+ * "invalid command: <NAME>", and a modern unknown name gives Synapse's exact
+ * "failed to parse line: KeyError('<NAME>') ('<line>'):". Quoting follows Python's
+ * repr(), as Synapse's %r does. The text is printable UTF-8 and "ERROR <text>" fits in
+ * PROTO_MAX_LINE (a cut echo ends in "'...):"). Returns 0 and writes "" when that
+ * receiver sends no ERROR at all: PROTO_OK, PROTO_ERR_BLANK (ignored), a line that is
+ * not valid UTF-8, and in 2018 a line without a space (the last two drop the
+ * connection silently): close without an ERROR line then. */
 size_t proto_rejection_text(proto_dialect_t dialect, const char *line, size_t len,
                             const proto_error_t *err, char *buf, size_t cap);
 

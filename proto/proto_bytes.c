@@ -114,6 +114,17 @@ bool proto_int64_parse(const char *p, size_t len, int64_t *out) {
     i = 1;
   }
   if (i == len) return false;
+  if (len - i <= 18) {
+    /* Up to 18 digits cannot overflow: no range check per digit. */
+    uint64_t v = 0;
+    for (; i < len; i++) {
+      unsigned d = (unsigned)(unsigned char)p[i] - '0';
+      if (d > 9) return false;
+      v = v * 10 + d;
+    }
+    *out = negative ? -(int64_t)v : (int64_t)v;
+    return true;
+  }
   uint64_t limit = negative ? (uint64_t)INT64_MAX + 1u : (uint64_t)INT64_MAX;
   uint64_t v = 0;
   for (; i < len; i++) {
@@ -188,8 +199,8 @@ void proto_snippet(const char *p, size_t len, size_t max, char *out) {
 }
 
 proto_error_code_t proto_error_fill(proto_error_t *err, proto_error_code_t code,
-                                    proto_command_kind_t kind, const char *field,
-                                    size_t offset, const char *fmt, ...) {
+                                    proto_command_kind_t kind, const char *field, size_t offset,
+                                    const char *fmt, ...) {
   if (err == NULL) return code;
   err->code = code;
   err->kind = kind;

@@ -17,7 +17,9 @@ static void put(writer_t *w, const char *p, size_t n) {
   w->len += n;
 }
 
-static void put_char(writer_t *w, char c) { put(w, &c, 1); }
+static void put_char(writer_t *w, char c) {
+  put(w, &c, 1);
+}
 
 static void put_int(writer_t *w, int64_t v) {
   char digits[24];
@@ -36,12 +38,12 @@ enum {
   FIELD_MAY_HAVE_SPACES = 2,
 };
 
-static proto_error_code_t check_field(const format_ctx_t *ctx, const char *field,
-                                      proto_slice_t s, unsigned flags) {
+static proto_error_code_t check_field(const format_ctx_t *ctx, const char *field, proto_slice_t s,
+                                      unsigned flags) {
   if (s.ptr == NULL && s.len > 0) {
     return proto_error_fill(ctx->err, PROTO_ERR_BAD_FIELD, ctx->cmd->kind, field, 0,
-                            "%s: field '%s' has a NULL pointer and length %zu", ctx->name,
-                            field, s.len);
+                            "%s: field '%s' has a NULL pointer and length %zu", ctx->name, field,
+                            s.len);
   }
   if (s.len == 0) {
     if (flags & FIELD_MAY_BE_EMPTY) return PROTO_OK;
@@ -74,15 +76,14 @@ static proto_error_code_t check_field(const format_ctx_t *ctx, const char *field
   return PROTO_OK;
 }
 
-static proto_error_code_t check_json(const format_ctx_t *ctx, const char *field,
-                                     proto_slice_t s, size_t items, const char *shape) {
+static proto_error_code_t check_json(const format_ctx_t *ctx, const char *field, proto_slice_t s,
+                                     size_t items, const char *shape) {
   if (s.ptr == NULL && s.len > 0) return check_field(ctx, field, s, 0);
   proto_json_result_t res;
   if (!proto_json_check(s.ptr, s.len, true, &res)) {
     size_t bad = proto_bytes_first_bad(s.ptr, s.len);
     if (bad < s.len) return check_field(ctx, field, s, FIELD_MAY_HAVE_SPACES);
-    return proto_error_fill(ctx->err, PROTO_ERR_BAD_FIELD, ctx->cmd->kind, field,
-                            res.bad_offset,
+    return proto_error_fill(ctx->err, PROTO_ERR_BAD_FIELD, ctx->cmd->kind, field, res.bad_offset,
                             "%s: field '%s' must be valid JSON (%s at byte %zu of the field)",
                             ctx->name, field, res.why, res.bad_offset);
   }
@@ -93,10 +94,10 @@ static proto_error_code_t check_json(const format_ctx_t *ctx, const char *field,
   return PROTO_OK;
 }
 
-#define CHECK(expr)                        \
-  do {                                     \
-    proto_error_code_t rc_ = (expr);       \
-    if (rc_ != PROTO_OK) return rc_;       \
+#define CHECK(expr)                  \
+  do {                               \
+    proto_error_code_t rc_ = (expr); \
+    if (rc_ != PROTO_OK) return rc_; \
   } while (0)
 
 static proto_error_code_t write_data(const format_ctx_t *ctx, writer_t *w) {
@@ -238,8 +239,8 @@ static proto_error_code_t write_data(const format_ctx_t *ctx, writer_t *w) {
   }
 }
 
-int proto_format_command(proto_dialect_t dialect, const proto_command_t *cmd, char *buf,
-                         size_t cap, proto_error_t *err) {
+int proto_format_command(proto_dialect_t dialect, const proto_command_t *cmd, char *buf, size_t cap,
+                         proto_error_t *err) {
   if (err != NULL) {
     err->code = PROTO_OK;
     err->kind = PROTO_CMD_NONE;
@@ -278,15 +279,15 @@ int proto_format_command(proto_dialect_t dialect, const proto_command_t *cmd, ch
   if (w.len > PROTO_MAX_LINE) {
     buf[0] = '\0';
     proto_error_fill(err, PROTO_ERR_TOO_LONG, cmd->kind, "line", PROTO_MAX_LINE,
-                     "%s: field 'line' must be at most %d bytes, the command needs %zu",
-                     ctx.name, PROTO_MAX_LINE, w.len);
+                     "%s: field 'line' must be at most %d bytes, the command needs %zu", ctx.name,
+                     PROTO_MAX_LINE, w.len);
     return -1;
   }
   if (w.len > limit) {
     buf[0] = '\0';
     proto_error_fill(err, PROTO_ERR_TOO_LONG, cmd->kind, "line", limit,
-                     "%s: field 'line' needs %zu bytes plus a NUL, the buffer holds %zu",
-                     ctx.name, w.len, cap);
+                     "%s: field 'line' needs %zu bytes plus a NUL, the buffer holds %zu", ctx.name,
+                     w.len, cap);
     return -1;
   }
   buf[w.len] = '\0';

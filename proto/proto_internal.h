@@ -62,9 +62,8 @@ size_t proto_utf8_boundary(const char *p, size_t len);
 /* Fills *err (when non-NULL) and returns code. The message is cut on a UTF-8
  * boundary so it can be echoed in an ERROR line. */
 proto_error_code_t proto_error_fill(proto_error_t *err, proto_error_code_t code,
-                                    proto_command_kind_t kind, const char *field,
-                                    size_t offset, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
+                                    proto_command_kind_t kind, const char *field, size_t offset,
+                                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 /* ---- JSON (proto_json.c) ---------------------------------------------------------- */
 
@@ -95,7 +94,27 @@ typedef struct proto_layout {
 /* The pre-v1.92 modern USER_SYNC: <instance_id> <user_id> <start|end> <last_sync_ms>. */
 extern const proto_layout_t proto_layout_modern_user_sync_4;
 
-const proto_layout_t *proto_layout_get(proto_dialect_t dialect, proto_command_kind_t kind);
+/* Indexed by dialect then kind; a command not in the dialect has nfields 0 and a NULL
+ * syntax. Use proto_layout_get(). */
+extern const proto_layout_t proto_layouts[3][PROTO_CMD_COUNT];
+
+/* Bit k set: kind k may be sent by that sender in that dialect (ANY: exists in it). */
+extern const unsigned proto_direction_sets[3][4];
+
+/* proto_command_allowed(), inline for the parser's hot path. */
+static inline bool proto_kind_allowed(proto_dialect_t dialect, proto_command_kind_t kind,
+                                      proto_sender_t sender) {
+  if ((unsigned)dialect > 2u || (unsigned)sender > 3u || (unsigned)kind >= PROTO_CMD_COUNT) {
+    return false;
+  }
+  return ((proto_direction_sets[dialect][sender] >> (unsigned)kind) & 1u) != 0;
+}
+
+static inline const proto_layout_t *proto_layout_get(proto_dialect_t dialect,
+                                                     proto_command_kind_t kind) {
+  if (!proto_kind_allowed(dialect, kind, PROTO_SENDER_ANY)) return NULL;
+  return &proto_layouts[dialect][kind];
+}
 
 /* Which field of `kind`'s data holds byte `offset` of the data; "data" when unknown. */
 const char *proto_layout_field_at(proto_dialect_t dialect, proto_command_kind_t kind,

@@ -19,7 +19,9 @@ static inline uint64_t load64(const unsigned char *p) {
   return w;
 }
 
-static inline bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+static inline bool is_digit(unsigned char c) {
+  return c >= '0' && c <= '9';
+}
 
 static inline bool is_hex(unsigned char c) {
   return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
@@ -38,9 +40,9 @@ static inline size_t skip_string_plain(const unsigned char *s, size_t p, size_t 
     while (p < len) {
       size_t at = p + 16 <= len ? p : len - 16;
       __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + at));
-      __m128i special = _mm_or_si128(
-          _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-          _mm_cmplt_epi8(v, control));
+      __m128i special =
+          _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                       _mm_cmplt_epi8(v, control));
       unsigned mask = (unsigned)_mm_movemask_epi8(special) >> (p - at);
       if (mask != 0) return p + (size_t)__builtin_ctz(mask);
       p = at + 16;
@@ -62,8 +64,8 @@ static inline size_t skip_string_plain(const unsigned char *s, size_t p, size_t 
 
 /* s[*pp] is the opening quote. On success *pp is just past the closing quote; on
  * failure *pp is the offending byte and *why says what is wrong. */
-static inline bool scan_string(const unsigned char *s, size_t len, size_t *pp,
-                               const char **why) {
+static inline __attribute__((always_inline)) bool scan_string(const unsigned char *s, size_t len,
+                                                              size_t *pp, const char **why) {
   size_t p = *pp + 1;
   for (;;) {
     p = skip_string_plain(s, p, len);

@@ -26,7 +26,9 @@ static void out_raw(text_out_t *o, const char *p, size_t n) {
   o->len += n;
 }
 
-static void out_str(text_out_t *o, const char *s) { out_raw(o, s, strlen(s)); }
+static void out_str(text_out_t *o, const char *s) {
+  out_raw(o, s, strlen(s));
+}
 
 static bool repr_non_printable(unsigned cp) {
   /* The code points Python's str.isprintable() rejects that show up in practice:
@@ -74,8 +76,8 @@ static size_t repr_char(const unsigned char *s, size_t avail, char quote, size_t
   }
   unsigned cp = n == 2   ? ((c & 0x1Fu) << 6) | (s[1] & 0x3Fu)
                 : n == 3 ? ((c & 0x0Fu) << 12) | ((s[1] & 0x3Fu) << 6) | (s[2] & 0x3Fu)
-                         : ((c & 0x07u) << 18) | ((s[1] & 0x3Fu) << 12) |
-                               ((s[2] & 0x3Fu) << 6) | (s[3] & 0x3Fu);
+                         : ((c & 0x07u) << 18) | ((s[1] & 0x3Fu) << 12) | ((s[2] & 0x3Fu) << 6) |
+                               (s[3] & 0x3Fu);
   *consumed = n;
   if (repr_non_printable(cp)) {
     size_t k = 0;
@@ -158,8 +160,7 @@ size_t proto_rejection_text(proto_dialect_t dialect, const char *line, size_t le
   bool name_clean = proto_bytes_first_bad(line, name_len) == name_len;
 
   bool invalid_command = err->code == PROTO_ERR_WRONG_DIRECTION ||
-                         (dialect == PROTO_DIALECT_2018 &&
-                          err->code == PROTO_ERR_UNKNOWN_COMMAND);
+                         (dialect == PROTO_DIALECT_2018 && err->code == PROTO_ERR_UNKNOWN_COMMAND);
   if (invalid_command && name_clean) {
     out_str(&o, "invalid command: ");
     out_raw(&o, line, name_len);

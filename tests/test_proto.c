@@ -5,6 +5,7 @@
  * check that fails prints its id, Requirement, Source, Expected and Actual, and a test
  * runs all its rows before failing so one run shows every broken row. */
 #include <check.h>
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -57,7 +58,9 @@ static const char *show(const char *p, size_t n) {
   return out;
 }
 
-static const char *show_cstr(const char *s) { return s == NULL ? "(null)" : show(s, strlen(s)); }
+static const char *show_cstr(const char *s) {
+  return s == NULL ? "(null)" : show(s, strlen(s));
+}
 
 static bool expect(tally_t *t, bool ok, const meta_t *m, const char *what, const char *expected,
                    const char *actual) {
@@ -73,13 +76,20 @@ static bool expect(tally_t *t, bool ok, const meta_t *m, const char *what, const
 
 static const char *code_name(proto_error_code_t code) {
   switch (code) {
-    case PROTO_OK: return "PROTO_OK";
-    case PROTO_ERR_BLANK: return "PROTO_ERR_BLANK";
-    case PROTO_ERR_TOO_LONG: return "PROTO_ERR_TOO_LONG";
-    case PROTO_ERR_BAD_BYTES: return "PROTO_ERR_BAD_BYTES";
-    case PROTO_ERR_UNKNOWN_COMMAND: return "PROTO_ERR_UNKNOWN_COMMAND";
-    case PROTO_ERR_WRONG_DIRECTION: return "PROTO_ERR_WRONG_DIRECTION";
-    case PROTO_ERR_BAD_FIELD: return "PROTO_ERR_BAD_FIELD";
+    case PROTO_OK:
+      return "PROTO_OK";
+    case PROTO_ERR_BLANK:
+      return "PROTO_ERR_BLANK";
+    case PROTO_ERR_TOO_LONG:
+      return "PROTO_ERR_TOO_LONG";
+    case PROTO_ERR_BAD_BYTES:
+      return "PROTO_ERR_BAD_BYTES";
+    case PROTO_ERR_UNKNOWN_COMMAND:
+      return "PROTO_ERR_UNKNOWN_COMMAND";
+    case PROTO_ERR_WRONG_DIRECTION:
+      return "PROTO_ERR_WRONG_DIRECTION";
+    case PROTO_ERR_BAD_FIELD:
+      return "PROTO_ERR_BAD_FIELD";
   }
   return "?";
 }
@@ -172,7 +182,9 @@ static void describe(proto_dialect_t d, const proto_command_t *c, char *out, siz
       sb_printf(&b, " state=%s ms=%lld", c->sync_start ? "start" : "end",
                 (long long)c->last_sync_ms);
       break;
-    case PROTO_CMD_CLEAR_USER_SYNC: sb_slice(&b, "instance", c->instance); break;
+    case PROTO_CMD_CLEAR_USER_SYNC:
+      sb_slice(&b, "instance", c->instance);
+      break;
     case PROTO_CMD_FEDERATION_ACK:
       if (modern) sb_slice(&b, "instance", c->instance);
       sb_printf(&b, " token=%lld", (long long)c->token);
@@ -190,7 +202,9 @@ static void describe(proto_dialect_t d, const proto_command_t *c, char *out, siz
       sb_slice(&b, "user", c->user_id);
       sb_slice(&b, "row", c->row);
       break;
-    case PROTO_CMD_LOCK_RELEASED: sb_slice(&b, "row", c->row); break;
+    case PROTO_CMD_LOCK_RELEASED:
+      sb_slice(&b, "row", c->row);
+      break;
     default:
       sb_slice(&b, "text", c->text);
       sb_printf(&b, " trailing_space=%d", c->trailing_space);
@@ -227,8 +241,7 @@ static void check_round_trip(tally_t *t, const meta_t *m, proto_dialect_t dialec
   if (!expect_code(t, m, rc, PROTO_OK, &err)) return;
   char second[1024];
   describe(dialect, &again, second, sizeof second);
-  expect(t, strcmp(first, second) == 0, m, "parse(format(cmd)) has the same fields", first,
-         second);
+  expect(t, strcmp(first, second) == 0, m, "parse(format(cmd)) has the same fields", first, second);
 }
 
 /* ---- spec examples ---------------------------------------------------------------------- */
@@ -388,8 +401,8 @@ static void check_real_pair(const char *rel, proto_dialect_t dialect, const char
     if (w->sender == SRV) from_server++;
   }
   ck_assert_msg(from_client > 0 && from_server > 0,
-                "%s: expected lines both ways, got %zu from the worker and %zu from the main",
-                rel, from_client, from_server);
+                "%s: expected lines both ways, got %zu from the worker and %zu from the main", rel,
+                from_client, from_server);
   free_transcript(&tr);
   finish(&t, rel);
 }
@@ -410,7 +423,8 @@ END_TEST
 
 /* ---- framing ------------------------------------------------------------------------------ */
 
-#define FRAME_REQ "lines end at LF only (CR is data); at most 16384 bytes before the LF, also unterminated"
+#define FRAME_REQ \
+  "lines end at LF only (CR is data); at most 16384 bytes before the LF, also unterminated"
 #define FRAME_SRC "P §1.1; Twisted basic.py LineOnlyReceiver; R FR-01, FR-03, FR-04"
 
 START_TEST(test_framing_limits) {
@@ -423,8 +437,8 @@ START_TEST(test_framing_limits) {
 
   struct {
     const char *id;
-    size_t fill;   /* bytes of 'a' */
-    bool with_lf;  /* followed by LF */
+    size_t fill;  /* bytes of 'a' */
+    bool with_lf; /* followed by LF */
     proto_frame_status_t status;
     size_t line_len, consumed;
   } rows[] = {
@@ -445,8 +459,7 @@ START_TEST(test_framing_limits) {
     snprintf(expected, sizeof expected, "status %d, line %zu, consumed %zu", rows[i].status,
              rows[i].line_len, rows[i].consumed);
     snprintf(actual, sizeof actual, "status %d, line %zu, consumed %zu", st, line_len, consumed);
-    expect(&t,
-           st == rows[i].status && line_len == rows[i].line_len && consumed == rows[i].consumed,
+    expect(&t, st == rows[i].status && line_len == rows[i].line_len && consumed == rows[i].consumed,
            &m, "frame", expected, actual);
   }
 
@@ -457,8 +470,8 @@ START_TEST(test_framing_limits) {
   expect(&t, st == PROTO_FRAME_LINE && line_len == 7 && consumed == 8, &m, "CR kept in the line",
          "line 7, consumed 8", show(crlf, line_len));
   proto_error_t err;
-  expect_code(&t, &m, proto_parse_line(DMO, SRV, crlf, line_len, NULL, &err),
-              PROTO_ERR_BAD_BYTES, &err);
+  expect_code(&t, &m, proto_parse_line(DMO, SRV, crlf, line_len, NULL, &err), PROTO_ERR_BAD_BYTES,
+              &err);
 
   /* Complete lines before an over-long tail are still delivered, as Twisted does. */
   meta_t m2 = {"FR-TAIL", FRAME_REQ, FRAME_SRC};
@@ -471,8 +484,8 @@ START_TEST(test_framing_limits) {
   expect(&t, st == PROTO_FRAME_TOO_LONG, &m2, "then the tail", "TOO_LONG", "not TOO_LONG");
 
   meta_t m3 = {"FR-NULL", FRAME_REQ, FRAME_SRC};
-  expect(&t, proto_frame_next(NULL, 0, NULL, NULL) == PROTO_FRAME_NEED_MORE, &m3,
-         "empty buffer", "NEED_MORE", "other");
+  expect(&t, proto_frame_next(NULL, 0, NULL, NULL) == PROTO_FRAME_NEED_MORE, &m3, "empty buffer",
+         "NEED_MORE", "other");
   free(buf);
   finish(&t, "framing limits");
 }
@@ -593,7 +606,198 @@ START_TEST(test_parse_length_limit) {
 }
 END_TEST
 
-/* ---- malformed input -------------------------------------------------------------------------- */
+/* ---- chunk boundaries of the vectorised scanners ------------------------------------------ */
+
+#define EDGE_REQ "scanners that read 8 or 16 bytes at a time find every byte at every offset"
+
+START_TEST(test_scan_boundaries) {
+  tally_t t = {0, 0};
+  static char line[160];
+  static const unsigned char bad_bytes[] = {0x00, '\r', '\n', 0xFF, 0x80};
+  char want[64], got[64];
+  /* A forbidden byte at each offset of lines of each length up to 80. */
+  for (size_t len = 6; len <= 80; len++) {
+    for (size_t k = 5; k < len; k++) {
+      for (size_t b = 0; b < sizeof bad_bytes; b++) {
+        memcpy(line, "PING ", 5);
+        memset(line + 5, 'a', len - 5);
+        line[k] = (char)bad_bytes[b];
+        proto_error_t err;
+        proto_error_code_t rc = proto_parse_line(DMO, SRV, line, len, NULL, &err);
+        snprintf(want, sizeof want, "BAD_BYTES at %zu", k);
+        snprintf(got, sizeof got, "%s at %zu", code_name(rc), err.offset);
+        meta_t m = {"EDGE-BYTES", EDGE_REQ, "proto_bytes.c"};
+        if (!expect(&t, rc == PROTO_ERR_BAD_BYTES && err.offset == k, &m, "bad byte found", want,
+                    got)) {
+          fprintf(stderr, "  (len %zu, byte 0x%02x)\n", len, bad_bytes[b]);
+        }
+      }
+    }
+  }
+  /* JSON strings of each length with a quote escape or a control byte at each offset. */
+  for (size_t n = 0; n <= 70; n++) {
+    size_t len = n + 4;
+    line[0] = '[';
+    line[1] = '"';
+    memset(line + 2, 'x', n);
+    line[n + 2] = '"';
+    line[n + 3] = ']';
+    meta_t m = {"EDGE-JSON", EDGE_REQ, "proto_json.c"};
+    expect(&t, proto_json_valid(line, len, NULL), &m, "plain string", "valid", show(line, len));
+    for (size_t k = 2; k + 1 < n + 2; k++) {
+      line[k] = '\\';
+      line[k + 1] = '"';
+      expect(&t, proto_json_valid(line, len, NULL), &m, "escaped quote", "valid", show(line, len));
+      line[k] = 0x1F;
+      size_t bad = 0;
+      bool ok = proto_json_valid(line, len, &bad);
+      snprintf(want, sizeof want, "invalid at %zu", k);
+      snprintf(got, sizeof got, "%s at %zu", ok ? "valid" : "invalid", bad);
+      expect(&t, !ok && bad == k, &m, "control byte", want, got);
+      line[k] = 'x';
+      line[k + 1] = 'x';
+    }
+  }
+  /* Field splitting across 16-byte chunks: every pair of field lengths. */
+  for (size_t a = 1; a <= 40; a++) {
+    for (size_t b = 1; b <= 40; b++) {
+      memcpy(line, "POSITION ", 9);
+      memset(line + 9, 's', a);
+      line[9 + a] = ' ';
+      memset(line + 10 + a, 'i', b);
+      memcpy(line + 10 + a + b, " 12 345", 7);
+      size_t len = 17 + a + b;
+      proto_command_t cmd;
+      proto_error_t err;
+      proto_error_code_t rc = proto_parse_line(DMO, SRV, line, len, &cmd, &err);
+      snprintf(want, sizeof want, "stream %zu, instance %zu, 12, 345", a, b);
+      snprintf(got, sizeof got, "%s stream %zu, instance %zu, %lld, %lld", code_name(rc),
+               cmd.stream.len, cmd.instance.len, (long long)cmd.prev_token,
+               (long long)cmd.new_token);
+      meta_t m = {"EDGE-FIELDS", EDGE_REQ, "proto_parse.c split_fields"};
+      expect(&t,
+             rc == PROTO_OK && cmd.stream.len == a && cmd.instance.len == b &&
+                 cmd.stream.ptr == line + 9 && cmd.prev_token == 12 && cmd.new_token == 345,
+             &m, "fields", want, got);
+    }
+  }
+  finish(&t, "scan boundaries");
+}
+END_TEST
+
+/* A rejection text is sent as "ERROR <text>": it must be a valid line itself. */
+static void check_error_line(tally_t *t, const meta_t *m, proto_dialect_t dialect,
+                             proto_sender_t receiver, const char *text, size_t n) {
+  if (n == 0) return;
+  static char line[PROTO_MAX_LINE + 8];
+  memcpy(line, "ERROR ", 6);
+  memcpy(line + 6, text, n);
+  proto_error_t err;
+  proto_sender_t as = receiver == SRV ? CLI : SRV;
+  proto_error_code_t rc = proto_parse_line(dialect, as, line, n + 6, NULL, &err);
+  expect_code(t, m, rc, PROTO_OK, &err);
+}
+
+/* ---- mutated real lines ------------------------------------------------------------------------
+ */
+
+#define MUTATION_REQ                                                                               \
+  "on any input the codec returns a verdict without crashing; what it accepts formats back, what " \
+  "it refuses gets a printable message and a valid ERROR text"
+
+static bool printable_utf8(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if ((unsigned char)s[i] < 0x20 || s[i] == 0x7F) return false;
+  }
+  proto_error_t err;
+  /* Reuse the codec's own check: a PING carrying the text must be clean bytes. */
+  static char line[PROTO_MAX_LINE + 8];
+  if (n > PROTO_MAX_LINE - 5) return false;
+  memcpy(line, "PING ", 5);
+  memcpy(line + 5, s, n);
+  return proto_parse_line(DMO, SRV, line, n + 5, NULL, &err) == PROTO_OK;
+}
+
+START_TEST(test_mutations) {
+  tally_t t = {0, 0};
+  transcript_t tr = load_transcript("reference/synapse-1.66/real-pair.txt");
+  transcript_t tr12 = load_transcript("reference/synapse-1.12/real-pair.txt");
+  static const char alphabet[] =
+      " \t\r\n\0\"\\[]{},:-+.0123456789eEabtnulNaIfy\xc3\xa9\xff\x80\xed";
+  static char line[600];
+  static char text[PROTO_MAX_LINE + 1];
+  uint64_t x = 0x9E3779B97F4A7C15ULL;
+  for (int round = 0; round < 20000; round++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    const transcript_t *src = (x & 1) ? &tr : &tr12;
+    proto_dialect_t dialect = (x & 2) ? DMO : D18;
+    proto_sender_t sender = (x & 4) ? SRV : (x & 8) ? CLI : ANY;
+    const wire_line_t *w = &src->lines[(x >> 8) % src->count];
+    size_t len = w->len < 500 ? w->len : 500;
+    memcpy(line, w->text, len);
+    int edits = 1 + (int)((x >> 20) % 4);
+    for (int e = 0; e < edits; e++) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      size_t at = len > 0 ? (size_t)((x >> 16) % len) : 0;
+      char c = alphabet[(x >> 40) % (sizeof alphabet - 1)];
+      switch (x % 3) {
+        case 0:
+          if (len > 0) line[at] = c;
+          break;
+        case 1:
+          if (len < sizeof line - 1) {
+            memmove(line + at + 1, line + at, len - at);
+            line[at] = c;
+            len++;
+          }
+          break;
+        default:
+          if (len > 0) {
+            memmove(line + at, line + at + 1, len - at - 1);
+            len--;
+          }
+          break;
+      }
+    }
+    char id[48];
+    snprintf(id, sizeof id, "MUT-%d", round);
+    meta_t m = {id, MUTATION_REQ, "STYLE.md (never crash on bad input)"};
+    proto_command_t cmd;
+    proto_error_t err;
+    proto_error_code_t rc = proto_parse_line(dialect, sender, line, len, &cmd, &err);
+    if (rc == PROTO_OK) {
+      static char out[PROTO_MAX_LINE + 1];
+      int n = proto_format_command(dialect, &cmd, out, sizeof out, &err);
+      if (!expect(&t, n >= 0, &m, "accepted line formats", show(line, len),
+                  show_cstr(err.message))) {
+        continue;
+      }
+      proto_command_t back;
+      rc = proto_parse_line(dialect, ANY, out, (size_t)n, &back, &err);
+      char a[1024], b[1024];
+      describe(dialect, &cmd, a, sizeof a);
+      describe(dialect, &back, b, sizeof b);
+      expect(&t, rc == PROTO_OK && strcmp(a, b) == 0, &m, "formatted line parses the same", a, b);
+    } else {
+      size_t mlen = strlen(err.message);
+      expect(&t, mlen > 0 && printable_utf8(err.message, mlen), &m, "printable message",
+             "printable UTF-8", show(err.message, mlen));
+      size_t n = proto_rejection_text(dialect, line, len, &err, text, sizeof text);
+      if (n > 0) check_error_line(&t, &m, dialect, sender == SRV ? CLI : SRV, text, n);
+    }
+  }
+  free_transcript(&tr);
+  free_transcript(&tr12);
+  finish(&t, "mutations");
+}
+END_TEST
+
+/* ---- malformed input --------------------------------------------------------------------------
+ */
 
 START_TEST(test_malformed) {
   tally_t t = {0, 0};
@@ -602,11 +806,14 @@ START_TEST(test_malformed) {
     meta_t m = {c->id, BAD_REQ, "P §1.2, §2.1, §2.2"};
     proto_command_t cmd;
     proto_error_t err;
-    proto_error_code_t rc = proto_parse_line(c->dialect, c->sender, c->line.p, c->line.n, &cmd,
-                                             &err);
+    proto_error_code_t rc =
+        proto_parse_line(c->dialect, c->sender, c->line.p, c->line.n, &cmd, &err);
     char what[600];
     snprintf(what, sizeof what, "line '%s' (%s, %s)", show(c->line.p, c->line.n),
-             proto_dialect_name(c->dialect), c->sender == SRV ? "from server" : c->sender == CLI ? "from client" : "any sender");
+             proto_dialect_name(c->dialect),
+             c->sender == SRV   ? "from server"
+             : c->sender == CLI ? "from client"
+                                : "any sender");
     if (!expect_code(&t, &m, rc, c->code, &err)) {
       fprintf(stderr, "  (%s)\n", what);
       continue;
@@ -645,7 +852,8 @@ START_TEST(test_malformed) {
 }
 END_TEST
 
-/* ---- JSON -------------------------------------------------------------------------------------- */
+/* ---- JSON --------------------------------------------------------------------------------------
+ */
 
 START_TEST(test_json) {
   tally_t t = {0, 0};
@@ -679,20 +887,8 @@ START_TEST(test_json) {
 }
 END_TEST
 
-/* ---- ERROR texts ------------------------------------------------------------------------------ */
-
-/* A rejection text is sent as "ERROR <text>": it must be a valid line itself. */
-static void check_error_line(tally_t *t, const meta_t *m, proto_dialect_t dialect,
-                             proto_sender_t receiver, const char *text, size_t n) {
-  if (n == 0) return;
-  static char line[PROTO_MAX_LINE + 8];
-  memcpy(line, "ERROR ", 6);
-  memcpy(line + 6, text, n);
-  proto_error_t err;
-  proto_sender_t as = receiver == SRV ? CLI : SRV;
-  proto_error_code_t rc = proto_parse_line(dialect, as, line, n + 6, NULL, &err);
-  expect_code(t, m, rc, PROTO_OK, &err);
-}
+/* ---- ERROR texts ------------------------------------------------------------------------------
+ */
 
 START_TEST(test_rejection_texts) {
   tally_t t = {0, 0};
@@ -701,8 +897,8 @@ START_TEST(test_rejection_texts) {
     const reject_case_t *c = &reject_cases[i];
     meta_t m = {c->id, REJECT_REQ, c->source};
     proto_error_t err;
-    proto_error_code_t rc = proto_parse_line(c->dialect, c->sender, c->line.p, c->line.n, NULL,
-                                             &err);
+    proto_error_code_t rc =
+        proto_parse_line(c->dialect, c->sender, c->line.p, c->line.n, NULL, &err);
     expect(&t, rc != PROTO_OK, &m, "the line is refused", "an error", "PROTO_OK");
     size_t n = proto_rejection_text(c->dialect, c->line.p, c->line.n, &err, text, sizeof text);
     expect(&t, strlen(text) == n, &m, "returned length", "strlen(text)", "other");
@@ -758,7 +954,8 @@ START_TEST(test_rejection_texts) {
   char *line = malloc(PROTO_MAX_LINE);
   ck_assert_ptr_nonnull(line);
   memcpy(line, "RDATA s m x ", 12);
-  for (size_t k = 12; k < PROTO_MAX_LINE; k++) line[k] = (k % 3 == 0) ? '\'' : (k % 3 == 1) ? '\t' : 'a';
+  for (size_t k = 12; k < PROTO_MAX_LINE; k++)
+    line[k] = (k % 3 == 0) ? '\'' : (k % 3 == 1) ? '\t' : 'a';
   for (int d = 0; d < 2; d++) {
     proto_dialect_t dialect = d == 0 ? DMO : D18;
     meta_t m = {d == 0 ? "RJ-LONG-modern" : "RJ-LONG-2018", REJECT_REQ, "proto.h (echo cut)"};
@@ -767,8 +964,8 @@ START_TEST(test_rejection_texts) {
     size_t n = proto_rejection_text(dialect, line, PROTO_MAX_LINE, &err, text, sizeof text);
     expect(&t, n + 6 <= PROTO_MAX_LINE && n > 1000, &m, "text fits an ERROR line",
            "1000 < length <= 16378", "other");
-    expect(&t, n >= 5 && memcmp(text + n - 5, "...):", 5) == 0, &m, "cut marked", "...):",
-           show(text + (n > 20 ? n - 20 : 0), n > 20 ? 20 : n));
+    expect(&t, n >= 5 && memcmp(text + n - 5, "...):", 5) == 0, &m, "cut marked",
+           "...):", show(text + (n > 20 ? n - 20 : 0), n > 20 ? 20 : n));
     check_error_line(&t, &m, dialect, CLI, text, n);
     /* A small buffer truncates, never past cap - 1, never inside a UTF-8 sequence. */
     char small[12];
@@ -778,14 +975,15 @@ START_TEST(test_rejection_texts) {
   free(line);
   meta_t m = {"RJ-NULL", REJECT_REQ, "proto.h"};
   char small[8] = "x";
-  expect(&t, proto_rejection_text(DMO, "x", 1, NULL, small, sizeof small) == 0 && small[0] == 0,
-         &m, "NULL err", "empty", small);
+  expect(&t, proto_rejection_text(DMO, "x", 1, NULL, small, sizeof small) == 0 && small[0] == 0, &m,
+         "NULL err", "empty", small);
   expect(&t, proto_rejection_text(DMO, "x", 1, NULL, NULL, 0) == 0, &m, "NULL buf", "0", "other");
   finish(&t, "rejection texts");
 }
 END_TEST
 
-/* ---- formatting --------------------------------------------------------------------------------- */
+/* ---- formatting ---------------------------------------------------------------------------------
+ */
 
 START_TEST(test_format) {
   tally_t t = {0, 0};
@@ -846,8 +1044,8 @@ START_TEST(test_format) {
   n = proto_format_command(DMO, &ping, fits, sizeof fits, &err);
   expect_str(&t, &m, "9-byte line into 10 bytes", fits, n > 0 ? (size_t)n : 0, "PING 1234");
   meta_t m2 = {"FL-04", FORMAT_REQ, "proto.h"};
-  expect(&t, proto_format_command(DMO, NULL, fits, sizeof fits, &err) == -1, &m2, "NULL cmd",
-         "-1", "other");
+  expect(&t, proto_format_command(DMO, NULL, fits, sizeof fits, &err) == -1, &m2, "NULL cmd", "-1",
+         "other");
   expect(&t, proto_format_command(DMO, &ping, NULL, 10, &err) == -1, &m2, "NULL buf", "-1",
          "other");
   expect(&t, proto_format_command(DMO, &ping, fits, 0, NULL) == -1, &m2, "cap 0", "-1", "other");
@@ -860,7 +1058,9 @@ END_TEST
 
 /* ---- names and direction sets ---------------------------------------------------------------- */
 
-static bool letter_in(const char *set, char c) { return strchr(set, c) != NULL; }
+static bool letter_in(const char *set, char c) {
+  return strchr(set, c) != NULL;
+}
 
 START_TEST(test_directions) {
   tally_t t = {0, 0};
@@ -889,10 +1089,10 @@ START_TEST(test_directions) {
   meta_t m = {"DS-range", "out-of-range values are never allowed", "proto.h"};
   expect(&t, !proto_command_allowed(DMO, PROTO_CMD_NONE, ANY), &m, "NONE", "no", "yes");
   expect(&t, !proto_command_allowed(DMO, PROTO_CMD_COUNT, ANY), &m, "COUNT", "no", "yes");
-  expect(&t, !proto_command_allowed((proto_dialect_t)0, PROTO_CMD_PING, ANY), &m, "dialect 0",
-         "no", "yes");
-  expect(&t, !proto_command_allowed(DMO, PROTO_CMD_PING, (proto_sender_t)9), &m, "sender 9",
-         "no", "yes");
+  expect(&t, !proto_command_allowed((proto_dialect_t)0, PROTO_CMD_PING, ANY), &m, "dialect 0", "no",
+         "yes");
+  expect(&t, !proto_command_allowed(DMO, PROTO_CMD_PING, (proto_sender_t)9), &m, "sender 9", "no",
+         "yes");
   finish(&t, "directions");
 }
 END_TEST
@@ -905,8 +1105,10 @@ START_TEST(test_names) {
     /* A prefix or a lower-case name is not a command (Synapse's map is exact). */
     ck_assert_int_eq(proto_command_from_name(name, strlen(name) - 1), PROTO_CMD_NONE);
     char lower[32];
-    for (size_t i = 0; i <= strlen(name); i++) lower[i] = (char)(name[i] | 0x20);
-    ck_assert_int_eq(proto_command_from_name(lower, strlen(lower)), PROTO_CMD_NONE);
+    size_t n = strlen(name);
+    for (size_t i = 0; i < n; i++) lower[i] = (char)tolower((unsigned char)name[i]);
+    lower[n] = '\0';
+    ck_assert_int_eq(proto_command_from_name(lower, n), PROTO_CMD_NONE);
   }
   ck_assert_str_eq(proto_command_name(PROTO_CMD_NONE), "?");
   ck_assert_str_eq(proto_command_name(PROTO_CMD_COUNT), "?");
@@ -967,11 +1169,13 @@ static void add_more_tests(Suite *s) {
   tcase_add_test(tc, test_framing_limits);
   tcase_add_test(tc, test_framing_chunked);
   tcase_add_test(tc, test_parse_length_limit);
+  tcase_add_test(tc, test_scan_boundaries);
   suite_add_tcase(s, tc);
   tc = tcase_create("errors");
   tcase_add_test(tc, test_malformed);
   tcase_add_test(tc, test_json);
   tcase_add_test(tc, test_rejection_texts);
+  tcase_add_test(tc, test_mutations);
   suite_add_tcase(s, tc);
   tc = tcase_create("format");
   tcase_add_test(tc, test_format);

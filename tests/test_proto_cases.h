@@ -17,8 +17,10 @@ typedef struct bytes {
 } bytes_t;
 
 /* A string literal with its exact length, so cases may hold NUL bytes. */
-#define B(s) {(s), sizeof(s) - 1}
-#define S(s) {(s), sizeof(s) - 1}
+#define B(s) \
+  { (s), sizeof(s) - 1 }
+#define S(s) \
+  { (s), sizeof(s) - 1 }
 
 #define D18 PROTO_DIALECT_2018
 #define DMO PROTO_DIALECT_MODERN
@@ -28,8 +30,9 @@ typedef struct bytes {
 
 /* ---- every example line of the spec: parse in its dialect, round-trip ------------- */
 
-#define EXAMPLES_REQ \
-  "every example line of the spec parses in its dialect from its sender and formats back byte for byte"
+#define EXAMPLES_REQ                                                                            \
+  "every example line of the spec parses in its dialect from its sender and formats back byte " \
+  "for byte"
 
 typedef struct example_case {
   const char *id;
@@ -66,7 +69,8 @@ static const example_case_t example_cases[] = {
     {"EX-13b-06", "P §1.3 modern", DMO, SRV, "POSITION events master 1 1", PROTO_CMD_POSITION},
     {"EX-13b-07", "P §1.3 modern", DMO, SRV, "POSITION caches master 1 1", PROTO_CMD_POSITION},
     {"EX-13b-08", "P §1.3 modern", DMO, SRV,
-     "RDATA caches master 2 [\"get_user_by_id\",[\"@01register-user:localhost:8823\"],1490197670513]",
+     "RDATA caches master 2 "
+     "[\"get_user_by_id\",[\"@01register-user:localhost:8823\"],1490197670513]",
      PROTO_CMD_RDATA},
     /* §2.3 batch example (fenced block; 2018 field layout) */
     {"EX-23-01", "P §2.3", D18, SRV, "RDATA device_lists batch [\"@a:hs\", \"remote1.org\"]",
@@ -153,16 +157,17 @@ static const example_case_t example_cases[] = {
 
 /* ---- parsed fields --------------------------------------------------------------- */
 
-#define FIELDS_REQ \
-  "each command's fields are split per its dialect's grammar (§2.2), the last field taking the rest"
+#define FIELDS_REQ                                                                                \
+  "each command's fields are split per its dialect's grammar (§2.2), the last field taking the " \
+  "rest"
 
 typedef struct field_case {
   const char *id;
   proto_dialect_t dialect;
   proto_sender_t sender;
   bytes_t line;
-  const char *dump;  /* describe() of the parsed command */
-  bool round_trip;   /* format(parse(line)) == line */
+  const char *dump; /* describe() of the parsed command */
+  bool round_trip;  /* format(parse(line)) == line */
 } field_case_t;
 
 static const field_case_t field_cases[] = {
@@ -231,8 +236,7 @@ static const field_case_t field_cases[] = {
     {"FD-36", D18, CLI, B("REMOTE_SERVER_UP remote.example.org"),
      "REMOTE_SERVER_UP text='remote.example.org' trailing_space=0", true},
     {"FD-37", DMO, CLI, B("NAME"), "NAME text='' trailing_space=0", true},
-    {"FD-38", D18, SRV, B("RDATA events 007 []"), "RDATA stream='events' token=7 row='[]'",
-     false},
+    {"FD-38", D18, SRV, B("RDATA events 007 []"), "RDATA stream='events' token=7 row='[]'", false},
     {"FD-39", DMO, SRV, B("RDATA events master 5 \t[1]\t"),
      "RDATA stream='events' instance='master' token=5 row='\\t[1]\\t'", true},
     {"FD-40", DMO, SRV, B("SERVER \xe2\x82\xac\xf0\x9f\x98\x80"),
@@ -241,8 +245,9 @@ static const field_case_t field_cases[] = {
 
 /* ---- malformed input --------------------------------------------------------------- */
 
-#define BAD_REQ \
-  "a malformed line is refused with the code Synapse's order of checks implies and a message naming command, field and expectation"
+#define BAD_REQ                                                                                \
+  "a malformed line is refused with the code Synapse's order of checks implies and a message " \
+  "naming command, field and expectation"
 
 typedef struct bad_case {
   const char *id;
@@ -369,8 +374,7 @@ static const bad_case_t bad_cases[] = {
     {"US-07", DMO, CLI, B("USER_SYNC AbCdE @a:hs DEV start 1 2"), BAD, "last_sync_ms",
      "too many fields"},
     {"US-08", DMO, CLI, B("USER_SYNC AbCdE  start 1"), BAD, "user_id", "must not be empty"},
-    {"US-09", DMO, CLI, B("USER_SYNC AbCdE @a:hs  start 1"), BAD, "device_id",
-     "must not be empty"},
+    {"US-09", DMO, CLI, B("USER_SYNC AbCdE @a:hs  start 1"), BAD, "device_id", "must not be empty"},
     {"US-10", DMO, CLI, B("USER_SYNC AbCdE @a:hs START 1"), BAD, "state", "got 'START'"},
     /* CLEAR_USER_SYNC, FEDERATION_ACK, REMOVE_PUSHER, INVALIDATE_CACHE */
     {"CU-01", DMO, CLI, B("CLEAR_USER_SYNC "), BAD, "instance", "is missing"},
@@ -401,10 +405,8 @@ static const bad_case_t bad_cases[] = {
     {"IN-03", D18, SRV, B("POSITION events 1e3"), BAD, "token", "got '1e3'"},
     {"IN-04", D18, SRV, B("POSITION events  1"), BAD, "token", "got ' 1'"},
     {"IN-05", D18, SRV, B("POSITION events \xef\xbc\x91"), BAD, "token", "decimal integer"},
-    {"IN-06", D18, SRV, B("POSITION events -9223372036854775809"), BAD, "token",
-     "fits in 64 bits"},
-    {"IN-07", D18, SRV, B("POSITION events 18446744073709551616"), BAD, "token",
-     "fits in 64 bits"},
+    {"IN-06", D18, SRV, B("POSITION events -9223372036854775809"), BAD, "token", "fits in 64 bits"},
+    {"IN-07", D18, SRV, B("POSITION events 18446744073709551616"), BAD, "token", "fits in 64 bits"},
     {"IN-08", D18, SRV, B("POSITION events 1\t"), BAD, "token", "decimal integer"},
     {"IN-09", DMO, CLI, B("USER_SYNC X @a:hs start +1"), BAD, "last_sync_ms", "'+' sign"},
     /* JSON in RDATA rows, many ways to be wrong (RFC 8259, no NaN/Infinity) */
@@ -458,8 +460,9 @@ static const bad_case_t bad_cases[] = {
 
 /* ---- JSON validator ------------------------------------------------------------------ */
 
-#define JSON_REQ \
-  "proto_json_valid accepts exactly one RFC 8259 value (no NaN/Infinity, depth <= 256, valid UTF-8 in strings)"
+#define JSON_REQ                                                                               \
+  "proto_json_valid accepts exactly one RFC 8259 value (no NaN/Infinity, depth <= 256, valid " \
+  "UTF-8 in strings)"
 
 typedef struct json_case {
   const char *id;
@@ -550,18 +553,16 @@ static const reject_case_t reject_cases[] = {
      B("FEDERATION_ACK it's"), NULL, "failed to parse line: FEDERATION_ACK: field 'token'",
      " (\"FEDERATION_ACK it's\"):"},
     {"RJ-17", "Python repr: both quotes -> single, ' escaped", DMO, CLI,
-     B("FEDERATION_ACK it's\"x"), NULL, "failed to parse line: ",
-     " ('FEDERATION_ACK it\\'s\"x'):"},
+     B("FEDERATION_ACK it's\"x"), NULL, "failed to parse line: ", " ('FEDERATION_ACK it\\'s\"x'):"},
     {"RJ-18", "Python repr escapes", DMO, SRV, B("RDATA s m x\t1 []"), NULL,
      "failed to parse line: RDATA: field 'token'", " ('RDATA s m x\\t1 []'):"},
     {"RJ-19", "Python repr escapes", DMO, SRV, B("PING a\0b\x01\x7f"), NULL,
      "failed to parse line: PING: field 'text'", " ('PING a\\x00b\\x01\\x7f'):"},
-    {"RJ-20", "Python repr keeps printable non-ASCII", DMO, SRV,
-     B("POSITION \xc3\xa9 m x 1"), NULL, "failed to parse line: POSITION: field 'prev_token'",
-     " ('POSITION \xc3\xa9 m x 1'):"},
+    {"RJ-20", "Python repr keeps printable non-ASCII", DMO, SRV, B("POSITION \xc3\xa9 m x 1"), NULL,
+     "failed to parse line: POSITION: field 'prev_token'", " ('POSITION \xc3\xa9 m x 1'):"},
     {"RJ-21", "Python repr escapes non-printable U+00A0, U+2028", DMO, SRV,
-     B("POSITION \xc2\xa0\xe2\x80\xa8 m x 1"), NULL, "failed to parse line: ",
-     " ('POSITION \\xa0\\u2028 m x 1'):"},
+     B("POSITION \xc2\xa0\xe2\x80\xa8 m x 1"), NULL,
+     "failed to parse line: ", " ('POSITION \\xa0\\u2028 m x 1'):"},
     {"RJ-22", "P §1.2 2018 step 5 (CR is refused by the codec)", D18, SRV, B("PING 1\r"), NULL,
      "failed to parse line for  'PING': PING: field 'text'", " ('1\\r'):"},
     {"RJ-23", "Python repr escapes backslashes", DMO, SRV, B("POSITION a\\b m x 1"), NULL,
@@ -570,8 +571,9 @@ static const reject_case_t reject_cases[] = {
 
 /* ---- formatting ------------------------------------------------------------------------ */
 
-#define FORMAT_REQ \
-  "proto_format_command writes '<NAME> <data>' per dialect and refuses fields that would not parse back"
+#define FORMAT_REQ                                                                             \
+  "proto_format_command writes '<NAME> <data>' per dialect and refuses fields that would not " \
+  "parse back"
 
 typedef struct format_case {
   const char *id;
@@ -583,102 +585,236 @@ typedef struct format_case {
 } format_case_t;
 
 static const format_case_t format_cases[] = {
-    {"FO-01", D18,
+    {"FO-01",
+     D18,
      {.kind = PROTO_CMD_RDATA, .stream = S("events"), .token = 14, .row = S("[1, 2]")},
-     "RDATA events 14 [1, 2]", PROTO_OK, NULL},
-    {"FO-02", DMO,
-     {.kind = PROTO_CMD_RDATA, .stream = S("events"), .instance = S("master"),
-      .token_is_batch = true, .row = S("[]")},
-     "RDATA events master batch []", PROTO_OK, NULL},
-    {"FO-03", DMO,
-     {.kind = PROTO_CMD_POSITION, .stream = S("events"), .instance = S("master"),
-      .prev_token = 53, .new_token = 60},
-     "POSITION events master 53 60", PROTO_OK, NULL},
-    {"FO-04", D18, {.kind = PROTO_CMD_POSITION, .stream = S("typing"), .token = -1},
-     "POSITION typing -1", PROTO_OK, NULL},
-    {"FO-05", DMO, {.kind = PROTO_CMD_REPLICATE, .trailing_space = true}, "REPLICATE ", PROTO_OK,
+     "RDATA events 14 [1, 2]",
+     PROTO_OK,
+     NULL},
+    {"FO-02",
+     DMO,
+     {.kind = PROTO_CMD_RDATA,
+      .stream = S("events"),
+      .instance = S("master"),
+      .token_is_batch = true,
+      .row = S("[]")},
+     "RDATA events master batch []",
+     PROTO_OK,
+     NULL},
+    {"FO-03",
+     DMO,
+     {.kind = PROTO_CMD_POSITION,
+      .stream = S("events"),
+      .instance = S("master"),
+      .prev_token = 53,
+      .new_token = 60},
+     "POSITION events master 53 60",
+     PROTO_OK,
+     NULL},
+    {"FO-04",
+     D18,
+     {.kind = PROTO_CMD_POSITION, .stream = S("typing"), .token = -1},
+     "POSITION typing -1",
+     PROTO_OK,
+     NULL},
+    {"FO-05",
+     DMO,
+     {.kind = PROTO_CMD_REPLICATE, .trailing_space = true},
+     "REPLICATE ",
+     PROTO_OK,
      NULL},
     {"FO-06", DMO, {.kind = PROTO_CMD_REPLICATE}, "REPLICATE", PROTO_OK, NULL},
-    {"FO-07", D18, {.kind = PROTO_CMD_REPLICATE, .stream = S("ALL"), .token_is_now = true},
-     "REPLICATE ALL NOW", PROTO_OK, NULL},
-    {"FO-08", DMO,
-     {.kind = PROTO_CMD_USER_SYNC, .instance = S("AbCdE"), .user_id = S("@a:hs"),
-      .has_device_id = true, .device_id = S("None"), .sync_start = true, .last_sync_ms = 7},
-     "USER_SYNC AbCdE @a:hs None start 7", PROTO_OK, NULL},
-    {"FO-09", DMO,
-     {.kind = PROTO_CMD_USER_SYNC, .instance = S("AbCdE"), .user_id = S("@a:hs"),
+    {"FO-07",
+     D18,
+     {.kind = PROTO_CMD_REPLICATE, .stream = S("ALL"), .token_is_now = true},
+     "REPLICATE ALL NOW",
+     PROTO_OK,
+     NULL},
+    {"FO-08",
+     DMO,
+     {.kind = PROTO_CMD_USER_SYNC,
+      .instance = S("AbCdE"),
+      .user_id = S("@a:hs"),
+      .has_device_id = true,
+      .device_id = S("None"),
+      .sync_start = true,
+      .last_sync_ms = 7},
+     "USER_SYNC AbCdE @a:hs None start 7",
+     PROTO_OK,
+     NULL},
+    {"FO-09",
+     DMO,
+     {.kind = PROTO_CMD_USER_SYNC,
+      .instance = S("AbCdE"),
+      .user_id = S("@a:hs"),
       .last_sync_ms = 9},
-     "USER_SYNC AbCdE @a:hs end 9", PROTO_OK, NULL},
-    {"FO-10", D18,
-     {.kind = PROTO_CMD_USER_SYNC, .user_id = S("@a:hs"), .sync_start = true,
+     "USER_SYNC AbCdE @a:hs end 9",
+     PROTO_OK,
+     NULL},
+    {"FO-10",
+     D18,
+     {.kind = PROTO_CMD_USER_SYNC,
+      .user_id = S("@a:hs"),
+      .sync_start = true,
       .last_sync_ms = 1533000000000},
-     "USER_SYNC @a:hs start 1533000000000", PROTO_OK, NULL},
-    {"FO-11", DMO, {.kind = PROTO_CMD_CLEAR_USER_SYNC, .instance = S("AbCdE")},
-     "CLEAR_USER_SYNC AbCdE", PROTO_OK, NULL},
-    {"FO-12", D18, {.kind = PROTO_CMD_FEDERATION_ACK, .token = 1234}, "FEDERATION_ACK 1234",
-     PROTO_OK, NULL},
-    {"FO-13", DMO, {.kind = PROTO_CMD_FEDERATION_ACK, .instance = S("fs1"), .token = 5},
-     "FEDERATION_ACK fs1 5", PROTO_OK, NULL},
-    {"FO-14", D18,
-     {.kind = PROTO_CMD_REMOVE_PUSHER, .app_id = S("a"), .push_key = S("k"),
-      .user_id = S("@u:hs")},
-     "REMOVE_PUSHER a k @u:hs", PROTO_OK, NULL},
-    {"FO-15", D18,
+     "USER_SYNC @a:hs start 1533000000000",
+     PROTO_OK,
+     NULL},
+    {"FO-11",
+     DMO,
+     {.kind = PROTO_CMD_CLEAR_USER_SYNC, .instance = S("AbCdE")},
+     "CLEAR_USER_SYNC AbCdE",
+     PROTO_OK,
+     NULL},
+    {"FO-12",
+     D18,
+     {.kind = PROTO_CMD_FEDERATION_ACK, .token = 1234},
+     "FEDERATION_ACK 1234",
+     PROTO_OK,
+     NULL},
+    {"FO-13",
+     DMO,
+     {.kind = PROTO_CMD_FEDERATION_ACK, .instance = S("fs1"), .token = 5},
+     "FEDERATION_ACK fs1 5",
+     PROTO_OK,
+     NULL},
+    {"FO-14",
+     D18,
+     {.kind = PROTO_CMD_REMOVE_PUSHER, .app_id = S("a"), .push_key = S("k"), .user_id = S("@u:hs")},
+     "REMOVE_PUSHER a k @u:hs",
+     PROTO_OK,
+     NULL},
+    {"FO-15",
+     D18,
      {.kind = PROTO_CMD_INVALIDATE_CACHE, .cache_func = S("f"), .row = S("[\"k\"]")},
-     "INVALIDATE_CACHE f [\"k\"]", PROTO_OK, NULL},
-    {"FO-16", DMO,
+     "INVALIDATE_CACHE f [\"k\"]",
+     PROTO_OK,
+     NULL},
+    {"FO-16",
+     DMO,
      {.kind = PROTO_CMD_USER_IP, .user_id = S("@a:hs"), .row = S("[\"t\",\"ip\",\"ua\",null,1]")},
-     "USER_IP @a:hs [\"t\",\"ip\",\"ua\",null,1]", PROTO_OK, NULL},
-    {"FO-17", DMO, {.kind = PROTO_CMD_LOCK_RELEASED, .row = S("[\"w\",\"n\",\"k\"]")},
-     "LOCK_RELEASED [\"w\",\"n\",\"k\"]", PROTO_OK, NULL},
+     "USER_IP @a:hs [\"t\",\"ip\",\"ua\",null,1]",
+     PROTO_OK,
+     NULL},
+    {"FO-17",
+     DMO,
+     {.kind = PROTO_CMD_LOCK_RELEASED, .row = S("[\"w\",\"n\",\"k\"]")},
+     "LOCK_RELEASED [\"w\",\"n\",\"k\"]",
+     PROTO_OK,
+     NULL},
     {"FO-18", DMO, {.kind = PROTO_CMD_PING, .text = S("")}, "PING", PROTO_OK, NULL},
     {"FO-19", D18, {.kind = PROTO_CMD_PING, .trailing_space = true}, "PING ", PROTO_OK, NULL},
     {"FO-20", D18, {.kind = PROTO_CMD_SYNC, .text = S("x y")}, "SYNC x y", PROTO_OK, NULL},
-    {"FO-21", DMO, {.kind = PROTO_CMD_NEW_ACTIVE_TASK, .text = S("t1")}, "NEW_ACTIVE_TASK t1",
-     PROTO_OK, NULL},
-    {"FO-22", D18, {.kind = PROTO_CMD_RDATA, .stream = S("s"), .token = INT64_MIN, .row = S("0")},
-     "RDATA s -9223372036854775808 0", PROTO_OK, NULL},
+    {"FO-21",
+     DMO,
+     {.kind = PROTO_CMD_NEW_ACTIVE_TASK, .text = S("t1")},
+     "NEW_ACTIVE_TASK t1",
+     PROTO_OK,
+     NULL},
+    {"FO-22",
+     D18,
+     {.kind = PROTO_CMD_RDATA, .stream = S("s"), .token = INT64_MIN, .row = S("0")},
+     "RDATA s -9223372036854775808 0",
+     PROTO_OK,
+     NULL},
     /* errors */
-    {"FE-01", DMO, {.kind = PROTO_CMD_ERROR, .text = S("a\nb")}, NULL, PROTO_ERR_BAD_BYTES,
+    {"FE-01",
+     DMO,
+     {.kind = PROTO_CMD_ERROR, .text = S("a\nb")},
+     NULL,
+     PROTO_ERR_BAD_BYTES,
      "ERROR: field 'text' must be valid UTF-8 without NUL, CR or LF, got a newline"},
     {"FE-02", DMO, {.kind = PROTO_CMD_PING, .text = S("1\r")}, NULL, PROTO_ERR_BAD_BYTES, "a CR"},
-    {"FE-03", DMO, {.kind = PROTO_CMD_NAME, .text = {"a\0b", 3}}, NULL, PROTO_ERR_BAD_BYTES,
-     "NUL"},
-    {"FE-04", DMO, {.kind = PROTO_CMD_SERVER, .text = S("\xff")}, NULL, PROTO_ERR_BAD_BYTES,
+    {"FE-03", DMO, {.kind = PROTO_CMD_NAME, .text = {"a\0b", 3}}, NULL, PROTO_ERR_BAD_BYTES, "NUL"},
+    {"FE-04",
+     DMO,
+     {.kind = PROTO_CMD_SERVER, .text = S("\xff")},
+     NULL,
+     PROTO_ERR_BAD_BYTES,
      "ill-formed UTF-8"},
-    {"FE-05", DMO,
-     {.kind = PROTO_CMD_RDATA, .stream = S("a b"), .instance = S("m"), .row = S("[]")}, NULL,
-     PROTO_ERR_BAD_FIELD, "field 'stream' must not contain a space"},
-    {"FE-06", DMO, {.kind = PROTO_CMD_RDATA, .instance = S("m"), .row = S("[]")}, NULL,
-     PROTO_ERR_BAD_FIELD, "field 'stream' must not be empty"},
-    {"FE-07", D18, {.kind = PROTO_CMD_RDATA, .stream = S("s"), .row = S("{not json")}, NULL,
-     PROTO_ERR_BAD_FIELD, "field 'row' must be valid JSON"},
-    {"FE-08", D18, {.kind = PROTO_CMD_RDATA, .stream = S("s"), .row = S("[1,\n2]")}, NULL,
-     PROTO_ERR_BAD_BYTES, "field 'row'"},
-    {"FE-09", DMO, {.kind = PROTO_CMD_USER_IP, .user_id = S("@a:hs"), .row = S("[1]")}, NULL,
-     PROTO_ERR_BAD_FIELD, "a JSON array of 5 items"},
-    {"FE-10", DMO, {.kind = PROTO_CMD_SYNC, .text = S("x")}, NULL, PROTO_ERR_UNKNOWN_COMMAND,
+    {"FE-05",
+     DMO,
+     {.kind = PROTO_CMD_RDATA, .stream = S("a b"), .instance = S("m"), .row = S("[]")},
+     NULL,
+     PROTO_ERR_BAD_FIELD,
+     "field 'stream' must not contain a space"},
+    {"FE-06",
+     DMO,
+     {.kind = PROTO_CMD_RDATA, .instance = S("m"), .row = S("[]")},
+     NULL,
+     PROTO_ERR_BAD_FIELD,
+     "field 'stream' must not be empty"},
+    {"FE-07",
+     D18,
+     {.kind = PROTO_CMD_RDATA, .stream = S("s"), .row = S("{not json")},
+     NULL,
+     PROTO_ERR_BAD_FIELD,
+     "field 'row' must be valid JSON"},
+    {"FE-08",
+     D18,
+     {.kind = PROTO_CMD_RDATA, .stream = S("s"), .row = S("[1,\n2]")},
+     NULL,
+     PROTO_ERR_BAD_BYTES,
+     "field 'row'"},
+    {"FE-09",
+     DMO,
+     {.kind = PROTO_CMD_USER_IP, .user_id = S("@a:hs"), .row = S("[1]")},
+     NULL,
+     PROTO_ERR_BAD_FIELD,
+     "a JSON array of 5 items"},
+    {"FE-10",
+     DMO,
+     {.kind = PROTO_CMD_SYNC, .text = S("x")},
+     NULL,
+     PROTO_ERR_UNKNOWN_COMMAND,
      "modern dialect"},
-    {"FE-11", D18, {.kind = PROTO_CMD_CLEAR_USER_SYNC, .instance = S("x")}, NULL,
-     PROTO_ERR_UNKNOWN_COMMAND, "2018 dialect"},
+    {"FE-11",
+     D18,
+     {.kind = PROTO_CMD_CLEAR_USER_SYNC, .instance = S("x")},
+     NULL,
+     PROTO_ERR_UNKNOWN_COMMAND,
+     "2018 dialect"},
     {"FE-12", D18, {.kind = PROTO_CMD_NONE}, NULL, PROTO_ERR_UNKNOWN_COMMAND, "field 'kind'"},
     {"FE-13", DMO, {.kind = PROTO_CMD_COUNT}, NULL, PROTO_ERR_UNKNOWN_COMMAND, "field 'kind'"},
-    {"FE-14", D18, {.kind = PROTO_CMD_PING}, NULL, PROTO_ERR_BAD_FIELD,
+    {"FE-14",
+     D18,
+     {.kind = PROTO_CMD_PING},
+     NULL,
+     PROTO_ERR_BAD_FIELD,
      "must not be empty in the 2018 dialect"},
-    {"FE-15", DMO, {.kind = PROTO_CMD_LOCK_RELEASED, .row = S("[\"a\"]")}, NULL,
-     PROTO_ERR_BAD_FIELD, "3 items"},
-    {"FE-16", DMO,
-     {.kind = PROTO_CMD_USER_SYNC, .instance = S("I"), .user_id = S("@a:hs"),
+    {"FE-15",
+     DMO,
+     {.kind = PROTO_CMD_LOCK_RELEASED, .row = S("[\"a\"]")},
+     NULL,
+     PROTO_ERR_BAD_FIELD,
+     "3 items"},
+    {"FE-16",
+     DMO,
+     {.kind = PROTO_CMD_USER_SYNC,
+      .instance = S("I"),
+      .user_id = S("@a:hs"),
       .has_device_id = true},
-     NULL, PROTO_ERR_BAD_FIELD, "field 'device_id' must not be empty"},
-    {"FE-17", DMO, {.kind = PROTO_CMD_CLEAR_USER_SYNC}, NULL, PROTO_ERR_BAD_FIELD,
+     NULL,
+     PROTO_ERR_BAD_FIELD,
+     "field 'device_id' must not be empty"},
+    {"FE-17",
+     DMO,
+     {.kind = PROTO_CMD_CLEAR_USER_SYNC},
+     NULL,
+     PROTO_ERR_BAD_FIELD,
      "field 'instance' must not be empty"},
-    {"FE-18", D18,
-     {.kind = PROTO_CMD_REMOVE_PUSHER, .app_id = S("a"), .push_key = S("k k"),
-      .user_id = S("u")},
-     NULL, PROTO_ERR_BAD_FIELD, "field 'push_key' must not contain a space"},
-    {"FE-19", DMO, {.kind = PROTO_CMD_FEDERATION_ACK, .instance = S("a\rb")}, NULL,
-     PROTO_ERR_BAD_BYTES, "field 'instance'"},
+    {"FE-18",
+     D18,
+     {.kind = PROTO_CMD_REMOVE_PUSHER, .app_id = S("a"), .push_key = S("k k"), .user_id = S("u")},
+     NULL,
+     PROTO_ERR_BAD_FIELD,
+     "field 'push_key' must not contain a space"},
+    {"FE-19",
+     DMO,
+     {.kind = PROTO_CMD_FEDERATION_ACK, .instance = S("a\rb")},
+     NULL,
+     PROTO_ERR_BAD_BYTES,
+     "field 'instance'"},
 };
 
 /* ---- direction sets (P §2.1) ------------------------------------------------------------ */
