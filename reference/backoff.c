@@ -11,7 +11,9 @@ void backoff_init(backoff_t *backoff, double initial_ms, double max_ms, uint64_t
   seed48_r(xsubi, &backoff->random);
 }
 
-void backoff_reset(backoff_t *backoff) { backoff->delay_ms = backoff->initial_ms; }
+void backoff_reset(backoff_t *backoff) {
+  backoff->delay_ms = backoff->initial_ms;
+}
 
 /* One standard normal deviate (Box-Muller). */
 static double backoff_standard_normal(backoff_t *backoff) {

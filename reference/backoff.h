@@ -18,7 +18,7 @@
 typedef struct backoff {
   double initial_ms;
   double max_ms;
-  double delay_ms;             /* the value the next failure starts from */
+  double delay_ms;            /* the value the next failure starts from */
   struct drand48_data random; /* jitter source */
 } backoff_t;
 

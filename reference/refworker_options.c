@@ -107,8 +107,10 @@ static int parse_stream(refworker_options_t *options, const char *text, rc_error
   for (size_t i = 0; i < name_len; i++) {
     unsigned char c = (unsigned char)text[i];
     if (c <= ' ' || c == 0x7f)
-      return rc_error_set(err, "--stream '%s': the stream name must not contain spaces or "
-                               "control characters", text);
+      return rc_error_set(err,
+                          "--stream '%s': the stream name must not contain spaces or "
+                          "control characters",
+                          text);
   }
   for (size_t i = 0; i < options->stream_count; i++)
     if (strlen(options->streams[i].name) == name_len &&
@@ -152,58 +154,58 @@ int refworker_options_parse(int argc, char **argv, refworker_options_t *options,
   while ((c = getopt_long(argc, argv, ":", long_options, NULL)) != -1) {
     int rc = 0;
     switch (c) {
-    case OPT_HOST:
-      options->host = optarg;
-      break;
-    case OPT_PORT: {
-      int64_t port;
-      if (parse_int64(optarg, &port) != 0 || port < 1 || port > 65535)
-        rc = rc_error_set(err, "--port: expected a TCP port in 1..65535, got '%s'", optarg);
-      else
-        options->port = optarg;
-      break;
-    }
-    case OPT_SERVER_NAME:
-      options->server_name = optarg;
-      break;
-    case OPT_DIALECT:
-      if (proto_dialect_from_name(optarg, &options->dialect) != 0)
-        rc = rc_error_set(err, "--dialect: expected '2018' or 'modern', got '%s'", optarg);
-      break;
-    case OPT_LOG:
-      options->log_path = optarg;
-      break;
-    case OPT_INSTANCE_NAME:
-      options->instance_name = optarg;
-      break;
-    case OPT_PING_INTERVAL:
-      rc = parse_positive_ms("--ping-interval-ms", optarg, &options->ping_interval_ms, err);
-      break;
-    case OPT_PING_TIMEOUT:
-      rc = parse_positive_ms("--ping-timeout-ms", optarg, &options->ping_timeout_ms, err);
-      break;
-    case OPT_RECONNECT_INITIAL:
-      rc = parse_positive_ms("--reconnect-initial-ms", optarg, &options->reconnect_initial_ms,
-                             err);
-      break;
-    case OPT_RECONNECT_MAX:
-      rc = parse_positive_ms("--reconnect-max-ms", optarg, &options->reconnect_max_ms, err);
-      break;
-    case OPT_STREAM:
-      rc = parse_stream(options, optarg, err);
-      break;
-    case OPT_VERSION:
-      options->show_version = true;
-      break;
-    case OPT_HELP:
-      options->show_help = true;
-      break;
-    case ':':
-      rc = rc_error_set(err, "%s: missing value", argv[optind - 1]);
-      break;
-    default:
-      rc = rc_error_set(err, "unknown option '%s'", argv[optind - 1]);
-      break;
+      case OPT_HOST:
+        options->host = optarg;
+        break;
+      case OPT_PORT: {
+        int64_t port;
+        if (parse_int64(optarg, &port) != 0 || port < 1 || port > 65535)
+          rc = rc_error_set(err, "--port: expected a TCP port in 1..65535, got '%s'", optarg);
+        else
+          options->port = optarg;
+        break;
+      }
+      case OPT_SERVER_NAME:
+        options->server_name = optarg;
+        break;
+      case OPT_DIALECT:
+        if (proto_dialect_from_name(optarg, &options->dialect) != 0)
+          rc = rc_error_set(err, "--dialect: expected '2018' or 'modern', got '%s'", optarg);
+        break;
+      case OPT_LOG:
+        options->log_path = optarg;
+        break;
+      case OPT_INSTANCE_NAME:
+        options->instance_name = optarg;
+        break;
+      case OPT_PING_INTERVAL:
+        rc = parse_positive_ms("--ping-interval-ms", optarg, &options->ping_interval_ms, err);
+        break;
+      case OPT_PING_TIMEOUT:
+        rc = parse_positive_ms("--ping-timeout-ms", optarg, &options->ping_timeout_ms, err);
+        break;
+      case OPT_RECONNECT_INITIAL:
+        rc = parse_positive_ms("--reconnect-initial-ms", optarg, &options->reconnect_initial_ms,
+                               err);
+        break;
+      case OPT_RECONNECT_MAX:
+        rc = parse_positive_ms("--reconnect-max-ms", optarg, &options->reconnect_max_ms, err);
+        break;
+      case OPT_STREAM:
+        rc = parse_stream(options, optarg, err);
+        break;
+      case OPT_VERSION:
+        options->show_version = true;
+        break;
+      case OPT_HELP:
+        options->show_help = true;
+        break;
+      case ':':
+        rc = rc_error_set(err, "%s: missing value", argv[optind - 1]);
+        break;
+      default:
+        rc = rc_error_set(err, "unknown option '%s'", argv[optind - 1]);
+        break;
     }
     if (rc != 0) return -1;
   }
@@ -227,9 +229,9 @@ int refworker_options_parse(int argc, char **argv, refworker_options_t *options,
   if (strpbrk(options->server_name, "\r\n") != NULL)
     return rc_error_set(err, "--server-name: must be one line");
   if (options->reconnect_max_ms < options->reconnect_initial_ms)
-    return rc_error_set(err,
-                        "--reconnect-max-ms (%" PRId64 ") is below --reconnect-initial-ms (%" PRId64 ")",
-                        options->reconnect_max_ms, options->reconnect_initial_ms);
+    return rc_error_set(
+        err, "--reconnect-max-ms (%" PRId64 ") is below --reconnect-initial-ms (%" PRId64 ")",
+        options->reconnect_max_ms, options->reconnect_initial_ms);
   if (options->stream_count == 0)
     for (size_t i = 0; i < sizeof default_streams / sizeof default_streams[0]; i++)
       if (add_stream(options, default_streams[i], strlen(default_streams[i]), 0, err) != 0)

@@ -175,9 +175,8 @@ void repl_client_start(repl_client_t *client) {
   if (client->stopping || client->conn != NULL || client->connecting != NULL) return;
   WLOG_INFO("Connecting to replication: %s:%s", client->config.host, client->config.port);
   client_free_addresses(client);
-  struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                           .ai_socktype = SOCK_STREAM,
-                           .ai_flags = AI_NUMERICSERV};
+  struct addrinfo hints = {
+      .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
   int rc = getaddrinfo(client->config.host, client->config.port, &hints, &client->addresses);
   if (rc != 0) {
     WLOG_ERROR("Failed to connect to replication: %s:%s: %s", client->config.host,

@@ -36,11 +36,11 @@ struct repl_conn {
   void *on_closed_arg;
 
   char id[REPL_CONN_ID_LEN + 1];
-  char name[REPL_CONN_ID_LEN + 8];         /* anon-<id> */
+  char name[REPL_CONN_ID_LEN + 8];          /* anon-<id> */
   char context_name[REPL_CONN_ID_LEN + 24]; /* replication-conn-<id> */
 
   repl_conn_status_t status;
-  bool graceful;           /* closing with flush and FIN, not an abort */
+  bool graceful; /* closing with flush and FIN, not an abort */
   char reason[256];
   struct event *keepalive; /* one-shot, re-armed after every tick */
   struct event *finisher;  /* runs the final close from the event loop */
@@ -59,7 +59,9 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_keepalive_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_finish_cb(evutil_socket_t fd, short what, void *arg);
 
-const char *repl_conn_name(const repl_conn_t *conn) { return conn->name; }
+const char *repl_conn_name(const repl_conn_t *conn) {
+  return conn->name;
+}
 
 /* Synapse's connection ids: five random ASCII letters. */
 static void conn_make_id(char *out) {
@@ -88,8 +90,7 @@ static void conn_arm_keepalive(repl_conn_t *conn) {
 static void conn_send(repl_conn_t *conn, const proto_command_t *cmd) {
   if (conn->status != REPL_CONN_OPEN) return;
   proto_error_t perr;
-  int len = proto_format_command(conn->config.dialect, cmd, conn->out, sizeof conn->out - 1,
-                                 &perr);
+  int len = proto_format_command(conn->config.dialect, cmd, conn->out, sizeof conn->out - 1, &perr);
   if (len < 0) {
     WLOG_ERROR("[%s] Failed to send command %s: %s", conn->name, proto_command_name(cmd->kind),
                perr.message);
@@ -114,7 +115,9 @@ static void conn_send_ping(repl_conn_t *conn) {
   conn_send_text(conn, PROTO_CMD_PING, now);
 }
 
-static void conn_schedule_finish(repl_conn_t *conn) { event_active(conn->finisher, 0, 0); }
+static void conn_schedule_finish(repl_conn_t *conn) {
+  event_active(conn->finisher, 0, 0);
+}
 
 /* Decides to close: nothing more is read or dispatched from here on (FR-10). */
 static void conn_begin_close(repl_conn_t *conn, const char *reason, bool graceful) {
@@ -248,32 +251,32 @@ static void conn_on_stream_command(repl_conn_t *conn, const proto_command_t *cmd
     wlog_context_enter_counted("process-replication-data");
   rc_error_t err;
   if (stream_state_apply(conn->streams, cmd, &err) != 0)
-    WLOG_ERROR("[%s] Failed to handle command %s: %s", conn->name,
-               proto_command_name(cmd->kind), err.msg);
+    WLOG_ERROR("[%s] Failed to handle command %s: %s", conn->name, proto_command_name(cmd->kind),
+               err.msg);
 }
 
 static void conn_dispatch(repl_conn_t *conn, const proto_command_t *cmd) {
   switch (cmd->kind) {
-  case PROTO_CMD_SERVER:
-    conn_on_server(conn, cmd);
-    break;
-  case PROTO_CMD_PING:
-    conn->received_ping = true;
-    break;
-  case PROTO_CMD_ERROR: {
-    char quoted[PROTO_MAX_LINE + 8];
-    WLOG_ERROR("[%s] Remote reported error: %s", conn->name,
-               wlog_repr(cmd->text.ptr, cmd->text.len, quoted, sizeof quoted));
-    break;
-  }
-  case PROTO_CMD_RDATA:
-  case PROTO_CMD_POSITION:
-    conn_on_stream_command(conn, cmd);
-    break;
-  default:
-    /* SYNC, REMOTE_SERVER_UP, LOCK_RELEASED: valid, and nothing for this worker to do. */
-    WLOG_DEBUG("[%s] Received %s; nothing to do", conn->name, proto_command_name(cmd->kind));
-    break;
+    case PROTO_CMD_SERVER:
+      conn_on_server(conn, cmd);
+      break;
+    case PROTO_CMD_PING:
+      conn->received_ping = true;
+      break;
+    case PROTO_CMD_ERROR: {
+      char quoted[PROTO_MAX_LINE + 8];
+      WLOG_ERROR("[%s] Remote reported error: %s", conn->name,
+                 wlog_repr(cmd->text.ptr, cmd->text.len, quoted, sizeof quoted));
+      break;
+    }
+    case PROTO_CMD_RDATA:
+    case PROTO_CMD_POSITION:
+      conn_on_stream_command(conn, cmd);
+      break;
+    default:
+      /* SYNC, REMOTE_SERVER_UP, LOCK_RELEASED: valid, and nothing for this worker to do. */
+      WLOG_DEBUG("[%s] Received %s; nothing to do", conn->name, proto_command_name(cmd->kind));
+      break;
   }
 }
 
@@ -333,8 +336,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg) {
     proto_frame_status_t status = proto_frame_next(data, window, &line_len, &consumed);
     if (status == PROTO_FRAME_NEED_MORE) break;
     if (status == PROTO_FRAME_TOO_LONG) {
-      WLOG_WARNING("[%s] Line longer than %d bytes received; closing", conn->name,
-                   PROTO_MAX_LINE);
+      WLOG_WARNING("[%s] Line longer than %d bytes received; closing", conn->name, PROTO_MAX_LINE);
       conn_send_error_and_close(conn, "Line length exceeded");
       break;
     }
@@ -370,8 +372,7 @@ static void conn_send_opening(repl_conn_t *conn) {
 
 repl_conn_t *repl_conn_create(struct event_base *base, struct bufferevent *bev,
                               const repl_conn_config_t *config, stream_state_t *streams,
-                              repl_conn_closed_fn on_closed, void *on_closed_arg,
-                              rc_error_t *err) {
+                              repl_conn_closed_fn on_closed, void *on_closed_arg, rc_error_t *err) {
   repl_conn_t *conn = calloc(1, sizeof *conn);
   if (conn == NULL) {
     bufferevent_free(bev);

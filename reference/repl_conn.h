@@ -44,8 +44,7 @@ typedef void (*repl_conn_closed_fn)(void *arg, repl_conn_t *conn, const char *re
  * and sends the opening lines. Returns NULL with err filled on failure. */
 repl_conn_t *repl_conn_create(struct event_base *base, struct bufferevent *bev,
                               const repl_conn_config_t *config, stream_state_t *streams,
-                              repl_conn_closed_fn on_closed, void *on_closed_arg,
-                              rc_error_t *err);
+                              repl_conn_closed_fn on_closed, void *on_closed_arg, rc_error_t *err);
 
 /* Frees the connection. If the socket is still open it is closed at once, without
  * on_closed. Accepts NULL. */

@@ -10,8 +10,9 @@
 
 /* Synapse logs stream handling from the command handler: client.py in 2018, handler.py
  * since v1.13. */
-#define WLOG_LOGGER (state->dialect == PROTO_DIALECT_2018 ? "synapse.replication.tcp.client" \
-                                                          : "synapse.replication.tcp.handler")
+#define WLOG_LOGGER                                                        \
+  (state->dialect == PROTO_DIALECT_2018 ? "synapse.replication.tcp.client" \
+                                        : "synapse.replication.tcp.handler")
 
 typedef struct stream_writer {
   char *instance;
@@ -41,8 +42,7 @@ struct stream_state {
 };
 
 stream_state_t *stream_state_create(proto_dialect_t dialect, const char *own_instance,
-                                    stream_unit_fn on_unit, void *on_unit_arg,
-                                    rc_error_t *err) {
+                                    stream_unit_fn on_unit, void *on_unit_arg, rc_error_t *err) {
   if (dialect != PROTO_DIALECT_2018 && dialect != PROTO_DIALECT_MODERN) {
     rc_error_set(err, "stream_state: unknown dialect %d", (int)dialect);
     return NULL;
@@ -93,8 +93,7 @@ int stream_state_add_stream(stream_state_t *state, const char *name, int64_t ini
   if (strpbrk(name, " \t\r\n") != NULL)
     return rc_error_set(err, "stream name '%s' contains whitespace", name);
   if (initial < 0)
-    return rc_error_set(err, "stream %s: initial position %" PRId64 " is negative", name,
-                        initial);
+    return rc_error_set(err, "stream %s: initial position %" PRId64 " is negative", name, initial);
   if (stream_find(state, name, strlen(name)) != NULL)
     return rc_error_set(err, "stream %s is given twice", name);
   if (state->count == state->cap) {
@@ -113,14 +112,15 @@ int stream_state_add_stream(stream_state_t *state, const char *name, int64_t ini
   return 0;
 }
 
-size_t stream_state_stream_count(const stream_state_t *state) { return state->count; }
+size_t stream_state_stream_count(const stream_state_t *state) {
+  return state->count;
+}
 
 const char *stream_state_stream_name(const stream_state_t *state, size_t i) {
   return i < state->count ? state->streams[i].name : NULL;
 }
 
-static stream_writer_t *writer_find(const stream_entry_t *entry, const char *instance,
-                                    size_t len) {
+static stream_writer_t *writer_find(const stream_entry_t *entry, const char *instance, size_t len) {
   for (size_t w = 0; w < entry->writer_count; w++) {
     stream_writer_t *writer = &entry->writers[w];
     if (strlen(writer->instance) == len && memcmp(writer->instance, instance, len) == 0)
@@ -177,7 +177,8 @@ void stream_state_reset_connection(stream_state_t *state) {
 bool stream_state_wants(const stream_state_t *state, const proto_command_t *cmd) {
   if (cmd->kind != PROTO_CMD_RDATA && cmd->kind != PROTO_CMD_POSITION) return false;
   const char *what = proto_command_name(cmd->kind);
-  if (state->dialect == PROTO_DIALECT_MODERN && proto_slice_eq(cmd->instance, state->own_instance)) {
+  if (state->dialect == PROTO_DIALECT_MODERN &&
+      proto_slice_eq(cmd->instance, state->own_instance)) {
     WLOG_DEBUG("Ignoring %s %.*s from our own instance", what, (int)cmd->stream.len,
                cmd->stream.ptr);
     return false;
@@ -213,9 +214,8 @@ static void format_token(const proto_command_t *cmd, char *buf, size_t cap) {
 
 /* The buffered rows plus this RDATA's row, at its token, become the writer's new
  * position (RD-02). The batch is consumed either way. */
-static int rdata_apply_unit(stream_state_t *state, stream_entry_t *entry,
-                            stream_writer_t *writer, const proto_command_t *cmd,
-                            rc_error_t *err) {
+static int rdata_apply_unit(stream_state_t *state, stream_entry_t *entry, stream_writer_t *writer,
+                            const proto_command_t *cmd, rc_error_t *err) {
   if (batch_append(entry, cmd->row) != 0) {
     stream_entry_clear_batch(entry);
     return rc_error_set(err, "RDATA %s %" PRId64 ": out of memory, rows dropped", entry->name,
@@ -289,16 +289,16 @@ static int position_2018(stream_state_t *state, stream_entry_t *entry, const pro
   return 0;
 }
 
-static int position_modern(stream_state_t *state, stream_entry_t *entry,
-                           const proto_command_t *cmd, rc_error_t *err) {
+static int position_modern(stream_state_t *state, stream_entry_t *entry, const proto_command_t *cmd,
+                           rc_error_t *err) {
   /* The catch-up re-reads whatever the buffered rows were part of (spec §2.3). */
   stream_entry_clear_batch(entry);
   stream_writer_t *writer = writer_get(entry, cmd->instance.ptr, cmd->instance.len);
   if (writer == NULL) return rc_error_set(err, "POSITION %s: out of memory", entry->name);
   int64_t cur = writer->position;
   if (stream_catchup_needed(cur, cmd->prev_token, cmd->new_token))
-    writer->position = stream_catchup_fill_gap(entry->name, writer->instance, cur,
-                                               cmd->prev_token, cmd->new_token);
+    writer->position = stream_catchup_fill_gap(entry->name, writer->instance, cur, cmd->prev_token,
+                                               cmd->new_token);
   else
     writer->position = cmd->new_token;
   entry->connected = true;

@@ -40,8 +40,7 @@ typedef void (*stream_unit_fn)(void *arg, const stream_unit_t *unit);
 /* own_instance is this worker's instance name (modern: RDATA/POSITION carrying it are
  * echoes and ignored). on_unit may be NULL. Returns NULL with err filled on failure. */
 stream_state_t *stream_state_create(proto_dialect_t dialect, const char *own_instance,
-                                    stream_unit_fn on_unit, void *on_unit_arg,
-                                    rc_error_t *err);
+                                    stream_unit_fn on_unit, void *on_unit_arg, rc_error_t *err);
 void stream_state_destroy(stream_state_t *state);
 
 /* Declares a consumed stream and its initial position (>= 0). A name may be added once. */

@@ -46,14 +46,14 @@ void wlog_close(void) {
 
 static const char *wlog_level_name(wlog_level_t level) {
   switch (level) {
-  case WLOG_LEVEL_DEBUG:
-    return "DEBUG";
-  case WLOG_LEVEL_INFO:
-    return "INFO";
-  case WLOG_LEVEL_WARNING:
-    return "WARNING";
-  case WLOG_LEVEL_ERROR:
-    return "ERROR";
+    case WLOG_LEVEL_DEBUG:
+      return "DEBUG";
+    case WLOG_LEVEL_INFO:
+      return "INFO";
+    case WLOG_LEVEL_WARNING:
+      return "WARNING";
+    case WLOG_LEVEL_ERROR:
+      return "ERROR";
   }
   return "ERROR";
 }
@@ -84,8 +84,7 @@ static size_t wlog_escape_into(char *out, const char *msg, size_t len) {
   return o;
 }
 
-void wlog_vwrite(const char *logger, int lineno, wlog_level_t level, const char *fmt,
-                 va_list ap) {
+void wlog_vwrite(const char *logger, int lineno, wlog_level_t level, const char *fmt, va_list ap) {
   if (wlog_fd < 0) return;
 
   char msg_stack[2048];
@@ -117,9 +116,9 @@ void wlog_vwrite(const char *logger, int lineno, wlog_level_t level, const char 
   strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
 
   char prefix[WLOG_CONTEXT_MAX + 256];
-  int plen = snprintf(prefix, sizeof prefix, "%s,%03ld - %s - %d - %s - %s - ", stamp,
-                      (long)(ts.tv_nsec / 1000000L), logger, lineno, wlog_level_name(level),
-                      wlog_context);
+  int plen =
+      snprintf(prefix, sizeof prefix, "%s,%03ld - %s - %d - %s - %s - ", stamp,
+               (long)(ts.tv_nsec / 1000000L), logger, lineno, wlog_level_name(level), wlog_context);
   if (plen < 0) plen = 0;
   if ((size_t)plen >= sizeof prefix) plen = (int)sizeof prefix - 1;
 
@@ -180,9 +179,13 @@ void wlog_context_enter_counted(const char *base) {
   snprintf(wlog_context, sizeof wlog_context, "%s-%lu", base, counter->next++);
 }
 
-void wlog_context_reset(void) { wlog_context_enter(WLOG_SENTINEL); }
+void wlog_context_reset(void) {
+  wlog_context_enter(WLOG_SENTINEL);
+}
 
-const char *wlog_context_current(void) { return wlog_context; }
+const char *wlog_context_current(void) {
+  return wlog_context;
+}
 
 char *wlog_repr(const char *s, size_t len, char *buf, size_t cap) {
   if (cap == 0) return buf;

@@ -38,8 +38,7 @@ void wlog_close(void);
  * log line is always one line. */
 void wlog_write(const char *logger, int lineno, wlog_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-void wlog_vwrite(const char *logger, int lineno, wlog_level_t level, const char *fmt,
-                 va_list ap);
+void wlog_vwrite(const char *logger, int lineno, wlog_level_t level, const char *fmt, va_list ap);
 
 /* Sets the context to exactly `name` (e.g. "replication-conn-PIHLt"). */
 void wlog_context_enter(const char *name);

@@ -33,8 +33,13 @@
 #define RECONNECT_MAX_MS 1000
 #define SERVER_NAME "test.local"
 #define INSTANCE "worker1"
+#define STR_(x) #x
+#define STR(x) STR_(x)
 /* RC-01's verdict window: 1.36 * D_max (max delay plus 3 sigma of jitter) + 0.5 s. */
 #define RECONNECT_BOUND_MS (RECONNECT_MAX_MS * 136 / 100 + 500)
+
+/* A NULL-ended list of strings, for --stream values and expected REPLICATE lines. */
+#define LIST(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 static const proto_dialect_t dialects[2] = {PROTO_DIALECT_2018, PROTO_DIALECT_MODERN};
 
@@ -72,8 +77,8 @@ static int listen_on(int port) {
   struct sockaddr_in addr = {.sin_family = AF_INET,
                              .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  ck_assert_msg(bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0, "bind 127.0.0.1:%d: %s",
-                port, strerror(errno));
+  ck_assert_msg(bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0, "bind 127.0.0.1:%d: %s", port,
+                strerror(errno));
   ck_assert_int_eq(listen(fd, 8), 0);
   socklen_t len = sizeof addr;
   ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
@@ -92,8 +97,19 @@ static void setup(void) {
   peer.len = 0;
 }
 
+static int worker_wait(int64_t deadline);
+
 static void teardown(void) {
-  child_kill();
+  /* Every test ends with an orderly shutdown, so sanitizers and valgrind (through
+   * REFWORKER_TEST_WRAPPER and its --error-exitcode) judge each run by its exit status. */
+  int status = 0;
+  bool stopped = true;
+  if (child > 0) {
+    kill(child, SIGTERM);
+    status = worker_wait(rc_clock_mono_ms() + 5000 + 10 * margin_ms);
+    stopped = status != -1;
+    child_kill();
+  }
   if (peer.fd >= 0) close(peer.fd);
   peer.fd = -1;
   if (listen_fd >= 0) close(listen_fd);
@@ -102,6 +118,15 @@ static void teardown(void) {
   free(temp_dir);
   free(log_path);
   temp_dir = log_path = NULL;
+  ck_assert_msg(stopped && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                "CL-05 (orderly exit on SIGTERM at the end of the test)\n  Expected: exit "
+                "status 0\n  Actual: %s %d",
+                !stopped            ? "no exit within the deadline, status"
+                : WIFEXITED(status) ? "exit"
+                                    : "signal",
+                !stopped            ? -1
+                : WIFEXITED(status) ? WEXITSTATUS(status)
+                                    : WTERMSIG(status));
 }
 
 /* ---- the worker process --------------------------------------------------------- */
@@ -122,17 +147,15 @@ static void worker_start(const char *const *streams) {
          w = strtok_r(NULL, " ", &save))
       argv[argc++] = w;
   }
+  /* clang-format off */
   const char *fixed[] = {bin,
-                         "--host", "127.0.0.1",
-                         "--port", port,
-                         "--server-name", SERVER_NAME,
-                         "--dialect", proto_dialect_name(dialect),
-                         "--log", log_path,
-                         "--instance-name", INSTANCE,
-                         "--ping-interval-ms", "200",
-                         "--ping-timeout-ms", "1000",
-                         "--reconnect-initial-ms", "100",
-                         "--reconnect-max-ms", "1000"};
+      "--host", "127.0.0.1",                "--port", port,
+      "--server-name", SERVER_NAME,         "--dialect", proto_dialect_name(dialect),
+      "--log", log_path,                    "--instance-name", INSTANCE,
+      "--ping-interval-ms", STR(PING_MS),   "--ping-timeout-ms", STR(TIMEOUT_MS),
+      "--reconnect-initial-ms", STR(RECONNECT_INITIAL_MS),
+      "--reconnect-max-ms", STR(RECONNECT_MAX_MS)};
+  /* clang-format on */
   for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) argv[argc++] = fixed[i];
   for (size_t i = 0; streams != NULL && streams[i] != NULL && argc < 60; i++) {
     argv[argc++] = "--stream";
@@ -232,18 +255,9 @@ static int peer_read_line(int64_t deadline) {
 }
 
 static const char *read_result_name(int r) {
-  return r == READ_EOF ? "EOF" : r == READ_TIMEOUT ? "nothing before the deadline"
-                                                   : "a read error (RST?)";
-}
-
-/* The next line that is not a keepalive PING; fails the test on EOF or deadline. */
-static void peer_expect_non_ping(int64_t deadline, const char *requirement) {
-  for (;;) {
-    int r = peer_read_line(deadline);
-    ck_assert_msg(r == READ_LINE, "%s\n  Expected: a line from the worker\n  Actual: %s",
-                  requirement, read_result_name(r));
-    if (strncmp(line, "PING ", 5) != 0) return;
-  }
+  return r == READ_EOF       ? "EOF"
+         : r == READ_TIMEOUT ? "nothing before the deadline"
+                             : "a read error (RST?)";
 }
 
 /* The worker closes with a FIN: recv returns 0, no line before it, no RST (CL-01). */
@@ -262,10 +276,30 @@ static int peer_expect_only_pings(int64_t deadline, const char *requirement) {
     int r = peer_read_line(deadline);
     if (r == READ_TIMEOUT) return pings;
     ck_assert_msg(r == READ_LINE && strncmp(line, "PING ", 5) == 0,
-                  "%s\n  Expected: only PINGs, connection kept open\n  Actual: %s%s",
-                  requirement, r == READ_LINE ? line : read_result_name(r), "");
+                  "%s\n  Expected: only PINGs, connection kept open\n  Actual: %s", requirement,
+                  r == READ_LINE ? line : read_result_name(r));
     pings++;
   }
+}
+
+/* The next line (PINGs skipped when skip_pings) is `expected`, or starts with it when
+ * prefix is set. */
+static void peer_expect_line(int64_t deadline, bool skip_pings, const char *expected, bool prefix,
+                             const char *requirement) {
+  int r;
+  do r = peer_read_line(deadline);
+  while (skip_pings && r == READ_LINE && strncmp(line, "PING ", 5) == 0);
+  bool ok = r == READ_LINE &&
+            (prefix ? strncmp(line, expected, strlen(expected)) == 0 : strcmp(line, expected) == 0);
+  ck_assert_msg(ok, "%s\n  Expected: '%s%s'\n  Actual: %s%s%s", requirement, expected,
+                prefix ? "..." : "", r == READ_LINE ? "'" : "",
+                r == READ_LINE ? line : read_result_name(r), r == READ_LINE ? "'" : "");
+}
+
+/* An ERROR line (exact text, or prefix) within the margin, then the close (CL-01). */
+static void peer_expect_error_then_eof(const char *expected, bool prefix, const char *requirement) {
+  peer_expect_line(rc_clock_mono_ms() + margin_ms, true, expected, prefix, requirement);
+  peer_expect_eof(rc_clock_mono_ms() + margin_ms, "CL-01 (close with FIN right after the ERROR)");
 }
 
 static void peer_send(const char *data, size_t len) {
@@ -277,7 +311,9 @@ static void peer_send(const char *data, size_t len) {
   }
 }
 
-static void peer_send_str(const char *text) { peer_send(text, strlen(text)); }
+static void peer_send_str(const char *text) {
+  peer_send(text, strlen(text));
+}
 
 /* Accepts a connection and checks the opening (HS-01, HS-02, HS-03/HS-05, RC-04): NAME,
  * PING, then modern `REPLICATE ` or one 2018 `REPLICATE <stream> <token>` per entry of
@@ -286,33 +322,26 @@ static void peer_accept_opening(int64_t accept_deadline, const char *const *repl
   ck_assert_msg(peer_accept(accept_deadline),
                 "RC-01 (the worker connects)\n  Expected: a connection\n  Actual: none");
   int64_t deadline = rc_clock_mono_ms() + margin_ms;
-  int r = peer_read_line(deadline);
-  ck_assert_msg(r == READ_LINE && strcmp(line, "NAME " INSTANCE) == 0,
-                "HS-02 (first worker line is NAME <name>)\n  Expected: 'NAME " INSTANCE
-                "'\n  Actual: %s",
-                r == READ_LINE ? line : read_result_name(r));
-  r = peer_read_line(deadline);
-  ck_assert_msg(r == READ_LINE && strncmp(line, "PING ", 5) == 0 && strlen(line) > 5,
-                "HS-01 (PING sent at once, without waiting for the server)\n"
-                "  Expected: 'PING <data>' within %" PRId64 " ms\n  Actual: %s",
-                margin_ms, r == READ_LINE ? line : read_result_name(r));
+  peer_expect_line(deadline, false, "NAME " INSTANCE, false, "HS-02 (first line is NAME <name>)");
+  peer_expect_line(deadline, false, "PING ", true, "HS-01 (PING at once, not waiting for SERVER)");
   if (dialect == PROTO_DIALECT_MODERN) {
-    r = peer_read_line(deadline);
-    ck_assert_msg(r == READ_LINE && strcmp(line, "REPLICATE ") == 0,
-                  "HS-03 (modern REPLICATE with empty data)\n  Expected: 'REPLICATE '\n"
-                  "  Actual: %s", r == READ_LINE ? line : read_result_name(r));
+    peer_expect_line(deadline, false, "REPLICATE ", false, "HS-03 (modern REPLICATE, empty data)");
     return;
   }
-  for (size_t i = 0; replicate[i] != NULL; i++) {
-    r = peer_read_line(deadline);
-    ck_assert_msg(r == READ_LINE && strcmp(line, replicate[i]) == 0,
-                  "HS-05/RC-05 (one REPLICATE per stream at its current position)\n"
-                  "  Expected: '%s'\n  Actual: %s",
-                  replicate[i], r == READ_LINE ? line : read_result_name(r));
-  }
+  for (size_t i = 0; replicate[i] != NULL; i++)
+    peer_expect_line(deadline, false, replicate[i], false,
+                     "HS-05/RC-05 (one REPLICATE per stream at its current position)");
 }
 
-static int64_t startup_deadline(void) { return rc_clock_mono_ms() + 5000 + 5 * margin_ms; }
+static int64_t startup_deadline(void) {
+  return rc_clock_mono_ms() + 5000 + 5 * margin_ms;
+}
+
+/* Starts the worker and checks its first opening. */
+static void start_and_open(const char *const *streams, const char *const *replicate) {
+  worker_start(streams);
+  peer_accept_opening(startup_deadline(), replicate);
+}
 
 /* ---- the worker's log ------------------------------------------------------------ */
 
@@ -397,9 +426,7 @@ static void assert_log_line(const char *needle, const char *level, const char *c
  * REPLICATE. Upstream: protocol.py connectionMade (v0.33.3, v1.66.0), client.py. */
 START_TEST(test_opening_lines) {
   dialect = dialects[_i];
-  worker_start((const char *const[]){"events=10", "caches=3", NULL});
-  peer_accept_opening(startup_deadline(),
-                      (const char *const[]){"REPLICATE events 10", "REPLICATE caches 3", NULL});
+  start_and_open(LIST("events=10", "caches=3"), LIST("REPLICATE events 10", "REPLICATE caches 3"));
   peer_expect_only_pings(rc_clock_mono_ms() + 3 * PING_MS,
                          "HS-04 (one REPLICATE per connection; nothing but PINGs afterwards)");
 }
@@ -410,9 +437,8 @@ END_TEST
 START_TEST(test_idle_ping) {
   dialect = dialects[_i];
   worker_start(NULL);
-  peer_accept_opening(startup_deadline(), (const char *const[]){
-                                              "REPLICATE events 0", "REPLICATE caches 0",
-                                              "REPLICATE typing 0", "REPLICATE presence 0", NULL});
+  peer_accept_opening(startup_deadline(), LIST("REPLICATE events 0", "REPLICATE caches 0",
+                                               "REPLICATE typing 0", "REPLICATE presence 0"));
   int64_t opened = rc_clock_mono_ms();
   peer_send_str("SERVER " SERVER_NAME "\n");
   int64_t last = opened, min_gap = INT64_MAX, max_gap = 0;
@@ -451,8 +477,7 @@ END_TEST
 /* KA-03 negative side (spec §3.2): a peer that never PINGs is never timed out. */
 START_TEST(test_no_timeout_without_server_ping) {
   dialect = dialects[_i];
-  worker_start((const char *const[]){"caches=0", NULL});
-  peer_accept_opening(startup_deadline(), (const char *const[]){"REPLICATE caches 0", NULL});
+  start_and_open(LIST("caches=0"), LIST("REPLICATE caches 0"));
   peer_send_str("SERVER " SERVER_NAME "\n");
   int pings = peer_expect_only_pings(rc_clock_mono_ms() + 3 * TIMEOUT_MS,
                                      "spec §3.2 (no receive timeout before a PING was received)");
@@ -465,31 +490,28 @@ END_TEST
  * [timeout, timeout + interval + margin] of our last command. Upstream: protocol.py. */
 START_TEST(test_ping_timeout) {
   dialect = dialects[_i];
-  worker_start((const char *const[]){"caches=0", NULL});
-  peer_accept_opening(startup_deadline(), (const char *const[]){"REPLICATE caches 0", NULL});
+  start_and_open(LIST("caches=0"), LIST("REPLICATE caches 0"));
   peer_send_str("SERVER " SERVER_NAME "\nPING 1795911719153\n");
   int64_t last_sent = rc_clock_mono_ms();
-  peer_expect_non_ping(last_sent + TIMEOUT_MS + PING_MS + margin_ms,
-                       "KA-03 (close after the receive timeout)");
+  peer_expect_line(last_sent + TIMEOUT_MS + PING_MS + margin_ms, true, "ERROR ping timeout", false,
+                   "KA-03/KA-04 (ERROR ping timeout after the receive timeout)");
   int64_t elapsed = rc_clock_mono_ms() - last_sent;
-  ck_assert_msg(strcmp(line, "ERROR ping timeout") == 0,
-                "KA-04\n  Expected: 'ERROR ping timeout'\n  Actual: '%s'", line);
   ck_assert_msg(elapsed >= TIMEOUT_MS && elapsed <= TIMEOUT_MS + PING_MS + margin_ms,
-                "KA-03 (timeout window)\n  Expected: %d..%" PRId64 " ms after our last "
+                "KA-03 (timeout window)\n  Expected: %d..%" PRId64
+                " ms after our last "
                 "command\n  Actual: %" PRId64 " ms",
                 TIMEOUT_MS, TIMEOUT_MS + PING_MS + margin_ms, elapsed);
-  peer_expect_eof(rc_clock_mono_ms() + margin_ms, "CL-01 (close after the ERROR)");
+  peer_expect_eof(rc_clock_mono_ms() + margin_ms, "CL-01 (close with FIN after the ERROR)");
 }
 END_TEST
 
 /* KA-05: every valid command, not only PING, resets the receive clock. */
 START_TEST(test_any_command_resets_receive_clock) {
   dialect = dialects[_i];
-  worker_start((const char *const[]){"caches=3", NULL});
-  peer_accept_opening(startup_deadline(), (const char *const[]){"REPLICATE caches 3", NULL});
+  start_and_open(LIST("caches=3"), LIST("REPLICATE caches 3"));
   peer_send_str("SERVER " SERVER_NAME "\nPING 1\n");
-  const char *keep = dialect == PROTO_DIALECT_2018 ? "POSITION caches 3\n"
-                                                   : "POSITION caches master 3 3\n";
+  const char *keep =
+      dialect == PROTO_DIALECT_2018 ? "POSITION caches 3\n" : "POSITION caches master 3 3\n";
   int64_t last_sent = rc_clock_mono_ms();
   for (int round = 0; round < 4; round++) {
     peer_expect_only_pings(last_sent + TIMEOUT_MS * 6 / 10,
@@ -497,13 +519,13 @@ START_TEST(test_any_command_resets_receive_clock) {
     peer_send_str(keep);
     last_sent = rc_clock_mono_ms();
   }
-  peer_expect_non_ping(last_sent + TIMEOUT_MS + PING_MS + margin_ms,
-                       "KA-03 (close after the receive timeout)");
+  peer_expect_line(last_sent + TIMEOUT_MS + PING_MS + margin_ms, true, "ERROR ping timeout", false,
+                   "KA-03 (timeout counted from the last valid command)");
   int64_t elapsed = rc_clock_mono_ms() - last_sent;
-  ck_assert_msg(strcmp(line, "ERROR ping timeout") == 0 && elapsed >= TIMEOUT_MS,
-                "KA-05\n  Expected: 'ERROR ping timeout' >= %d ms after the last POSITION\n"
-                "  Actual: '%s' after %" PRId64 " ms",
-                TIMEOUT_MS, line, elapsed);
+  ck_assert_msg(elapsed >= TIMEOUT_MS,
+                "KA-05\n  Expected: timeout >= %d ms after the last POSITION\n"
+                "  Actual: after %" PRId64 " ms",
+                TIMEOUT_MS, elapsed);
 }
 END_TEST
 
@@ -513,17 +535,13 @@ END_TEST
  * reconnect. Upstream: protocol.py on_SERVER; trace 1.66/fake-main c3. */
 START_TEST(test_wrong_server) {
   dialect = dialects[_i];
-  worker_start((const char *const[]){"caches=0", NULL});
-  peer_accept_opening(startup_deadline(), (const char *const[]){"REPLICATE caches 0", NULL});
+  start_and_open(LIST("caches=0"), LIST("REPLICATE caches 0"));
   peer_send_str("SERVER wrong.example\n");
-  peer_expect_non_ping(rc_clock_mono_ms() + margin_ms, "HS-06 (wrong remote is refused)");
-  ck_assert_msg(strcmp(line, "ERROR Wrong remote") == 0,
-                "HS-07\n  Expected: 'ERROR Wrong remote'\n  Actual: '%s'", line);
-  peer_expect_eof(rc_clock_mono_ms() + margin_ms, "HS-06 (close after a wrong SERVER)");
+  peer_expect_error_then_eof("ERROR Wrong remote", false, "HS-06/HS-07 (wrong remote refused)");
   int64_t lost = rc_clock_mono_ms();
   assert_log_line("Connected to wrong remote: 'wrong.example'", "ERROR", "",
                   "HS-06 (logged like Synapse)");
-  peer_accept_opening(lost + RECONNECT_BOUND_MS, (const char *const[]){"REPLICATE caches 0", NULL});
+  peer_accept_opening(lost + RECONNECT_BOUND_MS, LIST("REPLICATE caches 0"));
 }
 END_TEST
 
@@ -546,26 +564,26 @@ START_TEST(test_bad_lines) {
       {modern ? "POSITION caches master x 5" : "POSITION caches x",
        "ERROR failed to parse line for  'POSITION': ", "ERROR failed to parse line: "},
   };
-  worker_start((const char *const[]){"caches=3", NULL});
+  worker_start(LIST("caches=3"));
   int64_t accept_deadline = startup_deadline();
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    peer_accept_opening(accept_deadline, (const char *const[]){"REPLICATE caches 3", NULL});
+    peer_accept_opening(accept_deadline, LIST("REPLICATE caches 3"));
     peer_send_str("SERVER " SERVER_NAME "\n");
     if (modern) {
       peer_send_str("POSITION caches master 3 3\n");
-      ck_assert(log_wait_for("Caught up with stream 'caches' to 3", rc_clock_mono_ms() + margin_ms));
+      ck_assert(
+          log_wait_for("Caught up with stream 'caches' to 3", rc_clock_mono_ms() + margin_ms));
     }
     /* FR-10: the RDATA rides in the same segment, right after the bad line. */
     char segment[256];
     snprintf(segment, sizeof segment, "%s\n%s\n", cases[i].line,
              modern ? "RDATA caches master 99 [\"f\",[],1]" : "RDATA caches 99 [\"f\",[],1]");
     peer_send_str(segment);
-    peer_expect_non_ping(rc_clock_mono_ms() + margin_ms, "FR-06..FR-08 (bad line refused)");
-    const char *prefix = modern ? cases[i].prefix_modern : cases[i].prefix_2018;
-    ck_assert_msg(strncmp(line, prefix, strlen(prefix)) == 0,
-                  "FR-09 (ERROR text starts like Synapse's) for '%s'\n  Expected: '%s...'\n"
-                  "  Actual: '%s'", cases[i].line, prefix, line);
-    peer_expect_eof(rc_clock_mono_ms() + margin_ms, "FR-06..FR-08 (close after the ERROR)");
+    char requirement[256];
+    snprintf(requirement, sizeof requirement,
+             "FR-06..FR-09 (bad line '%s' refused with an ERROR like Synapse's)", cases[i].line);
+    peer_expect_error_then_eof(modern ? cases[i].prefix_modern : cases[i].prefix_2018, true,
+                               requirement);
     accept_deadline = rc_clock_mono_ms() + RECONNECT_BOUND_MS;
   }
   ck_assert_msg(!log_contains("Received rdata caches -> 99") &&
@@ -581,8 +599,7 @@ END_TEST
 START_TEST(test_line_length_limit) {
   dialect = dialects[_i];
   bool modern = dialect == PROTO_DIALECT_MODERN;
-  worker_start((const char *const[]){"caches=3", NULL});
-  peer_accept_opening(startup_deadline(), (const char *const[]){"REPLICATE caches 3", NULL});
+  start_and_open(LIST("caches=3"), LIST("REPLICATE caches 3"));
   peer_send_str("SERVER " SERVER_NAME "\n");
   if (modern) peer_send_str("POSITION caches master 3 3\n");
 
@@ -594,7 +611,8 @@ START_TEST(test_line_length_limit) {
   memset(big + strlen(head), 'a', pad);
   ck_assert_uint_eq(strlen(big), PROTO_MAX_LINE + 1);
   peer_send(big, PROTO_MAX_LINE + 1);
-  const char *applied = modern ? "Received rdata caches (master) -> 4" : "Received rdata caches -> 4";
+  const char *applied =
+      modern ? "Received rdata caches (master) -> 4" : "Received rdata caches -> 4";
   ck_assert_msg(log_wait_for(applied, rc_clock_mono_ms() + margin_ms),
                 "FR-03 (a line of exactly %d bytes is processed)\n  Expected: '%s' in the log\n"
                 "  Actual: not there",
@@ -603,19 +621,32 @@ START_TEST(test_line_length_limit) {
   memset(big, 'x', PROTO_MAX_LINE + 1);
   big[PROTO_MAX_LINE + 1] = '\n';
   peer_send(big, PROTO_MAX_LINE + 2);
-  peer_expect_non_ping(rc_clock_mono_ms() + margin_ms, "FR-04 (16385 bytes + LF refused)");
-  ck_assert_msg(strcmp(line, "ERROR Line length exceeded") == 0,
-                "FR-05\n  Expected: 'ERROR Line length exceeded'\n  Actual: '%s'", line);
-  peer_expect_eof(rc_clock_mono_ms() + margin_ms, "FR-04 (close after an over-long line)");
+  peer_expect_error_then_eof("ERROR Line length exceeded", false,
+                             "FR-04/FR-05 (16385 bytes + LF refused)");
 
-  peer_accept_opening(rc_clock_mono_ms() + RECONNECT_BOUND_MS,
-                      (const char *const[]){"REPLICATE caches 4", NULL});
+  peer_accept_opening(rc_clock_mono_ms() + RECONNECT_BOUND_MS, LIST("REPLICATE caches 4"));
   memset(big, 'y', 20000);
   peer_send(big, 20000);
-  peer_expect_non_ping(rc_clock_mono_ms() + margin_ms, "FR-04 (20000 bytes without LF refused)");
-  ck_assert_msg(strcmp(line, "ERROR Line length exceeded") == 0,
-                "FR-05\n  Expected: 'ERROR Line length exceeded'\n  Actual: '%s'", line);
-  peer_expect_eof(rc_clock_mono_ms() + margin_ms, "FR-04 (close after an unterminated long line)");
+  peer_expect_error_then_eof("ERROR Line length exceeded", false,
+                             "FR-04/FR-05 (20000 bytes without LF refused)");
+
+  /* CL-01: more data behind the over-long line is still unread in the worker's socket
+   * when it closes; the close must still be an orderly FIN after the ERROR. */
+  peer_accept_opening(rc_clock_mono_ms() + RECONNECT_BOUND_MS, LIST("REPLICATE caches 4"));
+  size_t trailer = 3 * PROTO_MAX_LINE;
+  char *flood = malloc(PROTO_MAX_LINE + 2 + trailer);
+  ck_assert_ptr_nonnull(flood);
+  memset(flood, 'z', PROTO_MAX_LINE + 1 + trailer);
+  flood[PROTO_MAX_LINE + 1] = '\n';
+  for (size_t at = PROTO_MAX_LINE + 2 + 99; at < PROTO_MAX_LINE + 1 + trailer; at += 100)
+    flood[at] = '\n';
+  /* One send; the worker may close before reading it all, so a short write is fine. */
+  ssize_t sent = send(peer.fd, flood, PROTO_MAX_LINE + 1 + trailer, MSG_NOSIGNAL);
+  free(flood);
+  ck_assert_int_gt(sent, PROTO_MAX_LINE + 1);
+  /* peer_expect_eof inside fails on ECONNRESET: the close must be a FIN. */
+  peer_expect_error_then_eof("ERROR Line length exceeded", false,
+                             "FR-04/FR-05 (over-long line with more data behind it refused)");
 }
 END_TEST
 
@@ -624,8 +655,7 @@ END_TEST
  * (spec §5.2: 2018 replication-ERROR-<n>, modern replication-conn-<id>). */
 START_TEST(test_remote_error_and_log_format) {
   dialect = dialects[_i];
-  worker_start((const char *const[]){"caches=0", NULL});
-  peer_accept_opening(startup_deadline(), (const char *const[]){"REPLICATE caches 0", NULL});
+  start_and_open(LIST("caches=0"), LIST("REPLICATE caches 0"));
   peer_send_str("SERVER " SERVER_NAME "\n\n   \nERROR boom\n");
   ck_assert(log_wait_for("Remote reported error: 'boom'", rc_clock_mono_ms() + margin_ms));
   assert_log_line("Remote reported error: 'boom'", "ERROR",
@@ -642,7 +672,8 @@ START_TEST(test_remote_error_and_log_format) {
     char level[16], ctx[256];
     ck_assert_msg(log_line_parse(l, level, sizeof level, ctx, sizeof ctx),
                   "log format (Synapse default)\n  Expected: 'date time,ms - logger - lineno - "
-                  "LEVEL - context - message'\n  Actual: '%s'", l);
+                  "LEVEL - context - message'\n  Actual: '%s'",
+                  l);
   }
   free(text);
   ck_assert_uint_ge(n, 5);
@@ -657,13 +688,12 @@ END_TEST
  * ReconnectingClientFactory; client.py (v1.66.0: initial 0.1 s, max 1 s). */
 START_TEST(test_reconnect_after_close) {
   dialect = dialects[_i];
-  worker_start((const char *const[]){"caches=0", NULL});
-  peer_accept_opening(startup_deadline(), (const char *const[]){"REPLICATE caches 0", NULL});
+  start_and_open(LIST("caches=0"), LIST("REPLICATE caches 0"));
   for (int round = 0; round < 3; round++) {
     shutdown(peer.fd, SHUT_WR);
     peer_expect_eof(rc_clock_mono_ms() + margin_ms, "CL-02 (worker closes its end after our FIN)");
     int64_t lost = rc_clock_mono_ms();
-    peer_accept_opening(lost + RECONNECT_BOUND_MS, (const char *const[]){"REPLICATE caches 0", NULL});
+    peer_accept_opening(lost + RECONNECT_BOUND_MS, LIST("REPLICATE caches 0"));
     int64_t waited = rc_clock_mono_ms() - lost;
     ck_assert_msg(waited >= RECONNECT_INITIAL_MS - 10,
                   "RC-03 (no tight reconnect loop)\n  Expected: >= %d ms\n  Actual: %" PRId64 " ms",
@@ -678,8 +708,7 @@ END_TEST
  * after the listener is back. */
 START_TEST(test_reconnect_after_refused) {
   dialect = dialects[_i];
-  worker_start((const char *const[]){"caches=0", NULL});
-  peer_accept_opening(startup_deadline(), (const char *const[]){"REPLICATE caches 0", NULL});
+  start_and_open(LIST("caches=0"), LIST("REPLICATE caches 0"));
   int port = listen_port;
   close(listen_fd);
   listen_fd = -1;
@@ -688,7 +717,7 @@ START_TEST(test_reconnect_after_refused) {
   poll(NULL, 0, 3 * RECONNECT_MAX_MS);
   listen_fd = listen_on(port);
   int64_t back = rc_clock_mono_ms();
-  peer_accept_opening(back + RECONNECT_BOUND_MS, (const char *const[]){"REPLICATE caches 0", NULL});
+  peer_accept_opening(back + RECONNECT_BOUND_MS, LIST("REPLICATE caches 0"));
   ck_assert_uint_ge(log_count("Failed to connect to replication: "), 2);
 }
 END_TEST
@@ -702,10 +731,9 @@ END_TEST
  * on_position; protocol.py on_RDATA (v0.33.3). */
 START_TEST(test_2018_positions_survive_reconnect) {
   dialect = PROTO_DIALECT_2018;
-  worker_start((const char *const[]){"events=10", "caches=3", NULL});
-  peer_accept_opening(startup_deadline(),
-                      (const char *const[]){"REPLICATE events 10", "REPLICATE caches 3", NULL});
-  peer_send_str("SERVER " SERVER_NAME "\n"
+  start_and_open(LIST("events=10", "caches=3"), LIST("REPLICATE events 10", "REPLICATE caches 3"));
+  peer_send_str("SERVER " SERVER_NAME
+                "\n"
                 "RDATA events batch [\"$a\",\"!r\",\"m.room.message\",null,null]\n"
                 "RDATA caches 5 [\"get_user_by_id\",[\"@a:hs\"],1]\n"
                 "RDATA caches 6 [\"get_user_by_id\",[\"@b:hs\"],1]\n");
@@ -715,17 +743,18 @@ START_TEST(test_2018_positions_survive_reconnect) {
   shutdown(peer.fd, SHUT_WR);
   peer_expect_eof(rc_clock_mono_ms() + margin_ms, "CL-02");
   peer_accept_opening(rc_clock_mono_ms() + RECONNECT_BOUND_MS,
-                      (const char *const[]){"REPLICATE events 10", "REPLICATE caches 6", NULL});
+                      LIST("REPLICATE events 10", "REPLICATE caches 6"));
 
   /* The batch died with the old connection: this numeric row is a unit of one. */
-  peer_send_str("SERVER " SERVER_NAME "\n"
+  peer_send_str("SERVER " SERVER_NAME
+                "\n"
                 "POSITION caches 2\n"
                 "RDATA events 12 [\"$b\",\"!r\",\"m.room.message\",null,null]\n");
   ck_assert(log_wait_for("Received rdata events -> 12", rc_clock_mono_ms() + margin_ms));
   shutdown(peer.fd, SHUT_WR);
   peer_expect_eof(rc_clock_mono_ms() + margin_ms, "CL-02");
   peer_accept_opening(rc_clock_mono_ms() + RECONNECT_BOUND_MS,
-                      (const char *const[]){"REPLICATE events 12", "REPLICATE caches 2", NULL});
+                      LIST("REPLICATE events 12", "REPLICATE caches 2"));
   ck_assert_uint_eq(log_count("Received rdata events"), 1);
 }
 END_TEST
@@ -737,14 +766,15 @@ END_TEST
  * _process_position (v1.66.0). */
 START_TEST(test_modern_rdata_rules) {
   dialect = PROTO_DIALECT_MODERN;
-  worker_start((const char *const[]){"caches=3", NULL});
-  peer_accept_opening(startup_deadline(), NULL);
-  peer_send_str("SERVER " SERVER_NAME "\n"
+  start_and_open(LIST("caches=3"), NULL);
+  peer_send_str("SERVER " SERVER_NAME
+                "\n"
                 "RDATA caches master 7 [\"c\",[\"k7\"],1]\n"
                 "POSITION caches master 3 3\n"
                 "RDATA caches master 4 [\"c\",[\"k4\"],1]\n"
                 "RDATA caches master 3 [\"c\",[\"k3\"],1]\n"
-                "RDATA caches " INSTANCE " 9 [\"c\",[\"k9\"],1]\n"
+                "RDATA caches " INSTANCE
+                " 9 [\"c\",[\"k9\"],1]\n"
                 "RDATA nosuchstream master 5 []\n"
                 "POSITION nosuchstream master 1 1\n"
                 "RDATA caches master batch [\"c\",[\"k5a\"],1]\n"
@@ -772,9 +802,9 @@ END_TEST
  * HTTP catch-up is not implemented yet) and adopted. */
 START_TEST(test_modern_position_per_connection) {
   dialect = PROTO_DIALECT_MODERN;
-  worker_start((const char *const[]){"typing=3", NULL});
-  peer_accept_opening(startup_deadline(), NULL);
-  peer_send_str("SERVER " SERVER_NAME "\nPOSITION typing master 3 5\n"
+  start_and_open(LIST("typing=3"), NULL);
+  peer_send_str("SERVER " SERVER_NAME
+                "\nPOSITION typing master 3 5\n"
                 "RDATA typing master 6 [\"!r:hs\",[]]\n");
   ck_assert(log_wait_for("Received rdata typing (master) -> 6", rc_clock_mono_ms() + margin_ms));
   ck_assert_msg(!log_contains("Gap in stream typing"),
@@ -782,10 +812,12 @@ START_TEST(test_modern_position_per_connection) {
   shutdown(peer.fd, SHUT_WR);
   peer_expect_eof(rc_clock_mono_ms() + margin_ms, "CL-02");
   peer_accept_opening(rc_clock_mono_ms() + RECONNECT_BOUND_MS, NULL);
-  peer_send_str("SERVER " SERVER_NAME "\nRDATA typing master 7 [\"!r:hs\",[]]\n"
+  peer_send_str("SERVER " SERVER_NAME
+                "\nRDATA typing master 7 [\"!r:hs\",[]]\n"
                 "POSITION typing master 8 9\nRDATA typing master 10 [\"!r:hs\",[]]\n");
   ck_assert(log_wait_for("Received rdata typing (master) -> 10", rc_clock_mono_ms() + margin_ms));
-  ck_assert_msg(!log_contains("Received rdata typing (master) -> 7"), "RC-06 (RDATA before this connection's POSITION dropped)");
+  ck_assert_msg(!log_contains("Received rdata typing (master) -> 7"),
+                "RC-06 (RDATA before this connection's POSITION dropped)");
   assert_log_line("Gap in stream typing: at 6, POSITION says 8..9", "WARNING",
                   "process-replication-data-", "PO-03 (a gap is detected)");
 }
@@ -796,8 +828,7 @@ END_TEST
 /* CL-05, RC-08: SIGTERM closes the connection with a FIN and exits 0; no new connection. */
 START_TEST(test_sigterm) {
   dialect = dialects[_i];
-  worker_start((const char *const[]){"caches=0", NULL});
-  peer_accept_opening(startup_deadline(), (const char *const[]){"REPLICATE caches 0", NULL});
+  start_and_open(LIST("caches=0"), LIST("REPLICATE caches 0"));
   peer_send_str("SERVER " SERVER_NAME "\nPING 1\n");
   pid_t pid = child;
   ck_assert_int_eq(kill(pid, SIGTERM), 0);
@@ -807,8 +838,12 @@ START_TEST(test_sigterm) {
   ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
                 "CL-05 (exit after SIGTERM)\n  Expected: exit status 0 within 10 s\n"
                 "  Actual: %s %d",
-                status == -1 ? "still running, status" : WIFEXITED(status) ? "exit" : "signal",
-                status == -1 ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+                status == -1        ? "still running, status"
+                : WIFEXITED(status) ? "exit"
+                                    : "signal",
+                status == -1        ? -1
+                : WIFEXITED(status) ? WEXITSTATUS(status)
+                                    : WTERMSIG(status));
   ck_assert_msg(!peer_accept(rc_clock_mono_ms() + 2 * RECONNECT_INITIAL_MS),
                 "RC-08 (no connection attempt after SIGTERM)");
   ck_assert(log_contains("Shutting down"));
@@ -858,7 +893,8 @@ START_TEST(test_usage) {
     int rc = run_refworker(bad[i].args, "bad.txt");
     ck_assert_msg(rc == 2 && output_contains("bad.txt", bad[i].message),
                   "usage error for '%s'\n  Expected: exit 2 and a message with '%s'\n"
-                  "  Actual: exit %d", bad[i].args, bad[i].message, rc);
+                  "  Actual: exit %d",
+                  bad[i].args, bad[i].message, rc);
   }
 }
 END_TEST
