@@ -27,16 +27,20 @@ enum {
   SUT_LIST_MAX = 8, /* processes named in an error message */
 };
 
-/* A process identity that survives pid reuse: pid plus start time (clock ticks). */
-typedef struct sut_proc_id {
-  pid_t pid;
+/* One process as /proc shows it; pid plus start time (clock ticks since boot) names a
+ * process even after its pid number is recycled. */
+typedef struct sut_proc {
+  pid_t pid, ppid, pgid;
+  char state;
   unsigned long long start;
-} sut_proc_id_t;
+  bool ours;
+} sut_proc_t;
 
-typedef struct sut_pid_set {
-  sut_proc_id_t *items;
+/* A growable list of processes: a /proc scan, or a set of process identities. */
+typedef struct sut_proc_list {
+  sut_proc_t *items;
   size_t len, cap;
-} sut_pid_set_t;
+} sut_proc_list_t;
 
 struct sut {
   pid_t pid; /* main process, also the process group id */
@@ -45,55 +49,48 @@ struct sut {
   int status;
   int64_t exit_ms; /* when the reap was observed */
   bool stopped;
-  sut_pid_set_t caller_children; /* the caller's own children at sut_start */
+  sut_proc_list_t caller_children; /* the caller's own children at sut_start */
   struct sut *next;
 };
 
 /* Live SUTs of this process, so one SUT's stop never claims another's processes. */
 static sut_t *sut_live_list;
 
-/* ---- pid sets ---------------------------------------------------------------- */
+/* ---- process lists and /proc ------------------------------------------------------ */
 
-static bool sut_set_has(const sut_pid_set_t *set, pid_t pid, unsigned long long start) {
-  for (size_t i = 0; i < set->len; i++)
-    if (set->items[i].pid == pid && set->items[i].start == start) return true;
+static sut_proc_t *sut_list_push(sut_proc_list_t *list) {
+  if (list->len == list->cap) {
+    size_t cap = list->cap ? list->cap * 2 : 64;
+    sut_proc_t *items = realloc(list->items, cap * sizeof *items);
+    if (items == NULL) return NULL;
+    list->items = items;
+    list->cap = cap;
+  }
+  sut_proc_t *slot = &list->items[list->len++];
+  memset(slot, 0, sizeof *slot);
+  return slot;
+}
+
+static bool sut_list_has(const sut_proc_list_t *list, const sut_proc_t *p) {
+  for (size_t i = 0; i < list->len; i++)
+    if (list->items[i].pid == p->pid && list->items[i].start == p->start) return true;
   return false;
 }
 
-static int sut_set_add(sut_pid_set_t *set, pid_t pid, unsigned long long start) {
-  if (sut_set_has(set, pid, start)) return 0;
-  if (set->len == set->cap) {
-    size_t cap = set->cap ? set->cap * 2 : 16;
-    sut_proc_id_t *items = realloc(set->items, cap * sizeof *items);
-    if (items == NULL) return -1;
-    set->items = items;
-    set->cap = cap;
-  }
-  set->items[set->len].pid = pid;
-  set->items[set->len].start = start;
-  set->len++;
+/* Adds p's identity unless present. Returns 0 or -1 (out of memory). */
+static int sut_list_add(sut_proc_list_t *list, const sut_proc_t *p) {
+  if (sut_list_has(list, p)) return 0;
+  sut_proc_t *slot = sut_list_push(list);
+  if (slot == NULL) return -1;
+  *slot = *p;
   return 0;
 }
 
-static void sut_set_free(sut_pid_set_t *set) {
-  free(set->items);
-  set->items = NULL;
-  set->len = set->cap = 0;
+static void sut_list_free(sut_proc_list_t *list) {
+  free(list->items);
+  list->items = NULL;
+  list->len = list->cap = 0;
 }
-
-/* ---- /proc --------------------------------------------------------------------- */
-
-typedef struct sut_proc {
-  pid_t pid, ppid, pgid;
-  char state;
-  unsigned long long start;
-  bool ours;
-} sut_proc_t;
-
-typedef struct sut_proc_table {
-  sut_proc_t *items;
-  size_t len, cap;
-} sut_proc_table_t;
 
 /* Parses /proc/<pid>/stat. Returns -1 if the process is gone or the line is odd. */
 static int sut_proc_read(pid_t pid, sut_proc_t *out) {
@@ -105,23 +102,19 @@ static int sut_proc_read(pid_t pid, sut_proc_t *out) {
   close(fd);
   if (n <= 0) return -1;
   buf[n] = '\0';
-  /* The command name may contain spaces and parentheses: fields restart after the
-   * last ')'. Field 3 is the state, 4 ppid, 5 pgrp, 22 starttime. */
-  char *p = strrchr(buf, ')');
-  if (p == NULL || p[1] != ' ') return -1;
-  p += 2;
+  /* The command name may hold spaces and parentheses: fields restart after the last
+   * ')'. Wanted: 3 state, 4 ppid, 5 pgrp, 22 starttime (16 fields skipped between). */
+  const char *p = strrchr(buf, ')');
   memset(out, 0, sizeof *out);
   out->pid = pid;
-  for (int field = 3; field <= 22; field++) {
-    if (*p == '\0') return -1;
-    if (field == 3) out->state = *p;
-    if (field == 4) out->ppid = (pid_t)strtol(p, NULL, 10);
-    if (field == 5) out->pgid = (pid_t)strtol(p, NULL, 10);
-    if (field == 22) out->start = strtoull(p, NULL, 10);
-    char *space = strchr(p, ' ');
-    if (space == NULL && field < 22) return -1;
-    if (space != NULL) p = space + 1;
-  }
+  int ppid, pgid;
+  if (p == NULL || sscanf(p + 1,
+                          " %c %d %d %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s"
+                          " %*s %*s %llu",
+                          &out->state, &ppid, &pgid, &out->start) != 4)
+    return -1;
+  out->ppid = ppid;
+  out->pgid = pgid;
   return 0;
 }
 
@@ -130,36 +123,29 @@ static int sut_proc_cmp(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* Reads every process into the table, sorted by pid. */
-static int sut_proc_scan(sut_proc_table_t *table, rc_error_t *err) {
+/* Reads every process into the list, sorted by pid. */
+static int sut_proc_scan(sut_proc_list_t *table, rc_error_t *err) {
   table->len = 0;
   DIR *dir = opendir("/proc");
   if (dir == NULL) return rc_error_set(err, "sut: cannot list /proc: %s", strerror(errno));
   struct dirent *entry;
-  while ((entry = readdir(dir)) != NULL) {
+  int rc = 0;
+  while (rc == 0 && (entry = readdir(dir)) != NULL) {
     char *end;
     long pid = strtol(entry->d_name, &end, 10);
     if (*end != '\0' || pid <= 0) continue;
-    if (table->len == table->cap) {
-      size_t cap = table->cap ? table->cap * 2 : 256;
-      sut_proc_t *items = realloc(table->items, cap * sizeof *items);
-      if (items == NULL) {
-        closedir(dir);
-        return rc_error_set(err, "sut: out of memory while scanning /proc");
-      }
-      table->items = items;
-      table->cap = cap;
-    }
-    if (sut_proc_read((pid_t)pid, &table->items[table->len]) == 0) table->len++;
+    sut_proc_t *slot = sut_list_push(table);
+    if (slot == NULL) rc = rc_error_set(err, "sut: out of memory while scanning /proc");
+    else if (sut_proc_read((pid_t)pid, slot) != 0) table->len--; /* gone meanwhile */
   }
   closedir(dir);
   qsort(table->items, table->len, sizeof *table->items, sut_proc_cmp);
-  return 0;
+  return rc;
 }
 
-static sut_proc_t *sut_proc_find(sut_proc_table_t *table, pid_t pid) {
+static sut_proc_t *sut_proc_find(sut_proc_list_t *table, pid_t pid) {
   sut_proc_t key = {.pid = pid};
-  return bsearch(&key, table->items, table->len, sizeof key, sut_proc_cmp);
+  return table->len ? bsearch(&key, table->items, table->len, sizeof key, sut_proc_cmp) : NULL;
 }
 
 static bool sut_proc_dead(const sut_proc_t *p) { return p->state == 'Z' || p->state == 'X'; }
@@ -172,7 +158,7 @@ static bool sut_claimed_by_other(const sut_t *sut, const sut_proc_t *p) {
 }
 
 /* Marks the processes attributed to sut (rules in sut.h) and adds them to known. */
-static int sut_mark(const sut_t *sut, sut_proc_table_t *table, sut_pid_set_t *known) {
+static int sut_mark(const sut_t *sut, sut_proc_list_t *table, sut_proc_list_t *known) {
   pid_t self = getpid(), self_pgid = getpgrp();
   /* Once the main pid is reaped its number can be recycled; a different process
    * holding it means the group id no longer names the SUT's group. */
@@ -182,18 +168,12 @@ static int sut_mark(const sut_t *sut, sut_proc_table_t *table, sut_pid_set_t *kn
 
   for (size_t i = 0; i < table->len; i++) {
     sut_proc_t *p = &table->items[i];
-    p->ours = false;
-    if (p->pid == self || p->pid == 1 || p->start < sut->start) continue;
-    if (sut_claimed_by_other(sut, p)) continue;
-    if (p->pid == sut->pid && p->start == sut->start)
-      p->ours = true;
-    else if (group_trusted && p->pgid == sut->pid)
-      p->ours = true;
-    else if (sut_set_has(known, p->pid, p->start))
-      p->ours = true;
-    else if (p->ppid == self && p->pgid != self_pgid &&
-             !sut_set_has(&sut->caller_children, p->pid, p->start))
-      p->ours = true;
+    p->ours = p->pid != self && p->pid != 1 && p->start >= sut->start &&
+              !sut_claimed_by_other(sut, p) &&
+              ((p->pid == sut->pid && p->start == sut->start) ||
+               (group_trusted && p->pgid == sut->pid) || sut_list_has(known, p) ||
+               (p->ppid == self && p->pgid != self_pgid &&
+                !sut_list_has(&sut->caller_children, p)));
   }
   for (bool changed = true; changed;) {
     changed = false;
@@ -209,8 +189,7 @@ static int sut_mark(const sut_t *sut, sut_proc_table_t *table, sut_pid_set_t *kn
     }
   }
   for (size_t i = 0; i < table->len; i++)
-    if (table->items[i].ours && sut_set_add(known, table->items[i].pid, table->items[i].start))
-      return -1;
+    if (table->items[i].ours && sut_list_add(known, &table->items[i]) != 0) return -1;
   return 0;
 }
 
@@ -285,23 +264,32 @@ static const char *sut_env_get(char *const *env, const char *name) {
  * set to what execve would most likely say. */
 static int sut_check_executable(const char *path, int *errnum) {
   struct stat st;
-  if (stat(path, &st) != 0) {
-    *errnum = errno;
-    return -1;
-  }
-  if (S_ISDIR(st.st_mode)) {
-    *errnum = EISDIR;
-    return -1;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    *errnum = EACCES;
-    return -1;
-  }
-  if (faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) != 0) {
-    *errnum = errno;
-    return -1;
-  }
-  return 0;
+  *errnum = 0;
+  if (stat(path, &st) != 0) *errnum = errno;
+  else if (S_ISDIR(st.st_mode)) *errnum = EISDIR;
+  else if (!S_ISREG(st.st_mode)) *errnum = EACCES;
+  else if (faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) != 0) *errnum = errno;
+  return *errnum ? -1 : 0;
+}
+
+/* Checks a '#!' script's interpreter before forking: under valgrind a failed execve
+ * kills the child before it can report, and "interpreter missing" says more than the
+ * ENOENT execve gives for a file that exists. Relative interpreters resolve against
+ * the child's cwd, so they are left to execve. */
+static int sut_check_interpreter(const char *name, const char *path, rc_error_t *err) {
+  char head[256];
+  int fd = open(path, O_RDONLY | O_CLOEXEC), errnum;
+  if (fd < 0) return 0; /* execute-only: execve will tell */
+  ssize_t n = read(fd, head, sizeof head - 1);
+  close(fd);
+  if (n < 2 || head[0] != '#' || head[1] != '!') return 0;
+  head[n] = '\0';
+  char *interp = head + 2 + strspn(head + 2, " \t");
+  interp[strcspn(interp, " \t\r\n")] = '\0';
+  if (interp[0] != '/' || sut_check_executable(interp, &errnum) == 0) return 0;
+  return rc_error_set(err, "SUT command '%s' cannot run: its interpreter '%s' %s: %s", name,
+                      interp, errnum == ENOENT ? "is missing" : "is not executable",
+                      strerror(errnum));
 }
 
 /* Makes path absolute against the caller's cwd: the child changes directory before
@@ -312,16 +300,12 @@ static char *sut_absolute(const char *path, rc_error_t *err) {
     if (copy == NULL) rc_error_set(err, "SUT command: out of memory");
     return copy;
   }
-  char *cwd = getcwd(NULL, 0);
-  if (cwd == NULL) {
-    rc_error_set(err, "SUT command '%s': cannot read the working directory: %s", path,
+  char *cwd = getcwd(NULL, 0), *full = NULL;
+  if (cwd == NULL || asprintf(&full, "%s/%s", cwd, path) < 0) {
+    rc_error_set(err, "SUT command '%s': cannot make the path absolute: %s", path,
                  strerror(errno));
-    return NULL;
+    full = NULL;
   }
-  size_t n = strlen(cwd) + strlen(path) + 2;
-  char *full = malloc(n);
-  if (full != NULL) snprintf(full, n, "%s/%s", cwd, path);
-  else rc_error_set(err, "SUT command: out of memory");
   free(cwd);
   return full;
 }
@@ -386,8 +370,7 @@ static char *sut_resolve(const char *name, const char *path_var, rc_error_t *err
  * the child never degenerates into a no-op that keeps the CLOEXEC flag. */
 static int sut_fd_above_stdio(int fd) {
   if (fd < 0 || fd > 2) return fd;
-  int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-  int saved = errno;
+  int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3), saved = errno;
   close(fd);
   errno = saved;
   return moved;
@@ -398,34 +381,9 @@ static void sut_child_close_fds(int keep) {
   if ((keep == 3 || syscall(SYS_close_range, 3u, (unsigned)keep - 1, 0u) == 0) &&
       syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0u) == 0)
     return;
-  int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir >= 0) {
-    /* Closing while listing may skip entries: repeat until a pass closes nothing. */
-    for (bool closed = true; closed;) {
-      closed = false;
-      _Alignas(struct dirent64) char buf[4096];
-      ssize_t n;
-      lseek(dir, 0, SEEK_SET);
-      while ((n = getdents64(dir, buf, sizeof buf)) > 0) {
-        for (ssize_t off = 0; off < n;) {
-          struct dirent64 *d = (struct dirent64 *)(void *)(buf + off);
-          off += d->d_reclen;
-          int fd = 0;
-          const char *c = d->d_name;
-          if (*c < '0' || *c > '9') continue;
-          while (*c >= '0' && *c <= '9') fd = fd * 10 + (*c++ - '0');
-          if (fd > 2 && fd != keep && fd != dir) {
-            close(fd);
-            closed = true;
-          }
-        }
-      }
-    }
-    close(dir);
-    return;
-  }
+  /* Kernels before 5.9: every possible descriptor, bounded by the limit. */
   long max = sysconf(_SC_OPEN_MAX);
-  if (max < 0 || max > 65536) max = 65536;
+  if (max < 0 || max > 1048576) max = 1048576;
   for (int fd = 3; fd < max; fd++)
     if (fd != keep) close(fd);
 }
@@ -488,20 +446,11 @@ static int sut_read_report(int fd, sut_exec_report_t *report, int64_t deadline_m
   }
 }
 
-/* Reaps a child that is known to be exiting, SIGKILLing it if it lingers. */
+/* Reaps a child that failed before exec (it is exiting) or never reported back. */
 static void sut_reap_failed_child(pid_t pid) {
   int64_t deadline = rc_clock_mono_ms() + SUT_KILL_BOUND_MS;
-  bool killed = false;
-  for (;;) {
-    int status;
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid || (r < 0 && errno != EINTR)) return;
-    if (rc_clock_mono_ms() >= deadline) {
-      if (killed) return;
-      kill(pid, SIGKILL);
-      killed = true;
-      deadline = rc_clock_mono_ms() + SUT_KILL_BOUND_MS;
-    }
+  kill(pid, SIGKILL);
+  while (waitpid(pid, NULL, WNOHANG) == 0 && rc_clock_mono_ms() < deadline) {
     struct timespec ts = {0, SUT_POLL_MS * 1000000L};
     nanosleep(&ts, NULL);
   }
@@ -511,39 +460,32 @@ static void sut_exec_error(const char *name, const char *exe, const char *work_d
                            const char *output_path, const sut_exec_report_t *report,
                            rc_error_t *err) {
   const char *why = strerror(report->errnum);
-  switch (report->stage) {
-  case SUT_STAGE_SETPGID:
+  int e = report->errnum;
+  if (report->stage == SUT_STAGE_SETPGID)
     rc_error_set(err, "SUT command '%s': cannot create its process group: %s", name, why);
-    break;
-  case SUT_STAGE_CHDIR:
+  else if (report->stage == SUT_STAGE_CHDIR)
     rc_error_set(err, "SUT command '%s': cannot enter work_dir '%s': %s", name, work_dir, why);
-    break;
-  case SUT_STAGE_STDIO:
+  else if (report->stage == SUT_STAGE_STDIO)
     rc_error_set(err, "SUT command '%s': cannot redirect output to '%s': %s", name, output_path,
                  why);
-    break;
-  default:
-    if (report->errnum == EACCES || report->errnum == ENOEXEC)
-      rc_error_set(err, "SUT command '%s' (%s) is not executable: %s%s", name, exe, why,
-                   report->errnum == ENOEXEC ? " (a script needs a '#!' line)" : "");
-    else if (report->errnum == ENOENT)
-      rc_error_set(err, "SUT command '%s' (%s) could not be executed: %s (missing interpreter "
-                   "or loader?)", name, exe, why);
-    else
-      rc_error_set(err, "SUT command '%s' (%s) could not be executed: %s", name, exe, why);
-  }
+  else
+    rc_error_set(err, "SUT command '%s' (%s) %s: %s%s", name, exe,
+                 e == EACCES || e == ENOEXEC ? "is not executable" : "could not be executed", why,
+                 e == ENOEXEC  ? " (a script needs a '#!' line)"
+                 : e == ENOENT ? " (missing interpreter or loader?)"
+                               : "");
 }
 
 /* The caller's children before the SUT exists are the caller's own, never the SUT's. */
 static int sut_snapshot_caller_children(sut_t *sut, rc_error_t *err) {
-  sut_proc_table_t table = {0};
+  sut_proc_list_t table = {0};
   int rc = sut_proc_scan(&table, err);
   pid_t self = getpid();
   for (size_t i = 0; rc == 0 && i < table.len; i++)
     if (table.items[i].ppid == self &&
-        sut_set_add(&sut->caller_children, table.items[i].pid, table.items[i].start) != 0)
+        sut_list_add(&sut->caller_children, &table.items[i]) != 0)
       rc = rc_error_set(err, "sut_start: out of memory");
-  free(table.items);
+  sut_list_free(&table);
   return rc;
 }
 
@@ -559,12 +501,9 @@ sut_t *sut_start(const sut_spec_t *spec, rc_error_t *err) {
   }
   const char *name = spec->argv[0];
   struct stat st;
-  if (stat(spec->work_dir, &st) != 0) {
-    rc_error_set(err, "SUT work_dir '%s' cannot be used: %s", spec->work_dir, strerror(errno));
-    return NULL;
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    rc_error_set(err, "SUT work_dir '%s' is not a directory", spec->work_dir);
+  int bad_dir = stat(spec->work_dir, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+  if (bad_dir != 0) {
+    rc_error_set(err, "SUT work_dir '%s' cannot be used: %s", spec->work_dir, strerror(bad_dir));
     return NULL;
   }
   char **env = sut_env_build(spec->env_extra, err);
@@ -572,7 +511,7 @@ sut_t *sut_start(const sut_spec_t *spec, rc_error_t *err) {
   char *exe = sut_resolve(name, sut_env_get(env, "PATH"), err);
   sut_t *sut = calloc(1, sizeof *sut);
   int out_fd = -1, null_fd = -1, report[2] = {-1, -1};
-  if (exe == NULL) goto fail;
+  if (exe == NULL || sut_check_interpreter(name, exe, err) != 0) goto fail;
   if (sut == NULL) {
     rc_error_set(err, "sut_start: out of memory");
     goto fail;
@@ -644,7 +583,7 @@ fail:
   if (report[1] >= 0) close(report[1]);
   if (out_fd >= 0) close(out_fd);
   if (null_fd >= 0) close(null_fd);
-  if (sut != NULL) sut_set_free(&sut->caller_children);
+  if (sut != NULL) sut_list_free(&sut->caller_children);
   free(sut);
   free(exe);
   free(env);
@@ -711,9 +650,9 @@ void sut_describe_status(int status, char *buf, size_t cap) {
 
 typedef struct sut_stop_ctx {
   sut_t *sut;
-  sut_proc_table_t table;
-  sut_pid_set_t known;  /* every process ever attributed during this stop */
-  sut_pid_set_t killed; /* stragglers already SIGKILLed, counted once */
+  sut_proc_list_t table;
+  sut_proc_list_t known;  /* every process ever attributed during this stop */
+  sut_proc_list_t killed; /* stragglers already SIGKILLed, counted once */
   sut_stop_result_t *result;
   bool scan_failed;
   rc_error_t scan_err;
@@ -771,8 +710,8 @@ static void sut_survey(sut_stop_ctx_t *ctx, bool kill_outside, sut_survey_t *out
     out->outside_live++;
     if (kill_outside) {
       kill(p->pid, SIGKILL);
-      if (!sut_set_has(&ctx->killed, p->pid, p->start)) {
-        if (sut_set_add(&ctx->killed, p->pid, p->start) == 0) ctx->result->stragglers++;
+      if (!sut_list_has(&ctx->killed, p)) {
+        if (sut_list_add(&ctx->killed, p) == 0) ctx->result->stragglers++;
         ctx->result->killed = true;
       }
     }
@@ -822,7 +761,11 @@ int sut_stop(sut_t *sut, int grace_ms, sut_stop_result_t *result, rc_error_t *er
   sut_survey(&ctx, false, &seen);
   int64_t term_ms = rc_clock_mono_ms();
   if (result->was_running || seen.group_live > 0) {
-    if (seen.group_live > 0 || !sut->reaped) kill(-sut->pid, SIGTERM);
+    /* SIGCONT: a stopped process would otherwise sit on its SIGTERM all grace long. */
+    if (seen.group_live > 0 || !sut->reaped) {
+      kill(-sut->pid, SIGTERM);
+      kill(-sut->pid, SIGCONT);
+    }
     if (!sut->reaped) kill(sut->pid, SIGTERM);
     /* The grace period belongs to the whole group: the main process exiting first
      * does not mean its group-mates must be SIGKILLed at once. */
@@ -870,9 +813,9 @@ int sut_stop(sut_t *sut, int grace_ms, sut_stop_result_t *result, rc_error_t *er
     result->seconds = (double)(end_ms - term_ms) / 1000.0;
   }
   if (rc == 0) sut->stopped = true;
-  free(ctx.table.items);
-  sut_set_free(&ctx.known);
-  sut_set_free(&ctx.killed);
+  sut_list_free(&ctx.table);
+  sut_list_free(&ctx.known);
+  sut_list_free(&ctx.killed);
   return rc;
 }
 
@@ -885,6 +828,6 @@ void sut_destroy(sut_t *sut) {
       break;
     }
   }
-  sut_set_free(&sut->caller_children);
+  sut_list_free(&sut->caller_children);
   free(sut);
 }

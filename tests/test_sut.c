@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -24,6 +25,12 @@
 enum { WAIT_MS = 10000 };
 
 static char *tmp_dir;
+
+/* One poll step of a bounded wait loop. */
+static void nap(void) {
+  struct timespec ts = {0, 5 * 1000000L};
+  nanosleep(&ts, NULL);
+}
 
 /* Failure messages in the project's Requirement / Expected / Actual shape. */
 static const char *actual(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -77,15 +84,34 @@ static void make_tmp_subdir(const char *name) {
   free(path);
 }
 
-static sut_t *start_in(const char *command, char *const *env_extra, const char *work_dir,
-                       rc_error_t *err) {
-  char *out = tmp_path("out.log");
-  char *argv[] = {(char *)command, NULL};
+static sut_t *start_argv(char *const *argv, char *const *env_extra, const char *work_dir,
+                         const char *output_name, rc_error_t *err) {
+  char *out = tmp_path(output_name);
   sut_spec_t spec = {.argv = argv, .env_extra = env_extra, .work_dir = work_dir,
                      .output_path = out};
   sut_t *sut = sut_start(&spec, err);
   free(out);
   return sut;
+}
+
+static sut_t *start_in(const char *command, char *const *env_extra, const char *work_dir,
+                       rc_error_t *err) {
+  char *argv[] = {(char *)command, NULL};
+  return start_argv(argv, env_extra, work_dir, "out.log", err);
+}
+
+/* Starts command expecting sut_start to refuse it; an unexpected SUT is destroyed
+ * before the failure is reported, so one failure does not leak into the next test. */
+static void expect_start_error(const char *command, char *const *env_extra, const char *work_dir,
+                               const char *requirement, const char *expected, bool exact) {
+  rc_error_t err = {{0}};
+  sut_t *sut = start_in(command, env_extra, work_dir, &err);
+  bool started = sut != NULL;
+  sut_destroy(sut);
+  bool matches = exact ? strcmp(err.msg, expected) == 0 : strstr(err.msg, expected) != NULL;
+  REQUIRE(!started && matches, requirement, "%s (wanted %s'%s')",
+          started ? "sut_start succeeded" : err.msg, exact ? "" : "a message containing ",
+          expected);
 }
 
 static sut_t *start_script(const char *script_path) {
@@ -95,26 +121,27 @@ static sut_t *start_script(const char *script_path) {
   return sut;
 }
 
-/* Waits until tmp_dir/name exists and ends with a newline; returns its content. */
-static char *wait_for_file(const char *name) {
+/* Waits until tmp_dir/name contains needle and returns its content. The scripts write
+ * their files through a rename, so a file that exists is complete. */
+static char *wait_for_text(const char *name, const char *needle) {
   char *path = tmp_path(name);
   int64_t deadline = rc_clock_mono_ms() + WAIT_MS;
   char *text = NULL;
   for (;;) {
-    size_t len = 0;
-    text = test_read_file(path, &len);
-    if (text != NULL && len > 0 && text[len - 1] == '\n') break;
+    text = test_read_file(path, NULL);
+    if ((text != NULL && strstr(text, needle) != NULL) || rc_clock_mono_ms() >= deadline) break;
     free(text);
-    text = NULL;
-    if (rc_clock_mono_ms() >= deadline) break;
-    struct timespec ts = {0, 5 * 1000000L};
-    nanosleep(&ts, NULL);
+    nap();
   }
-  REQUIRE(text != NULL, "the SUT script writes its file", "no complete '%s' within %d ms", path,
-          (int)WAIT_MS);
+  REQUIRE(text != NULL && strstr(text, needle) != NULL, "the SUT writes what it is told to",
+          "'%s' not in %s within %d ms: %s", needle, path, (int)WAIT_MS, text ? text : "(none)");
   free(path);
   return text;
 }
+
+static char *wait_for_file(const char *name) { return wait_for_text(name, "\n"); }
+
+static void wait_for_output(const char *needle) { free(wait_for_text("out.log", needle)); }
 
 static pid_t wait_for_pid_file(const char *name) {
   char *text = wait_for_file(name);
@@ -122,26 +149,6 @@ static pid_t wait_for_pid_file(const char *name) {
   free(text);
   REQUIRE(pid > 1, "the pid file holds a pid", "pid %d in %s", (int)pid, name);
   return pid;
-}
-
-/* Waits until the SUT's output file contains needle. */
-static void wait_for_output(const char *needle) {
-  char *path = tmp_path("out.log");
-  int64_t deadline = rc_clock_mono_ms() + WAIT_MS;
-  bool found = false;
-  char *text = NULL;
-  while (!found) {
-    free(text);
-    text = test_read_file(path, NULL);
-    found = text != NULL && strstr(text, needle) != NULL;
-    if (found || rc_clock_mono_ms() >= deadline) break;
-    struct timespec ts = {0, 5 * 1000000L};
-    nanosleep(&ts, NULL);
-  }
-  REQUIRE(found, "the SUT's output reaches the output file", "'%s' not in output within %d ms: %s",
-          needle, (int)WAIT_MS, text ? text : "(no file)");
-  free(text);
-  free(path);
 }
 
 /* Reads state, ppid and pgid of pid from /proc; false if the process does not exist. */
@@ -189,8 +196,7 @@ static bool wait_exited(sut_t *sut, int *status) {
   for (;;) {
     if (sut_has_exited(sut, status)) return true;
     if (rc_clock_mono_ms() >= deadline) return false;
-    struct timespec ts = {0, 5 * 1000000L};
-    nanosleep(&ts, NULL);
+    nap();
   }
 }
 
@@ -200,13 +206,17 @@ static void stop_ok(sut_t *sut, int grace_ms, sut_stop_result_t *result) {
   REQUIRE(rc == 0, "sut_stop succeeds", "sut_stop returned %d: %s", rc, err.msg);
 }
 
-/* A child of the test itself (not of any SUT) running sleep 600. */
+/* A child of the test itself (not of any SUT) running sleep. Its stdio is /dev/null so
+ * that, should a failing test leave it behind, it holds no pipe of the test runner. */
 static pid_t spawn_own_sleeper(bool own_group) {
   pid_t pid = fork();
   ck_assert_int_ge(pid, 0);
   if (pid == 0) {
     if (own_group) setpgid(0, 0);
-    execl("/bin/sleep", "sleep", "600", (char *)NULL);
+    int null_fd = open("/dev/null", O_RDWR);
+    if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(null_fd, 1) < 0 || dup2(null_fd, 2) < 0)
+      _exit(127);
+    execl("/bin/sleep", "sleep", "120", (char *)NULL);
     _exit(127);
   }
   if (own_group) setpgid(pid, pid);
@@ -218,8 +228,7 @@ static void kill_and_reap(pid_t pid) {
   int64_t deadline = rc_clock_mono_ms() + WAIT_MS;
   pid_t r = 0;
   while ((r = waitpid(pid, NULL, WNOHANG)) == 0 && rc_clock_mono_ms() < deadline) {
-    struct timespec ts = {0, 5 * 1000000L};
-    nanosleep(&ts, NULL);
+    nap();
   }
   ck_assert_int_eq(r, pid);
 }
@@ -276,7 +285,9 @@ START_TEST(test_ignores_term_is_killed_after_grace) {
                               "while :; do sleep 0.05; done\n",
                               0755);
   sut_t *sut = start_script(script);
-  wait_for_pid_file("main.pid");
+  pid_t main_pid = wait_for_pid_file("main.pid");
+  REQUIRE(main_pid == sut_pid(sut), "sut_pid is the script's own pid", "%d vs %d",
+          (int)main_pid, (int)sut_pid(sut));
   sut_stop_result_t result;
   stop_ok(sut, 200, &result);
   char described[128];
@@ -290,6 +301,28 @@ START_TEST(test_ignores_term_is_killed_after_grace) {
           "SIGKILL comes only after the grace period", "seconds=%.3f stragglers=%d",
           result.seconds, result.stragglers);
   require_gone(sut_pid(sut), "the SUT");
+  sut_destroy(sut);
+  free(script);
+}
+END_TEST
+
+/* SUT-02b: a stopped SUT (SIGSTOP) is continued, so it can honour SIGTERM in time. Only
+ * the main process is stopped: dash spawns with vfork, and a child stopped before its
+ * exec would hold the shell in state D instead of T. */
+START_TEST(test_stopped_sut_is_continued) {
+  char *script = write_script("stopped.sh", LOOP_ON_TERM_EXIT, 0755);
+  sut_t *sut = start_script(script);
+  ck_assert_int_eq(kill(sut_pid(sut), SIGSTOP), 0);
+  char state = '?';
+  int64_t deadline = rc_clock_mono_ms() + WAIT_MS;
+  while (proc_info(sut_pid(sut), &state, NULL, NULL) && state != 'T' &&
+         rc_clock_mono_ms() < deadline)
+    nap();
+  sut_stop_result_t result;
+  stop_ok(sut, 5000, &result);
+  REQUIRE(state == 'T', "the SUT was stopped before the test stopped it", "state %c", state);
+  REQUIRE(result.exited_on_term && !result.killed, "a stopped SUT still exits on SIGTERM",
+          "exited_on_term=%d killed=%d", result.exited_on_term, result.killed);
   sut_destroy(sut);
   free(script);
 }
@@ -326,13 +359,39 @@ START_TEST(test_group_members_are_killed) {
 }
 END_TEST
 
+/* SUT-03b: the grace period belongs to the whole group: a group-mate that needs time
+ * to exit on SIGTERM gets it even though the main process exited at once. */
+START_TEST(test_group_gets_the_grace_period) {
+  char *script = write_script(
+      "slowmate.sh",
+      "trap 'exit 0' TERM\n"
+      "sh -c 'trap \"sleep 0.3; echo done > mate.done; exit 0\" TERM;"
+      " echo $$ > mate.tmp; mv mate.tmp mate.pid; while :; do sleep 0.05; done' &\n"
+      "while :; do sleep 0.05; done\n",
+      0755);
+  sut_t *sut = start_script(script);
+  pid_t mate = wait_for_pid_file("mate.pid");
+  sut_stop_result_t result;
+  stop_ok(sut, 5000, &result);
+  char *done = tmp_path("mate.done");
+  REQUIRE(result.exited_on_term && !result.killed && access(done, F_OK) == 0,
+          "a group-mate exiting within the grace period is not SIGKILLed",
+          "exited_on_term=%d killed=%d mate.done %s", result.exited_on_term, result.killed,
+          access(done, F_OK) == 0 ? "written" : "missing");
+  require_gone(mate, "the group-mate");
+  sut_destroy(sut);
+  free(done);
+  free(script);
+}
+END_TEST
+
 /* SUT-04: a child that left the group with setsid is found and killed, with its own
  * child, and both count as stragglers. */
 START_TEST(test_setsid_escapee_is_killed) {
   char *script = write_script(
       "escape.sh",
       "trap 'exit 0' TERM\n"
-      "setsid sh -c 'sleep 600 & echo $! > escchild.tmp; mv escchild.tmp escchild.pid;"
+      "setsid sh -c 'sleep 120 & echo $! > escchild.tmp; mv escchild.tmp escchild.pid;"
       " echo $$ > esc.tmp; mv esc.tmp esc.pid; wait' &\n"
       "while :; do sleep 0.05; done\n",
       0755);
@@ -360,7 +419,7 @@ END_TEST
 START_TEST(test_reparented_orphan_is_killed) {
   char *script = write_script("orphan.sh",
                               "trap 'exit 0' TERM\n"
-                              "setsid sh -c 'sleep 600 & echo $! > orphan.tmp;"
+                              "setsid sh -c 'sleep 120 & echo $! > orphan.tmp;"
                               " mv orphan.tmp orphan.pid'\n"
                               "while :; do sleep 0.05; done\n",
                               0755);
@@ -370,8 +429,7 @@ START_TEST(test_reparented_orphan_is_killed) {
   pid_t ppid = 0;
   while (proc_info(orphan, NULL, &ppid, NULL) && ppid != getpid() &&
          rc_clock_mono_ms() < deadline) {
-    struct timespec ts = {0, 5 * 1000000L};
-    nanosleep(&ts, NULL);
+    nap();
   }
   REQUIRE(ppid == getpid(), "the orphan is re-parented to the subreaper", "parent %d, test %d",
           (int)ppid, (int)getpid());
@@ -385,19 +443,58 @@ START_TEST(test_reparented_orphan_is_killed) {
 }
 END_TEST
 
+/* SUT-05b: without the subreaper, escaped descendants still alive when the stop
+ * begins are found through the survey taken before any signal, and killed. */
+START_TEST(test_escapees_found_without_subreaper) {
+  ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 0L, 0L, 0L, 0L), 0);
+  char *script = write_script(
+      "deep.sh",
+      "trap 'exit 0' TERM\n"
+      "setsid sh -c 'sh -c \"echo \\$\\$ > deep.tmp; mv deep.tmp deep.pid; exec sleep 120\" &"
+      " echo $$ > esc.tmp; mv esc.tmp esc.pid; wait' &\n"
+      "while :; do sleep 0.05; done\n",
+      0755);
+  sut_t *sut = start_script(script);
+  pid_t esc = wait_for_pid_file("esc.pid"), deep = wait_for_pid_file("deep.pid");
+  sut_stop_result_t result;
+  stop_ok(sut, 2000, &result);
+  REQUIRE(result.stragglers == 2, "both escaped processes are stragglers", "stragglers=%d",
+          result.stragglers);
+  /* Their zombies belong to init now; wait (bounded) until they are dead. */
+  int64_t deadline = rc_clock_mono_ms() + WAIT_MS;
+  char esc_state = '?', deep_state = '?';
+  for (;;) {
+    bool esc_there = proc_info(esc, &esc_state, NULL, NULL) && esc_state != 'Z';
+    bool deep_there = proc_info(deep, &deep_state, NULL, NULL) && deep_state != 'Z';
+    if ((!esc_there && !deep_there) || rc_clock_mono_ms() >= deadline) {
+      REQUIRE(!esc_there && !deep_there, "escaped processes die without the subreaper",
+              "escapee %s (state %c), its child %s (state %c)", esc_there ? "alive" : "dead",
+              esc_state, deep_there ? "alive" : "dead", deep_state);
+      break;
+    }
+    nap();
+  }
+  sut_destroy(sut);
+  free(script);
+}
+END_TEST
+
 /* SUT-06: the caller's own children (started before the SUT in a group of their own,
  * or after it in the caller's group) and other SUTs survive a stop. */
 START_TEST(test_callers_children_are_left_alone) {
-  pid_t before = spawn_own_sleeper(true);
   char *script = write_script("escape.sh",
                               "trap 'exit 0' TERM\n"
                               "setsid sh -c 'echo $$ > esc.tmp; mv esc.tmp esc.pid;"
-                              " exec sleep 600' &\n"
+                              " exec sleep 120' &\n"
                               "while :; do sleep 0.05; done\n",
                               0755);
   char *other_script = write_script("other.sh", LOOP_ON_TERM_EXIT, 0755);
-  sut_t *other = start_script(other_script);
+  /* Spawned right before the SUT, usually within the same clock tick, so that the
+   * start-time rule cannot tell them apart and the start-up snapshot must. */
+  pid_t before = spawn_own_sleeper(true);
   sut_t *sut = start_script(script);
+  /* Started after the SUT, in groups of their own: only their bookkeeping protects them. */
+  sut_t *other = start_script(other_script);
   pid_t after = spawn_own_sleeper(false);
   pid_t esc = wait_for_pid_file("esc.pid");
   sut_stop_result_t result;
@@ -423,18 +520,14 @@ END_TEST
 
 /* SUT-07: a command that is not in PATH is an error of sut_start. */
 START_TEST(test_command_not_found) {
-  rc_error_t err = {{0}};
-  sut_t *sut = start_in("replcheck-no-such-command", NULL, tmp_dir, &err);
-  REQUIRE(sut == NULL && strstr(err.msg, "SUT command 'replcheck-no-such-command' not found in "
-                                         "PATH") != NULL,
-          "a missing command is reported by name", "%s", err.msg);
+  expect_start_error("replcheck-no-such-command", NULL, tmp_dir,
+                     "a missing command is reported by name",
+                     "SUT command 'replcheck-no-such-command' not found in PATH", false);
   char *missing = tmp_path("missing");
-  sut = start_in(missing, NULL, tmp_dir, &err);
   char expected[PATH_MAX + 64];
   snprintf(expected, sizeof expected, "SUT command '%s' not found: No such file or directory",
            missing);
-  REQUIRE(sut == NULL && strcmp(err.msg, expected) == 0, "a missing path is reported", "%s",
-          err.msg);
+  expect_start_error(missing, NULL, tmp_dir, "a missing path is reported", expected, true);
   require_no_children();
   free(missing);
 }
@@ -443,42 +536,41 @@ END_TEST
 /* SUT-08: a command that exists but cannot be executed is an error of sut_start,
  * whether caught before the fork or reported by the child's failed exec. */
 START_TEST(test_command_not_executable) {
-  rc_error_t err = {{0}};
   char expected[PATH_MAX + 128];
   char *plain = write_script("plain.sh", "exit 0\n", 0644);
-  sut_t *sut = start_in(plain, NULL, tmp_dir, &err);
   snprintf(expected, sizeof expected, "SUT command '%s' is not executable: Permission denied",
            plain);
-  REQUIRE(sut == NULL && strcmp(err.msg, expected) == 0, "no execute bit is reported", "%s",
-          err.msg);
-
-  sut = start_in(tmp_dir, NULL, tmp_dir, &err);
-  REQUIRE(sut == NULL && strstr(err.msg, "is not executable: Is a directory") != NULL,
-          "a directory is not a command", "%s", err.msg);
+  expect_start_error(plain, NULL, tmp_dir, "no execute bit is reported", expected, true);
+  expect_start_error(tmp_dir, NULL, tmp_dir, "a directory is not a command",
+                     "is not executable: Is a directory", false);
 
   make_tmp_subdir("bin");
   char *in_path = write_script("bin/noexec", "exit 0\n", 0644);
   char *env_path = malloc(strlen(tmp_dir) + 32);
   sprintf(env_path, "PATH=%s/bin", tmp_dir);
   char *env[] = {env_path, NULL};
-  sut = start_in("noexec", env, tmp_dir, &err);
   snprintf(expected, sizeof expected,
            "SUT command 'noexec' found in PATH as '%s' but is not executable: Permission denied",
            in_path);
-  REQUIRE(sut == NULL && strcmp(err.msg, expected) == 0, "a PATH hit without x bit", "%s",
-          err.msg);
+  expect_start_error("noexec", env, tmp_dir, "a PATH hit without execute bit", expected, true);
 
-  /* These pass the pre-fork check; only execve in the child can tell. */
-  char *bad_interp = write_script("badinterp.sh", "#!/nonexistent/interpreter\n", 0755);
-  sut = start_in(bad_interp, NULL, tmp_dir, &err);
-  REQUIRE(sut == NULL && strstr(err.msg, "could not be executed: No such file or directory"),
-          "a failed exec after fork is reported through the pipe", "%s", err.msg);
+  char *bad_interp = write_script("badinterp.sh", "#!/nonexistent/interpreter -x\n", 0755);
+  snprintf(expected, sizeof expected,
+           "SUT command '%s' cannot run: its interpreter '/nonexistent/interpreter' is "
+           "missing: No such file or directory", bad_interp);
+  expect_start_error(bad_interp, NULL, tmp_dir, "a script's missing interpreter is reported",
+                     expected, true);
+
+  /* Executable bit but no known format: only execve in the child can tell, and the
+   * CLOEXEC pipe carries its errno back. */
   char *no_shebang = tmp_path("noshebang");
   ck_assert_int_eq(test_write_file(no_shebang, "echo hi\n", 8), 0);
   ck_assert_int_eq(chmod(no_shebang, 0755), 0);
-  sut = start_in(no_shebang, NULL, tmp_dir, &err);
-  REQUIRE(sut == NULL && strstr(err.msg, "is not executable: Exec format error"),
-          "ENOEXEC from the child is reported", "%s", err.msg);
+  snprintf(expected, sizeof expected,
+           "SUT command '%s' (%s) is not executable: Exec format error (a script needs a "
+           "'#!' line)", no_shebang, no_shebang);
+  expect_start_error(no_shebang, NULL, tmp_dir, "ENOEXEC from the child's execve is reported",
+                     expected, true);
   require_no_children();
   free(plain);
   free(in_path);
@@ -524,8 +616,26 @@ START_TEST(test_exits_at_once) {
 }
 END_TEST
 
+/* Runs argv as a SUT writing to output_name, waits for its exit and returns the output. */
+static char *run_to_completion(char *const *argv, const char *output_name) {
+  rc_error_t err = {{0}};
+  sut_t *sut = start_argv(argv, NULL, tmp_dir, output_name, &err);
+  REQUIRE(sut != NULL, "the command starts", "%s", err.msg);
+  int status = 0;
+  bool exited = wait_exited(sut, &status);
+  sut_destroy(sut);
+  REQUIRE(exited && WIFEXITED(status) && WEXITSTATUS(status) == 0, "the command succeeds",
+          "exited=%d status 0x%x", exited, (unsigned)status);
+  char *path = tmp_path(output_name);
+  char *text = test_read_file(path, NULL);
+  free(path);
+  ck_assert_ptr_nonnull(text);
+  return text;
+}
+
 /* SUT-10: descriptors above 2 are not inherited; stdin is /dev/null; signal
- * dispositions and mask are reset. */
+ * dispositions and mask are reset. The SUTs are ls and grep themselves, not a shell,
+ * because a shell resets parts of this state on its own. */
 START_TEST(test_clean_process_state) {
   int sock = socket(AF_INET, SOCK_STREAM, 0);
   ck_assert_int_ge(sock, 0);
@@ -538,6 +648,10 @@ START_TEST(test_clean_process_state) {
   REQUIRE(high == 200 && !(fcntl(sock, F_GETFD) & FD_CLOEXEC) &&
               !(fcntl(pipe_fds[0], F_GETFD) & FD_CLOEXEC),
           "the test's descriptors would be inherited without the module's care", "fd %d", high);
+  /* The test's own stdin becomes a pipe, so inheriting it would show. */
+  int saved_stdin = dup(0);
+  ck_assert_int_ge(saved_stdin, 0);
+  ck_assert_int_eq(dup2(pipe_fds[0], 0), 0);
   struct sigaction ignore = {.sa_handler = SIG_IGN}, old_pipe, old_usr2;
   sigaction(SIGPIPE, &ignore, &old_pipe);
   sigaction(SIGUSR2, &ignore, &old_usr2);
@@ -546,36 +660,30 @@ START_TEST(test_clean_process_state) {
   sigaddset(&block, SIGUSR1);
   sigprocmask(SIG_BLOCK, &block, &old_mask);
 
-  char *script = write_script("fds.sh",
-                              "ls -l /proc/self/fd > fds.tmp; mv fds.tmp fds.txt\n"
-                              "grep -E '^Sig(Blk|Ign):' /proc/self/status > sig.tmp;"
-                              " mv sig.tmp sig.txt\n",
-                              0755);
-  sut_t *sut = start_script(script);
+  char *ls_argv[] = {"ls", "-l", "/proc/self/fd", NULL};
+  char *fds = run_to_completion(ls_argv, "fds.log");
+  char *grep_argv[] = {"grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status", NULL};
+  char *sigs = run_to_completion(grep_argv, "sig.log");
+
   sigprocmask(SIG_SETMASK, &old_mask, NULL);
   sigaction(SIGPIPE, &old_pipe, NULL);
   sigaction(SIGUSR2, &old_usr2, NULL);
-  char *fds = wait_for_file("fds.txt");
-  char *sigs = wait_for_file("sig.txt");
+  ck_assert_int_eq(dup2(saved_stdin, 0), 0);
+  close(saved_stdin);
   int links = 0;
   for (const char *p = fds; (p = strstr(p, " -> ")) != NULL; p += 4) links++;
   REQUIRE(links == 4 && !strstr(fds, "socket:") && !strstr(fds, "pipe:") &&
-              strstr(fds, " 0 -> /dev/null"),
+              strstr(fds, " 0 -> /dev/null\n"),
           "the SUT gets only stdin (/dev/null), stdout and stderr",
-          "ls of a SUT child's fds (0-2 plus ls's own directory): %s", fds);
+          "the SUT's own fds (0-2 plus ls's directory): %s", fds);
   REQUIRE(strcmp(sigs, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n") == 0,
           "the SUT starts with no blocked or ignored signal", "%s", sigs);
-  int status;
-  REQUIRE(wait_exited(sut, &status) && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-          "the script succeeds", "status 0x%x", (unsigned)status);
-  sut_destroy(sut);
   close(sock);
   close(high);
   close(pipe_fds[0]);
   close(pipe_fds[1]);
   free(fds);
   free(sigs);
-  free(script);
 }
 END_TEST
 
@@ -609,9 +717,8 @@ START_TEST(test_environment) {
   sut_destroy(sut);
 
   char *bad_env[] = {"NOEQUALS", NULL};
-  sut = start_in(script, bad_env, tmp_dir, &err);
-  REQUIRE(sut == NULL && strstr(err.msg, "'NOEQUALS' is not of the form NAME=value"),
-          "a malformed env_extra entry is refused", "%s", err.msg);
+  expect_start_error(script, bad_env, tmp_dir, "a malformed env_extra entry is refused",
+                     "SUT environment entry 'NOEQUALS' is not of the form NAME=value", true);
   free(seen);
   free(out);
   free(env_path);
@@ -639,9 +746,10 @@ START_TEST(test_work_dir) {
   sut_destroy(sut);
 
   char *missing = tmp_path("no-such-dir");
-  sut = start_in(script, NULL, missing, &err);
-  REQUIRE(sut == NULL && strstr(err.msg, "cannot be used: No such file or directory"),
-          "a missing work_dir is refused", "%s", err.msg);
+  char expected[PATH_MAX + 64];
+  snprintf(expected, sizeof expected, "SUT work_dir '%s' cannot be used: No such file or "
+           "directory", missing);
+  expect_start_error(script, NULL, missing, "a missing work_dir is refused", expected, true);
   require_no_children();
   free(missing);
   free(seen);
@@ -710,9 +818,12 @@ static Suite *sut_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_start_stop_captures_output);
   tcase_add_test(tc, test_ignores_term_is_killed_after_grace);
+  tcase_add_test(tc, test_stopped_sut_is_continued);
   tcase_add_test(tc, test_group_members_are_killed);
+  tcase_add_test(tc, test_group_gets_the_grace_period);
   tcase_add_test(tc, test_setsid_escapee_is_killed);
   tcase_add_test(tc, test_reparented_orphan_is_killed);
+  tcase_add_test(tc, test_escapees_found_without_subreaper);
   tcase_add_test(tc, test_callers_children_are_left_alone);
   tcase_add_test(tc, test_command_not_found);
   tcase_add_test(tc, test_command_not_executable);
