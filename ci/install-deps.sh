@@ -12,6 +12,7 @@ PACKAGES=(
   libpq-dev postgresql
   libxml2-utils valgrind
   locales
+  chromium
 )
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q

@@ -29,6 +29,7 @@ static const char stylesheet[] =
     "h3{font-size:1.05em;margin:0 0 .5em;display:flex;gap:.6em;align-items:baseline;"
     "flex-wrap:wrap}\n"
     "h4{font-size:.95em;margin:1em 0 .3em}\n"
+    "#summary h3{margin-top:1.2em}\n"
     "code,pre,.mono{font-family:ui-monospace,'DejaVu Sans Mono',monospace;font-size:.9em}\n"
     ".meta{color:var(--muted);margin:.2em 0}\n"
     "nav{margin:1em 0;padding:.5em .8em;background:#f6f8fa;border:1px solid var(--line);"
@@ -66,7 +67,7 @@ static const char stylesheet[] =
     "dt{font-weight:700}\n"
     "dd{margin:0;white-space:pre-wrap;overflow-wrap:anywhere}\n"
     ".req{display:inline-block;font-family:ui-monospace,'DejaVu Sans Mono',monospace;"
-    "font-size:.85em;background:#eaeef2;border-radius:4px;padding:0 .4em;margin-right:.3em}\n"
+    "font-size:.85em;background:#eaeef2;border-radius:4px;padding:0 .4em}\n"
     "pre{background:#f6f8fa;border:1px solid var(--line);border-radius:6px;padding:.6em .8em;"
     "margin:.2em 0;white-space:pre-wrap;overflow-wrap:anywhere;max-height:32em;overflow:auto}\n"
     ".ctl{background:#fff8c5;color:#9a6700;border-radius:3px;padding:0 .1em}\n"
@@ -244,13 +245,25 @@ static summary_t summarise(const report_t *report) {
   return s;
 }
 
+/* The run's outcome as the badge shows it: FAILED by the exit code's rule, NOTHING RAN
+ * when no test was run (so an empty selection never looks green), else PASSED. */
+static const char *run_outcome(const report_t *report, const summary_t *s, const char **cls) {
+  if (s->failing > 0) {
+    *cls = "failed";
+    return "FAILED";
+  }
+  if (report->case_count == s->counts[VERDICT_SKIP]) {
+    *cls = "none";
+    return "NOTHING RAN";
+  }
+  *cls = "passed";
+  return "PASSED";
+}
+
 static void put_badge(report_io_writer_t *w, const report_t *report, const summary_t *s) {
-  if (s->failing > 0)
-    report_io_put(w, "<span class=\"badge failed\">FAILED</span>");
-  else if (report->case_count == s->counts[VERDICT_SKIP])
-    report_io_put(w, "<span class=\"badge none\">NOTHING RAN</span>");
-  else
-    report_io_put(w, "<span class=\"badge passed\">PASSED</span>");
+  const char *cls;
+  const char *outcome = run_outcome(report, s, &cls);
+  put_all(w, "<span class=\"badge ", cls, "\">", outcome, "</span>", NULL);
 }
 
 static void put_header(report_io_writer_t *w, const report_t *report, const summary_t *s) {
@@ -451,7 +464,7 @@ static void put_requirement(report_io_writer_t *w, const report_case_t *c) {
     char *copy = strndup(id, len);
     report_io_put(w, "<span class=\"req\">");
     put_text(w, copy != NULL ? copy : "?");
-    report_io_put(w, "</span>");
+    report_io_put(w, "</span> ");
     free(copy);
   }
   put_text(w, c->requirement);
@@ -461,7 +474,9 @@ static void put_requirement(report_io_writer_t *w, const report_case_t *c) {
 /* The requirement, where it comes from and what was expected and seen, then the
  * evidence and the SUT's output, each only when the report holds it. */
 static void put_details(report_io_writer_t *w, const report_case_t *c) {
-  report_io_put(w, "<dl>\n");
+  int any = c->requirements != NULL || c->requirement != NULL || c->source != NULL ||
+            c->file != NULL || c->expected != NULL || c->actual != NULL;
+  if (any) report_io_put(w, "<dl>\n");
   put_requirement(w, c);
   put_field(w, "Source", c->source);
   if (c->file != NULL) {
@@ -475,7 +490,7 @@ static void put_details(report_io_writer_t *w, const report_case_t *c) {
   }
   put_field(w, "Expected", c->expected);
   put_field(w, "Actual", c->actual);
-  report_io_put(w, "</dl>\n");
+  if (any) report_io_put(w, "</dl>\n");
   if (c->evidence != NULL) {
     report_io_put(w, "<h4>Evidence (ledger excerpt, log lines)</h4>\n<pre class=\"evidence\">");
     put_text(w, c->evidence);
@@ -625,7 +640,8 @@ int html_report_write_stream(const report_t *report, FILE *out) {
                 "\">\n"
                 "<title>");
   put_text(&w, report_io_is_blank(report->name) ? "replcheck" : report->name);
-  report_io_put(&w, s.failing > 0 ? ": FAILED" : ": passed");
+  const char *cls;
+  put_all(&w, ": ", run_outcome(report, &s, &cls), NULL);
   put_all(&w, "</title>\n<style>\n", stylesheet, "</style>\n</head>\n<body>\n", NULL);
   put_header(&w, report, &s);
   put_nav(&w, &s);
