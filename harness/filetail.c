@@ -79,7 +79,8 @@ char *filetail_last_lines(const char *path, size_t lines) {
   return out;
 }
 
-bool filetail_scan_regex(const char *path, long *offset, const regex_t *re) {
+bool filetail_scan_regex(const char *path, long *offset, const regex_t *re, char *match,
+                         size_t match_cap) {
   FILE *f = fopen(path, "rb");
   if (f == NULL) return false;
   if (fseek(f, *offset, SEEK_SET) != 0) {
@@ -95,9 +96,17 @@ bool filetail_scan_regex(const char *path, long *offset, const regex_t *re) {
     *offset += n;
     if (n > TAIL_WINDOW) continue;
     line[n - 1] = '\0';
-    if (regexec(re, line, 0, NULL, 0) == 0) found = true;
+    if (regexec(re, line, 0, NULL, 0) == 0) {
+      found = true;
+      if (match != NULL && match_cap > 0) snprintf(match, match_cap, "%s", line);
+    }
   }
   free(line);
   fclose(f);
   return found;
+}
+
+long filetail_size(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 ? (long)st.st_size : 0;
 }

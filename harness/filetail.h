@@ -20,8 +20,13 @@ char *filetail_read_all(const char *path, size_t max_bytes, rc_error_t *err);
 char *filetail_last_lines(const char *path, size_t lines);
 
 /* Reads complete lines after *offset, advancing it past them, and returns true at the
- * first one matching re. A partial last line is left for the next call. Lines longer
- * than 64 KiB are skipped. Missing file: false. */
-bool filetail_scan_regex(const char *path, long *offset, const regex_t *re);
+ * first one matching re, copied into match (if non-NULL, NUL-terminated, truncated to
+ * cap). A partial last line is left for the next call. Lines longer than 64 KiB are
+ * skipped. Missing file: false. */
+bool filetail_scan_regex(const char *path, long *offset, const regex_t *re, char *match,
+                         size_t cap);
+
+/* Current size of a file (0 if missing): an offset for "lines logged from now on". */
+long filetail_size(const char *path);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "filetail.h"
 #include "rc_clock.h"
+#include "redis_server.h"
 
 #define EVIDENCE_LEDGER_ROWS 30
 #define EVIDENCE_LOG_LINES 20
@@ -66,6 +67,7 @@ void rc_test_destroy(rc_test_t *t) {
   if (t == NULL) return;
   sut_destroy(t->sut);
   mockhs_destroy(t->mock);
+  redis_server_stop(t->redis);
   if (t->base != NULL) event_base_free(t->base);
   free(t->work_dir);
   free(t->log_path);
@@ -185,8 +187,9 @@ typedef struct vars {
   char http_port[16];
   char http_url[64];
   char sut_http_port[16];
+  char redis_port[16];
   char profile_dir[4096];
-  profile_var_t list[16];
+  profile_var_t list[20];
   size_t count;
 } vars_t;
 
@@ -212,7 +215,10 @@ static void vars_fill(const rc_test_t *t, vars_t *v) {
   snprintf(v->http_url, sizeof v->http_url, "http://127.0.0.1:%d", mockhs_http_port(t->mock));
   snprintf(v->sut_http_port, sizeof v->sut_http_port, "%d", free_port());
   snprintf(v->profile_dir, sizeof v->profile_dir, "%s", t->profile->dir);
+  snprintf(v->redis_port, sizeof v->redis_port, "%d", t->redis ? redis_server_port(t->redis) : 0);
   const profile_var_t list[] = {
+      {"redis_host", "127.0.0.1"},
+      {"redis_port", v->redis_port},
       {"repl_host", "127.0.0.1"},
       {"repl_port", v->port},
       {"http_url", v->http_url},
@@ -304,13 +310,32 @@ static bool ready_or_exited(void *arg) {
     return true;
   }
   if (s->pattern == NULL) return mockhs_accepted_count(s->t->mock) > 0;
-  return filetail_scan_regex(s->t->log_file, &s->log_offset, s->pattern);
+  return filetail_scan_regex(s->t->log_file, &s->log_offset, s->pattern, NULL, 0);
+}
+
+/* Redis transport: a private redis-server for this test, and the mock on it. */
+static bool start_redis(rc_test_t *t) {
+  char *dir = path_join(t->work_dir, "redis");
+  if (dir == NULL || mkdir(dir, 0700) != 0) {
+    free(dir);
+    return rc_error(t, "cannot create the redis directory in %s", t->work_dir);
+  }
+  rc_error_t err;
+  t->redis = redis_server_start(dir, 5000, &err);
+  free(dir);
+  if (t->redis == NULL) return rc_error(t, "%s", err.msg);
+  t->mock_config.redis_host = "127.0.0.1";
+  t->mock_config.redis_port = redis_server_port(t->redis);
+  return true;
 }
 
 bool rc_start(rc_test_t *t) {
   rc_error_t err;
+  if (t->profile->transport == PROFILE_TRANSPORT_REDIS && !start_redis(t)) return false;
   t->mock = mockhs_create(t->base, &t->mock_config, &err);
   if (t->mock == NULL) return rc_error(t, "%s", err.msg);
+  /* Over Redis the mock must be subscribed before the SUT publishes its REPLICATE. */
+  if (!mockhs_transport_ready(t->mock, 5000, &err)) return rc_error(t, "%s", err.msg);
 
   vars_t v;
   vars_fill(t, &v);
@@ -381,6 +406,10 @@ bool rc_start(rc_test_t *t) {
     if (state.pattern != NULL)
       return rc_error(t, "the SUT was not ready within %d ms: no log line in %s matched /%s/",
                       timeout, t->log_file, t->profile->readiness_pattern);
+    if (t->redis != NULL)
+      return rc_error(t, "the SUT was not ready within %d ms: it published nothing on the redis "
+                      "channel %s (redis-server 127.0.0.1:%d)", timeout, t->server_name,
+                      redis_server_port(t->redis));
     return rc_error(t, "the SUT was not ready within %d ms: it never connected to the mock "
                     "homeserver on 127.0.0.1:%d", timeout, mockhs_port(t->mock));
   }

@@ -29,6 +29,8 @@ struct rc_test {
   const rc_test_def_t *def;
   const profile_t *profile;
   const char *bin_dir;
+  uint64_t seed;      /* for the body's random choices: --seed mixed with the test id and
+                       * repetition (the runner sets it after rc_test_create) */
   char *work_dir;     /* per-test directory (kept on failure) */
   char *log_path;     /* {log_path}: <work_dir>/sut.log, for profiles to point the SUT at */
   char *log_file;     /* the SUT log the harness reads: log.path expanded, or output_path */
@@ -38,6 +40,7 @@ struct rc_test {
   mockhs_config_t mock_config; /* adjustable by the body before rc_start() */
   mockhs_t *mock;
   sut_t *sut;
+  struct redis_server *redis; /* the test's private redis-server (transport redis) */
   int64_t started_ms;
   int64_t probe_floor; /* highest token a position probe used (tokens only grow) */
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "mock_http.h"
+#include "mock_redis.h"
 #include "rc_clock.h"
 #include "stream_history.h"
 
@@ -23,6 +24,8 @@ typedef struct mock_conn {
   struct bufferevent *bev;
   bool open;
   bool closing;          /* we asked for a FIN close; freed once output drained */
+  bool redis;            /* a Redis channel, not a socket: writes are PUBLISHes */
+  bool user_ip_channel;  /* the <server_name>/USER_IP channel */
   int64_t last_sent_ms;  /* for the keepalive rule "PING when idle for an interval" */
   struct mock_conn *next;
 } mock_conn_t;
@@ -34,6 +37,7 @@ struct mockhs {
   char *instance_name;
   stream_history_t *history; /* streams the mock writes: positions and emitted rows */
   mock_http_t *http;         /* the main's HTTP side (NULL when disabled) */
+  mock_redis_t *redis;       /* Redis transport (NULL for direct TCP) */
   struct evconnlistener *listener;
   struct sockaddr_in addr;
   int port;
@@ -125,6 +129,7 @@ static int conn_write(mockhs_t *mock, mock_conn_t *conn, const char *bytes, size
 static int conn_send_line(mockhs_t *mock, mock_conn_t *conn, const char *line, size_t len) {
   if (conn == NULL || !conn->open || conn->closing) return -1;
   record(mock, conn->id, LEDGER_LINE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE, line, len);
+  if (conn->redis) return mock_redis_publish(mock->redis, conn->user_ip_channel, line, len);
   if (conn_write(mock, conn, line, len) != 0) return -1;
   return conn_write(mock, conn, "\n", 1);
 }
@@ -237,11 +242,12 @@ static void handle_line(mockhs_t *mock, mock_conn_t *conn, const char *line, siz
   if (proto_line_is_blank(line, len)) return;
   proto_command_t cmd;
   proto_error_t perr;
-  if (proto_parse_line(mock->cfg.dialect, PROTO_SENDER_CLIENT, line, len, &cmd, &perr) !=
-      PROTO_OK) {
+  /* Redis has no direction check; a main logs what it cannot parse and goes on. */
+  proto_sender_t sender = conn->redis ? PROTO_SENDER_ANY : PROTO_SENDER_CLIENT;
+  if (proto_parse_line(mock->cfg.dialect, sender, line, len, &cmd, &perr) != PROTO_OK) {
     record(mock, conn->id, LEDGER_NOTE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE, perr.message,
            strlen(perr.message));
-    if (mock->cfg.reject_invalid) {
+    if (mock->cfg.reject_invalid && !conn->redis) {
       char text[PROTO_MAX_LINE];
       /* An empty text means the dialect's main closes without saying why (2018 lines
        * without a space, undecodable bytes). */
@@ -372,7 +378,7 @@ static void on_ping_tick(evutil_socket_t fd, short what, void *arg) {
   if (!mock->pinging) return;
   int64_t now = rc_clock_mono_ms();
   for (mock_conn_t *c = mock->conns; c != NULL; c = c->next) {
-    if (c->open && !c->closing && now - c->last_sent_ms >= mock->cfg.ping_interval_ms)
+    if (c->open && !c->closing && !c->redis && now - c->last_sent_ms >= mock->cfg.ping_interval_ms)
       conn_send_ping(mock, c);
   }
 }
@@ -381,6 +387,37 @@ static void on_wake(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   (void)arg;
+}
+
+/* The pseudo-connection of a Redis channel, created when the SUT first speaks on it. */
+static mock_conn_t *redis_channel_conn(mockhs_t *mock, bool user_ip) {
+  for (mock_conn_t *c = mock->conns; c != NULL; c = c->next)
+    if (c->redis && c->user_ip_channel == user_ip) return c;
+  mock_conn_t *conn = calloc(1, sizeof *conn);
+  if (conn == NULL) return NULL;
+  conn->mock = mock;
+  conn->id = ++mock->next_conn_id;
+  conn->open = true;
+  conn->redis = true;
+  conn->user_ip_channel = user_ip;
+  conn->last_sent_ms = rc_clock_mono_ms();
+  conn->next = mock->conns;
+  mock->conns = conn;
+  mock->accepted++;
+  char text[300];
+  snprintf(text, sizeof text, "redis channel %s%s", mock->server_name, user_ip ? "/USER_IP" : "");
+  record(mock, conn->id, LEDGER_OPEN, LEDGER_SIDE_SUT, LEDGER_CLOSE_NONE, text, strlen(text));
+  return conn;
+}
+
+static void on_redis_line(void *arg, const char *channel, const char *line, size_t len) {
+  mockhs_t *mock = arg;
+  bool user_ip = strcmp(channel, mock->server_name) != 0;
+  /* The SUT's first words on the main channel open the main pseudo-connection; the
+   * USER_IP channel gets its own, so tests can tell where a command was published. */
+  mock_conn_t *main_conn = redis_channel_conn(mock, false);
+  mock_conn_t *conn = user_ip ? redis_channel_conn(mock, true) : main_conn;
+  if (conn != NULL) handle_line(mock, conn, line, len);
 }
 
 static char *dup_or_null(const char *s) { return s != NULL ? strdup(s) : NULL; }
@@ -443,7 +480,14 @@ mockhs_t *mockhs_create(struct event_base *base, const mockhs_config_t *cfg, rc_
     mockhs_destroy(mock);
     return NULL;
   }
-  if (listener_open(mock, err) != 0) {
+  if (cfg->redis_host != NULL) {
+    mock->redis = mock_redis_create(base, cfg->redis_host, cfg->redis_port, mock->server_name,
+                                    on_redis_line, mock, err);
+    if (mock->redis == NULL) {
+      mockhs_destroy(mock);
+      return NULL;
+    }
+  } else if (listener_open(mock, err) != 0) {
     mockhs_destroy(mock);
     return NULL;
   }
@@ -474,6 +518,7 @@ void mockhs_destroy(mockhs_t *mock) {
   if (mock->ping_timer != NULL) event_free(mock->ping_timer);
   if (mock->wake_timer != NULL) event_free(mock->wake_timer);
   mock_http_destroy(mock->http);
+  mock_redis_destroy(mock->redis);
   stream_history_destroy(mock->history);
   ledger_destroy(mock->ledger);
   free(mock->server_name);
@@ -550,6 +595,17 @@ int mockhs_send_line(mockhs_t *mock, int conn_id, const char *line, size_t len) 
 int mockhs_send_raw(mockhs_t *mock, int conn_id, const char *bytes, size_t len) {
   mock_conn_t *conn = conn_find(mock, conn_id);
   if (conn == NULL || !conn->open || conn->closing) return -1;
+  if (conn->redis) {
+    /* Over Redis every message is a whole line: each LF-separated piece is one. */
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+      if (i == len || bytes[i] == '\n') {
+        if (i > start && conn_send_line(mock, conn, bytes + start, i - start) != 0) return -1;
+        start = i + 1;
+      }
+    }
+    return 0;
+  }
   size_t start = 0;
   for (size_t i = 0; i < len; i++) {
     if (bytes[i] == '\n') {
@@ -580,7 +636,7 @@ int mockhs_send_command(mockhs_t *mock, int conn_id, const proto_command_t *cmd,
 
 int mockhs_close_conn(mockhs_t *mock, int conn_id, bool reset) {
   mock_conn_t *conn = conn_find(mock, conn_id);
-  if (conn == NULL || !conn->open || conn->closing) return -1;
+  if (conn == NULL || !conn->open || conn->closing || conn->redis) return -1;
   if (!reset) {
     conn_close_gracefully(mock, conn, NULL);
     return 0;
@@ -661,4 +717,23 @@ int mockhs_send_position(mockhs_t *mock, int conn_id, const char *stream, int64_
   if (conn == NULL || !conn->open || conn->closing) return -1;
   send_position(mock, conn, stream, prev_token, new_token);
   return 0;
+}
+
+bool mockhs_transport_ready(mockhs_t *mock, int timeout_ms, rc_error_t *err) {
+  if (mock->redis == NULL) return true;
+  int64_t deadline = rc_clock_mono_ms() + timeout_ms;
+  while (!mock_redis_ready(mock->redis)) {
+    if (mock_redis_problem(mock->redis)[0] != '\0')
+      return rc_error_set(err, "mock homeserver: %s", mock_redis_problem(mock->redis)) == 0;
+    if (rc_clock_mono_ms() >= deadline)
+      return rc_error_set(err, "mock homeserver: not subscribed to redis within %d ms", timeout_ms) == 0;
+    loop_once_until(mock, rc_clock_mono_ms() + 20 < deadline ? rc_clock_mono_ms() + 20 : deadline);
+  }
+  return true;
+}
+
+int mockhs_redis_reconnect(mockhs_t *mock, int timeout_ms, rc_error_t *err) {
+  if (mock->redis == NULL) return rc_error_set(err, "mock homeserver: not on redis");
+  if (mock_redis_reconnect(mock->redis, err) != 0) return -1;
+  return mockhs_transport_ready(mock, timeout_ms, err) ? 0 : -1;
 }

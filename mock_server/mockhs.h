@@ -47,6 +47,8 @@ typedef struct mockhs_config {
   size_t stream_count;
   size_t ledger_capacity;    /* 0 = ledger default */
   bool http_enabled;         /* serve the main's HTTP side (mock_http.h) */
+  const char *redis_host;    /* non-NULL: replicate over Redis pub/sub instead of TCP */
+  int redis_port;
   int http_port;             /* 0 = any free port */
 } mockhs_config_t;
 
@@ -60,6 +62,17 @@ void mockhs_config_defaults(mockhs_config_t *cfg, proto_dialect_t dialect,
 /* Binds and listens. Returns NULL with err ("cannot listen on 127.0.0.1:8008: Address
  * already in use"). */
 mockhs_t *mockhs_create(struct event_base *base, const mockhs_config_t *cfg, rc_error_t *err);
+/* Over Redis (cfg.redis_host set) there is no listener: the mock subscribes to
+ * <server_name> and <server_name>/USER_IP; what the SUT publishes on each appears as a
+ * pseudo-connection (opened in the ledger when the SUT first speaks there), and lines
+ * sent to it are PUBLISHed. Closing such a connection is not possible (-1).
+ * Waits until the transport can carry lines: always true for TCP; for Redis, until
+ * the subscription is acknowledged. false with err on a problem or after timeout_ms. */
+bool mockhs_transport_ready(mockhs_t *mock, int timeout_ms, rc_error_t *err);
+
+/* Redis only: reconnects and resubscribes (after the test restarted redis-server). */
+int mockhs_redis_reconnect(mockhs_t *mock, int timeout_ms, rc_error_t *err);
+
 /* Closes every connection (RST-free: plain close) and the listener. NULL is fine. */
 void mockhs_destroy(mockhs_t *mock);
 
