@@ -21,11 +21,11 @@
 #include "rc_error.h"
 
 typedef enum cli_action {
-  CLI_ACTION_RUN = 1,   /* replcheck run */
-  CLI_ACTION_LIST,      /* replcheck list */
-  CLI_ACTION_HELP,      /* --help */
-  CLI_ACTION_HELP_ENV,  /* --help-env */
-  CLI_ACTION_VERSION,   /* --version */
+  CLI_ACTION_RUN = 1,  /* replcheck run */
+  CLI_ACTION_LIST,     /* replcheck list */
+  CLI_ACTION_HELP,     /* --help */
+  CLI_ACTION_HELP_ENV, /* --help-env */
+  CLI_ACTION_VERSION,  /* --version */
 } cli_action_t;
 
 typedef struct cli_config {
@@ -40,7 +40,7 @@ typedef struct cli_config {
   char *expected_failures_path;
   bool keep_logs;
   bool strict;
-  bool list_only;       /* run --list */
+  bool list_only; /* run --list */
   unsigned min_selected;
   unsigned jobs;
   unsigned shard_index; /* K of --shard K/N, 1-based */

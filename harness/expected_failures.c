@@ -21,7 +21,9 @@ void expected_failures_destroy(expected_failures_t *list) {
   free(list);
 }
 
-static bool is_space(char c) { return c == ' ' || c == '\t'; }
+static bool is_space(char c) {
+  return c == ' ' || c == '\t';
+}
 
 /* Parses one line (without its line end); appends an entry unless the line is blank or
  * a comment. Returns 0 or -1 with err. */
@@ -45,14 +47,20 @@ static int parse_line(expected_failures_t *list, const char *line, size_t len, i
   while (end > p && is_space(line[end - 1])) end--;
   const char *pattern = line + start;
   if (pattern[0] == '!')
-    return rc_error_set(err, "%s:%d: '%.*s': negation is not supported here; list the tests "
-                        "that are expected to fail", path, number, (int)pattern_len, pattern);
+    return rc_error_set(err,
+                        "%s:%d: '%.*s': negation is not supported here; list the tests "
+                        "that are expected to fail",
+                        path, number, (int)pattern_len, pattern);
   if (pattern_len > 4 && strncmp(pattern, "tag:", 4) == 0)
-    return rc_error_set(err, "%s:%d: '%.*s': tags are not supported here; give a test id or "
-                        "a glob over ids", path, number, (int)pattern_len, pattern);
+    return rc_error_set(err,
+                        "%s:%d: '%.*s': tags are not supported here; give a test id or "
+                        "a glob over ids",
+                        path, number, (int)pattern_len, pattern);
   if (end == p)
-    return rc_error_set(err, "%s:%d: '%.*s' has no reason; write one after it (an explanation "
-                        "or an issue link)", path, number, (int)pattern_len, pattern);
+    return rc_error_set(err,
+                        "%s:%d: '%.*s' has no reason; write one after it (an explanation "
+                        "or an issue link)",
+                        path, number, (int)pattern_len, pattern);
   for (size_t i = 0; i < list->count; i++) {
     if (strlen(list->entries[i].pattern) == pattern_len &&
         strncmp(list->entries[i].pattern, pattern, pattern_len) == 0)
@@ -171,8 +179,7 @@ int expected_failures_check_stale(const expected_failures_t *list, const rc_test
   return rc;
 }
 
-const expected_failure_t *expected_failures_find(const expected_failures_t *list,
-                                                 const char *id) {
+const expected_failure_t *expected_failures_find(const expected_failures_t *list, const char *id) {
   if (list == NULL) return NULL;
   for (size_t i = 0; i < list->count; i++)
     if (entry_matches(&list->entries[i], id)) return &list->entries[i];

@@ -50,7 +50,6 @@ int expected_failures_check_stale(const expected_failures_t *list, const rc_test
                                   size_t n, rc_error_t *err);
 
 /* The first entry matching the test id, or NULL. list may be NULL. */
-const expected_failure_t *expected_failures_find(const expected_failures_t *list,
-                                                 const char *id);
+const expected_failure_t *expected_failures_find(const expected_failures_t *list, const char *id);
 
 #endif

@@ -1,6 +1,6 @@
-/* replcheck: the command line. Parses arguments and hands over to the runner or the
- * registry listing; only this file decides the process's exit status. */
-#include <getopt.h>
+/* replcheck: the command line. Parses arguments and environment (cli_options.h) and
+ * hands over to the runner or the listing; only this file decides the process's exit
+ * status. */
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -8,57 +8,42 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_options.h"
+#include "listing.h"
 #include "profile.h"
 #include "registry.h"
 #include "runner.h"
+#include "selection.h"
 
-static void usage(FILE *out) {
-  fprintf(out,
-          "usage: replcheck list [--profile FILE]\n"
-          "       replcheck run --profile FILE [--filter GLOB]... [--junit PATH]\n"
-          "                     [--keep-logs] [--bin-dir DIR]\n"
-          "       replcheck --version | --help\n"
-          "\n"
-          "Conformance harness for Synapse-style worker replication: a mock homeserver\n"
-          "drives the implementation under test that FILE describes and checks it against\n"
-          "the requirements in shared/spec/requirements.md.\n"
-          "\n"
-          "run options:\n"
-          "  --profile FILE   the SUT profile (JSON, see docs/PROFILES.md)\n"
-          "  --filter GLOB    select tests by id, id prefix (protocol/handshake) or glob;\n"
-          "                   repeatable; default: all tests\n"
-          "  --junit PATH     JUnit XML report (default reports/<profile>.junit.xml)\n"
-          "  --keep-logs      keep every test's work directory (SUT log and output)\n"
-          "  --bin-dir DIR    value of {bin_dir} in profiles (default: replcheck's own dir)\n"
-          "\n"
-          "exit status: 0 all passed, 1 some test failed or errored, 2 usage or profile\n"
-          "error (also: no test selected), 3 the SUT could not be started.\n");
-}
-
-static int list_tests(const char *profile_path) {
+static int list_tests(const cli_config_t *c) {
   profile_t *profile = NULL;
-  if (profile_path != NULL) {
-    rc_error_t err;
-    profile = profile_load(profile_path, &err);
-    if (profile == NULL) {
-      fprintf(stderr, "replcheck: %s\n", err.msg);
-      return RC_EXIT_USAGE;
-    }
+  rc_error_t err;
+  if (c->profile_path != NULL && (profile = profile_load(c->profile_path, &err)) == NULL) {
+    fprintf(stderr, "replcheck: %s\n", err.msg);
+    return RC_EXIT_USAGE;
   }
   size_t n;
   const rc_test_def_t *rows = registry_tests(&n);
-  for (size_t i = 0; i < n; i++) {
-    char dialects[32], transports[32], why[512];
-    const char *na = profile ? registry_not_applicable(&rows[i], profile, why, sizeof why) : NULL;
-    printf("%-44s %-6s %-14s %-11s %-9s %s%s%s\n", rows[i].id,
-           rows[i].level == RC_LEVEL_MUST ? "MUST" : "SHOULD", rows[i].requirements,
-           registry_dialects_text(rows[i].dialects, dialects, sizeof dialects),
-           registry_transports_text(rows[i].transports, transports, sizeof transports),
-           rows[i].requirement, na ? "  [" : "", na ? "skip]" : "");
+  const rc_test_def_t **chosen = calloc(n ? n : 1, sizeof *chosen);
+  selection_t *selection =
+      selection_create((const char *const *)c->selectors, c->selector_count, &err);
+  int rc = RC_EXIT_USAGE;
+  if (chosen == NULL) {
+    snprintf(err.msg, sizeof err.msg, "out of memory");
+  } else if (selection != NULL && selection_check_unmatched(selection, rows, n, &err) == 0) {
+    size_t count = selection_apply(selection, rows, n, chosen);
+    if (count == 0)
+      snprintf(err.msg, sizeof err.msg,
+               "no test is selected: the negated selectors exclude "
+               "every test the others choose");
+    else
+      rc = listing_write(stdout, c->format, chosen, count, profile, &err) == 0 ? 0 : 1;
   }
-  printf("%zu tests\n", n);
+  if (rc != 0) fprintf(stderr, "replcheck: %s\n", err.msg);
+  selection_destroy(selection);
+  free(chosen);
   profile_destroy(profile);
-  return 0;
+  return rc;
 }
 
 /* Directory of the running executable, so {bin_dir} finds refworker beside it. */
@@ -73,73 +58,68 @@ static void own_bin_dir(char *buf, size_t cap) {
   snprintf(buf, cap, "%s", dirname(exe));
 }
 
-int main(int argc, char **argv) {
-  if (argc < 2) {
-    usage(stderr);
-    return RC_EXIT_USAGE;
-  }
-  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-    usage(stdout);
-    return 0;
-  }
-  if (strcmp(argv[1], "--version") == 0) {
-    printf("replcheck %s\n", REPLCHECK_VERSION);
-    return 0;
-  }
-  const char *command = argv[1];
-  if (strcmp(command, "list") != 0 && strcmp(command, "run") != 0) {
-    fprintf(stderr, "replcheck: unknown command '%s' (expected 'list' or 'run')\n", command);
-    usage(stderr);
-    return RC_EXIT_USAGE;
-  }
-
-  static const struct option options[] = {
-      {"profile", required_argument, NULL, 'p'}, {"filter", required_argument, NULL, 'f'},
-      {"junit", required_argument, NULL, 'j'},   {"keep-logs", no_argument, NULL, 'k'},
-      {"bin-dir", required_argument, NULL, 'b'}, {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0},
-  };
-  const char *profile = NULL, *junit = NULL, *bin_dir_arg = NULL;
-  const char **filters = calloc((size_t)argc, sizeof *filters);
-  size_t filter_count = 0;
-  bool keep = false;
-  int opt;
-  optind = 2;
-  while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-    switch (opt) {
-      case 'p': profile = optarg; break;
-      case 'f': filters[filter_count++] = optarg; break;
-      case 'j': junit = optarg; break;
-      case 'k': keep = true; break;
-      case 'b': bin_dir_arg = optarg; break;
-      case 'h': usage(stdout); free(filters); return 0;
-      default: usage(stderr); free(filters); return RC_EXIT_USAGE;
-    }
-  }
-  if (optind != argc) {
-    fprintf(stderr, "replcheck: unexpected argument '%s'\n", argv[optind]);
-    free(filters);
-    return RC_EXIT_USAGE;
-  }
-  int rc;
-  if (strcmp(command, "list") == 0) {
-    rc = list_tests(profile);
-  } else if (profile == NULL) {
+static int run_tests(const cli_config_t *c) {
+  if (c->profile_path == NULL) {
     fprintf(stderr, "replcheck: run needs --profile FILE (try profiles/refworker.json)\n");
-    rc = RC_EXIT_USAGE;
-  } else {
-    char bin_dir[PATH_MAX];
-    if (bin_dir_arg != NULL) snprintf(bin_dir, sizeof bin_dir, "%s", bin_dir_arg);
-    else own_bin_dir(bin_dir, sizeof bin_dir);
-    runner_options_t o = {.profile_path = profile,
-                          .filters = filters,
-                          .filter_count = filter_count,
-                          .junit_path = junit,
-                          .bin_dir = bin_dir,
-                          .keep_work_dirs = keep,
-                          .progress = stdout};
-    rc = runner_run(&o);
+    return RC_EXIT_USAGE;
   }
-  free(filters);
+  char bin_dir[PATH_MAX];
+  if (c->bin_dir != NULL)
+    snprintf(bin_dir, sizeof bin_dir, "%s", c->bin_dir);
+  else
+    own_bin_dir(bin_dir, sizeof bin_dir);
+  runner_options_t o = {.profile_path = c->profile_path,
+                        .selectors = (const char *const *)c->selectors,
+                        .selector_count = c->selector_count,
+                        .junit_path = c->junit_path,
+                        .html_path = c->html_path,
+                        .json_path = c->json_path,
+                        .bin_dir = bin_dir,
+                        .expected_failures_path = c->expected_failures_path,
+                        .keep_work_dirs = c->keep_logs,
+                        .strict = c->strict,
+                        .list_only = c->list_only,
+                        .min_selected = c->min_selected,
+                        .jobs = c->jobs,
+                        .shard_index = c->shard_index,
+                        .shard_count = c->shard_count,
+                        .repeat = c->repeat,
+                        .retry = c->retry,
+                        .seed = c->seed,
+                        .seed_given = c->seed_given,
+                        .timeout_factor = c->timeout_factor,
+                        .progress_mode = c->progress,
+                        .progress = stdout};
+  return runner_run(&o);
+}
+
+int main(int argc, char **argv) {
+  cli_config_t config;
+  rc_error_t err;
+  if (cli_parse(argc, argv, &config, &err) != 0) {
+    fprintf(stderr, "replcheck: %s\n", err.msg);
+    if (argc < 2) cli_print_help(stderr);
+    cli_config_clear(&config);
+    return RC_EXIT_USAGE;
+  }
+  int rc = 0;
+  switch (config.action) {
+    case CLI_ACTION_HELP:
+      cli_print_help(stdout);
+      break;
+    case CLI_ACTION_HELP_ENV:
+      cli_print_help_env(stdout);
+      break;
+    case CLI_ACTION_VERSION:
+      printf("replcheck %s\n", REPLCHECK_VERSION);
+      break;
+    case CLI_ACTION_LIST:
+      rc = list_tests(&config);
+      break;
+    case CLI_ACTION_RUN:
+      rc = run_tests(&config);
+      break;
+  }
+  cli_config_clear(&config);
   return rc;
 }

@@ -1,194 +1,124 @@
 #include "runner.h"
 
-#include <check.h>
 #include <errno.h>
-#include <fnmatch.h>
 #include <ftw.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "case_run.h"
+#include "dispatch.h"
+#include "html_report.h"
+#include "interrupt.h"
+#include "json_report.h"
 #include "junit.h"
-#include "outcome.h"
 #include "profile.h"
 #include "rc_clock.h"
-#include "registry.h"
-#include "report.h"
+#include "run_plan.h"
 #include "sut.h"
-#include "testctx.h"
 
-/* What the forked Check test process needs; set before each srunner_run and
- * inherited through fork (or used in-process with CK_FORK=no). */
-typedef struct current_test {
-  const rc_test_def_t *def;
+/* Everything the dispatch hooks need. */
+typedef struct run_ctx {
+  const runner_options_t *o;
   const profile_t *profile;
-  const char *bin_dir;
-  const char *work_dir;
-  const char *outcome_path;
-  int index;
-} current_test_t;
+  const run_plan_t *plan;
+  report_t *report;
+  const char *run_dir;
+  uint64_t seed;
+  int check_timeout;
+  progress_t progress;
+} run_ctx_t;
 
-static current_test_t current;
-
-bool runner_filter_matches(const char *const *filters, size_t filter_count, const char *id) {
-  if (filter_count == 0) return true;
-  for (size_t i = 0; i < filter_count; i++) {
-    const char *f = filters[i];
-    size_t n = strlen(f);
-    if (strcmp(f, id) == 0) return true;
-    if (n > 0 && strncmp(f, id, n) == 0 && (f[n - 1] == '/' || id[n] == '/')) return true;
-    if (fnmatch(f, id, 0) == 0) return true;
+void runner_apply_expected(report_case_t *c, const char *where, const char *reason) {
+  char *msg = NULL;
+  int rc = -1;
+  switch (c->verdict) {
+    case VERDICT_FAIL:
+    case VERDICT_NON_STRICT:
+    case VERDICT_ERROR:
+      rc = asprintf(&msg, "expected failure (%s: %s); %s: %s", where, reason,
+                    verdict_name(c->verdict), c->message ? c->message : "no message");
+      c->verdict = VERDICT_XFAIL;
+      break;
+    case VERDICT_PASS:
+      rc = asprintf(&msg, "passed, but listed as expected to fail (%s: %s)%s%s", where, reason,
+                    c->message ? "; " : "", c->message ? c->message : "");
+      c->verdict = VERDICT_XPASS;
+      break;
+    default:
+      return;
   }
-  return false;
+  if (rc >= 0) report_set(&c->message, msg);
+  free(msg);
 }
 
-/* The body of every Check test: one registry row, end to end. */
-static void run_current_test(int index) {
-  (void)index;
-  rc_error_t err;
-  report_case_t outcome = {0};
-  bool start_failed = false;
-  sut_become_subreaper(NULL);
-  rc_test_t *t = rc_test_create(current.def, current.profile, current.bin_dir,
-                                current.work_dir, current.index, &err);
-  if (t == NULL) {
-    outcome.verdict = VERDICT_ERROR;
-    report_set(&outcome.message, err.msg);
-  } else {
-    rc_test_execute(t, &outcome);
-    start_failed = t->sut_start_failed;
-    rc_test_destroy(t);
-  }
-  if (outcome_write(current.outcome_path, &outcome, start_failed, &err) != 0)
-    ck_abort_msg("%s", err.msg);
-  outcome_clear_case(&outcome);
+void runner_count(const report_t *report, bool strict, size_t *passed, size_t *failed,
+                  size_t *skipped) {
+  size_t lenient = report_count(report, VERDICT_NON_STRICT) + report_count(report, VERDICT_XPASS);
+  *passed = report_count(report, VERDICT_PASS) + report_count(report, VERDICT_XFAIL);
+  *failed = report_count(report, VERDICT_FAIL) + report_count(report, VERDICT_ERROR);
+  if (strict)
+    *failed += lenient;
+  else
+    *passed += lenient;
+  *skipped = report_count(report, VERDICT_SKIP);
 }
 
-static int test_timeout_seconds(const profile_t *p) {
-  const profile_timing_t *tm = &p->timing;
-  /* Check's timeout is only the last guard against a hung test process; every wait
-   * inside a test has its own, much shorter deadline. */
-  return (tm->startup_timeout_ms + 2 * tm->shutdown_grace_ms + 4 * tm->ping_timeout_ms +
-          4 * tm->reconnect_max_ms) / 1000 + 60;
+/* ---- dispatch hooks ----------------------------------------------------------------- */
+
+static void work_dir_of(const run_ctx_t *r, size_t item, int attempt, char *buf, size_t cap) {
+  const run_task_t *t = &r->plan->tasks[item];
+  case_run_work_dir(r->run_dir, item + 1, t->def->id, t->repetition, attempt, buf, cap);
 }
 
-/* Kills what a dead test process may have left: the SUT's group and any orphan
- * re-parented to us (we are a subreaper). */
-static void reap_leftovers(const char *work_dir) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/sut.pgid", work_dir);
-  FILE *f = fopen(path, "r");
-  if (f != NULL) {
-    long pgid = 0;
-    if (fscanf(f, "%ld", &pgid) == 1 && pgid > 1) kill((pid_t)-pgid, SIGKILL);
-    fclose(f);
-  }
-  while (waitpid(-1, NULL, WNOHANG) > 0) {
-  }
+static void hook_run(void *arg, size_t item, int attempt, report_case_t *out, bool *start_failed) {
+  const run_ctx_t *r = arg;
+  const run_task_t *t = &r->plan->tasks[item];
+  char work_dir[4096];
+  work_dir_of(r, item, attempt, work_dir, sizeof work_dir);
+  case_run_spec_t spec = {.def = t->def,
+                          .profile = r->profile,
+                          .bin_dir = r->o->bin_dir,
+                          .work_dir = work_dir,
+                          .index = (int)item + 1,
+                          .seed = case_run_seed(r->seed, t->def->id, t->repetition),
+                          .check_timeout_seconds = r->check_timeout};
+  case_run_execute(&spec, out, start_failed);
 }
 
-static void run_one(const runner_options_t *o, const profile_t *profile, const char *run_dir,
-                    const rc_test_def_t *def, int index, report_case_t *c,
-                    bool *start_failed) {
-  char work_dir[4096], outcome_path[4200];
-  char safe_id[512];
-  snprintf(safe_id, sizeof safe_id, "%s", def->id);
-  for (char *p = safe_id; *p; p++)
-    if (*p == '/') *p = '_';
-  snprintf(work_dir, sizeof work_dir, "%s/%03d-%s", run_dir, index, safe_id);
-  snprintf(outcome_path, sizeof outcome_path, "%s/outcome.json", work_dir);
-  if (mkdir(work_dir, 0700) != 0) {
-    c->verdict = VERDICT_ERROR;
-    char msg[4300];
-    snprintf(msg, sizeof msg, "cannot create %s: %s", work_dir, strerror(errno));
-    report_set(&c->message, msg);
-    return;
-  }
-  current = (current_test_t){.def = def,
-                             .profile = profile,
-                             .bin_dir = o->bin_dir,
-                             .work_dir = work_dir,
-                             .outcome_path = outcome_path,
-                             .index = index};
-
-  Suite *suite = suite_create("replcheck");
-  TCase *tc = tcase_create(def->id);
-  /* Check's TTest names the test in its own messages; the id keeps them readable. */
-  TTest ttest = {.name = def->id, .fn = run_current_test, .file = def->file, .line = def->line};
-  tcase_add_loop_test(tc, &ttest, index, index + 1);
-  tcase_set_timeout(tc, test_timeout_seconds(profile));
-  suite_add_tcase(suite, tc);
-  SRunner *sr = srunner_create(suite);
-  fflush(NULL); /* a forked child must not flush our buffered output again */
-  int64_t start = rc_clock_mono_ms();
-  srunner_run(sr, NULL, NULL, CK_SILENT);
-  double seconds = (double)(rc_clock_mono_ms() - start) / 1000.0;
-  TestResult **results = srunner_results(sr);
-  int rtype = srunner_ntests_run(sr) > 0 ? tr_rtype(results[0]) : CK_ERROR;
-  char check_msg[1024];
-  snprintf(check_msg, sizeof check_msg, "%s",
-           srunner_ntests_run(sr) > 0 && tr_msg(results[0]) ? tr_msg(results[0]) : "not run");
-  free(results);
-  srunner_free(sr);
-
-  rc_error_t err;
-  bool have_outcome = outcome_read(outcome_path, c, start_failed, &err) == 0;
-  if (rtype != CK_PASS || !have_outcome) {
-    char msg[2300];
-    snprintf(msg, sizeof msg, "the test process did not finish normally (%s)%s%s", check_msg,
-             have_outcome ? "" : "; no outcome: ", have_outcome ? "" : err.msg);
-    c->verdict = VERDICT_ERROR;
-    report_set(&c->message, msg);
-    c->seconds = seconds;
-  }
-  reap_leftovers(work_dir);
+static void hook_abandon(void *arg, size_t item, int attempt) {
+  char work_dir[4096];
+  work_dir_of(arg, item, attempt, work_dir, sizeof work_dir);
+  case_run_kill_sut(work_dir);
 }
 
-static void print_indented(FILE *out, const char *label, const char *text) {
-  if (text == NULL || text[0] == '\0') return;
-  fprintf(out, "      %s", label);
-  for (const char *p = text; *p; p++) {
-    fputc(*p, out);
-    if (*p == '\n' && p[1] != '\0') fputs("        ", out);
+static void hook_finished(void *arg, size_t item, const report_case_t *c, int retries) {
+  run_ctx_t *r = arg;
+  const run_task_t *t = &r->plan->tasks[item];
+  report_case_t *rc = &r->report->cases[item];
+  (void)c;
+  if (t->expected != NULL) {
+    char where[4200];
+    snprintf(where, sizeof where, "%s:%d", r->plan->expected->path, t->expected->line);
+    runner_apply_expected(rc, where, t->expected->reason);
   }
-  if (text[strlen(text) - 1] != '\n') fputc('\n', out);
+  progress_case(&r->progress, rc, retries);
 }
 
-/* Seconds with one decimal, without printf's locale-dependent %f. */
-static void format_seconds(double seconds, char *buf, size_t cap) {
-  long tenths = (long)(seconds * 10.0 + 0.5);
-  snprintf(buf, cap, "%ld.%lds", tenths / 10, tenths % 10);
-}
+/* ---- set-up --------------------------------------------------------------------------- */
 
-static void print_progress(FILE *out, size_t done, size_t total, const report_case_t *c) {
-  char secs[32];
-  format_seconds(c->seconds, secs, sizeof secs);
-  fprintf(out, "[%zu/%zu] %s %s (%s)\n", done, total, verdict_name(c->verdict), c->id, secs);
-  if (c->verdict == VERDICT_SKIP) {
-    print_indented(out, "reason: ", c->message);
-  } else if (c->verdict != VERDICT_PASS) {
-    char req[2048];
-    snprintf(req, sizeof req, "%s\n", c->requirement);
-    fprintf(out, "      Requirement (%s): %s", c->requirements, req);
-    if (c->expected != NULL) print_indented(out, "Expected: ", c->expected);
-    if (c->actual != NULL) print_indented(out, "Actual: ", c->actual);
-    if (c->expected == NULL) print_indented(out, "Error: ", c->message);
-    print_indented(out, "", c->evidence);
-  }
-  fflush(out);
-}
-
-static char *join_command(const profile_t *p) {
-  size_t n = 1;
-  for (size_t i = 0; i < p->command_count; i++) n += strlen(p->command[i]) + 1;
-  char *s = calloc(1, n);
+static char *join_words(char *const *words, size_t n, const char *none) {
+  size_t len = 1;
+  for (size_t i = 0; i < n; i++) len += strlen(words[i]) + 1;
+  char *s = calloc(1, len + strlen(none));
   if (s == NULL) return NULL;
-  for (size_t i = 0; i < p->command_count; i++) {
+  if (n == 0) strcpy(s, none);
+  for (size_t i = 0; i < n; i++) {
     if (i) strcat(s, " ");
-    strcat(s, p->command[i]);
+    strcat(s, words[i]);
   }
   return s;
 }
@@ -208,7 +138,9 @@ static int preflight_command(const runner_options_t *o, const profile_t *p, rc_e
     const char *path = getenv("PATH");
     bool found = false;
     char *copy = strdup(path ? path : "/usr/bin:/bin");
-    for (char *dir = strtok(copy, ":"); dir && !found; dir = strtok(NULL, ":")) {
+    char *save = NULL;
+    for (char *dir = copy ? strtok_r(copy, ":", &save) : NULL; dir && !found;
+         dir = strtok_r(NULL, ":", &save)) {
       char full[4096];
       snprintf(full, sizeof full, "%s/%s", dir, prog);
       found = access(full, X_OK) == 0;
@@ -218,6 +150,20 @@ static int preflight_command(const runner_options_t *o, const profile_t *p, rc_e
   }
   free(prog);
   return rc;
+}
+
+static int scale_ms(int ms, double factor) {
+  double v = (double)ms * factor + 0.5;
+  return v >= INT_MAX ? INT_MAX : v < 1 ? 1 : (int)v;
+}
+
+/* "1.5", "2", "0.25": up to three decimals, no locale. */
+static void format_factor(double f, char *buf, size_t cap) {
+  long thousandths = (long)(f * 1000.0 + 0.5);
+  snprintf(buf, cap, "%ld.%03ld", thousandths / 1000, thousandths % 1000);
+  char *end = buf + strlen(buf) - 1;
+  while (*end == '0') *end-- = '\0';
+  if (*end == '.') *end = '\0';
 }
 
 static void default_junit_path(const char *profile_path, char *buf, size_t cap) {
@@ -236,7 +182,258 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
   return 0;
 }
 
-static void remove_tree(const char *path) { nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void remove_tree(const char *path) {
+  nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void add_properties(report_t *report, const runner_options_t *o, const profile_t *p,
+                           uint64_t seed) {
+  char *command = join_words(p->command, p->command_count, "");
+  char *selectors = join_words((char *const *)o->selectors, o->selector_count, "(all)");
+  char text[64];
+  report_add_property(report, "profile", o->profile_path);
+  report_add_property(report, "profile_name", p->name);
+  report_add_property(report, "dialect", proto_dialect_name(p->dialect));
+  report_add_property(report, "transport", profile_transport_name(p->transport));
+  report_add_property(report, "era", p->era);
+  report_add_property(report, "sut_command", command ? command : "");
+  report_add_property(report, "selectors", selectors ? selectors : "");
+  snprintf(text, sizeof text, "%llu", (unsigned long long)seed);
+  report_add_property(report, "seed", text);
+  snprintf(text, sizeof text, "%u/%u", o->shard_index, o->shard_count > 1 ? o->shard_count : 1);
+  report_add_property(report, "shard", text);
+  snprintf(text, sizeof text, "%u", o->repeat);
+  report_add_property(report, "repeat", text);
+  snprintf(text, sizeof text, "%u", o->retry);
+  report_add_property(report, "retry", text);
+  snprintf(text, sizeof text, "%u", o->jobs);
+  report_add_property(report, "jobs", text);
+  format_factor(o->timeout_factor, text, sizeof text);
+  report_add_property(report, "timeout_factor", text);
+  if (o->expected_failures_path != NULL)
+    report_add_property(report, "expected_failures", o->expected_failures_path);
+  free(command);
+  free(selectors);
+}
+
+/* One case per task, identity filled; skipped tasks already carry their verdict. */
+static int add_cases(report_t *report, const run_plan_t *plan) {
+  for (size_t i = 0; i < plan->task_count; i++) {
+    const run_task_t *t = &plan->tasks[i];
+    report_case_t *c = report_add_case(report);
+    if (c == NULL) return -1;
+    char area[128];
+    snprintf(area, sizeof area, "%.*s", (int)strcspn(t->def->id, "/"), t->def->id);
+    report_set(&c->id, t->id);
+    report_set(&c->area, area);
+    report_set(&c->requirements, t->def->requirements);
+    report_set(&c->requirement, t->def->requirement);
+    report_set(&c->source, t->def->source);
+    report_set(&c->file, registry_relative_file(t->def));
+    c->line = t->def->line;
+    if (t->skip_reason != NULL) {
+      c->verdict = VERDICT_SKIP;
+      report_set(&c->message, t->skip_reason);
+    }
+  }
+  return 0;
+}
+
+static void print_header(FILE *out, const runner_options_t *o, const profile_t *p,
+                         const run_plan_t *plan, uint64_t seed, bool in_process) {
+  char factor[32];
+  format_factor(o->timeout_factor, factor, sizeof factor);
+  fprintf(out, "replcheck %s: %zu test(s) against %s (%s, %s)\n", REPLCHECK_VERSION,
+          plan->task_count, p->name, proto_dialect_name(p->dialect),
+          profile_transport_name(p->transport));
+  fprintf(out, "  seed %llu (reproduce with --seed %llu), jobs %u", (unsigned long long)seed,
+          (unsigned long long)seed, in_process ? 1u : o->jobs);
+  if (o->shard_count > 1)
+    fprintf(out, ", shard %u/%u of %zu selected", o->shard_index, o->shard_count,
+            plan->selected_count);
+  if (o->repeat > 1) fprintf(out, ", each test %u times", o->repeat);
+  if (o->retry > 0) fprintf(out, ", retriable tests up to %u retries", o->retry);
+  if (o->timeout_factor != 1.0) fprintf(out, ", timeout factor %s", factor);
+  if (o->strict) fprintf(out, ", strict");
+  fputc('\n', out);
+  if (in_process && o->jobs > 1)
+    fprintf(out, "  note: CK_FORK=no runs the tests inside replcheck, one at a time\n");
+  fflush(out);
+}
+
+/* ---- the end of a run ----------------------------------------------------------------- */
+
+static void print_listed(FILE *out, const report_t *report, const run_plan_t *plan, bool strict) {
+  bool any = false;
+  for (size_t i = 0; i < report->case_count; i++) {
+    const report_case_t *c = &report->cases[i];
+    const run_task_t *t = &plan->tasks[i];
+    if (c->verdict != VERDICT_XFAIL && c->verdict != VERDICT_XPASS) continue;
+    if (!any) fprintf(out, "Expected failures (%s):\n", plan->expected->path);
+    any = true;
+    fprintf(out, "  %s %s: %s (%s:%d)%s\n", verdict_name(c->verdict), c->id, t->expected->reason,
+            plan->expected->path, t->expected->line,
+            c->verdict == VERDICT_XPASS
+                ? (strict ? " -- passed: a failure under --strict"
+                          : " -- passed: warning; remove the entry if it is fixed")
+                : "");
+  }
+}
+
+static void print_failures(FILE *out, const report_t *report, bool strict) {
+  bool any = false;
+  for (size_t i = 0; i < report->case_count; i++) {
+    const report_case_t *c = &report->cases[i];
+    bool show = c->verdict == VERDICT_FAIL || c->verdict == VERDICT_ERROR ||
+                c->verdict == VERDICT_NON_STRICT;
+    if (!show) continue;
+    if (!any) fprintf(out, "Not passed:\n");
+    any = true;
+    fprintf(out, "  %s %s%s: %.300s\n", verdict_name(c->verdict), c->id,
+            c->verdict == VERDICT_NON_STRICT
+                ? (strict ? " (fails under --strict)" : " (SHOULD; passes without --strict)")
+                : "",
+            c->message ? c->message : "");
+  }
+}
+
+/* Writes every requested report; returns false if one could not be written. */
+static bool write_reports(FILE *out, const report_t *report, const runner_options_t *o) {
+  char junit_default[4096];
+  const char *junit_path = o->junit_path;
+  if (junit_path == NULL) {
+    default_junit_path(o->profile_path, junit_default, sizeof junit_default);
+    mkdir("reports", 0755);
+    junit_path = junit_default;
+  }
+  struct {
+    const char *label;
+    const char *path;
+    int (*write)(const report_t *, const char *, rc_error_t *);
+  } writers[] = {{"JUnit", junit_path, junit_write_file},
+                 {"HTML", o->html_path, html_report_write_file},
+                 {"JSON", o->json_path, json_report_write_file}};
+  bool ok = true;
+  for (size_t i = 0; i < sizeof writers / sizeof writers[0]; i++) {
+    if (writers[i].path == NULL) continue;
+    rc_error_t err;
+    if (writers[i].write(report, writers[i].path, &err) != 0) {
+      fprintf(stderr, "replcheck: %s\n", err.msg);
+      ok = false;
+    } else {
+      fprintf(out, "%s report: %s\n", writers[i].label, writers[i].path);
+    }
+  }
+  return ok;
+}
+
+static bool worth_keeping(const report_t *report) {
+  for (size_t i = 0; i < report->case_count; i++)
+    if (report->cases[i].verdict != VERDICT_PASS && report->cases[i].verdict != VERDICT_SKIP)
+      return true;
+  return false;
+}
+
+static int finish_run(FILE *out, run_ctx_t *r, const dispatch_stats_t *stats) {
+  const runner_options_t *o = r->o;
+  report_t *report = r->report;
+  size_t passed, failed, skipped;
+  runner_count(report, o->strict, &passed, &failed, &skipped);
+  int exit_code = failed > 0 ? RC_EXIT_FAILED : RC_EXIT_PASSED;
+  if (stats->executed > 0 && stats->start_failures == stats->executed)
+    exit_code = RC_EXIT_SUT_START;
+  if (stats->interrupt_signal != 0) exit_code = RC_EXIT_INTERRUPTED;
+
+  if (r->plan->expected != NULL) print_listed(out, report, r->plan, o->strict);
+  print_failures(out, report, o->strict);
+  if (!write_reports(out, report, o) && exit_code == RC_EXIT_PASSED) exit_code = RC_EXIT_FAILED;
+  if (worth_keeping(report) || o->keep_work_dirs || stats->interrupt_signal != 0)
+    fprintf(out, "Work directories (SUT logs, outputs): %s\n", r->run_dir);
+  else
+    remove_tree(r->run_dir);
+  if (exit_code == RC_EXIT_SUT_START)
+    fprintf(out, "The SUT could not be started in any test; see the errors above.\n");
+  if (stats->interrupt_signal != 0)
+    fprintf(out, "Interrupted by %s: %zu test(s) not run or cut short (SKIP); exit status %d.\n",
+            stats->interrupt_signal == SIGINT ? "SIGINT" : "SIGTERM", stats->not_run,
+            RC_EXIT_INTERRUPTED);
+  char secs[32];
+  progress_format_seconds(report->seconds, secs, sizeof secs);
+  fprintf(out,
+          "Verdicts: %zu PASS, %zu NON_STRICT, %zu XFAIL, %zu XPASS, %zu FAIL, %zu ERROR, "
+          "%zu SKIP in %s%s\n",
+          report_count(report, VERDICT_PASS), report_count(report, VERDICT_NON_STRICT),
+          report_count(report, VERDICT_XFAIL), report_count(report, VERDICT_XPASS),
+          report_count(report, VERDICT_FAIL), report_count(report, VERDICT_ERROR), skipped, secs,
+          o->strict ? " (--strict)" : "");
+  fprintf(out, "%zu passed, %zu failed, %zu skipped\n", passed, failed, skipped);
+  fflush(out);
+  return exit_code;
+}
+
+/* ---- the run -------------------------------------------------------------------------- */
+
+static int execute(const runner_options_t *o, profile_t *profile, const run_plan_t *plan) {
+  FILE *out = o->progress ? o->progress : stdout;
+  const char *ck_fork = getenv("CK_FORK");
+  bool in_process = ck_fork != NULL && strcmp(ck_fork, "no") == 0;
+  uint64_t seed = o->seed_given ? o->seed : (uint64_t)rc_clock_wall_ms();
+  const char *tmp = getenv("TMPDIR");
+  char run_dir[4096];
+  snprintf(run_dir, sizeof run_dir, "%s/replcheck-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+  if (mkdtemp(run_dir) == NULL) {
+    fprintf(stderr, "replcheck: cannot create a work directory under %s: %s\n",
+            tmp && tmp[0] ? tmp : "/tmp", strerror(errno));
+    return RC_EXIT_USAGE;
+  }
+  sut_become_subreaper(NULL);
+  report_t *report = report_create("replcheck");
+  dispatch_item_t *items = calloc(plan->task_count, sizeof *items);
+  if (report == NULL || items == NULL || add_cases(report, plan) != 0) {
+    fprintf(stderr, "replcheck: out of memory\n");
+    report_destroy(report);
+    free(items);
+    remove_tree(run_dir);
+    return RC_EXIT_FAILED;
+  }
+  report->strict = o->strict;
+  add_properties(report, o, profile, seed);
+  for (size_t i = 0; i < plan->task_count; i++)
+    items[i] = (dispatch_item_t){.skip = plan->tasks[i].skip_reason != NULL,
+                                 .max_attempts = plan->tasks[i].max_attempts};
+
+  run_ctx_t r = {.o = o,
+                 .profile = profile,
+                 .plan = plan,
+                 .report = report,
+                 .run_dir = run_dir,
+                 .seed = seed,
+                 .check_timeout = case_run_check_timeout(profile, o->timeout_factor)};
+  print_header(out, o, profile, plan, seed, in_process);
+  progress_init(&r.progress, out, o->progress_mode, plan->task_count, in_process ? 1 : o->jobs);
+  dispatch_options_t dopts = {.jobs = o->jobs, .in_process = in_process, .result_dir = run_dir};
+  dispatch_hooks_t hooks = {
+      .arg = &r, .run = hook_run, .abandon = hook_abandon, .finished = hook_finished};
+  dispatch_stats_t stats;
+  rc_error_t err;
+  int64_t start = rc_clock_mono_ms();
+  int exit_code;
+  if (dispatch_run(&dopts, items, plan->task_count, report->cases, &hooks, &stats, &err) != 0) {
+    fprintf(stderr, "replcheck: %s\n", err.msg);
+    exit_code = RC_EXIT_FAILED;
+  } else {
+    report->seconds = (double)(rc_clock_mono_ms() - start) / 1000.0;
+    if (stats.interrupt_signal != 0) {
+      char sig[16];
+      snprintf(sig, sizeof sig, "%s", stats.interrupt_signal == SIGINT ? "SIGINT" : "SIGTERM");
+      report_add_property(report, "interrupted", sig);
+    }
+    exit_code = finish_run(out, &r, &stats);
+  }
+  report_destroy(report);
+  free(items);
+  return exit_code;
+}
 
 int runner_run(const runner_options_t *o) {
   FILE *out = o->progress ? o->progress : stdout;
@@ -246,120 +443,50 @@ int runner_run(const runner_options_t *o) {
     fprintf(stderr, "replcheck: %s\n", err.msg);
     return RC_EXIT_USAGE;
   }
-  size_t total_rows;
-  const rc_test_def_t *rows = registry_tests(&total_rows);
-  const rc_test_def_t **selected = calloc(total_rows ? total_rows : 1, sizeof *selected);
-  size_t count = 0;
-  for (size_t i = 0; i < total_rows; i++)
-    if (runner_filter_matches(o->filters, o->filter_count, rows[i].id)) selected[count++] = &rows[i];
-  if (count == 0) {
-    fprintf(stderr, "replcheck: no test matches the filter(s); see `replcheck list`\n");
-    free(selected);
-    profile_destroy(profile);
-    return RC_EXIT_USAGE;
+  /* The profile is ours until the end of the run; scaling it here, before any test
+   * process is forked, is what every test then sees. Requirement windows come from
+   * the other timing fields and stay as declared. */
+  if (o->timeout_factor > 0 && o->timeout_factor != 1.0) {
+    profile->timing.startup_timeout_ms =
+        scale_ms(profile->timing.startup_timeout_ms, o->timeout_factor);
+    profile->timing.shutdown_grace_ms =
+        scale_ms(profile->timing.shutdown_grace_ms, o->timeout_factor);
   }
-  if (preflight_command(o, profile, &err) != 0) {
+  run_plan_options_t popts = {.selectors = o->selectors,
+                              .selector_count = o->selector_count,
+                              .shard_index = o->shard_index,
+                              .shard_count = o->shard_count,
+                              .repeat = o->repeat,
+                              .retry = o->retry,
+                              .min_selected = o->min_selected,
+                              .expected_failures_path = o->expected_failures_path};
+  run_plan_t *plan = run_plan_create(&popts, profile, &err);
+  int rc;
+  if (plan == NULL) {
+    fprintf(stderr, "replcheck: %s\n", err.msg);
+    rc = RC_EXIT_USAGE;
+  } else if (o->list_only) {
+    fprintf(out, "replcheck %s: %zu test(s) would run against %s (%s, %s)", REPLCHECK_VERSION,
+            plan->task_count, profile->name, proto_dialect_name(profile->dialect),
+            profile_transport_name(profile->transport));
+    if (o->shard_count > 1)
+      fprintf(out, ", shard %u/%u of %zu selected", o->shard_index, o->shard_count,
+              plan->selected_count);
+    fputc('\n', out);
+    run_plan_print(plan, out);
+    rc = RC_EXIT_PASSED;
+  } else if (preflight_command(o, profile, &err) != 0) {
     fprintf(stderr, "replcheck: the SUT could not be started: %s (profile %s)\n", err.msg,
             o->profile_path);
-    free(selected);
-    profile_destroy(profile);
-    return RC_EXIT_SUT_START;
-  }
-  const char *tmp = getenv("TMPDIR");
-  char run_dir[4096];
-  snprintf(run_dir, sizeof run_dir, "%s/replcheck-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-  if (mkdtemp(run_dir) == NULL) {
-    fprintf(stderr, "replcheck: cannot create a work directory under %s: %s\n",
-            tmp && tmp[0] ? tmp : "/tmp", strerror(errno));
-    free(selected);
-    profile_destroy(profile);
-    return RC_EXIT_USAGE;
-  }
-  sut_become_subreaper(NULL);
-
-  report_t *report = report_create("replcheck");
-  char *command = join_command(profile);
-  report_add_property(report, "profile", o->profile_path);
-  report_add_property(report, "profile_name", profile->name);
-  report_add_property(report, "dialect", proto_dialect_name(profile->dialect));
-  report_add_property(report, "transport", profile_transport_name(profile->transport));
-  report_add_property(report, "era", profile->era);
-  report_add_property(report, "sut_command", command ? command : "");
-  free(command);
-
-  fprintf(out, "replcheck %s: %zu test(s) against %s (%s, %s)\n", REPLCHECK_VERSION, count,
-          profile->name, proto_dialect_name(profile->dialect),
-          profile_transport_name(profile->transport));
-  int64_t run_start = rc_clock_mono_ms();
-  size_t executed = 0, start_failures = 0;
-  for (size_t i = 0; i < count; i++) {
-    const rc_test_def_t *def = selected[i];
-    report_case_t *c = report_add_case(report);
-    report_set(&c->id, def->id);
-    char area[128];
-    snprintf(area, sizeof area, "%.*s", (int)strcspn(def->id, "/"), def->id);
-    report_set(&c->area, area);
-    report_set(&c->requirements, def->requirements);
-    report_set(&c->requirement, def->requirement);
-    report_set(&c->source, def->source);
-    report_set(&c->file, registry_relative_file(def));
-    c->line = def->line;
-    char why[512];
-    const char *skip = registry_not_applicable(def, profile, why, sizeof why);
-    const char *opt_out = profile_opt_out_reason(profile, def->id);
-    if (skip == NULL && opt_out != NULL) {
-      snprintf(why, sizeof why, "opted out by the profile: %s", opt_out);
-      skip = why;
-    }
-    if (skip != NULL) {
-      c->verdict = VERDICT_SKIP;
-      report_set(&c->message, skip);
-    } else {
-      bool start_failed = false;
-      run_one(o, profile, run_dir, def, (int)i + 1, c, &start_failed);
-      executed++;
-      if (start_failed) start_failures++;
-    }
-    print_progress(out, i + 1, count, c);
-  }
-  report->seconds = (double)(rc_clock_mono_ms() - run_start) / 1000.0;
-
-  size_t passed = report_count(report, VERDICT_PASS) + report_count(report, VERDICT_NON_STRICT) +
-                  report_count(report, VERDICT_XFAIL) + report_count(report, VERDICT_XPASS);
-  size_t failed = report_count(report, VERDICT_FAIL) + report_count(report, VERDICT_ERROR);
-  size_t skipped = report_count(report, VERDICT_SKIP);
-
-  char junit_default[4096];
-  const char *junit_path = o->junit_path;
-  if (junit_path == NULL) {
-    default_junit_path(o->profile_path, junit_default, sizeof junit_default);
-    mkdir("reports", 0755);
-    junit_path = junit_default;
-  }
-  int exit_code = failed > 0 ? RC_EXIT_FAILED : RC_EXIT_PASSED;
-  if (executed > 0 && start_failures == executed) exit_code = RC_EXIT_SUT_START;
-  if (junit_write_file(report, junit_path, &err) != 0) {
-    fprintf(stderr, "replcheck: %s\n", err.msg);
-    if (exit_code == RC_EXIT_PASSED) exit_code = RC_EXIT_FAILED;
+    rc = RC_EXIT_SUT_START;
+  } else if (interrupt_install() != 0) {
+    fprintf(stderr, "replcheck: cannot install the SIGINT/SIGTERM handlers: %s\n", strerror(errno));
+    rc = RC_EXIT_FAILED;
   } else {
-    fprintf(out, "JUnit report: %s\n", junit_path);
+    rc = execute(o, profile, plan);
+    interrupt_restore();
   }
-  if (failed > 0 || o->keep_work_dirs) {
-    fprintf(out, "Work directories (SUT logs, outputs): %s\n", run_dir);
-  } else {
-    remove_tree(run_dir);
-  }
-  if (exit_code == RC_EXIT_SUT_START)
-    fprintf(out, "The SUT could not be started in any test; see the errors above.\n");
-  char secs[32];
-  format_seconds(report->seconds, secs, sizeof secs);
-  fprintf(out, "Verdicts: %zu PASS, %zu NON-STRICT, %zu FAIL, %zu ERROR, %zu SKIP in %s\n",
-          report_count(report, VERDICT_PASS), report_count(report, VERDICT_NON_STRICT),
-          report_count(report, VERDICT_FAIL), report_count(report, VERDICT_ERROR), skipped, secs);
-  fprintf(out, "%zu passed, %zu failed, %zu skipped\n", passed, failed, skipped);
-  fflush(out);
-  report_destroy(report);
-  free(selected);
+  run_plan_destroy(plan);
   profile_destroy(profile);
-  return exit_code;
+  return rc;
 }

@@ -6,7 +6,7 @@
 #include <string.h>
 
 typedef struct term {
-  char *text;   /* without the leading '!' */
+  char *text; /* without the leading '!' */
   bool negated;
 } term_t;
 
@@ -43,10 +43,14 @@ selection_t *selection_create(const char *const *selectors, size_t count, rc_err
     bool negated = text[0] == '!';
     const char *body = negated ? text + 1 : text;
     const char *problem = NULL;
-    if (is_blank(text)) problem = "empty selector";
-    else if (body[0] == '\0') problem = "'!' needs a selector after it (e.g. '!tag:slow')";
-    else if (body[0] == '!') problem = "double negation is not supported";
-    else if (is_blank(body)) problem = "empty selector after '!'";
+    if (is_blank(text))
+      problem = "empty selector";
+    else if (body[0] == '\0')
+      problem = "'!' needs a selector after it (e.g. '!tag:slow')";
+    else if (body[0] == '!')
+      problem = "double negation is not supported";
+    else if (is_blank(body))
+      problem = "empty selector after '!'";
     else if (strncmp(body, TAG_PREFIX, sizeof TAG_PREFIX - 1) == 0 &&
              is_blank(body + sizeof TAG_PREFIX - 1))
       problem = "empty tag name (expected tag:NAME)";
@@ -107,8 +111,8 @@ bool selection_matches(const selection_t *selection, const rc_test_def_t *def) {
   return true;
 }
 
-int selection_check_unmatched(const selection_t *selection, const rc_test_def_t *rows,
-                              size_t n, rc_error_t *err) {
+int selection_check_unmatched(const selection_t *selection, const rc_test_def_t *rows, size_t n,
+                              rc_error_t *err) {
   for (size_t i = 0; i < selection->count; i++) {
     const term_t *t = &selection->terms[i];
     bool found = false;
@@ -151,8 +155,8 @@ int selection_parse_shard(const char *text, unsigned *k, unsigned *n, rc_error_t
     return rc_error_set(err, "expected K/N with 1 <= K <= N <= %u (e.g. 2/4), got '%s'", max,
                         text != NULL ? text : "");
   if (kv > nv)
-    return rc_error_set(err, "shard %u/%u: K must not exceed N (shards are numbered 1..%u)", kv,
-                        nv, nv);
+    return rc_error_set(err, "shard %u/%u: K must not exceed N (shards are numbered 1..%u)", kv, nv,
+                        nv);
   *k = kv;
   *n = nv;
   return 0;

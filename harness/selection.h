@@ -3,7 +3,7 @@
  * Selectors are the words of `replcheck run|list [SELECTOR]...` and --filter:
  *   protocol/handshake/name-first   an exact test id
  *   protocol/handshake              an id prefix ending at a '/' boundary
- *   protocol/*, *timeout*           an fnmatch(3) glob over the whole id ('*' spans '/')
+ *   protocol/keep*, *timeout*       fnmatch(3) globs over the whole id (a '*' spans '/')
  *   tag:slow                        every row whose tags include "slow"
  *   !SELECTOR                       any of the above, excluded
  * The selection is the union of the positive selectors (every row when there are none)
@@ -39,8 +39,8 @@ bool selection_matches(const selection_t *selection, const rc_test_def_t *def);
 
 /* Checks every selector against the whole registry (rows, n). Returns 0, or -1 with
  * err naming the first selector that matches no row. */
-int selection_check_unmatched(const selection_t *selection, const rc_test_def_t *rows,
-                              size_t n, rc_error_t *err);
+int selection_check_unmatched(const selection_t *selection, const rc_test_def_t *rows, size_t n,
+                              rc_error_t *err);
 
 /* Writes pointers to the selected rows, in registry order, into out (room for n) and
  * returns how many. */
