@@ -106,7 +106,8 @@ START_TEST(own_publishes_are_not_taken_for_the_sut) {
   redisContext *sub = redisConnect("127.0.0.1", redis_server_port(f.redis));
   redisReply *r = redisCommand(sub, "SUBSCRIBE test.local");
   freeReplyObject(r);
-  ck_assert_int_eq(mockhs_send_line(f.mock, e->conn_id, "RDATA typing master 5 [\"!r\",[]]", 30), 0);
+  const char *rdata = "RDATA typing master 5 [\"!r\",[]]";
+  ck_assert_int_eq(mockhs_send_line(f.mock, e->conn_id, rdata, strlen(rdata)), 0);
   mockhs_run_for(f.mock, 300);
   struct timeval tv = {2, 0};
   redisSetTimeout(sub, tv);
