@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "filetail.h"
+#include "passive.h"
 #include "rc_clock.h"
 #include "redis_server.h"
 
@@ -471,6 +472,12 @@ void rc_test_execute(rc_test_t *t, report_case_t *out) {
               stopped.stragglers);
   }
   if (t->mock != NULL) mockhs_run_for(t->mock, 0);
+  char why[512];
+  if (t->mock != NULL && !passive_check_ledger(mockhs_ledger(t->mock), t->profile, why, sizeof why)) {
+    /* A passive requirement broken during any test fails that test, MUST-level. */
+    decide(t, VERDICT_FAIL, strdup(why), strdup("every line the SUT writes is valid for its dialect "
+           "and role (FR-02, KA-02, OUT-10)"), strdup(why));
+  }
   out->seconds = (double)(rc_clock_mono_ms() - start) / 1000.0;
   out->verdict = t->decided ? t->verdict : VERDICT_PASS;
   report_set(&out->message, t->message);

@@ -307,6 +307,71 @@ static void framing_split_writes(rc_test_t *t) {
             "the worker's typing position is %lld", (long long)pos);
 }
 
+/* FR-10: after deciding to close, nothing more of that connection is processed, not
+ * even lines that came in the same segment. */
+static void framing_nothing_after_close(rc_test_t *t) {
+  int conn = suite_start_connected(t);
+  if (conn < 0) return;
+  int64_t before;
+  if (!suite_probe_position(t, &conn, "typing", &before)) return;
+  int64_t target = (t->profile->dialect == PROTO_DIALECT_MODERN ? t->probe_floor : before) + 7;
+  char rdata[256], token[32];
+  snprintf(token, sizeof token, "%lld", (long long)target);
+  suite_rdata(t, rdata, sizeof rdata, "typing", token, "[\"!r:hs\",[]]");
+  char both[400];
+  int n = snprintf(both, sizeof both, "NAME fakemain\n%s\n", rdata);
+  uint64_t seq = rc_now_seq(t);
+  mockhs_send_raw(t->mock, conn, both, (size_t)n); /* one write: one segment */
+  const ledger_entry_t *close = NULL;
+  if (!suite_sut_closed_within(t, conn, seq, CLOSE_WINDOW_MS, &close)) {
+    rc_fail(t, "FR-07: the worker closes after 'NAME fakemain'", "the connection stayed open");
+    return;
+  }
+  conn = suite_wait_new_conn(t, close->seq, suite_reconnect_bound_ms(t) + 1000);
+  if (conn < 0) {
+    rc_fail(t, "RC-01: a reconnect", "none");
+    return;
+  }
+  int64_t after;
+  if (!suite_probe_position(t, &conn, "typing", &after)) return;
+  if (after == target)
+    rc_fail(t, "the RDATA that followed the rejected line in the same segment is not applied",
+            "the worker's typing position is %lld: it processed it", (long long)after);
+}
+
+/* FR-15: any valid JSON style in rows, and exact 64-bit integers. */
+static void framing_json_styles(rc_test_t *t) {
+  int conn = suite_start_connected(t);
+  if (conn < 0) return;
+  int64_t start;
+  if (!suite_probe_position(t, &conn, "typing", &start)) return;
+  if (t->profile->dialect == PROTO_DIALECT_MODERN) start = t->probe_floor;
+  /* 2^53 + 1 is where doubles stop being exact. */
+  const int64_t big = 9007199254740993LL;
+  const char *rows[] = {"[\"!r:hs\",[\"@x:hs\"]]", "[ \"!r:hs\" , [ \"@x:hs\" ] ]",
+                        "[\"!r\\u00e9:hs\",[\"@\\u0078:hs\"]]", "[\"!r\xc3\xa9:hs\",[]]",
+                        "\t[\"!r:hs\",\n[]]"};
+  size_t n = sizeof rows / sizeof rows[0];
+  for (size_t i = 0; i < n; i++) {
+    char line[512], token[32];
+    /* The tab/newline row must not contain a raw LF on the wire: JSON allows only the
+     * whitespace inside, so use a space there instead. */
+    char row[128];
+    snprintf(row, sizeof row, "%s", rows[i]);
+    for (char *p = row; *p; p++)
+      if (*p == '\n') *p = ' ';
+    snprintf(token, sizeof token, "%lld", (long long)(i + 1 == n ? big : start + 1 + (int64_t)i));
+    suite_rdata(t, line, sizeof line, "typing", token, row);
+    if (!suite_send(t, conn, "%s", line)) return;
+  }
+  rc_observe(t, 100);
+  int64_t pos;
+  if (!suite_probe_position(t, &conn, "typing", &pos)) return;
+  if (pos != big)
+    rc_fail(t, "rows in every JSON style applied, the last at token 9007199254740993",
+            "the worker's typing position is %lld", (long long)pos);
+}
+
 #define FRAMING_ROW(...) RC_TEST_ROW(.transports = RC_TRANSPORT_TCP, __VA_ARGS__)
 
 const rc_test_def_t protocol_framing_tests[] = {
@@ -343,6 +408,17 @@ const rc_test_def_t protocol_framing_tests[] = {
                 .requirement = "The closes of FR-06..FR-08 are preceded by an ERROR line starting like Synapse's.",
                 .source = "synapse protocol.py@v0.33.3 and @v1.66.0 lineReceived; fake-main.txt c2, c4, c5",
                 .dialects = RC_DIALECT_ALL, .tags = "slow", .run = framing_error_prefixes),
+    FRAMING_ROW(.id = "protocol/framing/nothing-after-close", .requirements = "FR-10",
+                .level = RC_LEVEL_SHOULD,
+                .requirement = "Once the worker has decided to close, it processes no further inbound "
+                               "line of that connection, even one already received.",
+                .source = "Twisted LineOnlyReceiver.dataReceived (transport.disconnecting check)",
+                .dialects = RC_DIALECT_ALL, .run = framing_nothing_after_close),
+    FRAMING_ROW(.id = "protocol/framing/json-styles", .requirements = "FR-15", .level = RC_LEVEL_MUST,
+                .requirement = "The worker accepts any valid JSON in rows (separators, whitespace, "
+                               "escapes, raw UTF-8) and parses integer tokens up to 2^63-1 exactly.",
+                .source = "replication-protocol.md §1.1 JSON style; 1.67-redis/fake-main.txt",
+                .dialects = RC_DIALECT_ALL, .run = framing_json_styles),
     FRAMING_ROW(.id = "protocol/framing/unknown-stream-ignored", .requirements = "FR-11", .level = RC_LEVEL_MUST,
                 .requirement = "RDATA or POSITION naming a stream the worker does not consume is ignored; "
                                "the connection stays open and later lines are processed.",

@@ -124,7 +124,85 @@ static void keepalive_timeout_error(rc_test_t *t) {
             last ? "last line was '%.200s'" : "%sno line before the close", last ? last->text : "");
 }
 
+/* KA-05: any valid command, not only PING, resets the receive clock. */
+static void keepalive_any_command_resets(rc_test_t *t) {
+  const profile_timing_t *tm = &t->profile->timing;
+  t->mock_config.ping_interval_ms = 0; /* one PING in the opening, then none */
+  int conn = suite_start_connected(t);
+  if (conn < 0) return;
+  /* A POSITION every 0.8 * T_to for 3.6 * T_to (Synapse: every 20 s for 90 s). */
+  int step = tm->ping_timeout_ms * 4 / 5;
+  for (int i = 0; i < 4; i++) {
+    uint64_t seq = rc_now_seq(t);
+    const ledger_entry_t *close = NULL;
+    if (suite_sut_closed_within(t, conn, seq, step, &close)) {
+      rc_fail(t, "no timeout while the main sends valid commands more often than T_to",
+              "the connection was closed by the %s after %d POSITION line(s) %d ms apart",
+              ledger_side_name(close->side), i, step);
+      return;
+    }
+    if (!suite_send(t, conn, t->profile->dialect == PROTO_DIALECT_MODERN
+                                 ? "POSITION user_signature master 3 3" : "POSITION caches 4"))
+      return;
+  }
+}
+
+/* KA-06: after many reconnects, exactly one ping schedule runs. */
+static void keepalive_single_schedule(rc_test_t *t) {
+  const profile_timing_t *tm = &t->profile->timing;
+  int conn = suite_start_connected(t);
+  if (conn < 0) return;
+  for (int i = 0; i < 10; i++) {
+    uint64_t seq = rc_now_seq(t);
+    mockhs_close_conn(t->mock, conn, i % 2 == 1);
+    conn = suite_wait_new_conn(t, seq, suite_reconnect_bound_ms(t) + 1000);
+    if (conn < 0) {
+      rc_fail(t, "RC-01: a reconnect", "none after forced close %d", i + 1);
+      return;
+    }
+  }
+  uint64_t from = rc_now_seq(t);
+  int window = 12 * tm->ping_interval_ms;
+  if (window < 2000) window = 2000;
+  rc_observe(t, window);
+  /* Beyond the opening PING, no two worker PINGs closer than T_ping - min(1 s, T_ping/2). */
+  int slack = tm->ping_interval_ms / 2 < 1000 ? tm->ping_interval_ms / 2 : 1000;
+  int64_t min_gap = tm->ping_interval_ms - slack;
+  ledger_t *ledger = mockhs_ledger(t->mock);
+  const ledger_entry_t *prev = NULL;
+  for (uint64_t seq = from; seq < ledger_next_seq(ledger); seq++) {
+    const ledger_entry_t *e = ledger_get(ledger, seq);
+    if (e->conn_id != conn) continue;
+    if (e->kind == LEDGER_CLOSE) {
+      rc_fail(t, "the connection stays up", "it was closed by the %s", ledger_side_name(e->side));
+      return;
+    }
+    if (e->kind != LEDGER_LINE || e->side != LEDGER_SIDE_SUT || strncmp(e->text, "PING", 4) != 0)
+      continue;
+    if (prev != NULL && rc_entry_gap_ms(prev, e) < min_gap) {
+      rc_fail(t, "one ping schedule: PINGs at least T_ping apart",
+              "two PINGs %lld ms apart after 10 reconnects (minimum %lld)",
+              (long long)rc_entry_gap_ms(prev, e), (long long)min_gap);
+      return;
+    }
+    prev = e;
+  }
+}
+
 const rc_test_def_t protocol_keepalive_tests[] = {
+    RC_TEST_ROW(.id = "protocol/keepalive/any-command-resets", .requirements = "KA-05",
+                .level = RC_LEVEL_MUST,
+                .requirement = "Every valid inbound command, not only PING, resets the receive clock.",
+                .source = "synapse protocol.py@v1.66.0 _parse_and_dispatch_line (last_received_command)",
+                .dialects = RC_DIALECT_ALL, .transports = RC_TRANSPORT_TCP,
+                .tags = "slow,timing-dependent", .run = keepalive_any_command_resets),
+    RC_TEST_ROW(.id = "protocol/keepalive/single-schedule", .requirements = "KA-06",
+                .level = RC_LEVEL_MUST,
+                .requirement = "Keepalive state belongs to one connection: after reconnects exactly one "
+                               "ping schedule runs and no old timer acts on the new connection.",
+                .source = "synapse protocol.py@v1.66.0 connectionLost (stops _send_ping_loop)",
+                .dialects = RC_DIALECT_ALL, .transports = RC_TRANSPORT_TCP,
+                .tags = "slow,timing-dependent", .run = keepalive_single_schedule),
     RC_TEST_ROW(.id = "protocol/keepalive/idle-pinging-mock", .requirements = "KA-01",
                 .level = RC_LEVEL_MUST,
                 .requirement = "While connected, the worker sends some line at least every "

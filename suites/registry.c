@@ -18,6 +18,7 @@ static const suite_table_t SUITES[] = {
     {protocol_rdata_tests, &protocol_rdata_test_count},
     {protocol_position_tests, &protocol_position_test_count},
     {protocol_redis_tests, &protocol_redis_test_count},
+    {protocol_passive_tests, &protocol_passive_test_count},
     {protocol_shutdown_tests, &protocol_shutdown_test_count},
 };
 

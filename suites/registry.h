@@ -80,6 +80,8 @@ extern const rc_test_def_t protocol_position_tests[];
 extern const size_t protocol_position_test_count;
 extern const rc_test_def_t protocol_redis_tests[];
 extern const size_t protocol_redis_test_count;
+extern const rc_test_def_t protocol_passive_tests[];
+extern const size_t protocol_passive_test_count;
 extern const rc_test_def_t protocol_shutdown_tests[];
 extern const size_t protocol_shutdown_test_count;
 
