@@ -590,7 +590,7 @@ END_TEST
 /* Starts replcheck in a session of its own (so its signals reach nobody else), output
  * to work/out.txt. */
 static pid_t spawn_replcheck(const char *args) {
-  char cmd[8192];
+  char cmd[20000];
   snprintf(cmd, sizeof cmd, "cd '%s' && TMPDIR='%s' exec '%s/replcheck' %s > out.txt 2>&1", work,
            work, test_env("REPLCHECK_BIN_DIR"), args);
   pid_t pid = fork();

@@ -64,7 +64,7 @@ static void shape_of(proto_dialect_t dialect, const char *line, char *out, size_
   ck_assert_msg(proto_parse_line(dialect, PROTO_SENDER_SERVER, line, strlen(line), &cmd, &err) ==
                     PROTO_OK,
                 "'%s' does not parse: %s", line, err.message);
-  char stream[128], instance[128];
+  char stream[96], instance[96];
   proto_slice_copy(cmd.stream, stream, sizeof stream);
   proto_slice_copy(cmd.instance, instance, sizeof instance);
   switch (cmd.kind) {
@@ -133,7 +133,7 @@ static void check_fidelity(const char *trace, proto_dialect_t dialect) {
   char *got[MAX_LINES];
   size_t n = replay(dialect, &t, got, MAX_LINES);
   for (size_t i = 0; i < t.main_count || i < n; i++) {
-    char want[256] = "(nothing)", have[256] = "(nothing)";
+    char want[512] = "(nothing)", have[512] = "(nothing)";
     if (i < t.main_count) shape_of(dialect, t.main[i], want, sizeof want);
     if (i < n) shape_of(dialect, got[i], have, sizeof have);
     ck_assert_msg(strcmp(want, have) == 0,
