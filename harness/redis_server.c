@@ -12,6 +12,7 @@
 
 #include "filetail.h"
 #include "rc_clock.h"
+#include "rc_net.h"
 #include "sut.h"
 
 struct redis_server {
@@ -21,18 +22,6 @@ struct redis_server {
   sut_t *process;
 };
 
-static int pick_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sin = {.sin_family = AF_INET};
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof sin;
-  int port = 0;
-  if (fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0 &&
-      getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
-    port = ntohs(sin.sin_port);
-  if (fd >= 0) close(fd);
-  return port;
-}
 
 static bool answers_ping(int port) {
   struct timeval tv = {0, 200000};
@@ -95,7 +84,7 @@ redis_server_t *redis_server_start(const char *dir, int timeout_ms, rc_error_t *
   }
   /* The port was free a moment ago; another process may take it first, so try a few. */
   for (int attempt = 0; attempt < 3; attempt++) {
-    s->port = pick_port();
+    s->port = rc_net_free_port();
     if (s->port > 0 && launch(s, timeout_ms, err) == 0) return s;
   }
   redis_server_stop(s);

@@ -16,6 +16,7 @@
 #include "filetail.h"
 #include "passive.h"
 #include "rc_clock.h"
+#include "rc_net.h"
 #include "redis_server.h"
 
 #define EVIDENCE_LEDGER_ROWS 30
@@ -194,27 +195,12 @@ typedef struct vars {
   size_t count;
 } vars_t;
 
-/* A port that was free a moment ago, for the SUT's own HTTP listener. The SUT binds it
- * itself, so there is a small window in which another process could take it; a SUT
- * that then fails to start is reported as such. */
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sin = {.sin_family = AF_INET};
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof sin;
-  int port = 0;
-  if (fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0 &&
-      getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
-    port = ntohs(sin.sin_port);
-  if (fd >= 0) close(fd);
-  return port;
-}
 
 static void vars_fill(const rc_test_t *t, vars_t *v) {
   snprintf(v->port, sizeof v->port, "%d", mockhs_port(t->mock));
   snprintf(v->http_port, sizeof v->http_port, "%d", mockhs_http_port(t->mock));
   snprintf(v->http_url, sizeof v->http_url, "http://127.0.0.1:%d", mockhs_http_port(t->mock));
-  snprintf(v->sut_http_port, sizeof v->sut_http_port, "%d", free_port());
+  snprintf(v->sut_http_port, sizeof v->sut_http_port, "%d", rc_net_free_port());
   snprintf(v->profile_dir, sizeof v->profile_dir, "%s", t->profile->dir);
   snprintf(v->redis_port, sizeof v->redis_port, "%d", t->redis ? redis_server_port(t->redis) : 0);
   const profile_var_t list[] = {

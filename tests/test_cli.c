@@ -71,33 +71,13 @@ static void assert_contains(const char *haystack, const char *needle) {
 static void assert_no_refworker_left(void) {
   char marker[64];
   snprintf(marker, sizeof marker, "cli-%d", (int)getpid());
-  DIR *proc = opendir("/proc");
-  struct dirent *d;
-  while ((d = readdir(proc)) != NULL) {
-    if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
-    char path[300];
-    snprintf(path, sizeof path, "/proc/%s/cmdline", d->d_name);
-    size_t len = 0;
-    char *cmdline = test_read_file(path, &len);
-    if (cmdline == NULL) continue;
-    for (size_t i = 0; i + 1 < len; i++)
-      if (cmdline[i] == '\0') cmdline[i] = ' ';
-    bool found = strstr(cmdline, marker) != NULL && strstr(cmdline, "refworker") != NULL;
-    free(cmdline);
-    ck_assert_msg(!found, "process %s (a refworker of this test) survived the run", d->d_name);
-  }
-  closedir(proc);
+  int pid = test_find_process(marker, "refworker");
+  ck_assert_msg(pid == 0, "process %d (a refworker of this test) survived the run", pid);
 }
 
 static void assert_valid_junit(const char *path) {
-  const char *shared = test_env("REPLCHECK_SHARED_DIR");
-  const char *schemas[] = {"ant-junit.xsd", "jenkins-junit.xsd"};
-  for (int i = 0; i < 2; i++) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "xmllint --noout --schema '%s/junit/%s' '%s'", shared, schemas[i],
-             path);
-    ck_assert_msg(test_run(cmd) == 0, "%s does not validate against %s", path, schemas[i]);
-  }
+  char *why = test_junit_invalid(path);
+  ck_assert_msg(why == NULL, "%s", why);
 }
 
 START_TEST(list_shows_every_test_with_requirements) {
@@ -279,9 +259,5 @@ int main(void) {
   tcase_add_test(tc, handshake_run_passes_both_dialects_and_report_validates);
   tcase_add_test(tc, failing_sut_exit_1_with_requirement_expected_actual);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return test_run_suite(s);
 }

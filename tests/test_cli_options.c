@@ -371,9 +371,5 @@ int main(void) {
   tcase_add_test(tc, progress_lines_and_eta);
   tcase_add_test(tc, listing_formats);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return test_run_suite(s);
 }

@@ -109,14 +109,8 @@ static void assert_last_line(const char *out, const char *expected) {
 
 static void assert_valid_junit(const char *name) {
   char *path = test_path(work, name);
-  const char *shared = test_env("REPLCHECK_SHARED_DIR");
-  const char *schemas[] = {"ant-junit.xsd", "jenkins-junit.xsd"};
-  for (int i = 0; i < 2; i++) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "xmllint --noout --schema '%s/junit/%s' '%s' 2>/dev/null", shared,
-             schemas[i], path);
-    ck_assert_msg(test_run(cmd) == 0, "%s does not validate against %s", path, schemas[i]);
-  }
+  char *why = test_junit_invalid(path);
+  ck_assert_msg(why == NULL, "%s", why);
   free(path);
 }
 
@@ -130,22 +124,8 @@ static char *read_work_file(const char *name) {
 
 /* No process whose command line holds this test's instance name. */
 static void assert_no_refworker_left(void) {
-  DIR *proc = opendir("/proc");
-  struct dirent *d;
-  while ((d = readdir(proc)) != NULL) {
-    if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
-    char path[300];
-    snprintf(path, sizeof path, "/proc/%s/cmdline", d->d_name);
-    size_t len = 0;
-    char *cmdline = test_read_file(path, &len);
-    if (cmdline == NULL) continue;
-    for (size_t i = 0; i + 1 < len; i++)
-      if (cmdline[i] == '\0') cmdline[i] = ' ';
-    bool found = strstr(cmdline, marker) != NULL && strstr(cmdline, "refworker") != NULL;
-    free(cmdline);
-    ck_assert_msg(!found, "process %s (a refworker of this test) survived the run", d->d_name);
-  }
-  closedir(proc);
+  int pid = test_find_process(marker, "refworker");
+  ck_assert_msg(pid == 0, "process %d (a refworker of this test) survived the run", pid);
 }
 
 /* "VERDICT id" of every progress line "[i/n] VERDICT id (t)", sorted, one per line. */
@@ -691,9 +671,5 @@ int main(void) {
   tcase_add_test(tc, sigint_stops_the_run_with_jobs_2);
   tcase_add_test(tc, sigterm_stops_the_run_with_jobs_1);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return test_run_suite(s);
 }

@@ -241,9 +241,5 @@ int main(void) {
   tcase_add_test(tc, dispatch_supervisor_death_is_an_error);
   tcase_add_test(tc, dispatch_interrupt_stops_and_marks_the_rest);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return test_run_suite(s);
 }

@@ -163,9 +163,5 @@ int main(void) {
   tcase_add_test(tc, modern_opening_matches_real_main_1_66);
   tcase_add_test(tc, opening_2018_matches_real_main_1_12);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return test_run_suite(s);
 }

@@ -180,9 +180,5 @@ int main(void) {
   tcase_add_test(tc, mock_comes_back_after_a_restart);
   tcase_add_test(tc, no_redis_is_a_clear_error);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return test_run_suite(s);
 }

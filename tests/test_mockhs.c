@@ -3,6 +3,8 @@
  * here alternates between driving the loop and non-blocking reads. */
 #include <arpa/inet.h>
 #include <check.h>
+
+#include "test_support.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -397,9 +399,5 @@ int main(void) {
   tcase_add_test(tc, ledger_drops_oldest_beyond_capacity);
   tcase_add_test(tc, ledger_rows_escape_control_bytes);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return test_run_suite(s);
 }

@@ -362,9 +362,5 @@ int main(void) {
   tcase_add_test(tc, expected_failures_stale_entries_and_files);
   tcase_add_test(tc, plan_repeats_skips_and_usage_errors);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return test_run_suite(s);
 }

@@ -1,5 +1,7 @@
 #include "test_support.h"
 
+#include <check.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,4 +91,50 @@ int test_run(const char *command_line) {
   int status = system(command_line);
   if (status == -1 || !WIFEXITED(status)) return -1;
   return WEXITSTATUS(status);
+}
+
+int test_run_suite(Suite *suite) {
+  SRunner *sr = srunner_create(suite);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? 0 : 1;
+}
+
+int test_find_process(const char *needle1, const char *needle2) {
+  DIR *proc = opendir("/proc");
+  if (proc == NULL) return 0;
+  int found = 0;
+  struct dirent *d;
+  while (found == 0 && (d = readdir(proc)) != NULL) {
+    if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
+    char path[300];
+    snprintf(path, sizeof path, "/proc/%s/cmdline", d->d_name);
+    size_t len = 0;
+    char *cmdline = test_read_file(path, &len);
+    if (cmdline == NULL) continue;
+    for (size_t i = 0; i + 1 < len; i++)
+      if (cmdline[i] == '\0') cmdline[i] = ' ';
+    if (strstr(cmdline, needle1) != NULL && (needle2 == NULL || strstr(cmdline, needle2) != NULL))
+      found = atoi(d->d_name);
+    free(cmdline);
+  }
+  closedir(proc);
+  return found;
+}
+
+char *test_junit_invalid(const char *path) {
+  const char *shared = test_env("REPLCHECK_SHARED_DIR");
+  const char *schemas[] = {"ant-junit.xsd", "jenkins-junit.xsd"};
+  for (int i = 0; i < 2; i++) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "xmllint --noout --schema '%s/junit/%s' '%s' 2>&1", shared,
+             schemas[i], path);
+    if (test_run(cmd) != 0) {
+      char *msg = NULL;
+      if (asprintf(&msg, "%s does not validate against %s", path, schemas[i]) < 0) msg = NULL;
+      return msg != NULL ? msg : strdup("invalid");
+    }
+  }
+  return NULL;
 }

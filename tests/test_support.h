@@ -30,4 +30,17 @@ int test_write_file(const char *path, const char *data, size_t len);
  * if it was killed by a signal or could not run. Output goes to the test's output. */
 int test_run(const char *command_line);
 
+/* Runs a Check suite with the default runner and returns the process exit code
+ * (0 when every test passed). Frees the runner. */
+struct Suite;
+int test_run_suite(struct Suite *suite);
+
+/* Pid of a live process whose command line contains both needles (NUL separators read
+ * as spaces), or 0. For "no process survived the run" checks. */
+int test_find_process(const char *needle1, const char *needle2);
+
+/* Validates a JUnit file against both schemas in shared/junit/ with xmllint.
+ * Returns NULL when valid, else a malloc'd message naming the schema. */
+char *test_junit_invalid(const char *path);
+
 #endif
