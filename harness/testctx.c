@@ -433,15 +433,23 @@ static char *build_evidence(rc_test_t *t) {
                                  : NULL;
   const char *log_file = t->log_file ? t->log_file : t->log_path;
   char *log = filetail_last_lines(log_file, EVIDENCE_LOG_LINES);
+  /* The SUT's own stdout/stderr tells why it would not start (a usage error, a crash
+   * message); show it too when the log is a separate file. */
+  char *output = strcmp(log_file, t->output_path) != 0
+                     ? filetail_last_lines(t->output_path, EVIDENCE_OUTPUT_LINES)
+                     : NULL;
   char *out = NULL;
   if (asprintf(&out, "%s%sLast ledger lines ('>' mock to SUT, '<' SUT to mock):\n%s\n"
-               "Last SUT log lines (%s):\n%s",
+               "Last SUT log lines (%s):\n%s%s%s%s",
                t->notes ? t->notes : "", t->notes ? "\n" : "",
                ledger && ledger[0] ? ledger : "(no replication traffic)\n", log_file,
-               log && log[0] ? log : "(empty)\n") < 0)
+               log && log[0] ? log : "(empty)\n",
+               output && output[0] ? "\nLast SUT output lines (stdout/stderr):\n" : "",
+               output && output[0] ? output : "", "") < 0)
     out = NULL;
   free(ledger);
   free(log);
+  free(output);
   return out;
 }
 
