@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http_catchup.h"
+#include "stream_state.h"
+
 /* Streams a plain worker consumes when none is named (the brief's default set). */
 static const char *const default_streams[] = {"events", "caches", "typing", "presence"};
 
@@ -21,44 +24,64 @@ enum {
   OPT_RECONNECT_INITIAL,
   OPT_RECONNECT_MAX,
   OPT_STREAM,
+  OPT_HTTP_URL,
+  OPT_HTTP_TIMEOUT,
+  OPT_REDIS,
+  OPT_REDIS_PING_INTERVAL,
   OPT_VERSION,
   OPT_HELP,
 };
 
 void refworker_options_print_usage(FILE *out) {
   fprintf(out,
-          "Usage: refworker --host H --port P --server-name S --dialect 2018|modern --log PATH\n"
-          "                 [options]\n"
+          "Usage: refworker (--host H --port P | --redis H:P) --server-name S\n"
+          "                 --dialect 2018|modern --log PATH [options]\n"
           "\n"
-          "The replcheck reference worker: a correct worker (SUT) side of Synapse's TCP\n"
-          "replication protocol. It connects to the main process at H:P, keeps the\n"
-          "connection alive, applies RDATA/POSITION and reconnects after any loss.\n"
+          "The replcheck reference worker: a correct worker (SUT) side of Synapse's\n"
+          "replication protocol. It connects to the main process at H:P over direct TCP, or\n"
+          "talks to it through Redis pub/sub, keeps the connection alive, applies RDATA and\n"
+          "POSITION, fetches missed rows over HTTP and reconnects after any loss.\n"
           "\n"
           "Required:\n"
           "  --host H                   replication host (name or address) of the main process\n"
           "  --port P                   its replication TCP port (1-65535)\n"
-          "  --server-name S            homeserver name expected in the main's SERVER line\n"
+          "  --redis H:P                instead of --host/--port: replicate over the Redis\n"
+          "                             server at H:P (modern dialect only), on the channel\n"
+          "                             named exactly like --server-name\n"
+          "  --server-name S            homeserver name (the main's SERVER line; the channel)\n"
           "  --dialect 2018|modern      wire dialect: 2018 (Synapse <= v1.12) or modern (v1.13+)\n"
           "  --log PATH                 log file (appended), Synapse's default text format\n"
           "\n"
           "Options (defaults are Synapse's constants):\n"
           "  --instance-name NAME       sent as NAME; own instance name (default %s)\n"
+          "  --http-url URL             the main's replication HTTP base (http://host:port):\n"
+          "                             modern POSITION gaps are fetched from its\n"
+          "                             get_repl_stream_updates endpoint; without it a gap is\n"
+          "                             logged and the new position adopted\n"
+          "  --http-timeout-ms N        deadline of each catch-up request (default %d)\n"
           "  --ping-interval-ms N       keepalive period and idle time before a PING (default %d)\n"
           "  --ping-timeout-ms N        close after N ms without a valid command, once the\n"
           "                             main has sent a PING (default %d)\n"
-          "  --reconnect-initial-ms N   initial reconnect delay (default %d)\n"
-          "  --reconnect-max-ms N       reconnect delay cap (default %d)\n"
-          "  --stream NAME[=TOKEN]      consume stream NAME from position TOKEN (default 0);\n"
-          "                             repeatable; default: events=0 caches=0 typing=0\n"
-          "                             presence=0\n"
+          "  --reconnect-initial-ms N   initial reconnect delay (default %d; Redis %d)\n"
+          "  --reconnect-max-ms N       reconnect delay cap (default %d; Redis: %d for the\n"
+          "                             subscriber, %d for the publisher; given, it caps both)\n"
+          "  --redis-ping-interval-ms N Redis-protocol PING period on each Redis connection,\n"
+          "                             also the publisher's reply timeout (default %d)\n"
+          "  --stream NAME[=TOKEN]      consume stream NAME from position TOKEN; repeatable.\n"
+          "                             Without TOKEN: modern takes the writer's first\n"
+          "                             POSITION as its position (as a worker whose database\n"
+          "                             is current), 2018 starts at 0. Default: events\n"
+          "                             caches typing presence, without tokens\n"
           "  --version                  print the version and exit\n"
           "  --help                     print this help and exit\n"
           "\n"
-          "SIGTERM or SIGINT closes the connection in order and exits with status 0.\n"
+          "SIGTERM or SIGINT closes the connections in order and exits with status 0.\n"
           "Exit status: 0 after a shutdown, 1 on a runtime failure, 2 on bad usage.\n",
-          REFWORKER_DEFAULT_INSTANCE, REFWORKER_DEFAULT_PING_INTERVAL_MS,
-          REFWORKER_DEFAULT_PING_TIMEOUT_MS, REFWORKER_DEFAULT_RECONNECT_INITIAL_MS,
-          REFWORKER_DEFAULT_RECONNECT_MAX_MS);
+          REFWORKER_DEFAULT_INSTANCE, REFWORKER_DEFAULT_HTTP_TIMEOUT_MS,
+          REFWORKER_DEFAULT_PING_INTERVAL_MS, REFWORKER_DEFAULT_PING_TIMEOUT_MS,
+          REFWORKER_DEFAULT_RECONNECT_INITIAL_MS, REFWORKER_DEFAULT_REDIS_RECONNECT_INITIAL_MS,
+          REFWORKER_DEFAULT_RECONNECT_MAX_MS, REFWORKER_DEFAULT_REDIS_SUBSCRIBER_MAX_MS,
+          REFWORKER_DEFAULT_REDIS_PUBLISHER_MAX_MS, REFWORKER_DEFAULT_REDIS_PING_INTERVAL_MS);
 }
 
 /* Strict decimal: digits only (optionally '-' when allowed), no trailing junk. */
@@ -117,11 +140,34 @@ static int parse_stream(refworker_options_t *options, const char *text, rc_error
         memcmp(options->streams[i].name, text, name_len) == 0)
       return rc_error_set(err, "--stream '%s': stream %.*s is given twice", text, (int)name_len,
                           text);
-  int64_t token = 0;
+  int64_t token = STREAM_POSITION_UNKNOWN;
   if (eq != NULL && (parse_int64(eq + 1, &token) != 0 || token < 0))
     return rc_error_set(err, "--stream '%s': the token must be a non-negative decimal integer",
                         text);
   return add_stream(options, text, name_len, token, err);
+}
+
+/* HOST:PORT, the host possibly a bracketed IPv6 literal ("[::1]:6379"). */
+static int parse_redis(refworker_options_t *options, const char *text, rc_error_t *err) {
+  const char *colon = strrchr(text, ':');
+  if (colon == NULL || colon == text)
+    return rc_error_set(err, "--redis: expected HOST:PORT, got '%s'", text);
+  const char *host = text;
+  size_t host_len = (size_t)(colon - text);
+  if (host[0] == '[') {
+    if (host_len < 3 || host[host_len - 1] != ']')
+      return rc_error_set(err, "--redis: expected [IPV6]:PORT, got '%s'", text);
+    host++;
+    host_len -= 2;
+  }
+  int64_t port;
+  if (parse_int64(colon + 1, &port) != 0 || port < 1 || port > 65535)
+    return rc_error_set(err, "--redis '%s': the port must be in 1..65535", text);
+  free(options->redis_host);
+  options->redis_host = strndup(host, host_len);
+  if (options->redis_host == NULL) return rc_error_set(err, "--redis: out of memory");
+  options->redis_port = (int)port;
+  return 0;
 }
 
 int refworker_options_parse(int argc, char **argv, refworker_options_t *options, rc_error_t *err) {
@@ -137,6 +183,10 @@ int refworker_options_parse(int argc, char **argv, refworker_options_t *options,
       {"reconnect-initial-ms", required_argument, NULL, OPT_RECONNECT_INITIAL},
       {"reconnect-max-ms", required_argument, NULL, OPT_RECONNECT_MAX},
       {"stream", required_argument, NULL, OPT_STREAM},
+      {"http-url", required_argument, NULL, OPT_HTTP_URL},
+      {"http-timeout-ms", required_argument, NULL, OPT_HTTP_TIMEOUT},
+      {"redis", required_argument, NULL, OPT_REDIS},
+      {"redis-ping-interval-ms", required_argument, NULL, OPT_REDIS_PING_INTERVAL},
       {"version", no_argument, NULL, OPT_VERSION},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0},
@@ -147,6 +197,9 @@ int refworker_options_parse(int argc, char **argv, refworker_options_t *options,
   options->ping_timeout_ms = REFWORKER_DEFAULT_PING_TIMEOUT_MS;
   options->reconnect_initial_ms = REFWORKER_DEFAULT_RECONNECT_INITIAL_MS;
   options->reconnect_max_ms = REFWORKER_DEFAULT_RECONNECT_MAX_MS;
+  options->http_timeout_ms = REFWORKER_DEFAULT_HTTP_TIMEOUT_MS;
+  options->redis_ping_interval_ms = REFWORKER_DEFAULT_REDIS_PING_INTERVAL_MS;
+  bool initial_given = false, max_given = false;
 
   opterr = 0; /* errors are reported through err, with the option named */
   optind = 1;
@@ -187,12 +240,27 @@ int refworker_options_parse(int argc, char **argv, refworker_options_t *options,
       case OPT_RECONNECT_INITIAL:
         rc = parse_positive_ms("--reconnect-initial-ms", optarg, &options->reconnect_initial_ms,
                                err);
+        initial_given = true;
         break;
       case OPT_RECONNECT_MAX:
         rc = parse_positive_ms("--reconnect-max-ms", optarg, &options->reconnect_max_ms, err);
+        max_given = true;
         break;
       case OPT_STREAM:
         rc = parse_stream(options, optarg, err);
+        break;
+      case OPT_HTTP_URL:
+        options->http_url = optarg;
+        break;
+      case OPT_HTTP_TIMEOUT:
+        rc = parse_positive_ms("--http-timeout-ms", optarg, &options->http_timeout_ms, err);
+        break;
+      case OPT_REDIS:
+        rc = parse_redis(options, optarg, err);
+        break;
+      case OPT_REDIS_PING_INTERVAL:
+        rc = parse_positive_ms("--redis-ping-interval-ms", optarg, &options->redis_ping_interval_ms,
+                               err);
         break;
       case OPT_VERSION:
         options->show_version = true;
@@ -212,17 +280,35 @@ int refworker_options_parse(int argc, char **argv, refworker_options_t *options,
   if (optind < argc) return rc_error_set(err, "unexpected argument '%s'", argv[optind]);
   if (options->show_help || options->show_version) return 0;
 
+  bool redis = options->redis_host != NULL;
+  if (redis && (options->host != NULL || options->port != NULL))
+    return rc_error_set(err, "--redis replaces --host and --port: give one or the other");
   const struct {
     const char *value;
     const char *name;
-  } required[] = {{options->host, "--host"},
-                  {options->port, "--port"},
+  } required[] = {{redis ? "redis" : options->host, "--host (or --redis)"},
+                  {redis ? "redis" : options->port, "--port (or --redis)"},
                   {options->server_name, "--server-name"},
                   {options->log_path, "--log"}};
   for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
     if (required[i].value == NULL || required[i].value[0] == '\0')
       return rc_error_set(err, "%s is required", required[i].name);
   if (options->dialect == 0) return rc_error_set(err, "--dialect is required");
+  if (redis && options->dialect != PROTO_DIALECT_MODERN)
+    return rc_error_set(err, "--redis needs --dialect modern (Redis came with v1.13)");
+  if (options->http_url != NULL && options->dialect != PROTO_DIALECT_MODERN)
+    return rc_error_set(err, "--http-url needs --dialect modern (2018 catches up over TCP)");
+  if (options->http_url != NULL && http_catchup_check_url(options->http_url, err) != 0) return -1;
+  if (redis) {
+    /* Synapse's Redis factories unless told otherwise; a given cap applies to both. */
+    if (!initial_given)
+      options->reconnect_initial_ms = REFWORKER_DEFAULT_REDIS_RECONNECT_INITIAL_MS;
+    if (!max_given) options->reconnect_max_ms = REFWORKER_DEFAULT_REDIS_SUBSCRIBER_MAX_MS;
+    options->redis_publisher_max_ms =
+        max_given ? options->reconnect_max_ms : REFWORKER_DEFAULT_REDIS_PUBLISHER_MAX_MS;
+    if (options->reconnect_initial_ms > options->redis_publisher_max_ms)
+      options->redis_publisher_max_ms = options->reconnect_initial_ms;
+  }
   if (options->instance_name[0] == '\0' || strpbrk(options->instance_name, " \t\r\n") != NULL)
     return rc_error_set(err, "--instance-name: must be non-empty and without whitespace, got '%s'",
                         options->instance_name);
@@ -234,7 +320,8 @@ int refworker_options_parse(int argc, char **argv, refworker_options_t *options,
         options->reconnect_max_ms, options->reconnect_initial_ms);
   if (options->stream_count == 0)
     for (size_t i = 0; i < sizeof default_streams / sizeof default_streams[0]; i++)
-      if (add_stream(options, default_streams[i], strlen(default_streams[i]), 0, err) != 0)
+      if (add_stream(options, default_streams[i], strlen(default_streams[i]),
+                     STREAM_POSITION_UNKNOWN, err) != 0)
         return -1;
   return 0;
 }
@@ -244,5 +331,7 @@ void refworker_options_free(refworker_options_t *options) {
   for (size_t i = 0; i < options->stream_count; i++) free(options->streams[i].name);
   free(options->streams);
   options->streams = NULL;
+  free(options->redis_host);
+  options->redis_host = NULL;
   options->stream_count = 0;
 }

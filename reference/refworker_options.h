@@ -2,8 +2,8 @@
  *
  * Parses argv into a refworker_options_t the caller owns (free with
  * refworker_options_free). Usage errors are returned, never printed or exited on here:
- * main() decides. Defaults are Synapse's constants for direct TCP replication v1.8-v1.66
- * (spec §3.1, §3.4). */
+ * main() decides. Defaults are Synapse's constants (spec §3.1, §3.4, §6): direct TCP
+ * v1.8-v1.66, or Redis when --redis is given. */
 #ifndef REFWORKER_OPTIONS_H
 #define REFWORKER_OPTIONS_H
 
@@ -20,10 +20,17 @@
 #define REFWORKER_DEFAULT_PING_TIMEOUT_MS 25000
 #define REFWORKER_DEFAULT_RECONNECT_INITIAL_MS 100
 #define REFWORKER_DEFAULT_RECONNECT_MAX_MS 1000
+#define REFWORKER_DEFAULT_HTTP_TIMEOUT_MS 10000
+/* Redis (spec §3.4, §6): Twisted's initial delay; caps of Synapse's subscriber factory
+ * and of txredisapi's publisher factory; the redis_ping period. */
+#define REFWORKER_DEFAULT_REDIS_RECONNECT_INITIAL_MS 1000
+#define REFWORKER_DEFAULT_REDIS_SUBSCRIBER_MAX_MS 5000
+#define REFWORKER_DEFAULT_REDIS_PUBLISHER_MAX_MS 10000
+#define REFWORKER_DEFAULT_REDIS_PING_INTERVAL_MS 30000
 
 typedef struct refworker_stream_option {
   char *name;
-  int64_t token;
+  int64_t token; /* STREAM_POSITION_UNKNOWN (-1) when no =TOKEN was given */
 } refworker_stream_option_t;
 
 typedef struct refworker_options {
@@ -31,6 +38,10 @@ typedef struct refworker_options {
   bool show_version;
   const char *host; /* strings borrowed from argv */
   const char *port;
+  char *redis_host; /* owned; set with --redis (then host and port are NULL) */
+  int redis_port;
+  const char *http_url; /* NULL: no HTTP catch-up (gaps are reported and adopted) */
+  int64_t http_timeout_ms;
   const char *server_name;
   proto_dialect_t dialect;
   const char *log_path;
@@ -38,7 +49,9 @@ typedef struct refworker_options {
   int64_t ping_interval_ms;
   int64_t ping_timeout_ms;
   int64_t reconnect_initial_ms;
-  int64_t reconnect_max_ms;
+  int64_t reconnect_max_ms;       /* TCP; with --redis the subscriber's cap */
+  int64_t redis_publisher_max_ms; /* --reconnect-max-ms sets both caps */
+  int64_t redis_ping_interval_ms;
   refworker_stream_option_t *streams; /* owned; the default set when none is given */
   size_t stream_count;
 } refworker_options_t;

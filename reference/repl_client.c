@@ -23,6 +23,7 @@ struct repl_client {
   struct event_base *base;
   repl_client_config_t config;
   stream_state_t *streams;
+  stream_handler_t *handler;
   backoff_t backoff;
 
   struct addrinfo *addresses;    /* of the attempt in progress */
@@ -82,7 +83,7 @@ static void client_conn_closed(void *arg, repl_conn_t *conn, const char *reason)
   WLOG_ERROR("Lost replication conn: %s", reason);
   repl_conn_destroy(conn);
   client->conn = NULL;
-  stream_state_reset_connection(client->streams);
+  stream_handler_reset_connection(client->handler);
   if (client->stopping)
     client_finish_stop(client);
   else
@@ -96,10 +97,10 @@ static void client_connected(repl_client_t *client, struct bufferevent *bev) {
   /* Opening lines and PINGs are tiny; do not let Nagle hold them back. */
   int one = 1;
   setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  stream_state_reset_connection(client->streams);
+  stream_handler_reset_connection(client->handler);
   rc_error_t err;
   client->conn = repl_conn_create(client->base, bev, &client->config.conn, client->streams,
-                                  client_conn_closed, client, &err);
+                                  client->handler, client_conn_closed, client, &err);
   if (client->conn == NULL) {
     WLOG_ERROR("Lost replication conn: %s", err.msg);
     client_schedule_retry(client);
@@ -145,7 +146,8 @@ static void client_try_next_address(repl_client_t *client) {
 }
 
 repl_client_t *repl_client_create(struct event_base *base, const repl_client_config_t *config,
-                                  stream_state_t *streams, rc_error_t *err) {
+                                  stream_state_t *streams, stream_handler_t *handler,
+                                  rc_error_t *err) {
   if (config->reconnect_initial_ms <= 0 ||
       config->reconnect_max_ms < config->reconnect_initial_ms) {
     rc_error_set(err, "reconnect delays: need 0 < initial (%lld ms) <= max (%lld ms)",
@@ -160,6 +162,7 @@ repl_client_t *repl_client_create(struct event_base *base, const repl_client_con
   client->base = base;
   client->config = *config;
   client->streams = streams;
+  client->handler = handler;
   backoff_init(&client->backoff, (double)config->reconnect_initial_ms,
                (double)config->reconnect_max_ms, client_seed());
   client->retry_timer = evtimer_new(base, client_retry_cb, client);

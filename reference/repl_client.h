@@ -3,8 +3,9 @@
  * Connects to host:port, hands each established socket to a repl_conn (it owns the
  * current one; there is at most one at a time) and, after any failure or loss other than
  * shutdown, tries again after a backoff delay (backoff.h; spec §3.4, RC-01..RC-03). The
- * delay resets on every successful connect. Batches and connected flags of stream_state
- * are reset whenever a connection starts or ends; positions are kept.
+ * delay resets on every successful connect. The stream handler's per-connection state
+ * (catch-ups in flight, queues, stream_state's batches and connected flags) is reset
+ * whenever a connection starts or ends; positions are kept.
  *
  * Single-threaded: use only from the thread running `base`. */
 #ifndef REPL_CLIENT_H
@@ -15,6 +16,7 @@
 
 #include "rc_error.h"
 #include "repl_conn.h"
+#include "stream_handler.h"
 #include "stream_state.h"
 
 typedef struct repl_client repl_client_t;
@@ -31,10 +33,11 @@ typedef struct repl_client_config {
 /* Called once when a shutdown has finished (no socket of ours is left open). */
 typedef void (*repl_client_stopped_fn)(void *arg);
 
-/* `streams` is borrowed. Returns NULL with err filled on failure. Nothing happens until
- * repl_client_start. */
+/* `streams` and `handler` are borrowed. Returns NULL with err filled on failure. Nothing
+ * happens until repl_client_start. */
 repl_client_t *repl_client_create(struct event_base *base, const repl_client_config_t *config,
-                                  stream_state_t *streams, rc_error_t *err);
+                                  stream_state_t *streams, stream_handler_t *handler,
+                                  rc_error_t *err);
 /* Frees everything, closing any open socket at once. Accepts NULL. */
 void repl_client_destroy(repl_client_t *client);
 

@@ -32,6 +32,7 @@ struct repl_conn {
   struct bufferevent *bev;
   repl_conn_config_t config;
   stream_state_t *streams;
+  stream_handler_t *handler;
   repl_conn_closed_fn on_closed;
   void *on_closed_arg;
 
@@ -244,17 +245,6 @@ static void conn_on_server(repl_conn_t *conn, const proto_command_t *cmd) {
   conn_send_error_and_close(conn, "Wrong remote");
 }
 
-static void conn_on_stream_command(repl_conn_t *conn, const proto_command_t *cmd) {
-  if (!stream_state_wants(conn->streams, cmd)) return;
-  /* Modern Synapse processes RDATA/POSITION in its per-stream queue runner. */
-  if (conn->config.dialect == PROTO_DIALECT_MODERN)
-    wlog_context_enter_counted("process-replication-data");
-  rc_error_t err;
-  if (stream_state_apply(conn->streams, cmd, &err) != 0)
-    WLOG_ERROR("[%s] Failed to handle command %s: %s", conn->name, proto_command_name(cmd->kind),
-               err.msg);
-}
-
 static void conn_dispatch(repl_conn_t *conn, const proto_command_t *cmd) {
   switch (cmd->kind) {
     case PROTO_CMD_SERVER:
@@ -271,7 +261,7 @@ static void conn_dispatch(repl_conn_t *conn, const proto_command_t *cmd) {
     }
     case PROTO_CMD_RDATA:
     case PROTO_CMD_POSITION:
-      conn_on_stream_command(conn, cmd);
+      stream_handler_submit(conn->handler, cmd);
       break;
     default:
       /* SYNC, REMOTE_SERVER_UP, LOCK_RELEASED: valid, and nothing for this worker to do. */
@@ -311,8 +301,15 @@ static void conn_process_line(repl_conn_t *conn, const char *line, size_t len) {
   if (rc != PROTO_OK) {
     WLOG_ERROR("[%s] Failed to parse line: %s", conn->name, perr.message);
     char text[PROTO_MAX_LINE + 1];
-    proto_rejection_text(conn->config.dialect, line, len, &perr, text, sizeof text);
-    conn_send_error_and_close(conn, text);
+    if (proto_rejection_text(conn->config.dialect, line, len, &perr, text, sizeof text) > 0) {
+      conn_send_error_and_close(conn, text);
+      return;
+    }
+    /* Invalid UTF-8, or a 2018 line without a space: Synapse drops the connection
+     * without an ERROR line (proto.h, proto_rejection_text). */
+    char reason[512];
+    snprintf(reason, sizeof reason, "closed locally without ERROR: %s", perr.message);
+    conn_begin_close(conn, reason, true);
     return;
   }
   conn->last_received_ns = rc_clock_mono_ns();
@@ -372,7 +369,8 @@ static void conn_send_opening(repl_conn_t *conn) {
 
 repl_conn_t *repl_conn_create(struct event_base *base, struct bufferevent *bev,
                               const repl_conn_config_t *config, stream_state_t *streams,
-                              repl_conn_closed_fn on_closed, void *on_closed_arg, rc_error_t *err) {
+                              stream_handler_t *handler, repl_conn_closed_fn on_closed,
+                              void *on_closed_arg, rc_error_t *err) {
   repl_conn_t *conn = calloc(1, sizeof *conn);
   if (conn == NULL) {
     bufferevent_free(bev);
@@ -383,6 +381,7 @@ repl_conn_t *repl_conn_create(struct event_base *base, struct bufferevent *bev,
   conn->bev = bev;
   conn->config = *config;
   conn->streams = streams;
+  conn->handler = handler;
   conn->on_closed = on_closed;
   conn->on_closed_arg = on_closed_arg;
   conn_make_id(conn->id);

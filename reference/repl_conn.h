@@ -4,7 +4,8 @@
  * the keepalive of this connection (PING when idle, receive timeout once the server has
  * PINGed: spec §3.2) and the orderly close (flush what is queued, then FIN). It sends the
  * opening lines at once on creation (NAME, PING, then REPLICATE: spec §1.3).
- * RDATA and POSITION are handed to the shared stream_state.
+ * RDATA and POSITION are handed to the shared stream_handler (per-stream order, catch-up);
+ * stream_state is read for the 2018 REPLICATE lines.
  *
  * Every inbound line goes through proto_frame_next / proto_parse_line and every outbound
  * line through proto_format_command; nothing here parses by hand.
@@ -24,6 +25,7 @@
 
 #include "proto.h"
 #include "rc_error.h"
+#include "stream_handler.h"
 #include "stream_state.h"
 
 typedef struct repl_conn repl_conn_t;
@@ -41,10 +43,12 @@ typedef struct repl_conn_config {
 typedef void (*repl_conn_closed_fn)(void *arg, repl_conn_t *conn, const char *reason);
 
 /* Takes ownership of `bev`, a connected socket bufferevent (freed here on failure too),
- * and sends the opening lines. Returns NULL with err filled on failure. */
+ * and sends the opening lines. `streams` and `handler` are borrowed. Returns NULL with err
+ * filled on failure. */
 repl_conn_t *repl_conn_create(struct event_base *base, struct bufferevent *bev,
                               const repl_conn_config_t *config, stream_state_t *streams,
-                              repl_conn_closed_fn on_closed, void *on_closed_arg, rc_error_t *err);
+                              stream_handler_t *handler, repl_conn_closed_fn on_closed,
+                              void *on_closed_arg, rc_error_t *err);
 
 /* Frees the connection. If the socket is still open it is closed at once, without
  * on_closed. Accepts NULL. */

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stream_catchup.h"
 #include "wlog.h"
 
 /* Synapse logs stream handling from the command handler: client.py in 2018, handler.py
@@ -16,12 +15,12 @@
 
 typedef struct stream_writer {
   char *instance;
-  int64_t position;
+  int64_t position; /* STREAM_POSITION_UNKNOWN until the first POSITION (modern) */
 } stream_writer_t;
 
 typedef struct stream_entry {
   char *name;
-  int64_t initial;
+  int64_t initial; /* may be STREAM_POSITION_UNKNOWN (modern only) */
   stream_writer_t *writers;
   size_t writer_count;
   size_t writer_cap;
@@ -92,8 +91,10 @@ int stream_state_add_stream(stream_state_t *state, const char *name, int64_t ini
   if (name == NULL || name[0] == '\0') return rc_error_set(err, "stream name is empty");
   if (strpbrk(name, " \t\r\n") != NULL)
     return rc_error_set(err, "stream name '%s' contains whitespace", name);
-  if (initial < 0)
+  if (initial < 0 && initial != STREAM_POSITION_UNKNOWN)
     return rc_error_set(err, "stream %s: initial position %" PRId64 " is negative", name, initial);
+  /* A 2018 REPLICATE needs a number: a 2018 worker with nothing stored asks from 0. */
+  if (initial == STREAM_POSITION_UNKNOWN && state->dialect == PROTO_DIALECT_2018) initial = 0;
   if (stream_find(state, name, strlen(name)) != NULL)
     return rc_error_set(err, "stream %s is given twice", name);
   if (state->count == state->cap) {
@@ -110,6 +111,10 @@ int stream_state_add_stream(stream_state_t *state, const char *name, int64_t ini
   entry->initial = initial;
   state->count++;
   return 0;
+}
+
+proto_dialect_t stream_state_dialect(const stream_state_t *state) {
+  return state->dialect;
 }
 
 size_t stream_state_stream_count(const stream_state_t *state) {
@@ -212,6 +217,28 @@ static void format_token(const proto_command_t *cmd, char *buf, size_t cap) {
     snprintf(buf, cap, "%" PRId64, cmd->token);
 }
 
+/* One unit becomes the writer's position: logged as Synapse logs applied rows, then
+ * handed to on_unit. */
+static void unit_emit(stream_state_t *state, stream_entry_t *entry, stream_writer_t *writer,
+                      int64_t token, const char *const *rows, size_t row_count) {
+  writer->position = token;
+  if (state->dialect == PROTO_DIALECT_2018)
+    WLOG_INFO("Received rdata %s -> %" PRId64, entry->name, token);
+  else
+    WLOG_INFO("Received rdata %s (%s) -> %" PRId64, entry->name, writer->instance, token);
+  WLOG_DEBUG("Applied a unit of %zu row(s) of %s at %" PRId64, row_count, entry->name, token);
+  if (state->on_unit != NULL) {
+    stream_unit_t unit = {
+        .stream = entry->name,
+        .instance = writer->instance,
+        .token = token,
+        .rows = rows,
+        .row_count = row_count,
+    };
+    state->on_unit(state->on_unit_arg, &unit);
+  }
+}
+
 /* The buffered rows plus this RDATA's row, at its token, become the writer's new
  * position (RD-02). The batch is consumed either way. */
 static int rdata_apply_unit(stream_state_t *state, stream_entry_t *entry, stream_writer_t *writer,
@@ -221,21 +248,8 @@ static int rdata_apply_unit(stream_state_t *state, stream_entry_t *entry, stream
     return rc_error_set(err, "RDATA %s %" PRId64 ": out of memory, rows dropped", entry->name,
                         cmd->token);
   }
-  writer->position = cmd->token;
-  if (state->dialect == PROTO_DIALECT_2018)
-    WLOG_INFO("Received rdata %s -> %" PRId64, entry->name, cmd->token);
-  else
-    WLOG_INFO("Received rdata %s (%s) -> %" PRId64, entry->name, writer->instance, cmd->token);
-  if (state->on_unit != NULL) {
-    stream_unit_t unit = {
-        .stream = entry->name,
-        .instance = writer->instance,
-        .token = cmd->token,
-        .rows = (const char *const *)entry->batch,
-        .row_count = entry->batch_count,
-    };
-    state->on_unit(state->on_unit_arg, &unit);
-  }
+  unit_emit(state, entry, writer, cmd->token, (const char *const *)entry->batch,
+            entry->batch_count);
   stream_entry_clear_batch(entry);
   return 0;
 }
@@ -289,20 +303,61 @@ static int position_2018(stream_state_t *state, stream_entry_t *entry, const pro
   return 0;
 }
 
-static int position_modern(stream_state_t *state, stream_entry_t *entry, const proto_command_t *cmd,
-                           rc_error_t *err) {
-  /* The catch-up re-reads whatever the buffered rows were part of (spec §2.3). */
+static void position_finish(stream_state_t *state, stream_entry_t *entry, stream_writer_t *writer,
+                            int64_t position) {
+  writer->position = position;
+  entry->connected = true;
+  WLOG_INFO("Caught up with stream '%s' to %" PRId64, entry->name, position);
+}
+
+/* Whether a POSITION with these tokens leaves rows to fetch from position cur: HEAD's
+ * rule (spec §2.4). v1.66 fetched whenever prev != cur; both are allowed (F-12). */
+static bool position_shows_gap(int64_t cur, int64_t prev_token, int64_t new_token) {
+  return !(prev_token <= cur && cur <= new_token);
+}
+
+static int position_modern_begin(stream_state_t *state, stream_entry_t *entry,
+                                 const proto_command_t *cmd, stream_writer_t **writer_out,
+                                 bool *fetch, rc_error_t *err) {
+  /* The catch-up re-reads whatever the buffered rows were part of (spec §2.3), and until
+   * it has finished the stream is not connected: rows arriving meanwhile are dropped if
+   * it fails (Synapse's _process_position discards the stream from every connection). */
   stream_entry_clear_batch(entry);
+  entry->connected = false;
+  *fetch = false;
   stream_writer_t *writer = writer_get(entry, cmd->instance.ptr, cmd->instance.len);
   if (writer == NULL) return rc_error_set(err, "POSITION %s: out of memory", entry->name);
+  *writer_out = writer;
   int64_t cur = writer->position;
-  if (stream_catchup_needed(cur, cmd->prev_token, cmd->new_token))
-    writer->position = stream_catchup_fill_gap(entry->name, writer->instance, cur, cmd->prev_token,
-                                               cmd->new_token);
-  else
-    writer->position = cmd->new_token;
-  entry->connected = true;
-  WLOG_INFO("Caught up with stream '%s' to %" PRId64, entry->name, writer->position);
+  if (cur == STREAM_POSITION_UNKNOWN) {
+    WLOG_INFO("Stream %s (%s) has no position yet; starting at %" PRId64, entry->name,
+              writer->instance, cmd->new_token);
+    position_finish(state, entry, writer, cmd->new_token);
+  } else if (cur > cmd->new_token) {
+    /* Ahead of the writer's announcement: a fetch of (cur, new] would be empty, and
+     * writers' positions only move forward in the modern dialect. */
+    WLOG_INFO("Stream %s (%s) already at %" PRId64 ", POSITION says %" PRId64 "..%" PRId64
+              "; keeping %" PRId64,
+              entry->name, writer->instance, cur, cmd->prev_token, cmd->new_token, cur);
+    position_finish(state, entry, writer, cur);
+  } else if (!position_shows_gap(cur, cmd->prev_token, cmd->new_token)) {
+    position_finish(state, entry, writer, cmd->new_token);
+  } else {
+    *fetch = true;
+  }
+  return 0;
+}
+
+static int position_modern(stream_state_t *state, stream_entry_t *entry, const proto_command_t *cmd,
+                           rc_error_t *err) {
+  stream_writer_t *writer = NULL;
+  bool fetch = false;
+  if (position_modern_begin(state, entry, cmd, &writer, &fetch, err) != 0) return -1;
+  if (!fetch) return 0;
+  WLOG_WARNING("Gap in stream %s: at %" PRId64 ", POSITION says %" PRId64 "..%" PRId64
+               "; no catch-up source (--http-url), adopting %" PRId64,
+               entry->name, writer->position, cmd->prev_token, cmd->new_token, cmd->new_token);
+  position_finish(state, entry, writer, cmd->new_token);
   return 0;
 }
 
@@ -313,4 +368,51 @@ int stream_state_apply(stream_state_t *state, const proto_command_t *cmd, rc_err
   if (cmd->kind == PROTO_CMD_RDATA)
     return modern ? rdata_modern(state, entry, cmd, err) : rdata_2018(state, entry, cmd, err);
   return modern ? position_modern(state, entry, cmd, err) : position_2018(state, entry, cmd, err);
+}
+
+int stream_state_position_begin(stream_state_t *state, const proto_command_t *cmd, bool *fetch,
+                                int64_t *from, rc_error_t *err) {
+  *fetch = false;
+  if (state->dialect != PROTO_DIALECT_MODERN || cmd->kind != PROTO_CMD_POSITION)
+    return rc_error_set(err, "stream_state_position_begin: not a modern POSITION");
+  if (!stream_state_wants(state, cmd)) return 0;
+  stream_entry_t *entry = stream_find(state, cmd->stream.ptr, cmd->stream.len);
+  stream_writer_t *writer = NULL;
+  if (position_modern_begin(state, entry, cmd, &writer, fetch, err) != 0) return -1;
+  if (*fetch) *from = writer->position;
+  return 0;
+}
+
+/* The writer record of (stream, instance) for the catch-up steps. */
+static stream_writer_t *catchup_writer(stream_state_t *state, const char *stream,
+                                       const char *instance, stream_entry_t **entry_out,
+                                       rc_error_t *err) {
+  stream_entry_t *entry = stream_find(state, stream, strlen(stream));
+  if (entry == NULL) {
+    rc_error_set(err, "stream %s is not consumed", stream);
+    return NULL;
+  }
+  stream_writer_t *writer = writer_get(entry, instance, strlen(instance));
+  if (writer == NULL) rc_error_set(err, "stream %s (%s): out of memory", stream, instance);
+  *entry_out = entry;
+  return writer;
+}
+
+int stream_state_apply_unit(stream_state_t *state, const char *stream, const char *instance,
+                            int64_t token, const char *const *rows, size_t row_count,
+                            rc_error_t *err) {
+  stream_entry_t *entry = NULL;
+  stream_writer_t *writer = catchup_writer(state, stream, instance, &entry, err);
+  if (writer == NULL) return -1;
+  unit_emit(state, entry, writer, token, rows, row_count);
+  return 0;
+}
+
+int stream_state_position_end(stream_state_t *state, const char *stream, const char *instance,
+                              int64_t new_token, rc_error_t *err) {
+  stream_entry_t *entry = NULL;
+  stream_writer_t *writer = catchup_writer(state, stream, instance, &entry, err);
+  if (writer == NULL) return -1;
+  position_finish(state, entry, writer, new_token);
+  return 0;
 }

@@ -593,6 +593,41 @@ START_TEST(test_bad_lines) {
 }
 END_TEST
 
+/* Lines a Synapse receiver drops the connection for without an ERROR line (proto.h,
+ * proto_rejection_text returns 0): invalid UTF-8 in both dialects, and in 2018 a line
+ * without a space. The worker closes with a FIN and sends no ERROR; it reconnects.
+ * Upstream: Twisted LineOnlyReceiver decoding failure; protocol.py@v0.33.3 lineReceived
+ * (line.split(" ", 1) unpacking error). */
+START_TEST(test_silent_close) {
+  dialect = dialects[_i];
+  bool modern = dialect == PROTO_DIALECT_MODERN;
+  const char *lines[] = {
+      modern ? "RDATA caches master 5 [\"\xff\xfe\"]" : "RDATA caches 5 [\"\xff\xfe\"]",
+      modern ? NULL : "NOSPACE"};
+  worker_start(LIST("caches=3"));
+  int64_t accept_deadline = startup_deadline();
+  for (size_t i = 0; i < 2 && lines[i] != NULL; i++) {
+    peer_accept_opening(accept_deadline, LIST("REPLICATE caches 3"));
+    peer_send_str("SERVER " SERVER_NAME "\n");
+    char segment[128];
+    snprintf(segment, sizeof segment, "%s\n", lines[i]);
+    peer_send_str(segment);
+    int r;
+    do r = peer_read_line(rc_clock_mono_ms() + margin_ms);
+    while (r == READ_LINE && strncmp(line, "PING ", 5) == 0);
+    ck_assert_msg(r == READ_EOF,
+                  "FR (silent close)\n  Expected: FIN without an ERROR after '%s'\n"
+                  "  Actual: %s%s",
+                  lines[i], r == READ_LINE ? "the line " : read_result_name(r),
+                  r == READ_LINE ? line : "");
+    peer_close();
+    accept_deadline = rc_clock_mono_ms() + RECONNECT_BOUND_MS;
+  }
+  peer_accept_opening(accept_deadline, LIST("REPLICATE caches 3"));
+  ck_assert_uint_ge(log_count("closed locally without ERROR"), 1);
+}
+END_TEST
+
 /* FR-03/FR-04/FR-05: a line of exactly 16384 bytes is processed; 16385 bytes + LF, and
  * 20000 bytes without LF, get `ERROR Line length exceeded` and a close (FIN). Upstream:
  * Twisted LineOnlyReceiver MAX_LENGTH; Synapse #4748; trace 1.66/main-long-line. */
@@ -798,8 +833,9 @@ START_TEST(test_modern_rdata_rules) {
 END_TEST
 
 /* PO-01 / RC-06 (modern): streams are unconnected again on a new connection; a POSITION
- * whose prev matches connects without a gap warning, one with a gap is reported (the
- * HTTP catch-up is not implemented yet) and adopted. */
+ * whose prev matches connects without a gap warning, one with a gap is reported and
+ * adopted when refworker has no --http-url (tests/test_refworker_catchup.c covers the
+ * fetch). */
 START_TEST(test_modern_position_per_connection) {
   dialect = PROTO_DIALECT_MODERN;
   start_and_open(LIST("typing=3"), NULL);
@@ -820,6 +856,27 @@ START_TEST(test_modern_position_per_connection) {
                 "RC-06 (RDATA before this connection's POSITION dropped)");
   assert_log_line("Gap in stream typing: at 6, POSITION says 8..9", "WARNING",
                   "process-replication-data-", "PO-03 (a gap is detected)");
+}
+END_TEST
+
+/* Modern, a stream given without a token: the writer's first POSITION is adopted as the
+ * position without a catch-up (as a worker whose database is current); from then on the
+ * gap rule applies. 2018 asks from 0 (test_idle_ping). */
+START_TEST(test_modern_unknown_start) {
+  dialect = PROTO_DIALECT_MODERN;
+  start_and_open(LIST("typing"), NULL);
+  peer_send_str("SERVER " SERVER_NAME
+                "\nRDATA typing master 2 [\"!r:hs\",[]]\n"
+                "POSITION typing master 7 7\nRDATA typing master 8 [\"!r:hs\",[]]\n");
+  ck_assert(log_wait_for("Received rdata typing (master) -> 8", rc_clock_mono_ms() + margin_ms));
+  ck_assert(log_contains("Stream typing (master) has no position yet; starting at 7"));
+  ck_assert_msg(
+      !log_contains("Gap in stream typing") && !log_contains("Received rdata typing (master) -> 2"),
+      "RD-05 and no gap on the first POSITION\n  Expected: RDATA 2 dropped, no gap\n"
+      "  Actual: see the log");
+  peer_send_str("POSITION typing master 9 10\n");
+  ck_assert(log_wait_for("Gap in stream typing: at 8, POSITION says 9..10",
+                         rc_clock_mono_ms() + margin_ms));
 }
 END_TEST
 
@@ -850,55 +907,6 @@ START_TEST(test_sigterm) {
 }
 END_TEST
 
-static int run_refworker(const char *args, const char *out_name) {
-  char *out = test_path(temp_dir, out_name);
-  char command[2048];
-  snprintf(command, sizeof command, "'%s/refworker' %s >'%s' 2>&1", test_env("REPLCHECK_BIN_DIR"),
-           args, out);
-  int rc = test_run(command);
-  free(out);
-  return rc;
-}
-
-static bool output_contains(const char *out_name, const char *needle) {
-  char *out = test_path(temp_dir, out_name);
-  char *text = test_read_file(out, NULL);
-  bool found = text != NULL && strstr(text, needle) != NULL;
-  free(text);
-  free(out);
-  return found;
-}
-
-/* Usage: --help and --version exit 0; bad usage exits 2 naming the option. */
-START_TEST(test_usage) {
-  ck_assert_int_eq(run_refworker("--help", "help.txt"), 0);
-  ck_assert(output_contains("help.txt", "--stream NAME[=TOKEN]"));
-  ck_assert_int_eq(run_refworker("--version", "version.txt"), 0);
-  ck_assert(output_contains("version.txt", "refworker "));
-  const struct {
-    const char *args;
-    const char *message;
-  } bad[] = {
-      {"--port 1 --server-name s --dialect modern --log /dev/null", "--host is required"},
-      {"--host h --port 1 --server-name s --dialect 2019 --log /dev/null", "--dialect"},
-      {"--host h --port 0 --server-name s --dialect modern --log /dev/null", "--port"},
-      {"--host h --port 1 --server-name s --dialect modern --log /dev/null --stream a=x",
-       "--stream 'a=x'"},
-      {"--host h --port 1 --server-name s --dialect modern --log /dev/null --ping-timeout-ms -5",
-       "--ping-timeout-ms"},
-      {"--host h --port 1 --server-name s --dialect modern --log /dev/null --bogus",
-       "unknown option '--bogus'"},
-  };
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    int rc = run_refworker(bad[i].args, "bad.txt");
-    ck_assert_msg(rc == 2 && output_contains("bad.txt", bad[i].message),
-                  "usage error for '%s'\n  Expected: exit 2 and a message with '%s'\n"
-                  "  Actual: exit %d",
-                  bad[i].args, bad[i].message, rc);
-  }
-}
-END_TEST
-
 static Suite *refworker_suite(void) {
   Suite *s = suite_create("refworker");
   TCase *both = tcase_create("both_dialects");
@@ -911,6 +919,7 @@ static Suite *refworker_suite(void) {
   tcase_add_loop_test(both, test_any_command_resets_receive_clock, 0, 2);
   tcase_add_loop_test(both, test_wrong_server, 0, 2);
   tcase_add_loop_test(both, test_bad_lines, 0, 2);
+  tcase_add_loop_test(both, test_silent_close, 0, 2);
   tcase_add_loop_test(both, test_line_length_limit, 0, 2);
   tcase_add_loop_test(both, test_remote_error_and_log_format, 0, 2);
   tcase_add_loop_test(both, test_reconnect_after_close, 0, 2);
@@ -924,7 +933,7 @@ static Suite *refworker_suite(void) {
   tcase_add_test(streams, test_2018_positions_survive_reconnect);
   tcase_add_test(streams, test_modern_rdata_rules);
   tcase_add_test(streams, test_modern_position_per_connection);
-  tcase_add_test(streams, test_usage);
+  tcase_add_test(streams, test_modern_unknown_start);
   suite_add_tcase(s, streams);
   return s;
 }

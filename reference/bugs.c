@@ -1,0 +1,67 @@
+#include "bugs.h"
+
+#include <string.h>
+
+typedef struct bug_entry {
+  bug_t bug;
+  const char *name;
+  const char *seed;
+  const char *description;
+} bug_entry_t;
+
+static const bug_entry_t bug_table[] = {
+    {BUG_CACHE_NEEDS_START, "cache-needs-start", "A",
+     "expiring caches reap only after a start call nobody makes: entries never expire by "
+     "time, no prune_cache_* process (Synapse <= v0.33.5, fixed by #3932)"},
+    {BUG_HANDLERS_NOT_BACKGROUND, "handlers-not-background", "C",
+     "replication command handlers run inline in the sentinel context, outside any "
+     "background process (Synapse <= v0.33.2, fixed by #3709)"},
+    {BUG_FIRE_AND_FORGET, "fire-and-forget", "D",
+     "handlers start their work and return at once: the background process ends before "
+     "the work (e.g. an HTTP catch-up) has finished (before #3709)"},
+    {BUG_MISSING_SERVER_HEADER, "missing-server-header", "E",
+     "error responses (404, 500, OPTIONS) lack the Server header (Synapse <= v0.28, fixed "
+     "by #3208)"},
+    {BUG_UNHANDLED_BACKGROUND_ERROR, "unhandled-background-error", "G",
+     "handler exceptions are not logged at once at ERROR; Twisted's CRITICAL 'Unhandled "
+     "error in Deferred:' appears 2 s later instead (Synapse v0.33.3-v0.33.5, #3927)"},
+    {BUG_PRESENCE_PER_DESTINATION, "presence-per-destination", "H",
+     "with --fedsender: one presence update per destination per room member instead of "
+     "once per destination (before #2115)"},
+};
+
+#define BUG_COUNT (sizeof bug_table / sizeof bug_table[0])
+
+int bugs_add(bug_set_t *set, const char *name, rc_error_t *err) {
+  for (size_t i = 0; i < BUG_COUNT; i++) {
+    if (strcmp(bug_table[i].name, name) == 0) {
+      *set |= (unsigned int)bug_table[i].bug;
+      return 0;
+    }
+  }
+  char known[512] = "";
+  size_t used = 0;
+  for (size_t i = 0; i < BUG_COUNT && used < sizeof known; i++) {
+    size_t n = strlen(bug_table[i].name);
+    if (used + n + 3 >= sizeof known) break;
+    if (i > 0) {
+      memcpy(known + used, ", ", 2);
+      used += 2;
+    }
+    memcpy(known + used, bug_table[i].name, n);
+    used += n;
+    known[used] = '\0';
+  }
+  return rc_error_set(err, "--bug: unknown bug '%s' (known: %s; see --list-bugs)", name, known);
+}
+
+const char *bugs_name(bug_t bug) {
+  for (size_t i = 0; i < BUG_COUNT; i++)
+    if (bug_table[i].bug == bug) return bug_table[i].name;
+  return NULL;
+}
+
+void bugs_print_list(FILE *out) {
+  for (size_t i = 0; i < BUG_COUNT; i++)
+    fprintf(out, "%s\t%s\t%s\n", bug_table[i].name, bug_table[i].seed, bug_table[i].description);
+}

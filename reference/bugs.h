@@ -1,0 +1,41 @@
+/* bugs: the known bugs refworker can re-introduce (--bug NAME), for the harness's
+ * self-test: each switch brings back exactly one upstream behaviour that a suite must
+ * catch (shared/spec/seed-behaviours.md, seeds A-H).
+ *
+ * A bug set is a plain bit mask the caller passes to the modules a bug lives in; no
+ * module reads a global. */
+#ifndef BUGS_H
+#define BUGS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "rc_error.h"
+
+typedef enum bug {
+  BUG_CACHE_NEEDS_START = 1u << 0,          /* seed A */
+  BUG_HANDLERS_NOT_BACKGROUND = 1u << 1,    /* seed C */
+  BUG_FIRE_AND_FORGET = 1u << 2,            /* seed D */
+  BUG_MISSING_SERVER_HEADER = 1u << 3,      /* seed E */
+  BUG_UNHANDLED_BACKGROUND_ERROR = 1u << 4, /* seed G */
+  BUG_PRESENCE_PER_DESTINATION = 1u << 5,   /* seed H (fedsender role only) */
+} bug_t;
+
+/* A set of bug_t bits. */
+typedef unsigned int bug_set_t;
+
+static inline bool bugs_has(bug_set_t set, bug_t bug) {
+  return (set & (unsigned int)bug) != 0;
+}
+
+/* Adds the bug called `name` (e.g. "cache-needs-start") to *set. Returns 0, or -1 with
+ * err naming the unknown bug and the known ones. */
+int bugs_add(bug_set_t *set, const char *name, rc_error_t *err);
+
+/* The switch name of a single bug, or NULL. */
+const char *bugs_name(bug_t bug);
+
+/* Writes one line per bug: NAME<TAB>SEED<TAB>one-line description. */
+void bugs_print_list(FILE *out);
+
+#endif
