@@ -10,7 +10,8 @@ PACKAGES=(
   libevent-dev libjansson-dev libcurl4-openssl-dev
   libhiredis-dev redis-server
   libpq-dev postgresql
-  libxml2-utils valgrind
+  libxml2-utils valgrind python3-yaml
+  clang strace bc
   locales
   chromium
 )

@@ -41,6 +41,9 @@ static void run_current_test(int index) {
     report_set(&outcome.message, err.msg);
   } else {
     t->seed = spec->seed;
+    t->run_seed = spec->run_seed;
+    t->torture_level = spec->torture_level;
+    t->record_dir = spec->record_dir;
     rc_test_execute(t, &outcome);
     start_failed = t->sut_start_failed;
     rc_test_destroy(t);

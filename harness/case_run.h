@@ -29,6 +29,9 @@ typedef struct case_run_spec {
   int index;                 /* 1-based position in the run, for per-test names */
   uint64_t seed;             /* goes to rc_test_t.seed */
   int check_timeout_seconds; /* Check's last-resort timeout for the test process */
+  uint64_t run_seed;         /* the run's --seed (goes to rc_test_t.run_seed) */
+  int torture_level;         /* --torture (goes to rc_test_t.torture_level) */
+  const char *record_dir;    /* --record DIR, or NULL */
 } case_run_spec_t;
 
 /* Runs the attempt and fills c->verdict, seconds, message, expected, actual, evidence

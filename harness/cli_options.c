@@ -28,6 +28,9 @@ typedef enum option_id {
   OPT_PROGRESS,
   OPT_LIST,
   OPT_FORMAT,
+  OPT_FIXTURES,
+  OPT_RECORD,
+  OPT_TORTURE,
 } option_id_t;
 
 typedef struct option_row {
@@ -83,12 +86,21 @@ static const option_row_t OPTIONS[] = {
      "print what would run, with skip reasons, and run nothing"},
     {OPT_FORMAT, "format", "REPLCHECK_FORMAT", "FMT", "text", FOR_LIST,
      "text, markdown (the docs/TESTS.md table) or json"},
+    {OPT_FIXTURES, "fixtures", "REPLCHECK_FIXTURES", "DIR", "the source tree's fixtures/",
+     FOR_RUN | FOR_LIST,
+     "every *.fixture file under DIR is a test 'fixtures/<path>' (docs/FIXTURES.md)"},
+    {OPT_RECORD, "record", "REPLCHECK_RECORD", "DIR", "none", FOR_RUN,
+     "write each test's exchange as a replayable fixture DIR/<id>.fixture"},
+    {OPT_TORTURE, "torture", "REPLCHECK_TORTURE", "LEVEL", "0", FOR_RUN,
+     "0..3: the mock reorders streams, holds and splits its lines, drops a first connection; "
+     "the same --seed gives the same schedule (docs/FIXTURES.md)"},
 };
 #define OPTION_COUNT (sizeof OPTIONS / sizeof OPTIONS[0])
 
 void cli_config_clear(cli_config_t *c) {
   char **strings[] = {&c->profile_path, &c->junit_path, &c->html_path,
-                      &c->json_path,    &c->bin_dir,    &c->expected_failures_path};
+                      &c->json_path,    &c->bin_dir,    &c->expected_failures_path,
+                      &c->fixtures_dir, &c->record_dir};
   for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) free(*strings[i]);
   for (size_t i = 0; i < c->selector_count; i++) free(c->selectors[i]);
   free(c->selectors);
@@ -254,6 +266,15 @@ static int apply(cli_config_t *c, const option_row_t *row, const char *value, co
     case OPT_FORMAT:
       if (listing_format_from_name(value, &c->format) != 0)
         return rc_error_set(err, "%s: expected text, markdown or json, got '%s'", from, value);
+      return 0;
+    case OPT_FIXTURES:
+      return replace_string(&c->fixtures_dir, value, err);
+    case OPT_RECORD:
+      return replace_string(&c->record_dir, value, err);
+    case OPT_TORTURE:
+      if (parse_unsigned(value, 0, 3, &n) != 0)
+        return rc_error_set(err, "%s: expected a torture level in 0..3, got '%s'", from, value);
+      c->torture_level = (int)n;
       return 0;
   }
   return rc_error_set(err, "%s: unhandled option", from);

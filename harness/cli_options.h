@@ -52,6 +52,9 @@ typedef struct cli_config {
   double timeout_factor;
   progress_mode_t progress;
   listing_format_t format;
+  char *fixtures_dir; /* --fixtures: NULL = the source tree's fixtures/ */
+  char *record_dir;   /* --record */
+  int torture_level;  /* --torture */
 } cli_config_t;
 
 /* Parses argv (argv[1] is the command or --help/--help-env/--version) and the

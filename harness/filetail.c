@@ -79,29 +79,55 @@ char *filetail_last_lines(const char *path, size_t lines) {
   return out;
 }
 
+#define SCAN_CHUNK (64 * 1024)
+
 bool filetail_scan_regex(const char *path, long *offset, const regex_t *re, char *match,
                          size_t match_cap) {
   FILE *f = fopen(path, "rb");
   if (f == NULL) return false;
-  if (fseek(f, *offset, SEEK_SET) != 0) {
+  char *line = malloc(TAIL_WINDOW + 1);
+  char *chunk = malloc(SCAN_CHUNK);
+  if (line == NULL || chunk == NULL || fseek(f, *offset, SEEK_SET) != 0) {
+    free(line);
+    free(chunk);
     fclose(f);
     return false;
   }
-  char *line = NULL;
-  size_t cap = 0;
-  bool found = false;
-  ssize_t n;
-  while (!found && (n = getline(&line, &cap, f)) > 0) {
-    if (line[n - 1] != '\n') break; /* partial: wait for the rest */
-    *offset += n;
-    if (n > TAIL_WINDOW) continue;
-    line[n - 1] = '\0';
-    if (regexec(re, line, 0, NULL, 0) == 0) {
-      found = true;
-      if (match != NULL && match_cap > 0) snprintf(match, match_cap, "%s", line);
+  /* Only the current line is kept, and only its first TAIL_WINDOW bytes: a SUT that
+   * writes a gigabyte without a LF costs this scan time, never memory. */
+  long chunk_start = *offset;
+  size_t used = 0;
+  bool too_long = false, found = false;
+  size_t got;
+  while (!found && (got = fread(chunk, 1, SCAN_CHUNK, f)) > 0) {
+    size_t at = 0;
+    while (at < got) {
+      const char *lf = memchr(chunk + at, '\n', got - at);
+      size_t piece = (lf != NULL ? (size_t)(lf - chunk) : got) - at;
+      if (!too_long && used + piece > TAIL_WINDOW) too_long = true;
+      if (!too_long) {
+        memcpy(line + used, chunk + at, piece);
+        used += piece;
+      }
+      at += piece;
+      if (lf == NULL) break; /* partial: wait for the rest */
+      at++;
+      *offset = chunk_start + (long)at;
+      if (!too_long) {
+        line[used] = '\0';
+        if (regexec(re, line, 0, NULL, 0) == 0) {
+          found = true;
+          if (match != NULL && match_cap > 0) snprintf(match, match_cap, "%s", line);
+          break;
+        }
+      }
+      used = 0;
+      too_long = false;
     }
+    chunk_start += (long)got;
   }
   free(line);
+  free(chunk);
   fclose(f);
   return found;
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli_options.h"
+#include "fixture_suite.h"
 #include "listing.h"
 #include "profile.h"
 #include "registry.h"
@@ -88,9 +89,30 @@ static int run_tests(const cli_config_t *c) {
                         .seed = c->seed,
                         .seed_given = c->seed_given,
                         .timeout_factor = c->timeout_factor,
+                        .torture_level = c->torture_level,
+                        .record_dir = c->record_dir,
                         .progress_mode = c->progress,
                         .progress = stdout};
   return runner_run(&o);
+}
+
+/* The fixtures suite: --fixtures DIR, or else the source tree's fixtures/ found from
+ * this binary (none found: no fixture tests). */
+static int load_fixtures(const cli_config_t *c) {
+  char found[PATH_MAX];
+  const char *dir = c->fixtures_dir;
+  const char *shown = NULL;
+  if (dir == NULL) {
+    dir = fixture_suite_default_dir(found, sizeof found);
+    shown = "fixtures";
+  }
+  if (dir == NULL) return 0;
+  rc_error_t err;
+  if (fixture_suite_load(dir, shown, &err) < 0) {
+    fprintf(stderr, "replcheck: %s\n", err.msg);
+    return -1;
+  }
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -114,12 +136,14 @@ int main(int argc, char **argv) {
       printf("replcheck %s\n", REPLCHECK_VERSION);
       break;
     case CLI_ACTION_LIST:
-      rc = list_tests(&config);
+      rc = load_fixtures(&config) == 0 ? list_tests(&config) : RC_EXIT_USAGE;
       break;
     case CLI_ACTION_RUN:
-      rc = run_tests(&config);
+      rc = load_fixtures(&config) == 0 ? run_tests(&config) : RC_EXIT_USAGE;
       break;
   }
+  fixture_suite_unload();
+  registry_reset();
   cli_config_clear(&config);
   return rc;
 }

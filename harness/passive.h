@@ -5,7 +5,9 @@
  *          direction), without CR or embedded bytes the grammar refuses;
  *   KA-02  (2018) every PING carries data — part of the 2018 grammar;
  *   OUT-10 FEDERATION_ACK only from a fedsender, USER_SYNC / CLEAR_USER_SYNC only
- *          from a SUT with the sync role.
+ *          from a SUT with the sync role;
+ * and on every test's SUT log:
+ *   BG-07  no Twisted "Unhandled error in Deferred:" report.
  * A violation names the requirement, the line and where it was seen. */
 #ifndef PASSIVE_H
 #define PASSIVE_H
@@ -15,6 +17,19 @@
 
 #include "ledger.h"
 #include "profile.h"
+
+/* BG-07 over the SUT's log (the file the harness reads, format per the profile): no
+ * record whose message starts "Unhandled error in Deferred" (Twisted's late report of a
+ * failure nobody handled, seed-behaviours.md §1.5). Applies to profiles of era v0.33.6
+ * and later (earlier Synapse did exactly this). Reads at most the first 64 MiB. Returns
+ * true if it holds (or the log is missing); otherwise false with "BG-07: ..." in why. */
+bool passive_check_log(const char *log_file, const profile_t *profile, char *why, size_t cap);
+
+/* The ledger checks on one entry (true for entries other than SUT lines). The harness
+ * also runs it on entries the ledger drops for capacity (ledger_set_drop_hook), so a
+ * SUT that floods the mock is still checked line by line. */
+bool passive_check_entry(const ledger_entry_t *entry, const profile_t *profile, char *why,
+                         size_t cap);
 
 /* Checks every SUT line in the ledger. Returns true if all hold; otherwise false with
  * a one-line description ("FR-02: c2 line 'PING' does not parse: ...") in why. */

@@ -30,6 +30,8 @@ const char *const PROFILE_PLACEHOLDERS[] = {
 #define PROFILE_TIMING_MIN_MS 1
 #define PROFILE_TIMING_MAX_MS 3600000
 #define PROFILE_ERA_PART_MAX 99999
+/* A cache bound the suites can fill (CA-05 inserts max_len + 5 entries). */
+#define PROFILE_CACHE_MAX_LEN 100000
 
 /* ---------------------------------------------------------------------------------
  * Small helpers */
@@ -87,11 +89,13 @@ static char *file_read_all(const char *path, size_t *len_out, char *why, size_t 
  * Templates */
 
 /* Renders a template: "{{" and "}}" become literal braces, "{name}" becomes `fill`
- * when fill is non-NULL (validation: any known placeholder) or the value from vars.
+ * when fill is non-NULL (validation: any known placeholder, or one of the field's own
+ * `extra` names such as {n}) or the value from vars.
  * On error returns NULL, fills err and sets *err_offset to the byte offset of the
  * offending brace. */
 static char *template_render(const char *text, const profile_var_t *vars, size_t var_count,
-                             const char *fill, size_t *err_offset, rc_error_t *err) {
+                             const char *fill, const char *const *extra, size_t *err_offset,
+                             rc_error_t *err) {
   char *data = NULL;
   size_t size = 0;
   FILE *out = open_memstream(&data, &size);
@@ -122,7 +126,8 @@ static char *template_render(const char *text, const profile_var_t *vars, size_t
       goto fail;
     }
     int shown = len > 80 ? 80 : (int)len;
-    bool known = name_in_list(PROFILE_PLACEHOLDERS, name, len);
+    bool known = name_in_list(PROFILE_PLACEHOLDERS, name, len) ||
+                 (extra != NULL && name_in_list(extra, name, len));
     const char *value = fill != NULL && known ? fill : NULL;
     for (size_t i = 0; fill == NULL && i < var_count && value == NULL; i++) {
       if (vars[i].name != NULL && strlen(vars[i].name) == len &&
@@ -142,9 +147,11 @@ static char *template_render(const char *text, const profile_var_t *vars, size_t
       goto fail;
     }
     if (value == NULL) {
-      char list[512];
+      char list[512], own[128] = "";
       names_join(PROFILE_PLACEHOLDERS, list, sizeof list);
-      rc_error_set(err, "unknown placeholder '{%.*s}' (known: %s)", shown, name, list);
+      if (extra != NULL) names_join(extra, own, sizeof own);
+      rc_error_set(err, "unknown placeholder '{%.*s}' (known: %s%s%s)", shown, name, list,
+                   own[0] ? ", " : "", own);
       goto fail;
     }
     fputs(value, out);
@@ -170,7 +177,7 @@ char *profile_expand(const char *template_text, const profile_var_t *vars, size_
     return NULL;
   }
   size_t offset = 0;
-  return template_render(template_text, vars, var_count, NULL, &offset, err);
+  return template_render(template_text, vars, var_count, NULL, NULL, &offset, err);
 }
 
 /* ---------------------------------------------------------------------------------
@@ -279,9 +286,9 @@ enum {
 };
 
 /* Takes value (NULL when absent) as a string, checks it as flags say and copies it to
- * *dst (left NULL when absent). */
-static int take_string(const loader_t *ld, json_t *value, const char *field, int flags,
-                       char **dst) {
+ * *dst (left NULL when absent). A template may also use the `extra` placeholders. */
+static int take_template(const loader_t *ld, json_t *value, const char *field, int flags,
+                         const char *const *extra, char **dst) {
   const char *expected = (flags & FIELD_EMPTY_OK) ? "a string" : "a non-empty string";
   if (value == NULL)
     return (flags & FIELD_REQUIRED) ? load_fail(ld, field, "missing, expected %s", expected) : 0;
@@ -295,13 +302,18 @@ static int take_string(const loader_t *ld, json_t *value, const char *field, int
     rc_error_t terr;
     size_t offset = 0;
     /* Any value will do to validate the regex the template becomes. */
-    checked = template_render(text, NULL, 0, "x", &offset, &terr);
+    checked = template_render(text, NULL, 0, "x", extra, &offset, &terr);
     if (checked == NULL) return load_fail(ld, field, "%s", terr.msg);
   }
   const char *compiled = checked != NULL ? checked : text;
   int rc = (flags & FIELD_REGEX) ? check_regex(ld, field, compiled, text) : 0;
   free(checked);
   return rc != 0 ? -1 : copy_string(ld, text, dst);
+}
+
+static int take_string(const loader_t *ld, json_t *value, const char *field, int flags,
+                       char **dst) {
+  return take_template(ld, value, field, flags, NULL, dst);
 }
 
 /* ---------------------------------------------------------------------------------
@@ -508,7 +520,7 @@ static int check_config_file(const loader_t *ld, const char *source_template) {
   const char *field = "config_template.source";
   rc_error_t terr;
   size_t offset = 0, len = 0;
-  char *file_path = template_render(source_template, NULL, 0, NULL, &offset, &terr);
+  char *file_path = template_render(source_template, NULL, 0, NULL, NULL, &offset, &terr);
   if (file_path == NULL) return 0; /* has placeholders: checked when expanded */
   char why[256];
   char *content = file_read_all(file_path, &len, why, sizeof why);
@@ -518,7 +530,7 @@ static int check_config_file(const loader_t *ld, const char *source_template) {
   } else if (memchr(content, '\0', len) != NULL) {
     rc = load_fail(ld, field, "%s: contains a NUL byte (not a text file)", file_path);
   } else {
-    char *rendered = template_render(content, NULL, 0, "x", &offset, &terr);
+    char *rendered = template_render(content, NULL, 0, "x", NULL, &offset, &terr);
     size_t line = 1;
     for (size_t i = 0; rendered == NULL && i < offset && i < len; i++) line += content[i] == '\n';
     if (rendered == NULL) rc = load_fail(ld, field, "%s:%zu: %s", file_path, line, terr.msg);
@@ -552,13 +564,44 @@ static int load_config_template(const loader_t *ld, json_t *root) {
   return rc;
 }
 
+/* "http.paths": the paths the http suite requests under http.url. */
+static int load_http_paths(const loader_t *ld, json_t *paths) {
+  profile_t *p = ld->profile;
+  if (paths == NULL) return 0;
+  if (p->http_url == NULL) return load_fail(ld, "http.paths", "only meaningful with http.url");
+  if (!json_is_array(paths) || json_array_size(paths) == 0)
+    return load_fail(ld, "http.paths", "expected a non-empty array of paths, got %s",
+                     json_is_array(paths) ? "an empty array" : json_type_word(paths));
+  p->http_paths = calloc(json_array_size(paths) + 1, sizeof *p->http_paths);
+  if (p->http_paths == NULL) return load_fail(ld, NULL, "out of memory");
+  size_t index;
+  json_t *item;
+  json_array_foreach(paths, index, item) {
+    char field[64];
+    snprintf(field, sizeof field, "http.paths[%zu]", index);
+    if (take_string(ld, item, field, FIELD_REQUIRED, &p->http_paths[index]) != 0) return -1;
+    p->http_path_count = index + 1;
+    const char *path = p->http_paths[index];
+    if (path[0] != '/' || strcspn(path, " \t\r\n") != strlen(path))
+      return load_fail(ld, field,
+                       "expected a path starting with '/' and without blanks, got \"%s\"", path);
+  }
+  return 0;
+}
+
+/* A URL template (NULL = absent, fine) must be http:// or https://. */
+static int check_url(const loader_t *ld, const char *field, const char *url) {
+  if (url == NULL || strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0) return 0;
+  return load_fail(ld, field, "expected an http:// or https:// URL, got \"%s\"", url);
+}
+
 static int load_observation(const loader_t *ld, json_t *root) {
   static const char *const readiness_keys[] = {"kind", "pattern", NULL};
   static const char *const readiness_kinds[] = {"connect", "log", NULL};
   static const char *const log_keys[] = {"path", "format", "context_field", NULL};
   static const char *const log_formats[] = {"synapse-text", "json-lines", NULL};
   static const char *const metrics_keys[] = {"url", NULL};
-  static const char *const http_keys[] = {"server_header_regex", NULL};
+  static const char *const http_keys[] = {"url", "server_header_regex", "paths", NULL};
   profile_t *p = ld->profile;
   json_t *obj;
 
@@ -600,17 +643,172 @@ static int load_observation(const loader_t *ld, json_t *root) {
                       take_string(ld, json_object_get(obj, "url"), "metrics.url",
                                   FIELD_REQUIRED | FIELD_TEMPLATE, &p->metrics_url) != 0))
     return -1;
-  if (p->metrics_url != NULL && strncmp(p->metrics_url, "http://", 7) != 0 &&
-      strncmp(p->metrics_url, "https://", 8) != 0)
-    return load_fail(ld, "metrics.url", "expected an http:// or https:// URL, got \"%s\"",
-                     p->metrics_url);
+  if (check_url(ld, "metrics.url", p->metrics_url) != 0) return -1;
 
   if (get_object(ld, root, "http", &obj) != 0) return -1;
-  if (obj != NULL &&
-      (check_keys(ld, obj, "http", http_keys) != 0 ||
-       take_string(ld, json_object_get(obj, "server_header_regex"), "http.server_header_regex",
-                   FIELD_REQUIRED | FIELD_REGEX, &p->server_header) != 0))
+  if (obj == NULL) return 0;
+  if (check_keys(ld, obj, "http", http_keys) != 0 ||
+      take_string(ld, json_object_get(obj, "url"), "http.url", FIELD_TEMPLATE, &p->http_url) != 0 ||
+      check_url(ld, "http.url", p->http_url) != 0 ||
+      take_string(ld, json_object_get(obj, "server_header_regex"), "http.server_header_regex",
+                  FIELD_REGEX, &p->server_header) != 0)
     return -1;
+  if (p->http_url == NULL && p->server_header == NULL)
+    return load_fail(ld, "http", "expected at least one of 'url' and 'server_header_regex'");
+  return load_http_paths(ld, json_object_get(obj, "paths"));
+}
+
+/* ---------------------------------------------------------------------------------
+ * Expiring caches (role caches) */
+
+static const char *const ROW_PLACEHOLDERS[] = {"n", NULL};
+static const char *const READ_URL_PLACEHOLDERS[] = {"key", NULL};
+
+/* obj[key] as an integer in 0..max into *out; required. */
+static int take_count(const loader_t *ld, json_t *obj, const char *key, const char *prefix,
+                      json_int_t max, int *out) {
+  char field[96];
+  snprintf(field, sizeof field, "%s.%s", prefix, key);
+  json_t *value = json_object_get(obj, key);
+  if (value == NULL)
+    return load_fail(ld, field, "missing, expected an integer in 0..%lld", (long long)max);
+  if (!json_is_integer(value))
+    return load_fail(ld, field, "expected an integer in 0..%lld, got %s", (long long)max,
+                     json_type_word(value));
+  if (json_integer_value(value) < 0 || json_integer_value(value) > max)
+    return load_fail(ld, field, "expected an integer in 0..%lld, got %lld", (long long)max,
+                     (long long)json_integer_value(value));
+  *out = (int)json_integer_value(value);
+  return 0;
+}
+
+/* The template with {n} = counter and every other placeholder = "x". */
+static char *render_with_counter(const char *text, const char *counter) {
+  profile_var_t vars[sizeof PROFILE_PLACEHOLDERS / sizeof PROFILE_PLACEHOLDERS[0] + 1];
+  size_t count = 0;
+  for (size_t i = 0; PROFILE_PLACEHOLDERS[i] != NULL; i++)
+    vars[count++] = (profile_var_t){PROFILE_PLACEHOLDERS[i], "x"};
+  vars[count++] = (profile_var_t){"n", counter};
+  rc_error_t terr;
+  size_t offset = 0;
+  return template_render(text, vars, count, NULL, NULL, &offset, &terr);
+}
+
+/* A template that must use {n}, so that every insert makes a new entry. */
+static int check_uses_counter(const loader_t *ld, const char *field, const char *text) {
+  char *with_a = render_with_counter(text, "a");
+  char *with_b = render_with_counter(text, "b");
+  bool varies = with_a != NULL && with_b != NULL && strcmp(with_a, with_b) != 0;
+  free(with_a);
+  free(with_b);
+  if (!varies)
+    return load_fail(ld, field,
+                     "must contain {n} (the insert counter), so that each insert is a new entry");
+  return 0;
+}
+
+static int load_cache_insert(const loader_t *ld, json_t *insert, const char *prefix,
+                             profile_cache_t *c) {
+  static const char *const keys[] = {"stream", "row", "key", NULL};
+  char field[96], stream_field[112], row_field[112], key_field[112];
+  snprintf(field, sizeof field, "%s.insert", prefix);
+  snprintf(stream_field, sizeof stream_field, "%s.stream", field);
+  snprintf(row_field, sizeof row_field, "%s.row", field);
+  snprintf(key_field, sizeof key_field, "%s.key", field);
+  if (insert == NULL)
+    return load_fail(ld, field, "missing, expected {\"stream\": ..., \"row\": ...}");
+  if (!json_is_object(insert))
+    return load_fail(ld, field, "expected an object, got %s", json_type_word(insert));
+  if (check_keys(ld, insert, field, keys) != 0 ||
+      take_string(ld, json_object_get(insert, "stream"), stream_field, FIELD_REQUIRED,
+                  &c->insert_stream) != 0 ||
+      take_template(ld, json_object_get(insert, "row"), row_field, FIELD_REQUIRED | FIELD_TEMPLATE,
+                    ROW_PLACEHOLDERS, &c->insert_row) != 0 ||
+      take_template(ld, json_object_get(insert, "key"), key_field, FIELD_TEMPLATE, ROW_PLACEHOLDERS,
+                    &c->insert_key) != 0)
+    return -1;
+  if (strcspn(c->insert_stream, " \t\r\n") != strlen(c->insert_stream))
+    return load_fail(ld, stream_field, "a stream name has no blanks, got \"%s\"", c->insert_stream);
+  if (check_uses_counter(ld, row_field, c->insert_row) != 0 ||
+      (c->insert_key != NULL && check_uses_counter(ld, key_field, c->insert_key) != 0))
+    return -1;
+  /* The row goes on the wire as RDATA's JSON: it must be JSON whatever fills it. */
+  rc_error_t terr;
+  size_t offset = 0;
+  char *row = template_render(c->insert_row, NULL, 0, "0", ROW_PLACEHOLDERS, &offset, &terr);
+  json_error_t jerr;
+  json_t *parsed = row != NULL ? json_loads(row, JSON_DECODE_ANY, &jerr) : NULL;
+  int rc = 0;
+  if (parsed == NULL)
+    rc = load_fail(ld, row_field, "not valid JSON once {n} is filled in (\"%.200s\"): %s",
+                   row ? row : c->insert_row, row ? jerr.text : terr.msg);
+  json_decref(parsed);
+  free(row);
+  return rc;
+}
+
+static int load_cache(const loader_t *ld, json_t *item, size_t index, profile_cache_t *c) {
+  static const char *const keys[] = {"name",   "expiry_ms", "max_len", "reset_on_get",
+                                     "insert", "read_url",  NULL};
+  char prefix[64], name_field[80], flag_field[96], url_field[96];
+  snprintf(prefix, sizeof prefix, "caches[%zu]", index);
+  snprintf(name_field, sizeof name_field, "%s.name", prefix);
+  snprintf(flag_field, sizeof flag_field, "%s.reset_on_get", prefix);
+  snprintf(url_field, sizeof url_field, "%s.read_url", prefix);
+  if (!json_is_object(item))
+    return load_fail(ld, prefix, "expected an object describing a cache, got %s",
+                     json_type_word(item));
+  if (check_keys(ld, item, prefix, keys) != 0 ||
+      take_string(ld, json_object_get(item, "name"), name_field, FIELD_REQUIRED, &c->name) != 0 ||
+      take_count(ld, item, "expiry_ms", prefix, PROFILE_TIMING_MAX_MS, &c->expiry_ms) != 0 ||
+      take_count(ld, item, "max_len", prefix, PROFILE_CACHE_MAX_LEN, &c->max_len) != 0 ||
+      load_cache_insert(ld, json_object_get(item, "insert"), prefix, c) != 0 ||
+      take_template(ld, json_object_get(item, "read_url"), url_field, FIELD_TEMPLATE,
+                    READ_URL_PLACEHOLDERS, &c->read_url) != 0 ||
+      check_url(ld, url_field, c->read_url) != 0)
+    return -1;
+  for (const char *ch = c->name; *ch != '\0'; ch++)
+    if (isspace((unsigned char)*ch) || iscntrl((unsigned char)*ch) || *ch == '"')
+      return load_fail(ld, name_field,
+                       "must not contain blanks, quotes or control characters, got \"%s\"",
+                       c->name);
+  json_t *flag = json_object_get(item, "reset_on_get");
+  if (flag != NULL && !json_is_boolean(flag))
+    return load_fail(ld, flag_field, "expected true or false, got %s", json_type_word(flag));
+  c->reset_on_get = flag != NULL && json_is_true(flag);
+  if (c->read_url != NULL && strstr(c->read_url, "{key}") == NULL)
+    return load_fail(ld, url_field, "must contain {key}, the key of the entry to read");
+  if (c->read_url != NULL && c->insert_key == NULL)
+    return load_fail(ld, url_field, "needs %s.insert.key, the key an inserted entry gets", prefix);
+  return 0;
+}
+
+static int load_caches(const loader_t *ld, json_t *root) {
+  profile_t *p = ld->profile;
+  json_t *list = json_object_get(root, "caches");
+  bool role = (p->roles & PROFILE_ROLE_CACHES) != 0;
+  if (list == NULL)
+    return role ? load_fail(ld, "caches",
+                            "missing: role \"caches\" needs the list of the SUT's expiring caches")
+                : 0;
+  if (!json_is_array(list) || json_array_size(list) == 0)
+    return load_fail(ld, "caches", "expected a non-empty array of cache objects, got %s",
+                     json_is_array(list) ? "an empty array" : json_type_word(list));
+  if (!role) return load_fail(ld, "caches", "only meaningful with role \"caches\" in 'roles'");
+  p->caches = calloc(json_array_size(list), sizeof *p->caches);
+  if (p->caches == NULL) return load_fail(ld, NULL, "out of memory");
+  size_t index;
+  json_t *item;
+  json_array_foreach(list, index, item) {
+    p->cache_count = index + 1; /* freed by profile_destroy even when half-loaded */
+    if (load_cache(ld, item, index, &p->caches[index]) != 0) return -1;
+    for (size_t j = 0; j < index; j++) {
+      if (strcmp(p->caches[j].name, p->caches[index].name) != 0) continue;
+      char field[80];
+      snprintf(field, sizeof field, "caches[%zu].name", index);
+      return load_fail(ld, field, "\"%s\" is already caches[%zu]", p->caches[index].name, j);
+    }
+  }
   return 0;
 }
 
@@ -700,9 +898,9 @@ static int load_opt_outs(const loader_t *ld, json_t *root) {
  * Public API */
 
 static const char *const TOP_LEVEL_KEYS[] = {
-    "format",        "name",    "description", "dialect", "transport",       "era",
-    "instance_name", "roles",   "command",     "env",     "config_template", "readiness",
-    "log",           "metrics", "http",        "timing",  "opt_out",         NULL,
+    "format", "name",    "description", "dialect",         "transport", "era", "instance_name",
+    "roles",  "command", "env",         "config_template", "readiness", "log", "metrics",
+    "http",   "caches",  "timing",      "opt_out",         NULL,
 };
 
 static char *profile_dir_of(const char *path) {
@@ -755,6 +953,7 @@ profile_t *profile_load(const char *path, rc_error_t *err) {
     else if (check_keys(&ld, root, NULL, TOP_LEVEL_KEYS) == 0 && load_identity(&ld, root) == 0 &&
              load_roles(&ld, root) == 0 && load_command_env(&ld, root) == 0 &&
              load_config_template(&ld, root) == 0 && load_observation(&ld, root) == 0 &&
+             load_caches(&ld, root) == 0 &&
              load_timing(&ld, root) == 0 && load_opt_outs(&ld, root) == 0)
       rc = 0;
   }
@@ -791,6 +990,18 @@ void profile_destroy(profile_t *profile) {
   free(profile->log_context_field);
   free(profile->metrics_url);
   free(profile->server_header);
+  free(profile->http_url);
+  for (size_t i = 0; i < profile->http_path_count; i++) free(profile->http_paths[i]);
+  free(profile->http_paths);
+  for (size_t i = 0; i < profile->cache_count; i++) {
+    profile_cache_t *c = &profile->caches[i];
+    free(c->name);
+    free(c->insert_stream);
+    free(c->insert_row);
+    free(c->insert_key);
+    free(c->read_url);
+  }
+  free(profile->caches);
   for (size_t i = 0; profile->opt_outs != NULL && profile->opt_outs[i].pattern != NULL; i++) {
     free(profile->opt_outs[i].pattern);
     free(profile->opt_outs[i].reason);

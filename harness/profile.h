@@ -4,9 +4,10 @@
  * reads and validates it completely before anything starts: every error names the
  * file, the field (as a JSON path, e.g. "timing.ping_interval_ms") and what was
  * expected. Strings in "command", "env", "log.path", "readiness.pattern",
- * "metrics.url" and "config_template" may contain placeholders such as {repl_port};
- * load checks that each placeholder is one of PROFILE_PLACEHOLDERS, and
- * profile_expand() fills them per test. "{{" and "}}" stand for literal braces.
+ * "metrics.url", "http.url", "config_template" and the cache templates may contain
+ * placeholders such as {repl_port}; load checks that each placeholder is one of
+ * PROFILE_PLACEHOLDERS (cache rows and keys may also use {n}, cache read URLs {key}),
+ * and profile_expand() fills them per test. "{{" and "}}" stand for literal braces.
  *
  * Ownership: profile_t and everything in it belongs to the profile; free with
  * profile_destroy(). Read-only after load, so it may be shared by forked test
@@ -58,6 +59,24 @@ typedef struct profile_timing {
   int shutdown_grace_ms;    /* SIGTERM -> SIGKILL grace (default 5000) */
 } profile_timing_t;
 
+/* What the Server header must match when a profile's "http" declares no
+ * server_header_regex: Synapse's value, "Synapse/<version>[ (<git info>)]"
+ * (requirements.md HT-03). */
+#define PROFILE_DEFAULT_SERVER_HEADER_REGEX \
+  "^Synapse/[0-9]+\\.[0-9]+\\.[0-9]+(\\.[0-9]+)?(rc[0-9]+)?( \\([^)]*\\))?$"
+
+/* One expiring cache of the SUT ("caches": [...], role caches), for the cache suite. */
+typedef struct profile_cache {
+  char *name;          /* "name": the metrics label and the prune_cache_<name> suffix */
+  int expiry_ms;       /* "expiry_ms": E, 0 = entries never expire by time (no reaper) */
+  int max_len;         /* "max_len": size bound, 0 = unbounded */
+  bool reset_on_get;   /* "reset_on_get": a read refreshes the entry's age */
+  char *insert_stream; /* "insert.stream": the stream whose RDATA inserts an entry */
+  char *insert_row;    /* "insert.row": template of the row JSON, with {n} */
+  char *insert_key;    /* "insert.key": template of the inserted entry's key, with {n}; optional */
+  char *read_url;      /* "read_url": template with {key}; a 200 means the key is cached; optional */
+} profile_cache_t;
+
 typedef struct profile_opt_out {
   char *pattern; /* test id, or an fnmatch glob over ids (its * also spans /) */
   char *reason;  /* shown in the report as the skip reason */
@@ -94,7 +113,13 @@ typedef struct profile {
   char *log_context_field;       /* "log.context_field": JSON key for json-lines ("request") */
 
   char *metrics_url;             /* "metrics.url": template, optional */
-  char *server_header;           /* "http.server_header_regex": optional */
+  char *http_url;                /* "http.url": template of the SUT's HTTP base URL, optional */
+  char **http_paths;             /* "http.paths": paths the http suite requests, optional */
+  size_t http_path_count;
+  char *server_header;           /* "http.server_header_regex": optional (see
+                                  * PROFILE_DEFAULT_SERVER_HEADER_REGEX) */
+  profile_cache_t *caches;       /* "caches": [...] (role caches), optional */
+  size_t cache_count;
 
   profile_timing_t timing;       /* "timing": {...} */
 

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -85,7 +86,10 @@ static void hook_run(void *arg, size_t item, int attempt, report_case_t *out, bo
                           .work_dir = work_dir,
                           .index = (int)item + 1,
                           .seed = case_run_seed(r->seed, t->def->id, t->repetition),
-                          .check_timeout_seconds = r->check_timeout};
+                          .check_timeout_seconds = r->check_timeout,
+                          .run_seed = r->seed,
+                          .torture_level = r->o->torture_level,
+                          .record_dir = r->o->record_dir};
   case_run_execute(&spec, out, start_failed);
 }
 
@@ -210,6 +214,8 @@ static void add_properties(report_t *report, const runner_options_t *o, const pr
   report_add_property(report, "jobs", text);
   format_factor(o->timeout_factor, text, sizeof text);
   report_add_property(report, "timeout_factor", text);
+  snprintf(text, sizeof text, "%d", o->torture_level);
+  report_add_property(report, "torture", text);
   if (o->expected_failures_path != NULL)
     report_add_property(report, "expected_failures", o->expected_failures_path);
   free(command);
@@ -255,7 +261,10 @@ static void print_header(FILE *out, const runner_options_t *o, const profile_t *
   if (o->retry > 0) fprintf(out, ", retriable tests up to %u retries", o->retry);
   if (o->timeout_factor != 1.0) fprintf(out, ", timeout factor %s", factor);
   if (o->strict) fprintf(out, ", strict");
+  if (o->torture_level > 0) fprintf(out, ", torture level %d", o->torture_level);
   fputc('\n', out);
+  if (o->record_dir != NULL)
+    fprintf(out, "  recording every test as a fixture in %s\n", o->record_dir);
   if (in_process && o->jobs > 1)
     fprintf(out, "  note: CK_FORK=no runs the tests inside replcheck, one at a time\n");
   fflush(out);
@@ -373,6 +382,16 @@ static int finish_run(FILE *out, run_ctx_t *r, const dispatch_stats_t *stats) {
 
 /* ---- the run -------------------------------------------------------------------------- */
 
+/* The soft descriptor limit up to the hard one: a SUT that opens a thousand connections
+ * must meet the mock's limit no sooner than its own (1024 by default on both sides). */
+static void raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 static int execute(const runner_options_t *o, profile_t *profile, const run_plan_t *plan) {
   FILE *out = o->progress ? o->progress : stdout;
   const char *ck_fork = getenv("CK_FORK");
@@ -387,6 +406,7 @@ static int execute(const runner_options_t *o, profile_t *profile, const run_plan
     return RC_EXIT_USAGE;
   }
   sut_become_subreaper(NULL);
+  raise_fd_limit();
   report_t *report = report_create("replcheck");
   dispatch_item_t *items = calloc(plan->task_count, sizeof *items);
   if (report == NULL || items == NULL || add_cases(report, plan) != 0) {

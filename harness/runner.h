@@ -55,6 +55,8 @@ typedef struct runner_options {
   uint64_t seed;
   bool seed_given;       /* false: taken from the clock, printed */
   double timeout_factor; /* > 0; scales startup timeout, shutdown grace, Check timeout */
+  int torture_level;     /* 0..3: the mock's torture (docs/FIXTURES.md), seeded per test */
+  const char *record_dir; /* NULL, or write every test's exchange there as a fixture */
   progress_mode_t progress_mode;
   FILE *progress; /* progress lines and the closing summary (NULL = stdout) */
 } runner_options_t;

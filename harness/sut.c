@@ -746,6 +746,26 @@ static void sut_report_leftovers(sut_stop_ctx_t *ctx, rc_error_t *err) {
                ctx->sut->reaped ? "" : " (main process not reaped)");
 }
 
+int sut_survivors(sut_t *sut, int *group, int *outside, rc_error_t *err) {
+  if (group != NULL) *group = 0;
+  if (outside != NULL) *outside = 0;
+  if (sut == NULL) return rc_error_set(err, "sut_survivors: no SUT given");
+  sut_stop_result_t unused;
+  memset(&unused, 0, sizeof unused);
+  sut_stop_ctx_t ctx = {.sut = sut, .result = &unused};
+  sut_survey_t seen;
+  sut_survey(&ctx, false, &seen);
+  int rc = 0;
+  if (ctx.scan_failed)
+    rc = rc_error_set(err, "sut_survivors: SUT pid %d: %s", (int)sut->pid, ctx.scan_err.msg);
+  if (group != NULL) *group = seen.group_live;
+  if (outside != NULL) *outside = seen.outside_live;
+  sut_list_free(&ctx.table);
+  sut_list_free(&ctx.known);
+  sut_list_free(&ctx.killed);
+  return rc;
+}
+
 int sut_stop(sut_t *sut, int grace_ms, sut_stop_result_t *result, rc_error_t *err) {
   sut_stop_result_t local;
   if (result == NULL) result = &local;

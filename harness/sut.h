@@ -87,6 +87,13 @@ typedef struct sut_stop_result {
  * (5 s after SIGKILL) or /proc could not be read. */
 int sut_stop(sut_t *sut, int grace_ms, sut_stop_result_t *result, rc_error_t *err);
 
+/* Counts the SUT's processes still alive, signalling none: *group gets the live
+ * members of its process group (the main process included while it runs), *outside the
+ * live processes attributed to it outside the group (rules above). Reaps attributed
+ * zombies that are the caller's children. Returns 0, or -1 with err when /proc cannot
+ * be read (the counts then cover only the main process). Either pointer may be NULL. */
+int sut_survivors(sut_t *sut, int *group, int *outside, rc_error_t *err);
+
 /* Stops hard (grace 0) if still running, then frees. NULL is fine. */
 void sut_destroy(sut_t *sut);
 

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "filetail.h"
+#include "fixture_record.h"
 #include "passive.h"
 #include "rc_clock.h"
 #include "rc_net.h"
@@ -70,6 +71,7 @@ void rc_test_destroy(rc_test_t *t) {
   sut_destroy(t->sut);
   mockhs_destroy(t->mock);
   redis_server_stop(t->redis);
+  free(t->vars);
   if (t->base != NULL) event_base_free(t->base);
   free(t->work_dir);
   free(t->log_path);
@@ -80,6 +82,7 @@ void rc_test_destroy(rc_test_t *t) {
   free(t->expected);
   free(t->actual);
   free(t->notes);
+  free(t->passive_violation);
   free(t);
 }
 
@@ -144,6 +147,7 @@ bool rc_entry_matches(const rc_test_t *t, const ledger_entry_t *e, const rc_matc
   ledger_kind_t kind = m->entry_kind != 0 ? m->entry_kind : LEDGER_LINE;
   if (e->kind != kind) return false;
   if (m->conn_id != 0 && e->conn_id != m->conn_id) return false;
+  if (e->conn_id != 0 && mockhs_conn_torture_dropped(t->mock, e->conn_id)) return false;
   if (m->side != 0 && e->side != m->side) return false;
   if (kind != LEDGER_LINE) return true;
   if (m->prefix != NULL && strncmp(e->text, m->prefix, strlen(m->prefix)) != 0) return false;
@@ -184,7 +188,7 @@ int64_t rc_entry_gap_ms(const ledger_entry_t *a, const ledger_entry_t *b) {
 
 /* ---- starting the SUT ------------------------------------------------------------ */
 
-typedef struct vars {
+typedef struct rc_vars {
   char port[16];
   char http_port[16];
   char http_url[64];
@@ -300,6 +304,15 @@ static bool ready_or_exited(void *arg) {
   return filetail_scan_regex(s->t->log_file, &s->log_offset, s->pattern, NULL, 0);
 }
 
+/* The ledger drops entries when a SUT floods the mock: the passive checks still see
+ * every line, on its way out. */
+static void check_dropped_entry(const ledger_entry_t *e, void *arg) {
+  rc_test_t *t = arg;
+  char why[512];
+  if (t->passive_violation == NULL && !passive_check_entry(e, t->profile, why, sizeof why))
+    t->passive_violation = strdup(why);
+}
+
 /* Redis transport: a private redis-server for this test, and the mock on it. */
 static bool start_redis(rc_test_t *t) {
   char *dir = path_join(t->work_dir, "redis");
@@ -319,13 +332,19 @@ static bool start_redis(rc_test_t *t) {
 bool rc_start(rc_test_t *t) {
   rc_error_t err;
   if (t->profile->transport == PROFILE_TRANSPORT_REDIS && !start_redis(t)) return false;
+  t->mock_config.torture_level = t->torture_level;
+  t->mock_config.torture_seed = t->seed;
   t->mock = mockhs_create(t->base, &t->mock_config, &err);
   if (t->mock == NULL) return rc_error(t, "%s", err.msg);
+  ledger_set_drop_hook(mockhs_ledger(t->mock), check_dropped_entry, t);
   /* Over Redis the mock must be subscribed before the SUT publishes its REPLICATE. */
   if (!mockhs_transport_ready(t->mock, 5000, &err)) return rc_error(t, "%s", err.msg);
 
-  vars_t v;
-  vars_fill(t, &v);
+  /* Kept for rc_expand: URLs must name the same ports as the SUT's command line. */
+  t->vars = calloc(1, sizeof *t->vars);
+  if (t->vars == NULL) return rc_error(t, "out of memory");
+  vars_fill(t, t->vars);
+  const vars_t *vp = t->vars;
   size_t argc = t->profile->command_count;
   char **argv = calloc(argc + 1, sizeof *argv);
   char **envv = calloc(t->profile->env_count + 1, sizeof *envv);
@@ -336,11 +355,11 @@ bool rc_start(rc_test_t *t) {
   }
   bool ok = true;
   for (size_t i = 0; ok && i < argc; i++) {
-    argv[i] = profile_expand(t->profile->command[i], v.list, v.count, &err);
+    argv[i] = profile_expand(t->profile->command[i], vp->list, vp->count, &err);
     if (argv[i] == NULL) ok = rc_error(t, "profile %s: command[%zu]: %s", t->profile->path, i, err.msg);
   }
   for (size_t i = 0; ok && i < t->profile->env_count; i++) {
-    char *value = profile_expand(t->profile->env_values[i], v.list, v.count, &err);
+    char *value = profile_expand(t->profile->env_values[i], vp->list, vp->count, &err);
     if (value == NULL) {
       ok = rc_error(t, "profile %s: env.%s: %s", t->profile->path, t->profile->env_names[i],
                     err.msg);
@@ -350,8 +369,8 @@ bool rc_start(rc_test_t *t) {
     }
     free(value);
   }
-  if (ok) ok = write_config(t, &v);
-  if (ok) ok = choose_log_file(t, &v);
+  if (ok) ok = write_config(t, vp);
+  if (ok) ok = choose_log_file(t, vp);
   if (ok) {
     sut_spec_t spec = {.argv = argv,
                        .env_extra = envv,
@@ -372,7 +391,7 @@ bool rc_start(rc_test_t *t) {
   ready_state_t state = {.t = t};
   regex_t pattern;
   if (t->profile->readiness_kind == PROFILE_READY_LOG) {
-    char *text = profile_expand(t->profile->readiness_pattern, v.list, v.count, &err);
+    char *text = profile_expand(t->profile->readiness_pattern, vp->list, vp->count, &err);
     int bad = text == NULL ? -1 : regcomp(&pattern, text, REG_EXTENDED | REG_NOSUB);
     free(text);
     if (bad != 0)
@@ -413,9 +432,40 @@ static bool sut_exited(void *arg) {
   return sut_has_exited(s->sut, &s->status);
 }
 
+typedef struct survivors_state {
+  sut_t *sut;
+  int group, outside;
+  bool unknown; /* /proc could not be read */
+} survivors_state_t;
+
+static bool no_survivors(void *arg) {
+  survivors_state_t *s = arg;
+  s->unknown = sut_survivors(s->sut, &s->group, &s->outside, NULL) != 0;
+  return s->unknown || s->group + s->outside == 0;
+}
+
+/* After the main process exited: waits until deadline_ms for the rest of the SUT (its
+ * group, escaped descendants) to be gone. */
+static bool rest_gone_within(rc_test_t *t, int64_t deadline_ms) {
+  survivors_state_t s = {.sut = t->sut};
+  int64_t left = deadline_ms - rc_clock_mono_ms();
+  if (mockhs_run_until(t->mock, no_survivors, &s, left > 0 ? (int)left : 0, 10)) {
+    if (s.unknown) rc_note(t, "could not check for processes the SUT left behind (/proc unreadable)");
+    return true;
+  }
+  rc_note(t, "CL-05: the SUT's main process exited after SIGTERM, but %d process(es) of its "
+          "group and %d that had left the group were still running %d ms after SIGTERM",
+          s.group, s.outside, t->profile->timing.shutdown_grace_ms);
+  return false;
+}
+
 bool rc_terminate_sut(rc_test_t *t, double *seconds, int *status) {
   if (t->sut == NULL) return false;
   int64_t start = rc_clock_mono_ms();
+  /* In the ledger: evidence, and the `terminate` step of a recording. */
+  if (t->mock != NULL)
+    ledger_append(mockhs_ledger(t->mock), 0, LEDGER_NOTE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE,
+                  "harness: SIGTERM to the SUT", 27);
   kill(sut_pid(t->sut), SIGTERM);
   exit_state_t s = {.sut = t->sut};
   bool exited = mockhs_run_until(t->mock, sut_exited, &s, t->profile->timing.shutdown_grace_ms, 10);
@@ -423,10 +473,43 @@ bool rc_terminate_sut(rc_test_t *t, double *seconds, int *status) {
   if (status != NULL) *status = s.status;
   /* Let the mock record the close that came with the exit. */
   if (exited) mockhs_run_for(t->mock, 20);
+  if (exited) exited = rest_gone_within(t, start + t->profile->timing.shutdown_grace_ms);
   return exited;
 }
 
+char *rc_expand(rc_test_t *t, const char *field, const char *template_text,
+                const profile_var_t *extra, size_t extra_count) {
+  if (t->vars == NULL) {
+    rc_error(t, "harness: %s expanded before the SUT was started", field);
+    return NULL;
+  }
+  profile_var_t list[40];
+  size_t n = 0;
+  for (size_t i = 0; i < extra_count && n < sizeof list / sizeof list[0]; i++) list[n++] = extra[i];
+  for (size_t i = 0; i < t->vars->count && n < sizeof list / sizeof list[0]; i++)
+    list[n++] = t->vars->list[i];
+  rc_error_t err;
+  char *out = profile_expand(template_text, list, n, &err);
+  if (out == NULL) rc_error(t, "profile %s: %s: %s", t->profile->path, field, err.msg);
+  return out;
+}
+
 /* ---- teardown and evidence -------------------------------------------------------- */
+
+/* What teardown found: a SUT that had died during the test, one that ignored SIGTERM,
+ * processes that had escaped its group. */
+static void note_teardown(rc_test_t *t, const sut_stop_result_t *stopped) {
+  char how[128];
+  sut_describe_status(stopped->status, how, sizeof how);
+  if (!stopped->was_running)
+    rc_note(t, "the SUT had already ended before teardown: %s", how);
+  else if (!stopped->exited_on_term)
+    rc_note(t, "teardown: the SUT was still running %d ms after SIGTERM and was killed (SIGKILL)",
+            t->profile->timing.shutdown_grace_ms);
+  if (stopped->stragglers > 0)
+    rc_note(t, "teardown killed %d SUT process(es) that had left its process group",
+            stopped->stragglers);
+}
 
 static char *build_evidence(rc_test_t *t) {
   char *ledger = t->mock != NULL ? ledger_format_tail(mockhs_ledger(t->mock), EVIDENCE_LEDGER_ROWS)
@@ -453,31 +536,58 @@ static char *build_evidence(rc_test_t *t) {
   return out;
 }
 
+/* --record: the body's exchange (not the teardown) as a fixture. */
+static void record_body(rc_test_t *t) {
+  if (t->record_dir == NULL || t->mock == NULL) return;
+  rc_error_t err;
+  char path[4096];
+  if (fixture_record_test(t, t->record_dir, ledger_next_seq(mockhs_ledger(t->mock)), path,
+                          sizeof path, &err) != 0)
+    rc_note(t, "not recorded: %s", err.msg);
+}
+
 void rc_test_execute(rc_test_t *t, report_case_t *out) {
   int64_t start = rc_clock_mono_ms();
   t->def->run(t);
+  record_body(t);
   if (t->sut != NULL) {
     sut_stop_result_t stopped;
     rc_error_t err;
     if (sut_stop(t->sut, t->profile->timing.shutdown_grace_ms, &stopped, &err) != 0)
       rc_error(t, "could not stop the SUT: %s", err.msg);
-    else if (stopped.stragglers > 0)
-      rc_note(t, "teardown killed %d SUT process(es) that had left its process group",
-              stopped.stragglers);
+    else
+      note_teardown(t, &stopped);
   }
   if (t->mock != NULL) mockhs_run_for(t->mock, 0);
   char why[512];
-  if (t->mock != NULL && !passive_check_ledger(mockhs_ledger(t->mock), t->profile, why, sizeof why)) {
+  if (t->passive_violation != NULL) snprintf(why, sizeof why, "%s", t->passive_violation);
+  if (t->mock != NULL &&
+      (t->passive_violation != NULL ||
+       !passive_check_ledger(mockhs_ledger(t->mock), t->profile, why, sizeof why))) {
     /* A passive requirement broken during any test fails that test, MUST-level. */
-    decide(t, VERDICT_FAIL, strdup(why), strdup("every line the SUT writes is valid for its dialect "
-           "and role (FR-02, KA-02, OUT-10)"), strdup(why));
+    decide(t, VERDICT_FAIL, strdup(why),
+           strdup("every line the SUT writes is valid for its dialect "
+                  "and role (FR-02, KA-02, OUT-10)"),
+           strdup(why));
   }
+  if (t->sut != NULL && !passive_check_log(t->log_file, t->profile, why, sizeof why))
+    decide(t, VERDICT_FAIL, strdup(why),
+           strdup("the SUT never logs Twisted's 'Unhandled error in Deferred:' (BG-07)"),
+           strdup(why));
   out->seconds = (double)(rc_clock_mono_ms() - start) / 1000.0;
   out->verdict = t->decided ? t->verdict : VERDICT_PASS;
   report_set(&out->message, t->message);
   report_set(&out->expected, t->expected);
   report_set(&out->actual, t->actual);
   if (out->verdict != VERDICT_PASS) {
+    if (t->torture_level > 0) {
+      char summary[400] = "";
+      if (t->mock != NULL) mockhs_torture_summary(t->mock, summary, sizeof summary);
+      rc_note(t, "Under torture (%s): reproduce with `replcheck run --torture %d --seed %llu "
+              "%s`; each decision is in the ledger ('--- torture:').",
+              summary[0] ? summary : "mock not started", t->torture_level,
+              (unsigned long long)t->run_seed, t->def->id);
+    }
     char *evidence = build_evidence(t);
     report_set(&out->evidence, evidence);
     free(evidence);

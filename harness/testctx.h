@@ -31,6 +31,9 @@ struct rc_test {
   const char *bin_dir;
   uint64_t seed;      /* for the body's random choices: --seed mixed with the test id and
                        * repetition (the runner sets it after rc_test_create) */
+  uint64_t run_seed;  /* --seed of the run, to print how to reproduce a torture failure */
+  int torture_level;  /* --torture: the mock's torture level, seeded by `seed` (0 = off) */
+  const char *record_dir; /* --record: the body's exchange is written there as a fixture */
   char *work_dir;     /* per-test directory (kept on failure) */
   char *log_path;     /* {log_path}: <work_dir>/sut.log, for profiles to point the SUT at */
   char *log_file;     /* the SUT log the harness reads: log.path expanded, or output_path */
@@ -41,6 +44,7 @@ struct rc_test {
   mockhs_t *mock;
   sut_t *sut;
   struct redis_server *redis; /* the test's private redis-server (transport redis) */
+  struct rc_vars *vars;       /* placeholder values of this test (set by rc_start) */
   int64_t started_ms;
   int64_t probe_floor; /* highest token a position probe used (tokens only grow) */
 
@@ -52,12 +56,20 @@ struct rc_test {
   char *expected;
   char *actual;
   char *notes; /* extra evidence lines added by the body */
+  char *passive_violation; /* first passive violation among entries the ledger dropped */
 };
 
 /* Starts the mock (with t->mock_config) and the SUT, then waits for readiness as the
  * profile says. On failure records ERROR (SUT could not start / never ready) and
  * returns false. */
 bool rc_start(rc_test_t *t);
+
+/* Expands a profile template (field names it in errors, e.g. "metrics.url") with this
+ * test's placeholder values, the ones the SUT's command line got, plus `extra` ones
+ * such as {n}. Only after rc_start(). Returns a malloc'd string, or NULL after
+ * recording an ERROR. */
+char *rc_expand(rc_test_t *t, const char *field, const char *template_text,
+                const profile_var_t *extra, size_t extra_count);
 
 /* Records a failed requirement: FAIL for MUST rows, NON-STRICT for SHOULD rows. The
  * first recorded outcome wins. Always returns false (for `return rc_fail(...)`). */
@@ -77,6 +89,8 @@ typedef struct rc_match {
   const char *prefix;        /* lines: text starts with this */
 } rc_match_t;
 
+/* Entries of a connection torture drops in its opening (mockhs.h) never match: tests see
+ * the worker's next connection instead. */
 bool rc_entry_matches(const rc_test_t *t, const ledger_entry_t *e, const rc_match_t *m);
 
 /* Waits (running the loop) for the first entry at or after from_seq matching m.
@@ -96,7 +110,9 @@ int64_t rc_entry_gap_ms(const ledger_entry_t *a, const ledger_entry_t *b);
 
 /* Sends SIGTERM to the SUT and waits up to the profile's grace for it to exit,
  * running the mock's loop meanwhile so its last lines and close are recorded.
- * Returns true if it exited by itself; *seconds gets the time it took. */
+ * Returns true if it exited by itself and, within the same grace, left no process of
+ * its group and none of its escaped descendants running (CL-05); otherwise false, with
+ * a note saying what remained. *seconds gets the time the main process took. */
 bool rc_terminate_sut(rc_test_t *t, double *seconds, int *status);
 
 /* Runner side ---------------------------------------------------------------------- */

@@ -6,64 +6,122 @@
 
 #include "rc_clock.h"
 
-#define LEDGER_DEFAULT_CAPACITY 1000000u
+/* Entries live in fixed blocks, so an entry never moves while it is held (tests keep
+ * pointers to entries across later appends). blocks[0] holds the oldest block still in
+ * use; its first entry has sequence number base_seq. */
+#define LEDGER_BLOCK_ENTRIES 1024u
+/* Bookkeeping counted per entry besides its text: the slot and the allocator's share. */
+#define LEDGER_ENTRY_OVERHEAD (sizeof(ledger_entry_t) + 16u)
 
-/* A ring of entries: slot = seq % capacity. Memory grows with use up to capacity. */
 struct ledger {
-  ledger_entry_t *slots;
+  ledger_entry_t **blocks;
+  size_t block_count;
+  size_t block_cap;
+  uint64_t base_seq; /* sequence number of blocks[0][0] */
   size_t capacity;
-  size_t allocated; /* slots allocated so far (grows geometrically up to capacity) */
+  size_t max_bytes;
+  size_t bytes;      /* cost of the entries held */
   uint64_t first_seq;
   uint64_t next_seq;
   int64_t origin_ns;
+  ledger_drop_fn drop_hook;
+  void *drop_arg;
 };
 
 ledger_t *ledger_create(size_t capacity) {
   ledger_t *ledger = calloc(1, sizeof *ledger);
   if (ledger == NULL) return NULL;
   ledger->capacity = capacity == 0 ? LEDGER_DEFAULT_CAPACITY : capacity;
+  ledger->max_bytes = LEDGER_DEFAULT_MAX_BYTES;
   ledger->first_seq = 1;
   ledger->next_seq = 1;
+  ledger->base_seq = 1;
   ledger->origin_ns = rc_clock_mono_ns();
   return ledger;
 }
 
+static ledger_entry_t *slot_of(const ledger_t *ledger, uint64_t seq) {
+  uint64_t at = seq - ledger->base_seq;
+  return &ledger->blocks[at / LEDGER_BLOCK_ENTRIES][at % LEDGER_BLOCK_ENTRIES];
+}
+
 void ledger_destroy(ledger_t *ledger) {
   if (ledger == NULL) return;
-  for (uint64_t seq = ledger->first_seq; seq < ledger->next_seq; seq++) {
-    free(ledger->slots[(seq - 1) % ledger->capacity].text);
-  }
-  free(ledger->slots);
+  for (uint64_t seq = ledger->first_seq; seq < ledger->next_seq; seq++)
+    free(slot_of(ledger, seq)->text);
+  for (size_t i = 0; i < ledger->block_count; i++) free(ledger->blocks[i]);
+  free(ledger->blocks);
   free(ledger);
 }
 
-static int ledger_reserve(ledger_t *ledger, uint64_t count) {
-  if (count <= ledger->allocated || ledger->allocated == ledger->capacity) return 0;
-  size_t want = ledger->allocated == 0 ? 256 : ledger->allocated * 2;
-  if (want > ledger->capacity) want = ledger->capacity;
-  ledger_entry_t *grown = realloc(ledger->slots, want * sizeof *grown);
-  if (grown == NULL) return -1;
-  ledger->slots = grown;
-  ledger->allocated = want;
+size_t ledger_entry_cost(size_t len) { return LEDGER_ENTRY_OVERHEAD + len + 1; }
+size_t ledger_bytes_held(const ledger_t *ledger) { return ledger->bytes; }
+
+void ledger_set_drop_hook(ledger_t *ledger, ledger_drop_fn hook, void *arg) {
+  ledger->drop_hook = hook;
+  ledger->drop_arg = arg;
+}
+
+/* Drops the oldest entry, and its block once no entry of it is held. */
+static void drop_oldest(ledger_t *ledger) {
+  ledger_entry_t *e = slot_of(ledger, ledger->first_seq);
+  if (ledger->drop_hook != NULL) ledger->drop_hook(e, ledger->drop_arg);
+  ledger->bytes -= ledger_entry_cost(e->len);
+  free(e->text);
+  e->text = NULL;
+  ledger->first_seq++;
+  if (ledger->first_seq - ledger->base_seq == LEDGER_BLOCK_ENTRIES) {
+    free(ledger->blocks[0]);
+    ledger->block_count--;
+    memmove(ledger->blocks, ledger->blocks + 1, ledger->block_count * sizeof *ledger->blocks);
+    ledger->base_seq += LEDGER_BLOCK_ENTRIES;
+  }
+}
+
+/* Drops the oldest entries until `incoming` more bytes and one more entry fit. */
+static void make_room(ledger_t *ledger, size_t incoming) {
+  while (ledger->next_seq > ledger->first_seq &&
+         (ledger->next_seq - ledger->first_seq >= ledger->capacity ||
+          ledger->bytes + incoming > ledger->max_bytes))
+    drop_oldest(ledger);
+}
+
+void ledger_set_max_bytes(ledger_t *ledger, size_t max_bytes) {
+  ledger->max_bytes = max_bytes == 0 ? LEDGER_DEFAULT_MAX_BYTES : max_bytes;
+  /* Keep the newest entry, as an append would. */
+  while (ledger->next_seq - ledger->first_seq > 1 && ledger->bytes > ledger->max_bytes)
+    drop_oldest(ledger);
+}
+
+/* Makes sure the slot for next_seq exists. */
+static int ensure_slot(ledger_t *ledger) {
+  uint64_t at = ledger->next_seq - ledger->base_seq;
+  if (at / LEDGER_BLOCK_ENTRIES < ledger->block_count) return 0;
+  if (ledger->block_count == ledger->block_cap) {
+    size_t cap = ledger->block_cap ? ledger->block_cap * 2 : 8;
+    ledger_entry_t **grown = realloc(ledger->blocks, cap * sizeof *grown);
+    if (grown == NULL) return -1;
+    ledger->blocks = grown;
+    ledger->block_cap = cap;
+  }
+  ledger_entry_t *block = malloc(LEDGER_BLOCK_ENTRIES * sizeof *block);
+  if (block == NULL) return -1;
+  ledger->blocks[ledger->block_count++] = block;
   return 0;
 }
 
 const ledger_entry_t *ledger_append(ledger_t *ledger, int conn_id, ledger_kind_t kind,
                                     ledger_side_t side, ledger_close_how_t how,
                                     const char *text, size_t len) {
-  uint64_t held = ledger->next_seq - ledger->first_seq;
-  if (held == ledger->capacity) {
-    free(ledger->slots[(ledger->first_seq - 1) % ledger->capacity].text);
-    ledger->first_seq++;
-  } else if (ledger_reserve(ledger, held + 1) != 0) {
-    return NULL;
-  }
+  size_t cost = ledger_entry_cost(len);
+  make_room(ledger, cost);
+  if (ensure_slot(ledger) != 0) return NULL;
   char *copy = malloc(len + 1);
   if (copy == NULL) return NULL;
   if (len > 0) memcpy(copy, text, len);
   copy[len] = '\0';
   uint64_t seq = ledger->next_seq++;
-  ledger_entry_t *entry = &ledger->slots[(seq - 1) % ledger->capacity];
+  ledger_entry_t *entry = slot_of(ledger, seq);
   *entry = (ledger_entry_t){
       .seq = seq,
       .conn_id = conn_id,
@@ -74,6 +132,7 @@ const ledger_entry_t *ledger_append(ledger_t *ledger, int conn_id, ledger_kind_t
       .text = copy,
       .len = len,
   };
+  ledger->bytes += cost;
   return entry;
 }
 
@@ -83,7 +142,7 @@ int64_t ledger_origin_ns(const ledger_t *ledger) { return ledger->origin_ns; }
 
 const ledger_entry_t *ledger_get(const ledger_t *ledger, uint64_t seq) {
   if (seq < ledger->first_seq || seq >= ledger->next_seq) return NULL;
-  return &ledger->slots[(seq - 1) % ledger->capacity];
+  return slot_of(ledger, seq);
 }
 
 const char *ledger_side_name(ledger_side_t side) {

@@ -3,12 +3,16 @@
  * The mock homeserver appends one entry per connection opened, per line each way and
  * per close (who closed and how); tests and evidence read it. Entries are numbered by
  * a sequence that never repeats, so a test can wait for "the next matching entry after
- * seq N". The ledger keeps at most `capacity` entries: older ones are dropped (their
- * count is kept) so long soaks stay within bounded memory.
+ * seq N". The ledger keeps at most `capacity` entries and at most a byte budget
+ * (ledger_set_max_bytes; entry bookkeeping plus text): older entries are dropped
+ * (their count is kept), so a SUT that floods the mock or a long soak costs bounded
+ * memory. The newest entry is always kept, whatever its size. A drop hook sees each
+ * entry just before it is dropped, so checks over every line (passive requirements)
+ * stay complete however much is dropped.
  *
  * Ownership: the ledger owns entries and their text; pointers returned by
- * ledger_get()/ledger_append() stay valid until that entry is dropped by capacity or
- * the ledger is destroyed. Single-threaded (the mock's event loop thread). */
+ * ledger_get()/ledger_append() stay valid until that entry is dropped or the ledger
+ * is destroyed (entries never move). Single-threaded (the mock's event loop thread). */
 #ifndef LEDGER_H
 #define LEDGER_H
 
@@ -51,9 +55,27 @@ typedef struct ledger_entry {
 
 typedef struct ledger ledger_t;
 
-/* capacity 0 means the default (1,000,000 entries). Returns NULL on allocation failure. */
+/* capacity 0 means the default (LEDGER_DEFAULT_CAPACITY entries); the byte budget
+ * starts at LEDGER_DEFAULT_MAX_BYTES. Returns NULL on allocation failure. */
 ledger_t *ledger_create(size_t capacity);
 void ledger_destroy(ledger_t *ledger);
+
+#define LEDGER_DEFAULT_CAPACITY 200000u
+#define LEDGER_DEFAULT_MAX_BYTES (8u * 1024u * 1024u)
+
+/* Sets the byte budget (0 = LEDGER_DEFAULT_MAX_BYTES); entries over it are dropped
+ * oldest first, at once and on later appends. An entry costs its text plus a fixed
+ * bookkeeping size (ledger_entry_cost). */
+void ledger_set_max_bytes(ledger_t *ledger, size_t max_bytes);
+/* What one entry of `len` text bytes counts against the budget. */
+size_t ledger_entry_cost(size_t len);
+/* Bytes currently held, as counted against the budget. */
+size_t ledger_bytes_held(const ledger_t *ledger);
+
+/* Called with each entry just before it is dropped (not at ledger_destroy). The hook
+ * must not append to the ledger. NULL removes it. */
+typedef void (*ledger_drop_fn)(const ledger_entry_t *entry, void *arg);
+void ledger_set_drop_hook(ledger_t *ledger, ledger_drop_fn hook, void *arg);
 
 /* Appends an entry; text may be NULL (empty). Returns it, or NULL on allocation failure. */
 const ledger_entry_t *ledger_append(ledger_t *ledger, int conn_id, ledger_kind_t kind,

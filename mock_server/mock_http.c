@@ -249,9 +249,24 @@ void mock_http_destroy(mock_http_t *http) {
 }
 
 int mock_http_port(const mock_http_t *http) { return http->port; }
-void mock_http_set_page_size(mock_http_t *http, size_t rows) { http->page_size = rows; }
+/* Settings go into the ledger: evidence, and what a recording replays. */
+static void note_setting(mock_http_t *http, const char *fmt, long a, long b) {
+  char text[96];
+  int n = snprintf(text, sizeof text, fmt, a, b);
+  if (n > 0) ledger_append(http->ledger, 0, LEDGER_NOTE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE, text,
+                           (size_t)n < sizeof text ? (size_t)n : sizeof text - 1);
+}
+
+void mock_http_set_page_size(mock_http_t *http, size_t rows) {
+  if (rows != http->page_size) note_setting(http, "mock: http page-size %ld", (long)rows, 0);
+  http->page_size = rows;
+}
 void mock_http_fail_next(mock_http_t *http, int status, int count) {
+  note_setting(http, "mock: http fail-next %ld %ld", status, count);
   http->fail_status = status;
   http->fail_count = count;
 }
-void mock_http_set_delay(mock_http_t *http, int delay_ms) { http->delay_ms = delay_ms; }
+void mock_http_set_delay(mock_http_t *http, int delay_ms) {
+  if (delay_ms != http->delay_ms) note_setting(http, "mock: http delay %ld", delay_ms, 0);
+  http->delay_ms = delay_ms;
+}

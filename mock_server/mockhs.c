@@ -12,43 +12,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "mock_http.h"
-#include "mock_redis.h"
+#include <netinet/tcp.h>
+
+#include "mockhs_internal.h"
 #include "rc_clock.h"
-#include "stream_history.h"
-
-/* One accepted replication connection. */
-typedef struct mock_conn {
-  struct mockhs *mock;   /* back pointer: bufferevent callbacks get the connection */
-  int id;
-  struct bufferevent *bev;
-  bool open;
-  bool closing;          /* we asked for a FIN close; freed once output drained */
-  bool redis;            /* a Redis channel, not a socket: writes are PUBLISHes */
-  bool user_ip_channel;  /* the <server_name>/USER_IP channel */
-  int64_t last_sent_ms;  /* for the keepalive rule "PING when idle for an interval" */
-  struct mock_conn *next;
-} mock_conn_t;
-
-struct mockhs {
-  struct event_base *base;
-  mockhs_config_t cfg;
-  char *server_name;
-  char *instance_name;
-  stream_history_t *history; /* streams the mock writes: positions and emitted rows */
-  mock_http_t *http;         /* the main's HTTP side (NULL when disabled) */
-  mock_redis_t *redis;       /* Redis transport (NULL for direct TCP) */
-  struct evconnlistener *listener;
-  struct sockaddr_in addr;
-  int port;
-  ledger_t *ledger;
-  mock_conn_t *conns; /* newest first; closed ones are removed */
-  int next_conn_id;
-  int accepted;
-  bool pinging;
-  struct event *ping_timer;
-  struct event *wake_timer; /* bounds each loop iteration of the wait functions */
-};
 
 /* Streams a Synapse v1.66 main announced after REPLICATE
  * (shared/reference/synapse-1.66/real-pair.txt, first connection). */
@@ -92,19 +59,20 @@ static mock_conn_t *conn_find(const mockhs_t *mock, int conn_id) {
   return NULL;
 }
 
-static void conn_unlink_free(mockhs_t *mock, mock_conn_t *conn) {
+static void conn_free(mockhs_t *mock, mock_conn_t *conn) {
   for (mock_conn_t **p = &mock->conns; *p != NULL; p = &(*p)->next) {
     if (*p == conn) {
       *p = conn->next;
       break;
     }
   }
+  mock_torture_detach(conn);
   if (conn->bev != NULL) bufferevent_free(conn->bev);
   free(conn);
 }
 
-static void record(mockhs_t *mock, int conn_id, ledger_kind_t kind, ledger_side_t side,
-                   ledger_close_how_t how, const char *text, size_t len) {
+void mock_record(mockhs_t *mock, int conn_id, ledger_kind_t kind, ledger_side_t side,
+                 ledger_close_how_t how, const char *text, size_t len) {
   ledger_append(mock->ledger, conn_id, kind, side, how, text, len);
 }
 
@@ -113,9 +81,9 @@ static void conn_finish(mockhs_t *mock, mock_conn_t *conn, ledger_side_t side,
                         ledger_close_how_t how, const char *why) {
   if (conn->open) {
     conn->open = false;
-    record(mock, conn->id, LEDGER_CLOSE, side, how, why, why ? strlen(why) : 0);
+    mock_record(mock, conn->id, LEDGER_CLOSE, side, how, why, why ? strlen(why) : 0);
   }
-  conn_unlink_free(mock, conn);
+  conn_free(mock, conn);
 }
 
 static int conn_write(mockhs_t *mock, mock_conn_t *conn, const char *bytes, size_t len) {
@@ -126,12 +94,29 @@ static int conn_write(mockhs_t *mock, mock_conn_t *conn, const char *bytes, size
   return 0;
 }
 
-static int conn_send_line(mockhs_t *mock, mock_conn_t *conn, const char *line, size_t len) {
+/* keepalive: a PING of the mock's own schedule (torture neither holds nor counts it). */
+static int conn_send_line_as(mockhs_t *mock, mock_conn_t *conn, const char *line, size_t len,
+                             bool keepalive) {
   if (conn == NULL || !conn->open || conn->closing) return -1;
-  record(mock, conn->id, LEDGER_LINE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE, line, len);
+  if (conn->out != NULL) {
+    /* Recorded when it is actually written, so the ledger shows the wire. */
+    conn->last_sent_ms = rc_clock_mono_ms();
+    return mock_torture_hold(mock, conn, TORTURE_ITEM_LINE, line, len, keepalive);
+  }
+  /* One clock read per line: bulk emission is bound by this path. */
+  int64_t now = rc_clock_mono_ms();
+  if (!conn->redis && !conn->stalled && !mock_guard_admit_line(mock, conn, len + 1, now))
+    return -1;
+  mock_record(mock, conn->id, LEDGER_LINE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE, line, len);
   if (conn->redis) return mock_redis_publish(mock->redis, conn->user_ip_channel, line, len);
-  if (conn_write(mock, conn, line, len) != 0) return -1;
-  return conn_write(mock, conn, "\n", 1);
+  if (bufferevent_write(conn->bev, line, len) != 0 || bufferevent_write(conn->bev, "\n", 1) != 0)
+    return -1;
+  conn->last_sent_ms = now;
+  return 0;
+}
+
+static int conn_send_line(mockhs_t *mock, mock_conn_t *conn, const char *line, size_t len) {
+  return conn_send_line_as(mock, conn, line, len, false);
 }
 
 static void conn_send_command(mockhs_t *mock, mock_conn_t *conn, const proto_command_t *cmd) {
@@ -139,7 +124,7 @@ static void conn_send_command(mockhs_t *mock, mock_conn_t *conn, const proto_com
   proto_error_t perr;
   int n = proto_format_command(mock->cfg.dialect, cmd, line, sizeof line, &perr);
   if (n < 0) {
-    record(mock, conn->id, LEDGER_NOTE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE, perr.message,
+    mock_record(mock, conn->id, LEDGER_NOTE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE, perr.message,
            strlen(perr.message));
     return;
   }
@@ -147,30 +132,46 @@ static void conn_send_command(mockhs_t *mock, mock_conn_t *conn, const proto_com
 }
 
 static void conn_send_ping(mockhs_t *mock, mock_conn_t *conn) {
-  char data[32];
+  char data[32], line[64];
   snprintf(data, sizeof data, "%lld", (long long)rc_clock_wall_ms());
   proto_command_t ping = {.kind = PROTO_CMD_PING, .text = proto_slice_cstr(data)};
-  conn_send_command(mock, conn, &ping);
+  int n = proto_format_command(mock->cfg.dialect, &ping, line, sizeof line, NULL);
+  if (n > 0) conn_send_line_as(mock, conn, line, (size_t)n, true);
 }
 
 /* A FIN close from our side: stop reading, flush, then free (see conn_event_cb). */
-static void conn_close_gracefully(mockhs_t *mock, mock_conn_t *conn, const char *why) {
+void mock_conn_reset_now(mockhs_t *mock, mock_conn_t *conn) {
+  /* SO_LINGER with a zero timeout turns close() into an RST. */
+  struct linger lg = {.l_onoff = 1, .l_linger = 0};
+  setsockopt(bufferevent_getfd(conn->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  conn_finish(mock, conn, LEDGER_SIDE_MOCK, LEDGER_CLOSE_RST, NULL);
+}
+
+void mock_conn_close_fin(mockhs_t *mock, mock_conn_t *conn, const char *why) {
   if (conn->closing) return;
+  if (conn->out != NULL && !torture_out_idle(conn->out)) {
+    /* After what the mock already sent; torture delivers the close in its turn. */
+    conn->closing = true;
+    mock_torture_hold_close(mock, conn, false);
+    return;
+  }
   conn->closing = true;
-  record(mock, conn->id, LEDGER_CLOSE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_FIN, why,
+  mock_record(mock, conn->id, LEDGER_CLOSE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_FIN, why,
          why ? strlen(why) : 0);
   conn->open = false;
   bufferevent_disable(conn->bev, EV_READ);
-  if (evbuffer_get_length(bufferevent_get_output(conn->bev)) == 0) {
-    conn_unlink_free(mock, conn);
-  }
-  /* otherwise conn_write_cb frees it once the output buffer drains */
+  /* on_write frees it once the output is flushed; with nothing left to flush it runs
+   * from the loop all the same, never from here: the close may come from inside this
+   * connection's own read callback, which must not find it freed (a use-after-free
+   * that a SUT flooding undecodable bytes found, tests/test_hostile.c). */
+  if (evbuffer_get_length(bufferevent_get_output(conn->bev)) == 0)
+    bufferevent_trigger(conn->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static void conn_send_error_and_close(mockhs_t *mock, mock_conn_t *conn, const char *text) {
   proto_command_t error = {.kind = PROTO_CMD_ERROR, .text = proto_slice_cstr(text)};
   conn_send_command(mock, conn, &error);
-  conn_close_gracefully(mock, conn, NULL);
+  mock_conn_close_fin(mock, conn, NULL);
 }
 
 static void send_position(mockhs_t *mock, mock_conn_t *conn, const char *stream, int64_t prev,
@@ -195,20 +196,28 @@ static void send_rdata(mockhs_t *mock, mock_conn_t *conn, const char *stream, bo
   conn_send_command(mock, conn, &cmd);
 }
 
+/* The order streams are answered in: the history's, or shuffled under torture. */
+static size_t *answer_order(mockhs_t *mock, mock_conn_t *conn, size_t streams) {
+  size_t *order = malloc((streams ? streams : 1) * sizeof *order);
+  if (order == NULL) return NULL;
+  for (size_t i = 0; i < streams; i++) order[i] = i;
+  if (conn->out != NULL && streams > 1) {
+    torture_shuffle(&mock->torture, conn->id, conn->replicate_rounds, order, streams);
+    mock->torture_done.shuffles++;
+    char note[64];
+    int n = snprintf(note, sizeof note, "torture: streams answered in shuffled order");
+    mock_record(mock, conn->id, LEDGER_NOTE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE, note, (size_t)n);
+  }
+  conn->replicate_rounds++;
+  return order;
+}
+
 /* A real main answers REPLICATE with its positions: modern, every stream it writes;
  * 2018, the requested stream (or ALL), or an ERROR for a stream it does not offer. */
 static void answer_replicate(mockhs_t *mock, mock_conn_t *conn, const proto_command_t *cmd) {
   size_t streams = stream_history_count(mock->history);
   int64_t position = 0;
-  if (mock->cfg.dialect == PROTO_DIALECT_MODERN) {
-    for (size_t i = 0; i < streams && conn->open; i++) {
-      const char *name = stream_history_name(mock->history, i);
-      stream_history_position(mock->history, name, &position);
-      send_position(mock, conn, name, position, position);
-    }
-    return;
-  }
-  bool all = proto_slice_eq(cmd->stream, "ALL");
+  bool all = mock->cfg.dialect == PROTO_DIALECT_MODERN || proto_slice_eq(cmd->stream, "ALL");
   char requested[256];
   proto_slice_copy(cmd->stream, requested, sizeof requested);
   if (!all && !stream_history_position(mock->history, requested, &position)) {
@@ -218,13 +227,15 @@ static void answer_replicate(mockhs_t *mock, mock_conn_t *conn, const proto_comm
     conn_send_error_and_close(mock, conn, text);
     return;
   }
-  /* 2018: the backlog after the worker's token, each row with its own numeric token
-   * (catch-up rows are not batched), then the stream's position. NOW means none. */
-  for (size_t i = 0; i < streams && conn->open; i++) {
-    const char *name = stream_history_name(mock->history, i);
+  size_t *order = answer_order(mock, conn, streams);
+  if (order == NULL) return;
+  for (size_t k = 0; k < streams && conn->open; k++) {
+    const char *name = stream_history_name(mock->history, order[k]);
     if (!all && strcmp(name, requested) != 0) continue;
     stream_history_position(mock->history, name, &position);
-    if (!cmd->token_is_now) {
+    /* 2018: the backlog after the worker's token, each row with its own numeric token
+     * (catch-up rows are not batched), then the stream's position. NOW means none. */
+    if (mock->cfg.dialect == PROTO_DIALECT_2018 && !cmd->token_is_now) {
       size_t count;
       bool limited, truncated;
       int64_t upto;
@@ -235,17 +246,19 @@ static void answer_replicate(mockhs_t *mock, mock_conn_t *conn, const proto_comm
     }
     send_position(mock, conn, name, position, position);
   }
+  free(order);
+  if (conn->out != NULL) mock_torture_opening_done(mock, conn);
 }
 
 static void handle_line(mockhs_t *mock, mock_conn_t *conn, const char *line, size_t len) {
-  record(mock, conn->id, LEDGER_LINE, LEDGER_SIDE_SUT, LEDGER_CLOSE_NONE, line, len);
+  mock_record(mock, conn->id, LEDGER_LINE, LEDGER_SIDE_SUT, LEDGER_CLOSE_NONE, line, len);
   if (proto_line_is_blank(line, len)) return;
   proto_command_t cmd;
   proto_error_t perr;
   /* Redis has no direction check; a main logs what it cannot parse and goes on. */
   proto_sender_t sender = conn->redis ? PROTO_SENDER_ANY : PROTO_SENDER_CLIENT;
   if (proto_parse_line(mock->cfg.dialect, sender, line, len, &cmd, &perr) != PROTO_OK) {
-    record(mock, conn->id, LEDGER_NOTE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE, perr.message,
+    mock_record(mock, conn->id, LEDGER_NOTE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE, perr.message,
            strlen(perr.message));
     if (mock->cfg.reject_invalid && !conn->redis) {
       char text[PROTO_MAX_LINE];
@@ -254,7 +267,7 @@ static void handle_line(mockhs_t *mock, mock_conn_t *conn, const char *line, siz
       if (proto_rejection_text(mock->cfg.dialect, line, len, &perr, text, sizeof text) > 0)
         conn_send_error_and_close(mock, conn, text);
       else
-        conn_close_gracefully(mock, conn, NULL);
+        mock_conn_close_fin(mock, conn, NULL);
     }
     return;
   }
@@ -284,8 +297,8 @@ static void on_read(struct bufferevent *bev, void *arg) {
     proto_frame_status_t st = proto_frame_next(data, want, &line_len, &consumed);
     if (st == PROTO_FRAME_NEED_MORE) break;
     if (st == PROTO_FRAME_TOO_LONG) {
-      record(mock, conn->id, LEDGER_LINE, LEDGER_SIDE_SUT, LEDGER_CLOSE_NONE, data, 200);
-      record(mock, conn->id, LEDGER_NOTE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE,
+      mock_record(mock, conn->id, LEDGER_LINE, LEDGER_SIDE_SUT, LEDGER_CLOSE_NONE, data, 200);
+      mock_record(mock, conn->id, LEDGER_NOTE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE,
              "line over 16384 bytes (first 200 shown)", 39);
       evbuffer_drain(in, avail);
       if (mock->cfg.reject_invalid) conn_send_error_and_close(mock, conn, "Line length exceeded");
@@ -299,8 +312,9 @@ static void on_read(struct bufferevent *bev, void *arg) {
 static void on_write(struct bufferevent *bev, void *arg) {
   mock_conn_t *conn = arg;
   (void)bev;
-  /* Output flushed: now the orderly close (FIN). */
-  if (conn->closing) conn_unlink_free(conn->mock, conn);
+  /* Output flushed: now the orderly close (FIN). A close torture still holds (open
+   * still set) comes in its turn. */
+  if (conn->closing && !conn->open) conn_free(conn->mock, conn);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg) {
@@ -310,8 +324,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg) {
   if (what & BEV_EVENT_EOF) {
     /* Lines still buffered are read before the close is recorded. */
     on_read(conn->bev, conn);
-    if (conn->closing) {
-      conn_unlink_free(mock, conn);
+    if (conn->closing && !conn->open) {
+      conn_free(mock, conn);
       return;
     }
     conn_finish(mock, conn, LEDGER_SIDE_SUT, LEDGER_CLOSE_FIN, NULL);
@@ -319,8 +333,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg) {
     int err = EVUTIL_SOCKET_ERROR();
     ledger_close_how_t how = err == ECONNRESET ? LEDGER_CLOSE_RST : LEDGER_CLOSE_ERROR;
     const char *why = how == LEDGER_CLOSE_RST ? NULL : strerror(err);
-    if (conn->closing) {
-      conn_unlink_free(mock, conn);
+    if (conn->closing && !conn->open) {
+      conn_free(mock, conn);
     } else {
       conn_finish(mock, conn, LEDGER_SIDE_SUT, how, why);
     }
@@ -357,7 +371,10 @@ static void on_accept(struct evconnlistener *listener, evutil_socket_t fd,
     inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
     snprintf(peer, sizeof peer, "%s:%u", host, (unsigned)ntohs(sin->sin_port));
   }
-  record(mock, conn->id, LEDGER_OPEN, LEDGER_SIDE_SUT, LEDGER_CLOSE_NONE, peer, strlen(peer));
+  mock_record(mock, conn->id, LEDGER_OPEN, LEDGER_SIDE_SUT, LEDGER_CLOSE_NONE, peer, strlen(peer));
+  if (mock->torture.level > 0 && mock_torture_attach(mock, conn, fd) != 0)
+    mock_record(mock, conn->id, LEDGER_NOTE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE,
+                "torture: out of memory, connection not tortured", 47);
 
   bufferevent_setcb(bev, on_read, on_write, on_event, conn);
   bufferevent_enable(bev, EV_READ | EV_WRITE);
@@ -378,7 +395,8 @@ static void on_ping_tick(evutil_socket_t fd, short what, void *arg) {
   if (!mock->pinging) return;
   int64_t now = rc_clock_mono_ms();
   for (mock_conn_t *c = mock->conns; c != NULL; c = c->next) {
-    if (c->open && !c->closing && !c->redis && now - c->last_sent_ms >= mock->cfg.ping_interval_ms)
+    if (c->open && !c->closing && !c->redis && !c->stalled &&
+        now - c->last_sent_ms >= mock->cfg.ping_interval_ms)
       conn_send_ping(mock, c);
   }
 }
@@ -406,7 +424,7 @@ static mock_conn_t *redis_channel_conn(mockhs_t *mock, bool user_ip) {
   mock->accepted++;
   char text[300];
   snprintf(text, sizeof text, "redis channel %s%s", mock->server_name, user_ip ? "/USER_IP" : "");
-  record(mock, conn->id, LEDGER_OPEN, LEDGER_SIDE_SUT, LEDGER_CLOSE_NONE, text, strlen(text));
+  mock_record(mock, conn->id, LEDGER_OPEN, LEDGER_SIDE_SUT, LEDGER_CLOSE_NONE, text, strlen(text));
   return conn;
 }
 
@@ -423,13 +441,17 @@ static void on_redis_line(void *arg, const char *channel, const char *line, size
 static char *dup_or_null(const char *s) { return s != NULL ? strdup(s) : NULL; }
 
 static int listener_open(mockhs_t *mock, rc_error_t *err) {
+  /* A deep backlog: a burst of connections from the SUT must not overflow the accept
+   * queue, whose dropped SYNs would cost the SUT a second or more per retry and distort
+   * every timing a test measures. */
   mock->listener = evconnlistener_new_bind(
-      mock->base, on_accept, mock, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
+      mock->base, on_accept, mock, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
       (struct sockaddr *)&mock->addr, sizeof mock->addr);
   if (mock->listener == NULL) {
     return rc_error_set(err, "mock homeserver: cannot listen on 127.0.0.1:%d: %s",
                         ntohs(mock->addr.sin_port), strerror(errno));
   }
+  evconnlistener_set_error_cb(mock->listener, mock_guard_accept_error);
   struct sockaddr_in bound;
   socklen_t blen = sizeof bound;
   getsockname(evconnlistener_get_fd(mock->listener), (struct sockaddr *)&bound, &blen);
@@ -448,6 +470,11 @@ mockhs_t *mockhs_create(struct event_base *base, const mockhs_config_t *cfg, rc_
     rc_error_set(err, "mock homeserver: at most %d streams", MOCKHS_MAX_STREAMS);
     return NULL;
   }
+  if (cfg->torture_level < 0 || cfg->torture_level > TORTURE_MAX_LEVEL) {
+    rc_error_set(err, "mock homeserver: torture level must be 0..%d, got %d", TORTURE_MAX_LEVEL,
+                 cfg->torture_level);
+    return NULL;
+  }
   mockhs_t *mock = calloc(1, sizeof *mock);
   if (mock == NULL) {
     rc_error_set(err, "mock homeserver: out of memory");
@@ -455,6 +482,7 @@ mockhs_t *mockhs_create(struct event_base *base, const mockhs_config_t *cfg, rc_
   }
   mock->base = base;
   mock->cfg = *cfg;
+  mock->torture = (torture_plan_t){.level = cfg->torture_level, .seed = cfg->torture_seed};
   mock->server_name = dup_or_null(cfg->server_name);
   mock->instance_name = dup_or_null(cfg->instance_name ? cfg->instance_name : "master");
   mock->history = stream_history_create();
@@ -470,6 +498,7 @@ mockhs_t *mockhs_create(struct event_base *base, const mockhs_config_t *cfg, rc_
   mock->cfg.server_name = mock->server_name;
   mock->cfg.instance_name = mock->instance_name;
   mock->ledger = ledger_create(cfg->ledger_capacity);
+  if (mock->ledger != NULL) ledger_set_max_bytes(mock->ledger, cfg->ledger_max_bytes);
   mock->pinging = cfg->ping_interval_ms > 0;
   mock->addr.sin_family = AF_INET;
   mock->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -512,11 +541,12 @@ mockhs_t *mockhs_create(struct event_base *base, const mockhs_config_t *cfg, rc_
 void mockhs_destroy(mockhs_t *mock) {
   if (mock == NULL) return;
   while (mock->conns != NULL) {
-    conn_unlink_free(mock, mock->conns);
+    conn_free(mock, mock->conns);
   }
   if (mock->listener != NULL) evconnlistener_free(mock->listener);
   if (mock->ping_timer != NULL) event_free(mock->ping_timer);
   if (mock->wake_timer != NULL) event_free(mock->wake_timer);
+  if (mock->accept_retry != NULL) event_free(mock->accept_retry);
   mock_http_destroy(mock->http);
   mock_redis_destroy(mock->redis);
   stream_history_destroy(mock->history);
@@ -553,9 +583,20 @@ int mockhs_set_server_name(mockhs_t *mock, const char *server_name) {
   return 0;
 }
 
-void mockhs_set_pinging(mockhs_t *mock, bool enabled) { mock->pinging = enabled; }
+/* The mock's own switches go into the ledger: evidence, and what a recording replays. */
+static void note(mockhs_t *mock, int conn_id, const char *text) {
+  mock_record(mock, conn_id, LEDGER_NOTE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE, text, strlen(text));
+}
+
+void mockhs_set_pinging(mockhs_t *mock, bool enabled) {
+  if (mock->pinging != enabled)
+    note(mock, 0, enabled ? "mock: keepalive on" : "mock: keepalive off");
+  mock->pinging = enabled;
+}
 
 int mockhs_set_listening(mockhs_t *mock, bool listening, rc_error_t *err) {
+  if (listening != (mock->listener != NULL))
+    note(mock, 0, listening ? "mock: listener on" : "mock: listener off");
   if (!listening) {
     if (mock->listener != NULL) evconnlistener_free(mock->listener);
     mock->listener = NULL;
@@ -606,21 +647,28 @@ int mockhs_send_raw(mockhs_t *mock, int conn_id, const char *bytes, size_t len) 
     }
     return 0;
   }
+  if (conn->out != NULL) {
+    conn->last_sent_ms = rc_clock_mono_ms();
+    return mock_torture_hold(mock, conn, TORTURE_ITEM_RAW, bytes, len, false);
+  }
+  mock_record_raw(mock, conn->id, bytes, len);
+  return conn_write(mock, conn, bytes, len);
+}
+
+void mock_record_raw(mockhs_t *mock, int conn_id, const char *bytes, size_t len) {
   size_t start = 0;
   for (size_t i = 0; i < len; i++) {
     if (bytes[i] == '\n') {
-      record(mock, conn->id, LEDGER_LINE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE, bytes + start,
-             i - start);
+      mock_record(mock, conn_id, LEDGER_LINE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE, bytes + start,
+                  i - start);
       start = i + 1;
     }
   }
   if (start < len) {
-    const ledger_entry_t *e = ledger_append(mock->ledger, conn->id, LEDGER_LINE,
-                                            LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE,
-                                            bytes + start, len - start);
+    const ledger_entry_t *e = ledger_append(mock->ledger, conn_id, LEDGER_LINE, LEDGER_SIDE_MOCK,
+                                            LEDGER_CLOSE_NONE, bytes + start, len - start);
     if (e != NULL) ((ledger_entry_t *)e)->partial = true;
   }
-  return conn_write(mock, conn, bytes, len);
 }
 
 int mockhs_send_command(mockhs_t *mock, int conn_id, const proto_command_t *cmd,
@@ -638,56 +686,51 @@ int mockhs_close_conn(mockhs_t *mock, int conn_id, bool reset) {
   mock_conn_t *conn = conn_find(mock, conn_id);
   if (conn == NULL || !conn->open || conn->closing || conn->redis) return -1;
   if (!reset) {
-    conn_close_gracefully(mock, conn, NULL);
+    mock_conn_close_fin(mock, conn, NULL);
     return 0;
   }
-  /* SO_LINGER with a zero timeout turns close() into an RST. */
-  struct linger lg = {.l_onoff = 1, .l_linger = 0};
-  setsockopt(bufferevent_getfd(conn->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  conn_finish(mock, conn, LEDGER_SIDE_MOCK, LEDGER_CLOSE_RST, NULL);
+  if (conn->out != NULL && !torture_out_idle(conn->out)) {
+    conn->closing = true;
+    return mock_torture_hold_close(mock, conn, true);
+  }
+  mock_conn_reset_now(mock, conn);
   return 0;
 }
 
-static void loop_once_until(mockhs_t *mock, int64_t deadline_ms) {
-  int64_t left = deadline_ms - rc_clock_mono_ms();
-  if (left < 0) left = 0;
-  struct timeval tv = {(time_t)(left / 1000), (suseconds_t)((left % 1000) * 1000)};
-  evtimer_add(mock->wake_timer, &tv);
-  event_base_loop(mock->base, EVLOOP_ONCE);
-  evtimer_del(mock->wake_timer);
-}
-
-const ledger_entry_t *mockhs_wait_for(mockhs_t *mock, uint64_t from_seq,
-                                      mockhs_match_fn match, void *arg, int timeout_ms) {
-  int64_t deadline = rc_clock_mono_ms() + timeout_ms;
-  uint64_t seq = from_seq < ledger_first_seq(mock->ledger) ? ledger_first_seq(mock->ledger)
-                                                           : from_seq;
-  for (;;) {
-    for (; seq < ledger_next_seq(mock->ledger); seq++) {
-      const ledger_entry_t *e = ledger_get(mock->ledger, seq);
-      if (e != NULL && match(e, arg)) return e;
-    }
-    if (rc_clock_mono_ms() >= deadline) return NULL;
-    loop_once_until(mock, deadline);
+int mockhs_set_conn_stalled(mockhs_t *mock, int conn_id, bool stalled) {
+  mock_conn_t *conn = conn_find(mock, conn_id);
+  if (conn == NULL || !conn->open || conn->redis) return -1;
+  if (conn->stalled == stalled) return 0;
+  char text[64];
+  snprintf(text, sizeof text, "mock: c%d %s", conn_id, stalled ? "stalled" : "resumed");
+  note(mock, conn_id, text);
+  conn->stalled = stalled;
+  torture_out_stall(conn->out, stalled);
+  if (stalled) {
+    bufferevent_disable(conn->bev, EV_READ | EV_WRITE);
+    return 0;
   }
+  conn->last_sent_ms = rc_clock_mono_ms();
+  bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
+  /* What arrived meanwhile waits in the kernel or our input buffer: read it now. */
+  if (evbuffer_get_length(bufferevent_get_input(conn->bev)) > 0) on_read(conn->bev, conn);
+  return 0;
 }
 
-void mockhs_run_for(mockhs_t *mock, int duration_ms) {
-  int64_t deadline = rc_clock_mono_ms() + duration_ms;
-  while (rc_clock_mono_ms() < deadline) loop_once_until(mock, deadline);
-}
-
-bool mockhs_run_until(mockhs_t *mock, bool (*cond)(void *arg), void *arg, int timeout_ms,
-                      int poll_ms) {
-  int64_t deadline = rc_clock_mono_ms() + timeout_ms;
-  for (;;) {
-    if (cond(arg)) return true;
-    int64_t now = rc_clock_mono_ms();
-    if (now >= deadline) return cond(arg);
-    int64_t next = now + poll_ms;
-    loop_once_until(mock, next < deadline ? next : deadline);
+int64_t mockhs_output_settled_ms(const mockhs_t *mock) {
+  int64_t settled = rc_clock_mono_ms();
+  for (const mock_conn_t *c = mock->conns; c != NULL; c = c->next) {
+    int64_t at = torture_out_settled_ms(c->out);
+    if (c->out != NULL && at > settled) settled = at;
   }
+  return settled;
 }
+
+bool mockhs_conn_torture_dropped(const mockhs_t *mock, int conn_id) {
+  return conn_id != 0 && conn_id == mock->torture_doomed_conn;
+}
+
+int64_t mockhs_torture_drop_ms(const mockhs_t *mock) { return mock->torture_drop_ms; }
 
 stream_history_t *mockhs_history(mockhs_t *mock) { return mock->history; }
 mock_http_t *mockhs_http(mockhs_t *mock) { return mock->http; }
@@ -727,7 +770,8 @@ bool mockhs_transport_ready(mockhs_t *mock, int timeout_ms, rc_error_t *err) {
       return rc_error_set(err, "mock homeserver: %s", mock_redis_problem(mock->redis)) == 0;
     if (rc_clock_mono_ms() >= deadline)
       return rc_error_set(err, "mock homeserver: not subscribed to redis within %d ms", timeout_ms) == 0;
-    loop_once_until(mock, rc_clock_mono_ms() + 20 < deadline ? rc_clock_mono_ms() + 20 : deadline);
+    int64_t slice = rc_clock_mono_ms() + 20;
+    mock_loop_once_until(mock, slice < deadline ? slice : deadline);
   }
   return true;
 }

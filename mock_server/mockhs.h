@@ -7,6 +7,14 @@
  * <p>` per requested stream), rejects lines a real main would reject (ERROR + close),
  * and records everything in a ledger (ledger.h).
  *
+ * Back-pressure like a real main (spec §3.3): a connection whose unsent output passes
+ * 64 KiB is "paused"; when more than 10000 lines were queued while paused and the SUT
+ * has read nothing for MOCKHS_STALL_MS (or the queue passes MOCKHS_MAX_QUEUED_BYTES,
+ * the harness's own memory bound) the mock records it, writes "ERROR Failed to keep up"
+ * and closes, as Synapse does with a worker that stops reading. A SUT that reads,
+ * however slowly, is not closed for the line count, so tests may emit in bulk. A SUT that opens more connections than the process may hold makes the
+ * listener pause (noted in the ledger) instead of spinning.
+ *
  * Tests drive it synchronously: they send lines or close connections, then wait with
  * a deadline for a ledger entry matching a predicate; waiting runs the event loop, so
  * the mock's timers and I/O only progress inside mockhs_wait_for() / mockhs_run_for().
@@ -28,6 +36,13 @@
 typedef struct mockhs mockhs_t;
 
 #define MOCKHS_MAX_STREAMS 64
+/* Back-pressure (see above): Twisted's write buffer size, Synapse's max_line_buffer,
+ * and a byte cap on what may queue for one connection. */
+#define MOCKHS_PAUSE_BYTES 65536u
+#define MOCKHS_MAX_QUEUED_LINES 10000u
+#define MOCKHS_MAX_QUEUED_BYTES (8u * 1024u * 1024u)
+/* How long the SUT must have taken no output at all before the line count applies. */
+#define MOCKHS_STALL_MS 1000
 
 typedef struct mockhs_stream {
   const char *name;  /* points at caller storage or a literal; copied by mockhs_create */
@@ -46,10 +61,14 @@ typedef struct mockhs_config {
   mockhs_stream_t streams[MOCKHS_MAX_STREAMS]; /* streams the mock writes, in answer order */
   size_t stream_count;
   size_t ledger_capacity;    /* 0 = ledger default */
+  size_t ledger_max_bytes;   /* ledger byte budget; 0 = ledger default (ledger.h) */
   bool http_enabled;         /* serve the main's HTTP side (mock_http.h) */
   const char *redis_host;    /* non-NULL: replicate over Redis pub/sub instead of TCP */
   int redis_port;
   int http_port;             /* 0 = any free port */
+  int torture_level;         /* 0 = off; 1..3: held, cut and reordered output, a dropped
+                              * first connection (torture.h, docs/FIXTURES.md); TCP only */
+  uint64_t torture_seed;     /* decides the torture schedule */
 } mockhs_config_t;
 
 /* Fills cfg with the defaults of a real main of that dialect: opening on, REPLICATE
@@ -106,8 +125,24 @@ int mockhs_send_raw(mockhs_t *mock, int conn_id, const char *bytes, size_t len);
 int mockhs_send_command(mockhs_t *mock, int conn_id, const proto_command_t *cmd,
                         rc_error_t *err);
 /* Closes a connection from the mock's side: FIN after flushing (reset=false) or an
- * immediate RST (reset=true). */
+ * immediate RST (reset=true); under torture both come after the lines held so far. */
 int mockhs_close_conn(mockhs_t *mock, int conn_id, bool reset);
+/* Stops (true) or resumes (false) reading from and writing to a connection, its
+ * keepalive included; on resuming, what arrived meanwhile is read. -1 if not open. */
+int mockhs_set_conn_stalled(mockhs_t *mock, int conn_id, bool stalled);
+
+/* Torture (cfg.torture_level): lines are recorded in the ledger when they are written.
+ * Monotonic ms by which everything sent so far is on the wire (now when nothing is
+ * held). */
+int64_t mockhs_output_settled_ms(const mockhs_t *mock);
+/* Whether torture drops (or dropped) this connection in its opening; tests' waits skip
+ * such a connection (testctx.h rc_entry_matches). */
+bool mockhs_conn_torture_dropped(const mockhs_t *mock, int conn_id);
+/* Monotonic ms of the torture drop, 0 if none happened. */
+int64_t mockhs_torture_drop_ms(const mockhs_t *mock);
+/* One line saying what torture did so far (level, seed, lines held and cut, shuffles,
+ * the drop) into buf; returns its length. */
+size_t mockhs_torture_summary(const mockhs_t *mock, char *buf, size_t cap);
 
 /* One row to emit: its token and its JSON (the stream's row layout). */
 typedef struct mockhs_row {
@@ -139,11 +174,16 @@ typedef bool (*mockhs_match_fn)(const ledger_entry_t *entry, void *arg);
 
 /* Runs the event loop until an entry with seq >= from_seq satisfies match, or
  * timeout_ms passes. Returns the entry, or NULL on timeout. Entries already in the
- * ledger are checked first. */
+ * ledger are checked first. The timeout counts from when the output held by torture at
+ * the call is on the wire, or from a torture drop during the wait (a window the mock's
+ * own delays would otherwise shorten). */
 const ledger_entry_t *mockhs_wait_for(mockhs_t *mock, uint64_t from_seq,
                                       mockhs_match_fn match, void *arg, int timeout_ms);
+/* The same with an absolute monotonic deadline in ms, never extended. */
+const ledger_entry_t *mockhs_wait_until(mockhs_t *mock, uint64_t from_seq, mockhs_match_fn match,
+                                        void *arg, int64_t deadline_ms);
 /* Runs the event loop for duration_ms (an observation window, not a sleep: the mock
- * keeps serving). */
+ * keeps serving), counted like mockhs_wait_for's timeout. */
 void mockhs_run_for(mockhs_t *mock, int duration_ms);
 /* Runs the event loop until cond(arg) is true or the timeout passes; returns cond's
  * last value. For waits on things outside the ledger (a log file, a process exit). */

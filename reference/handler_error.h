@@ -12,10 +12,10 @@
 #include "rc_error.h"
 
 typedef struct handler_error {
-  char type[48];            /* Python-style class name, e.g. "TypeError" */
+  char type[48]; /* Python-style class name, e.g. "TypeError" */
   char message[RC_ERROR_MAX];
-  const char *file;         /* where it was raised: a static string (__FILE__) */
-  const char *function;     /* __func__ */
+  const char *file;     /* where it was raised: a static string (__FILE__) */
+  const char *function; /* __func__ */
   int line;
 } handler_error_t;
 

@@ -38,7 +38,8 @@ typedef struct http_answer {
 
 /* ---- the one place every response goes out ----------------------------------------- */
 
-static void http_send(http_server_t *server, struct evhttp_request *req, const http_answer_t *answer) {
+static void http_send(http_server_t *server, struct evhttp_request *req,
+                      const http_answer_t *answer) {
   struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
   /* Synapse >= v0.29 sets Server once for every response it renders. Before (the bug),
    * it was passed along by each JSON responder, and error and OPTIONS paths forgot it. */
@@ -71,8 +72,8 @@ static void answer_text(http_answer_t *answer, int status, const char *reason,
 }
 
 /* {"errcode": ..., "error": ...}; a failed allocation leaves an empty body. */
-static void answer_error(http_answer_t *answer, int status, const char *reason,
-                         const char *errcode, const char *error) {
+static void answer_error(http_answer_t *answer, int status, const char *reason, const char *errcode,
+                         const char *error) {
   json_t *object = json_pack("{s:s, s:s}", "errcode", errcode, "error", error);
   char *body = object != NULL ? json_dumps(object, JSON_COMPACT) : NULL;
   json_decref(object);
@@ -97,7 +98,8 @@ static void answer_cache(http_server_t *server, const char *rest, http_answer_t 
   if (name == NULL || key == NULL) {
     answer_error(answer, 500, "Internal Server Error", "M_UNKNOWN", "out of memory");
   } else if (strlen(name) != name_len || strlen(key) != key_len) {
-    answer_error(answer, 400, "Bad Request", "M_INVALID_PARAM", "NUL byte in the cache name or key");
+    answer_error(answer, 400, "Bad Request", "M_INVALID_PARAM",
+                 "NUL byte in the cache name or key");
   } else {
     bool known = false;
     const char *value = server->config.cache_get != NULL
@@ -140,15 +142,24 @@ static void answer_get(http_server_t *server, const char *path, http_answer_t *a
 
 static const char *method_name(enum evhttp_cmd_type method) {
   switch (method) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_TRACE: return "TRACE";
-    case EVHTTP_REQ_CONNECT: return "CONNECT";
-    case EVHTTP_REQ_PATCH: return "PATCH";
+    case EVHTTP_REQ_GET:
+      return "GET";
+    case EVHTTP_REQ_POST:
+      return "POST";
+    case EVHTTP_REQ_HEAD:
+      return "HEAD";
+    case EVHTTP_REQ_PUT:
+      return "PUT";
+    case EVHTTP_REQ_DELETE:
+      return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+      return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+      return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+      return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+      return "PATCH";
   }
   return "UNKNOWN";
 }

@@ -7,8 +7,8 @@
  *                                     read), else 404 {"errcode":"M_NOT_FOUND",...}
  *   GET /_refworker/fail              500 {"errcode":"M_UNKNOWN","error":"deliberate failure"}
  *   OPTIONS <any path>                200 {} with Access-Control-Allow-* (a CORS preflight)
- *   anything else                     404 {"errcode":"M_UNRECOGNIZED","error":"Unrecognized request"}
- * HEAD is answered like GET, without a body. <name> and <key> are percent-decoded.
+ *   anything else                     404 {"errcode":"M_UNRECOGNIZED","error":"Unrecognized
+ * request"} HEAD is answered like GET, without a body. <name> and <key> are percent-decoded.
  *
  * Every response goes through one function that sets `Server: refworker/<version>`, as
  * Synapse sets it once in SynapseRequest.render since v0.29 (PR #3208, seed E).

@@ -76,8 +76,8 @@ static bool name_valid(const char *name, bool colon_allowed) {
   if (name == NULL || name[0] == '\0') return false;
   for (const char *p = name; *p != '\0'; p++) {
     char c = *p;
-    bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-                  (colon_allowed && c == ':');
+    bool letter =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colon_allowed && c == ':');
     bool digit = c >= '0' && c <= '9';
     if (!letter && !(digit && p != name)) return false;
   }
@@ -98,10 +98,9 @@ static bool family_matches(const metrics_family_t *family, metrics_type_t type,
   return true;
 }
 
-metrics_family_t *metrics_family_declare(metrics_t *metrics, const char *name,
-                                         metrics_type_t type, const char *help,
-                                         const char *const *label_names, size_t label_count,
-                                         rc_error_t *err) {
+metrics_family_t *metrics_family_declare(metrics_t *metrics, const char *name, metrics_type_t type,
+                                         const char *help, const char *const *label_names,
+                                         size_t label_count, rc_error_t *err) {
   if (!name_valid(name, true)) {
     rc_error_set(err, "metrics: '%s' is not a valid metric name", name != NULL ? name : "");
     return NULL;
@@ -111,8 +110,7 @@ metrics_family_t *metrics_family_declare(metrics_t *metrics, const char *name,
     return NULL;
   }
   if (label_count > METRICS_MAX_LABELS) {
-    rc_error_set(err, "metrics: %s: %zu labels, at most %d", name, label_count,
-                 METRICS_MAX_LABELS);
+    rc_error_set(err, "metrics: %s: %zu labels, at most %d", name, label_count, METRICS_MAX_LABELS);
     return NULL;
   }
   for (size_t i = 0; i < label_count; i++) {
@@ -290,7 +288,8 @@ char *metrics_render(const metrics_t *metrics, size_t *len) {
   size_t size = 0;
   FILE *out = open_memstream(&text, &size);
   if (out == NULL) return NULL;
-  for (size_t i = 0; i < metrics->family_count; i++) render_family(metrics, metrics->families[i], out);
+  for (size_t i = 0; i < metrics->family_count; i++)
+    render_family(metrics, metrics->families[i], out);
   bool failed = ferror(out) != 0;
   if (fclose(out) != 0 || failed) {
     free(text);

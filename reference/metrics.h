@@ -50,10 +50,9 @@ metrics_style_t metrics_style(const metrics_t *metrics);
  * label names match. A counter's name is given without "_total". Names must match
  * [a-zA-Z_:][a-zA-Z0-9_:]*, label names [a-zA-Z_][a-zA-Z0-9_]*. Returns NULL with err
  * filled on a bad or conflicting declaration or when memory runs out. */
-metrics_family_t *metrics_family_declare(metrics_t *metrics, const char *name,
-                                         metrics_type_t type, const char *help,
-                                         const char *const *label_names, size_t label_count,
-                                         rc_error_t *err);
+metrics_family_t *metrics_family_declare(metrics_t *metrics, const char *name, metrics_type_t type,
+                                         const char *help, const char *const *label_names,
+                                         size_t label_count, rc_error_t *err);
 
 /* The series with these label values (one per declared label, in order), created at 0
  * on first use. Values may be any UTF-8 text (escaped on output). Returns NULL when

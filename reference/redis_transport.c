@@ -93,6 +93,10 @@ static void transport_publish(redis_transport_t *t, const proto_command_t *cmd) 
   t->pending[t->pending_count++] = copy;
 }
 
+void redis_transport_send(redis_transport_t *transport, const proto_command_t *cmd) {
+  transport_publish(transport, cmd);
+}
+
 static void pending_clear(redis_transport_t *t) {
   for (size_t i = 0; i < t->pending_count; i++) free(t->pending[i]);
   t->pending_count = 0;
@@ -137,7 +141,8 @@ static void transport_on_line(redis_transport_t *t, const char *text, size_t len
   switch (cmd.kind) {
     case PROTO_CMD_RDATA:
     case PROTO_CMD_POSITION:
-      stream_handler_submit(t->handler, &cmd);
+      /* Modern: the stream handler catches and logs its own failures. */
+      stream_handler_submit(t->handler, &cmd, NULL);
       break;
     case PROTO_CMD_REPLICATE:
       /* Anyone's, our own echo included (RE-04). */

@@ -13,8 +13,10 @@
  * dialect with no direction check. Unparsable ones are logged ("Failed to parse
  * replication line: %r") and skipped. RDATA/POSITION go to the stream handler (which
  * ignores our own instance's echoes); REPLICATE, our own echo included, is answered with
- * our POSITIONs; commands meant for other processes are ignored. Nothing but REPLICATE
- * and POSITION is ever published: no NAME, SERVER, replication PING or ERROR over Redis.
+ * our POSITIONs; commands meant for other processes are ignored. Nothing but REPLICATE,
+ * POSITION and what the owner sends (redis_transport_send: FEDERATION_ACK of the
+ * federation sender role) is ever published: no NAME, SERVER, replication PING or ERROR
+ * over Redis.
  * Published commands wait in a queue while the publisher is not connected and go out, in
  * order, when it is.
  *
@@ -53,6 +55,9 @@ redis_transport_t *redis_transport_create(struct event_base *base,
                                           rc_error_t *err);
 /* Closes both connections at once and frees. NULL is fine. */
 void redis_transport_destroy(redis_transport_t *transport);
+
+/* Publishes a command (e.g. FEDERATION_ACK), queued while the publisher is down. */
+void redis_transport_send(redis_transport_t *transport, const proto_command_t *cmd);
 
 /* Connects both links. */
 void redis_transport_start(redis_transport_t *transport);

@@ -1,20 +1,27 @@
 /* refworker: the replcheck reference worker. main() wires the parts together: options,
- * the log, the event base, signal handling, the stream state, the HTTP catch-up client,
- * the stream handler and one transport (direct TCP or Redis). Only main() decides the
- * exit status. */
+ * the log, the event base, signal handling, the metrics and background processes, the
+ * stream state and what consumes its units (expiring caches, the federation sender), the
+ * HTTP catch-up client, the stream handler, one transport (direct TCP or Redis) and the
+ * HTTP listener. Only main() decides the exit status. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <event2/event.h>
 
+#include "bgprocess.h"
+#include "bugs.h"
+#include "fedsender.h"
 #include "http_catchup.h"
+#include "http_server.h"
+#include "metrics.h"
 #include "redis_transport.h"
 #include "refworker_options.h"
 #include "repl_client.h"
 #include "stream_handler.h"
 #include "stream_state.h"
 #include "wlog.h"
+#include "worker_caches.h"
 
 #define WLOG_LOGGER "synapse.app.refworker"
 
@@ -26,9 +33,18 @@
 #define REFWORKER_SHUTDOWN_GRACE_MS 5000
 
 typedef struct refworker {
+  const refworker_options_t *options;
   struct event_base *base;
-  repl_client_t *client;    /* direct TCP, or */
-  redis_transport_t *redis; /* Redis */
+  metrics_t *metrics;
+  bgprocess_table_t *processes;
+  worker_caches_t *caches;
+  fedsender_t *fedsender; /* --fedsender only */
+  stream_state_t *streams;
+  http_catchup_t *http; /* --http-url only */
+  stream_handler_t *handler;
+  repl_client_t *client;      /* direct TCP, or */
+  redis_transport_t *redis;   /* Redis */
+  http_server_t *http_server; /* --http-port only */
   struct event *sigterm;
   struct event *sigint;
 } refworker_t;
@@ -67,6 +83,25 @@ static struct event_base *refworker_make_base(void) {
   return base;
 }
 
+/* Every applied unit goes to the roles that read rows. */
+static void refworker_on_unit(void *arg, const stream_unit_t *unit) {
+  refworker_t *worker = arg;
+  if (worker->caches != NULL) worker_caches_on_unit(worker->caches, unit);
+  if (worker->fedsender != NULL) fedsender_on_unit(worker->fedsender, unit);
+}
+
+/* The federation sender has handled the federation rows up to token. */
+static void refworker_send_ack(void *arg, int64_t token) {
+  refworker_t *worker = arg;
+  proto_command_t cmd = {.kind = PROTO_CMD_FEDERATION_ACK,
+                         .instance = proto_slice_cstr(worker->options->instance_name),
+                         .token = token};
+  if (worker->redis != NULL)
+    redis_transport_send(worker->redis, &cmd);
+  else if (worker->client != NULL)
+    repl_client_send(worker->client, &cmd);
+}
+
 static int refworker_make_transport(refworker_t *worker, const refworker_options_t *options,
                                     stream_state_t *streams, stream_handler_t *handler,
                                     rc_error_t *err) {
@@ -96,49 +131,120 @@ static int refworker_make_transport(refworker_t *worker, const refworker_options
               .server_name = options->server_name,
               .ping_interval_ms = options->ping_interval_ms,
               .ping_timeout_ms = options->ping_timeout_ms,
+              .processes = worker->processes,
           },
   };
   worker->client = repl_client_create(worker->base, &config, streams, handler, err);
   return worker->client != NULL ? 0 : -1;
 }
 
-/* Runs the worker until a signal stops it. Returns the process exit status. */
-static int refworker_run(const refworker_options_t *options) {
-  int status = 1;
-  refworker_t worker = {0};
-  stream_state_t *streams = NULL;
-  http_catchup_t *http = NULL;
-  stream_handler_t *handler = NULL;
-  rc_error_t err;
+/* The roles and services around the stream state: metrics, background processes,
+ * caches, the federation sender, the stream state itself. */
+static int refworker_make_roles(refworker_t *worker, const refworker_options_t *options,
+                                rc_error_t *err) {
+  worker->metrics = metrics_create(
+      options->dialect == PROTO_DIALECT_2018 ? METRICS_STYLE_2018 : METRICS_STYLE_MODERN, err);
+  if (worker->metrics == NULL) return -1;
+  worker->processes = bgprocess_table_create(worker->base, worker->metrics, options->bugs, err);
+  if (worker->processes == NULL) return -1;
+  worker->caches =
+      worker_caches_create(worker->base, options->caches, options->cache_count, worker->metrics,
+                           worker->processes, bugs_has(options->bugs, BUG_CACHE_NEEDS_START), err);
+  if (worker->caches == NULL) return -1;
+  if (options->fedsender) {
+    fedsender_config_t config = {.server_name = options->server_name,
+                                 .remotes = options->remotes,
+                                 .remote_count = options->remote_count,
+                                 .timeout_ms = options->http_timeout_ms,
+                                 .bugs = options->bugs};
+    worker->fedsender = fedsender_create(worker->base, &config, refworker_send_ack, worker, err);
+    if (worker->fedsender == NULL) return -1;
+  }
+  worker->streams =
+      stream_state_create(options->dialect, options->instance_name, refworker_on_unit, worker, err);
+  if (worker->streams == NULL) return -1;
+  for (size_t i = 0; i < options->stream_count; i++)
+    if (stream_state_add_stream(worker->streams, options->streams[i].name,
+                                options->streams[i].token, err) != 0)
+      return -1;
+  return 0;
+}
 
-  wlog_context_enter("main");
+static int refworker_make_http_server(refworker_t *worker, const refworker_options_t *options,
+                                      rc_error_t *err) {
+  if (options->http_port < 0) return 0;
+  http_server_config_t config = {.version = REPLCHECK_VERSION,
+                                 .metrics = worker->metrics,
+                                 .cache_get = worker_caches_get,
+                                 .cache_arg = worker->caches,
+                                 .bugs = options->bugs};
+  worker->http_server = http_server_create(worker->base, options->http_port, &config, err);
+  if (worker->http_server == NULL) return -1;
+  WLOG_INFO("Listening for HTTP on 127.0.0.1:%d", http_server_port(worker->http_server));
+  return 0;
+}
+
+static void refworker_log_startup(const refworker_options_t *options) {
   WLOG_WARNING("Starting refworker %s", REPLCHECK_VERSION);
+  /* Synapse's "Server %s version %s" (argv[0], version): the version of the Server header. */
+  WLOG_WARNING("Server refworker version %s", REPLCHECK_VERSION);
   WLOG_INFO("Server hostname: %s", options->server_name);
   WLOG_INFO("Instance name: %s", options->instance_name);
   WLOG_INFO("Replication dialect: %s", proto_dialect_name(options->dialect));
   if (options->redis_host != NULL)
     WLOG_INFO("Replication over redis %s:%d", options->redis_host, options->redis_port);
   if (options->http_url != NULL) WLOG_INFO("Replication HTTP: %s", options->http_url);
+  for (unsigned bit = 1; bit != 0; bit <<= 1)
+    if ((options->bugs & bit) != 0) WLOG_WARNING("Re-introduced bug: %s", bugs_name((bug_t)bit));
+}
 
-  streams = stream_state_create(options->dialect, options->instance_name, NULL, NULL, &err);
-  if (streams == NULL) goto fail;
-  for (size_t i = 0; i < options->stream_count; i++)
-    if (stream_state_add_stream(streams, options->streams[i].name, options->streams[i].token,
-                                &err) != 0)
-      goto fail;
+/* Frees everything in the order that keeps borrowed pointers valid: the listener and the
+ * transports first (they feed the rest), then the handler (it owns catch-ups holding
+ * HTTP requests and background processes), the HTTP client, the roles, the processes
+ * (whose runs are all finished by then) and the metrics they report to. */
+static void refworker_free(refworker_t *worker) {
+  if (worker->sigterm != NULL) event_free(worker->sigterm);
+  if (worker->sigint != NULL) event_free(worker->sigint);
+  http_server_destroy(worker->http_server);
+  repl_client_destroy(worker->client);
+  redis_transport_destroy(worker->redis);
+  stream_handler_destroy(worker->handler);
+  http_catchup_destroy(worker->http);
+  stream_state_destroy(worker->streams);
+  fedsender_destroy(worker->fedsender);
+  worker_caches_destroy(worker->caches);
+  bgprocess_table_destroy(worker->processes);
+  metrics_destroy(worker->metrics);
+  if (worker->base != NULL) event_base_free(worker->base);
+}
+
+/* Runs the worker until a signal stops it. Returns the process exit status. */
+static int refworker_run(const refworker_options_t *options) {
+  int status = 1;
+  refworker_t worker = {.options = options};
+  rc_error_t err;
+
+  wlog_context_enter("main");
+  refworker_log_startup(options);
 
   worker.base = refworker_make_base();
   if (worker.base == NULL) {
     rc_error_set(&err, "cannot create the event base");
     goto fail;
   }
+  if (refworker_make_roles(&worker, options, &err) != 0) goto fail;
   if (options->http_url != NULL) {
-    http = http_catchup_create(worker.base, options->http_url, options->http_timeout_ms, &err);
-    if (http == NULL) goto fail;
+    worker.http =
+        http_catchup_create(worker.base, options->http_url, options->http_timeout_ms, &err);
+    if (worker.http == NULL) goto fail;
   }
-  handler = stream_handler_create(streams, http, &err);
-  if (handler == NULL) goto fail;
-  if (refworker_make_transport(&worker, options, streams, handler, &err) != 0) goto fail;
+  worker.handler = stream_handler_create(worker.streams, worker.http, worker.processes, &err);
+  if (worker.handler == NULL) goto fail;
+  if (refworker_make_transport(&worker, options, worker.streams, worker.handler, &err) != 0)
+    goto fail;
+  /* Listening before the first connection: a harness that sees the worker connect can
+   * scrape it at once. */
+  if (refworker_make_http_server(&worker, options, &err) != 0) goto fail;
   worker.sigterm = evsignal_new(worker.base, SIGTERM, refworker_signal_cb, &worker);
   worker.sigint = evsignal_new(worker.base, SIGINT, refworker_signal_cb, &worker);
   if (worker.sigterm == NULL || worker.sigint == NULL || evsignal_add(worker.sigterm, NULL) != 0 ||
@@ -164,16 +270,7 @@ fail:
   WLOG_ERROR("refworker: %s", err.msg);
   fprintf(stderr, "refworker: %s\n", err.msg);
 done:
-  if (worker.sigterm != NULL) event_free(worker.sigterm);
-  if (worker.sigint != NULL) event_free(worker.sigint);
-  /* Transports first (they feed the handler), then the handler (it owns catch-ups that
-   * hold HTTP requests), then the HTTP client and its pooled connections. */
-  repl_client_destroy(worker.client);
-  redis_transport_destroy(worker.redis);
-  stream_handler_destroy(handler);
-  http_catchup_destroy(http);
-  stream_state_destroy(streams);
-  if (worker.base != NULL) event_base_free(worker.base);
+  refworker_free(&worker);
   return status;
 }
 
@@ -192,6 +289,11 @@ int main(int argc, char **argv) {
   }
   if (options.show_version) {
     printf("refworker %s\n", REPLCHECK_VERSION);
+    refworker_options_free(&options);
+    return 0;
+  }
+  if (options.list_bugs) {
+    bugs_print_list(stdout);
     refworker_options_free(&options);
     return 0;
   }

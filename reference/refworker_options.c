@@ -28,6 +28,12 @@ enum {
   OPT_HTTP_TIMEOUT,
   OPT_REDIS,
   OPT_REDIS_PING_INTERVAL,
+  OPT_HTTP_PORT,
+  OPT_CACHE,
+  OPT_BUG,
+  OPT_LIST_BUGS,
+  OPT_FEDSENDER,
+  OPT_REMOTE,
   OPT_VERSION,
   OPT_HELP,
 };
@@ -36,6 +42,7 @@ void refworker_options_print_usage(FILE *out) {
   fprintf(out,
           "Usage: refworker (--host H --port P | --redis H:P) --server-name S\n"
           "                 --dialect 2018|modern --log PATH [options]\n"
+          "       refworker --list-bugs | --help | --version\n"
           "\n"
           "The replcheck reference worker: a correct worker (SUT) side of Synapse's\n"
           "replication protocol. It connects to the main process at H:P over direct TCP, or\n"
@@ -72,6 +79,22 @@ void refworker_options_print_usage(FILE *out) {
           "                             POSITION as its position (as a worker whose database\n"
           "                             is current), 2018 starts at 0. Default: events\n"
           "                             caches typing presence, without tokens\n"
+          "  --http-port PORT           serve HTTP on 127.0.0.1:PORT (0: any free port):\n"
+          "                             /metrics (Prometheus), /health, the cache read\n"
+          "                             endpoint /_refworker/cache/NAME/KEY, /_refworker/fail\n"
+          "  --cache NAME:EXPIRY_MS:MAX_LEN[:reset-on-get]\n"
+          "                             an expiring cache, repeatable: filled from\n"
+          "                             device_lists rows (key: the user id), reaped every\n"
+          "                             EXPIRY_MS/2 (0: never), at most MAX_LEN entries\n"
+          "                             (0: unbounded); adds the device_lists stream\n"
+          "  --fedsender                the federation sender role: presence from\n"
+          "                             federation rows is sent to the servers sharing a\n"
+          "                             room (membership from events rows), and\n"
+          "                             FEDERATION_ACK'd; adds the events and federation\n"
+          "                             streams\n"
+          "  --remote NAME=URL          a remote server's federation base URL (repeatable)\n"
+          "  --bug NAME                 re-introduce a known bug (repeatable; --list-bugs)\n"
+          "  --list-bugs                print NAME<TAB>SEED<TAB>description per bug, exit\n"
           "  --version                  print the version and exit\n"
           "  --help                     print this help and exit\n"
           "\n"
@@ -147,6 +170,48 @@ static int parse_stream(refworker_options_t *options, const char *text, rc_error
   return add_stream(options, text, name_len, token, err);
 }
 
+/* Adds a stream (at an unknown position) unless it is consumed already. */
+static int ensure_stream(refworker_options_t *options, const char *name, rc_error_t *err) {
+  for (size_t i = 0; i < options->stream_count; i++)
+    if (strcmp(options->streams[i].name, name) == 0) return 0;
+  return add_stream(options, name, strlen(name), STREAM_POSITION_UNKNOWN, err);
+}
+
+static int add_cache(refworker_options_t *options, const char *text, rc_error_t *err) {
+  expiring_cache_spec_t spec;
+  if (expiring_cache_parse_spec(text, &spec, err) != 0) return -1;
+  for (size_t i = 0; i < options->cache_count; i++)
+    if (strcmp(options->caches[i].name, spec.name) == 0)
+      return rc_error_set(err, "--cache '%s': cache %s is given twice", text, spec.name);
+  expiring_cache_spec_t *grown =
+      realloc(options->caches, (options->cache_count + 1) * sizeof *grown);
+  if (grown == NULL) return rc_error_set(err, "--cache: out of memory");
+  options->caches = grown;
+  options->caches[options->cache_count++] = spec;
+  return 0;
+}
+
+static int add_remote(refworker_options_t *options, const char *text, rc_error_t *err) {
+  fedsender_remote_t remote;
+  if (fedsender_parse_remote(text, &remote, err) != 0) return -1;
+  for (size_t i = 0; i < options->remote_count; i++) {
+    if (strcmp(options->remotes[i].name, remote.name) == 0) {
+      rc_error_set(err, "--remote '%s': server %s is given twice", text, remote.name);
+      fedsender_remote_free(&remote);
+      return -1;
+    }
+  }
+  fedsender_remote_t *grown =
+      realloc(options->remotes, (options->remote_count + 1) * sizeof *grown);
+  if (grown == NULL) {
+    fedsender_remote_free(&remote);
+    return rc_error_set(err, "--remote: out of memory");
+  }
+  options->remotes = grown;
+  options->remotes[options->remote_count++] = remote;
+  return 0;
+}
+
 /* HOST:PORT, the host possibly a bracketed IPv6 literal ("[::1]:6379"). */
 static int parse_redis(refworker_options_t *options, const char *text, rc_error_t *err) {
   const char *colon = strrchr(text, ':');
@@ -187,6 +252,12 @@ int refworker_options_parse(int argc, char **argv, refworker_options_t *options,
       {"http-timeout-ms", required_argument, NULL, OPT_HTTP_TIMEOUT},
       {"redis", required_argument, NULL, OPT_REDIS},
       {"redis-ping-interval-ms", required_argument, NULL, OPT_REDIS_PING_INTERVAL},
+      {"http-port", required_argument, NULL, OPT_HTTP_PORT},
+      {"cache", required_argument, NULL, OPT_CACHE},
+      {"bug", required_argument, NULL, OPT_BUG},
+      {"list-bugs", no_argument, NULL, OPT_LIST_BUGS},
+      {"fedsender", no_argument, NULL, OPT_FEDSENDER},
+      {"remote", required_argument, NULL, OPT_REMOTE},
       {"version", no_argument, NULL, OPT_VERSION},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0},
@@ -199,6 +270,7 @@ int refworker_options_parse(int argc, char **argv, refworker_options_t *options,
   options->reconnect_max_ms = REFWORKER_DEFAULT_RECONNECT_MAX_MS;
   options->http_timeout_ms = REFWORKER_DEFAULT_HTTP_TIMEOUT_MS;
   options->redis_ping_interval_ms = REFWORKER_DEFAULT_REDIS_PING_INTERVAL_MS;
+  options->http_port = -1;
   bool initial_given = false, max_given = false;
 
   opterr = 0; /* errors are reported through err, with the option named */
@@ -262,6 +334,29 @@ int refworker_options_parse(int argc, char **argv, refworker_options_t *options,
         rc = parse_positive_ms("--redis-ping-interval-ms", optarg, &options->redis_ping_interval_ms,
                                err);
         break;
+      case OPT_HTTP_PORT: {
+        int64_t port;
+        if (parse_int64(optarg, &port) != 0 || port < 0 || port > 65535)
+          rc = rc_error_set(err, "--http-port: expected a TCP port in 0..65535, got '%s'", optarg);
+        else
+          options->http_port = (int)port;
+        break;
+      }
+      case OPT_CACHE:
+        rc = add_cache(options, optarg, err);
+        break;
+      case OPT_BUG:
+        rc = bugs_add(&options->bugs, optarg, err);
+        break;
+      case OPT_LIST_BUGS:
+        options->list_bugs = true;
+        break;
+      case OPT_FEDSENDER:
+        options->fedsender = true;
+        break;
+      case OPT_REMOTE:
+        rc = add_remote(options, optarg, err);
+        break;
       case OPT_VERSION:
         options->show_version = true;
         break;
@@ -278,7 +373,7 @@ int refworker_options_parse(int argc, char **argv, refworker_options_t *options,
     if (rc != 0) return -1;
   }
   if (optind < argc) return rc_error_set(err, "unexpected argument '%s'", argv[optind]);
-  if (options->show_help || options->show_version) return 0;
+  if (options->show_help || options->show_version || options->list_bugs) return 0;
 
   bool redis = options->redis_host != NULL;
   if (redis && (options->host != NULL || options->port != NULL))
@@ -318,16 +413,32 @@ int refworker_options_parse(int argc, char **argv, refworker_options_t *options,
     return rc_error_set(
         err, "--reconnect-max-ms (%" PRId64 ") is below --reconnect-initial-ms (%" PRId64 ")",
         options->reconnect_max_ms, options->reconnect_initial_ms);
+  if (options->remote_count > 0 && !options->fedsender)
+    return rc_error_set(err, "--remote needs --fedsender");
+  if (bugs_has(options->bugs, BUG_PRESENCE_PER_DESTINATION) && !options->fedsender)
+    return rc_error_set(err, "--bug presence-per-destination needs --fedsender");
   if (options->stream_count == 0)
     for (size_t i = 0; i < sizeof default_streams / sizeof default_streams[0]; i++)
       if (add_stream(options, default_streams[i], strlen(default_streams[i]),
                      STREAM_POSITION_UNKNOWN, err) != 0)
         return -1;
+  /* The roles' inputs are consumed whatever --stream said. */
+  if (options->cache_count > 0 && ensure_stream(options, "device_lists", err) != 0) return -1;
+  if (options->fedsender && (ensure_stream(options, "events", err) != 0 ||
+                             ensure_stream(options, "federation", err) != 0))
+    return -1;
   return 0;
 }
 
 void refworker_options_free(refworker_options_t *options) {
   if (options == NULL) return;
+  free(options->caches);
+  options->caches = NULL;
+  options->cache_count = 0;
+  for (size_t i = 0; i < options->remote_count; i++) fedsender_remote_free(&options->remotes[i]);
+  free(options->remotes);
+  options->remotes = NULL;
+  options->remote_count = 0;
   for (size_t i = 0; i < options->stream_count; i++) free(options->streams[i].name);
   free(options->streams);
   options->streams = NULL;

@@ -12,6 +12,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "bugs.h"
+#include "expiring_cache.h"
+#include "fedsender.h"
 #include "proto.h"
 #include "rc_error.h"
 
@@ -36,6 +39,7 @@ typedef struct refworker_stream_option {
 typedef struct refworker_options {
   bool show_help;
   bool show_version;
+  bool list_bugs;   /* --list-bugs */
   const char *host; /* strings borrowed from argv */
   const char *port;
   char *redis_host; /* owned; set with --redis (then host and port are NULL) */
@@ -52,8 +56,17 @@ typedef struct refworker_options {
   int64_t reconnect_max_ms;       /* TCP; with --redis the subscriber's cap */
   int64_t redis_publisher_max_ms; /* --reconnect-max-ms sets both caps */
   int64_t redis_ping_interval_ms;
-  refworker_stream_option_t *streams; /* owned; the default set when none is given */
+  refworker_stream_option_t *streams; /* owned; the default set when none is given, plus
+                                       device_lists with --cache and events and
+                                       federation with --fedsender */
   size_t stream_count;
+  int http_port;                 /* -1: no HTTP listener; 0: any free port */
+  expiring_cache_spec_t *caches; /* owned (--cache, repeatable) */
+  size_t cache_count;
+  bug_set_t bugs; /* --bug, repeatable */
+  bool fedsender;
+  fedsender_remote_t *remotes; /* owned (--remote, repeatable) */
+  size_t remote_count;
 } refworker_options_t;
 
 /* Returns 0 (check show_help/show_version first) or -1 with err saying which option is

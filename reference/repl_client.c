@@ -174,6 +174,14 @@ repl_client_t *repl_client_create(struct event_base *base, const repl_client_con
   return client;
 }
 
+void repl_client_send(repl_client_t *client, const proto_command_t *cmd) {
+  if (client->conn != NULL) {
+    repl_conn_send(client->conn, cmd);
+    return;
+  }
+  WLOG_WARNING("Dropping command as not connected: %s", proto_command_name(cmd->kind));
+}
+
 void repl_client_start(repl_client_t *client) {
   if (client->stopping || client->conn != NULL || client->connecting != NULL) return;
   WLOG_INFO("Connecting to replication: %s:%s", client->config.host, client->config.port);

@@ -44,6 +44,10 @@ void repl_client_destroy(repl_client_t *client);
 /* Makes the first connection attempt now. */
 void repl_client_start(repl_client_t *client);
 
+/* Sends a command on the current connection; without one it is dropped and logged
+ * (modern Synapse drops what it cannot send; spec F-11). */
+void repl_client_send(repl_client_t *client, const proto_command_t *cmd);
+
 /* Stops reconnecting and closes the connection in order (flush, FIN); if that takes more
  * than grace_ms the socket is closed regardless. `stopped` runs once everything is closed,
  * possibly before this call returns. A second call speeds up a pending close to an abort. */

@@ -245,7 +245,9 @@ static void conn_on_server(repl_conn_t *conn, const proto_command_t *cmd) {
   conn_send_error_and_close(conn, "Wrong remote");
 }
 
-static void conn_dispatch(repl_conn_t *conn, const proto_command_t *cmd) {
+/* The handler of one command. Returns -1 with *error when it raised: a 2018 RDATA whose
+ * row does not fit its stream (the modern stream handler catches its own). */
+static int conn_dispatch(repl_conn_t *conn, const proto_command_t *cmd, handler_error_t *error) {
   switch (cmd->kind) {
     case PROTO_CMD_SERVER:
       conn_on_server(conn, cmd);
@@ -261,25 +263,50 @@ static void conn_dispatch(repl_conn_t *conn, const proto_command_t *cmd) {
     }
     case PROTO_CMD_RDATA:
     case PROTO_CMD_POSITION:
-      stream_handler_submit(conn->handler, cmd);
+      if (stream_handler_submit(conn->handler, cmd, error) != 0) {
+        /* Synapse 2018's on_RDATA: logger.exception("[%s] Failed to parse RDATA: %r %r"),
+         * then raise. */
+        char stream[256], row[PROTO_MAX_LINE + 8];
+        bgprocess_report_reraised(
+            conn->config.processes, WLOG_LOGGER, __LINE__, error,
+            "[%s] Failed to parse RDATA: %s %s", conn->name,
+            wlog_repr(cmd->stream.ptr, cmd->stream.len, stream, sizeof stream),
+            wlog_repr(cmd->row.ptr, cmd->row.len, row, sizeof row));
+        return -1;
+      }
       break;
     default:
       /* SYNC, REMOTE_SERVER_UP, LOCK_RELEASED: valid, and nothing for this worker to do. */
       WLOG_DEBUG("[%s] Received %s; nothing to do", conn->name, proto_command_name(cmd->kind));
       break;
   }
+  return 0;
 }
 
-/* The logcontext Synapse runs a command handler in (spec §5.2). Modern commands other
- * than RDATA/POSITION stay in the connection's own context. */
-static void conn_enter_handler_context(const repl_conn_t *conn, const proto_command_t *cmd) {
-  if (conn->config.dialect != PROTO_DIALECT_2018) return;
-  char base[160];
+/* Handles one accepted command. 2018: in its own background process, named as Synapse's
+ * run_as_background_process("replication-" + cmd.get_logcontext_id(), ...) (spec §5.2,
+ * BG-01), whose failure is logged as that function logs it (#3927). Modern: in the
+ * connection's context; RDATA/POSITION get their processes from the stream handler. */
+static void conn_handle(repl_conn_t *conn, const proto_command_t *cmd) {
+  handler_error_t error;
+  if (conn->config.dialect != PROTO_DIALECT_2018) {
+    conn_dispatch(conn, cmd, &error);
+    return;
+  }
+  char desc[160];
   if (cmd->kind == PROTO_CMD_RDATA)
-    snprintf(base, sizeof base, "replication-RDATA-%.*s", (int)cmd->stream.len, cmd->stream.ptr);
+    snprintf(desc, sizeof desc, "replication-RDATA-%.*s", (int)cmd->stream.len, cmd->stream.ptr);
   else
-    snprintf(base, sizeof base, "replication-%s", proto_command_name(cmd->kind));
-  wlog_context_enter_counted(base);
+    snprintf(desc, sizeof desc, "replication-%s", proto_command_name(cmd->kind));
+  bgprocess_t *run = bgprocess_start(conn->config.processes, BGPROCESS_HANDLER, desc);
+  bgprocess_enter(run);
+  if (conn_dispatch(conn, cmd, &error) != 0)
+    bgprocess_report_exception(conn->config.processes, "synapse.metrics.background_process_metrics",
+                               __LINE__, &error, "Background process '%s' threw an exception",
+                               desc);
+  /* Everything a 2018 handler does is done when it returns. */
+  bgprocess_returned(run);
+  bgprocess_finish(run);
 }
 
 /* The context inbound lines are framed and parsed in: Synapse 2018 reads in the reactor's
@@ -313,8 +340,7 @@ static void conn_process_line(repl_conn_t *conn, const char *line, size_t len) {
     return;
   }
   conn->last_received_ns = rc_clock_mono_ns();
-  conn_enter_handler_context(conn, &cmd);
-  conn_dispatch(conn, &cmd);
+  conn_handle(conn, &cmd);
   conn_enter_line_context(conn);
 }
 
@@ -407,6 +433,10 @@ repl_conn_t *repl_conn_create(struct event_base *base, struct bufferevent *bev,
   /* Armed after the opening lines, so the first tick finds them a full interval old. */
   conn_arm_keepalive(conn);
   return conn;
+}
+
+void repl_conn_send(repl_conn_t *conn, const proto_command_t *cmd) {
+  conn_send(conn, cmd);
 }
 
 void repl_conn_close(repl_conn_t *conn, const char *reason) {

@@ -23,6 +23,7 @@
 #include <event2/event.h>
 #include <stdint.h>
 
+#include "bgprocess.h"
 #include "proto.h"
 #include "rc_error.h"
 #include "stream_handler.h"
@@ -37,6 +38,10 @@ typedef struct repl_conn_config {
   const char *server_name;   /* expected in SERVER */
   int64_t ping_interval_ms;  /* keepalive tick and idle time before a PING */
   int64_t ping_timeout_ms;   /* receive timeout, and the grace period of a close */
+  /* 2018: every accepted line is handled in a background process replication-<CMD>
+   * (replication-RDATA-<stream> for RDATA), as Synapse v0.33.3+ (PR #3709); modern
+   * RDATA/POSITION processes are the stream handler's. Borrowed. */
+  bgprocess_table_t *processes;
 } repl_conn_config_t;
 
 /* Called once, when the socket has been closed. `reason` is borrowed for the call. */
@@ -53,6 +58,10 @@ repl_conn_t *repl_conn_create(struct event_base *base, struct bufferevent *bev,
 /* Frees the connection. If the socket is still open it is closed at once, without
  * on_closed. Accepts NULL. */
 void repl_conn_destroy(repl_conn_t *conn);
+
+/* Queues one command for the main (e.g. FEDERATION_ACK). Dropped, as Synapse drops
+ * sends on a closed protocol, once the close has been decided. */
+void repl_conn_send(repl_conn_t *conn, const proto_command_t *cmd);
 
 /* Orderly close: stop reading, flush queued output, send FIN. Falls back to an abort
  * when the flush has not finished after ping_timeout_ms. No-op once closing. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "stream_catchup.h"
+#include "stream_rows.h"
 #include "wlog.h"
 
 #define WLOG_LOGGER "synapse.replication.tcp.handler"
@@ -30,11 +31,14 @@ typedef struct handler_stream {
   char *job_instance;    /* the writer it is for */
   int64_t job_new_token; /* the POSITION's new_token */
   char *job_command;     /* the POSITION line, for the failure log */
+  bgprocess_t *run;      /* modern: the process-replication-data run working for the
+                            stream, until its queue is empty and no catch-up is left */
 } handler_stream_t;
 
 struct stream_handler {
   stream_state_t *state;
   http_catchup_t *http;
+  bgprocess_table_t *processes;
   bool modern;
   handler_stream_t *streams;
   size_t count;
@@ -49,7 +53,7 @@ static void handler_process(stream_handler_t *handler, handler_stream_t *hs,
                             const proto_command_t *cmd);
 
 stream_handler_t *stream_handler_create(stream_state_t *state, http_catchup_t *http,
-                                        rc_error_t *err) {
+                                        bgprocess_table_t *processes, rc_error_t *err) {
   stream_handler_t *handler = calloc(1, sizeof *handler);
   size_t count = stream_state_stream_count(state);
   if (handler == NULL ||
@@ -60,6 +64,7 @@ stream_handler_t *stream_handler_create(stream_state_t *state, http_catchup_t *h
   }
   handler->state = state;
   handler->http = http;
+  handler->processes = processes;
   handler->modern = stream_state_dialect(state) == PROTO_DIALECT_MODERN;
   for (size_t i = 0; i < count; i++) {
     handler_stream_t *hs = &handler->streams[i];
@@ -90,6 +95,13 @@ static void stream_clear_job(handler_stream_t *hs) {
   hs->job_instance = hs->job_command = NULL;
 }
 
+/* The stream's run is over when nothing of its work is left. */
+static void stream_finish_run_if_idle(handler_stream_t *hs) {
+  if (hs->run == NULL || hs->job != NULL || hs->head != NULL) return;
+  bgprocess_finish(hs->run);
+  hs->run = NULL;
+}
+
 static void stream_clear(handler_stream_t *hs) {
   stream_clear_job(hs);
   while (hs->head != NULL) {
@@ -98,6 +110,7 @@ static void stream_clear(handler_stream_t *hs) {
     queued_free(q);
   }
   hs->tail = NULL;
+  stream_finish_run_if_idle(hs);
 }
 
 void stream_handler_destroy(stream_handler_t *handler) {
@@ -157,6 +170,7 @@ static void on_catchup_done(void *arg, stream_catchup_t *job, const char *error)
   }
   stream_clear_job(hs); /* frees the job: it does nothing after calling us */
   drain_queue(handler, hs);
+  stream_finish_run_if_idle(hs);
 }
 
 static void handler_position_with_catchup(stream_handler_t *handler, handler_stream_t *hs,
@@ -187,8 +201,32 @@ static void handler_position_with_catchup(stream_handler_t *handler, handler_str
   }
 }
 
+/* Synapse 1.66's _process_rdata: a row that does not parse raises "Failed to parse
+ * RDATA", which the queue runner catches and logs as "Failed to handle command". */
+static bool modern_row_fits(stream_handler_t *handler, const handler_stream_t *hs,
+                            const proto_command_t *cmd) {
+  handler_error_t cause;
+  if (cmd->kind != PROTO_CMD_RDATA ||
+      stream_rows_check(hs->name, cmd->row.ptr, cmd->row.len, &cause) == 0)
+    return true;
+  char stream[256], row[PROTO_MAX_LINE + 8], line[PROTO_MAX_LINE + 1];
+  handler_error_t error = cause;
+  snprintf(error.type, sizeof error.type, "Exception");
+  /* A long row is cut short in the message; the command line below has it whole. */
+  int n =
+      snprintf(error.message, sizeof error.message, "Failed to parse RDATA: %s %s (%s: %s)",
+               wlog_repr(cmd->stream.ptr, cmd->stream.len, stream, sizeof stream),
+               wlog_repr(cmd->row.ptr, cmd->row.len, row, sizeof row), cause.type, cause.message);
+  if (n < 0) snprintf(error.message, sizeof error.message, "Failed to parse RDATA");
+  command_text(cmd, line, sizeof line);
+  bgprocess_report_exception(handler->processes, WLOG_LOGGER, __LINE__, &error,
+                             "Failed to handle command %s", line);
+  return false;
+}
+
 static void handler_process(stream_handler_t *handler, handler_stream_t *hs,
                             const proto_command_t *cmd) {
+  if (handler->modern && !modern_row_fits(handler, hs, cmd)) return;
   if (handler->modern && cmd->kind == PROTO_CMD_POSITION && handler->http != NULL) {
     handler_position_with_catchup(handler, hs, cmd);
     return;
@@ -244,22 +282,33 @@ static void enqueue(handler_stream_t *hs, const proto_command_t *cmd) {
              hs->name);
 }
 
-void stream_handler_submit(stream_handler_t *handler, const proto_command_t *cmd) {
-  if (!stream_state_wants(handler->state, cmd)) return;
+int stream_handler_submit(stream_handler_t *handler, const proto_command_t *cmd,
+                          handler_error_t *error) {
+  if (!stream_state_wants(handler->state, cmd)) return 0;
   handler_stream_t *hs = handler_find(handler, cmd->stream);
-  if (hs == NULL) return; /* a stream added to stream_state after create */
+  if (hs == NULL) return 0; /* a stream added to stream_state after create */
   if (!handler->modern) {
-    /* Applied at once, in the transport's handler context (replication-RDATA-<s>-<n>). */
+    /* Applied at once, in the transport's handler process (replication-RDATA-<s>-<n>).
+     * The row is parsed first, as Synapse 2018's on_RDATA does: a bad one is dropped. */
+    if (cmd->kind == PROTO_CMD_RDATA &&
+        stream_rows_check(hs->name, cmd->row.ptr, cmd->row.len, error) != 0)
+      return -1;
     handler_process(handler, hs, cmd);
-    return;
+    return 0;
   }
   if (hs->job != NULL || hs->head != NULL) {
     enqueue(hs, cmd);
-    return;
+    return 0;
   }
+  /* Synapse 1.66's _add_command_to_stream_queue: a process-replication-data run per
+   * idle stream, which goes on until the stream's queue is empty (BG-02, BG-03). */
   char saved[256];
   snprintf(saved, sizeof saved, "%s", wlog_context_current());
-  wlog_context_enter_counted("process-replication-data");
+  hs->run = bgprocess_start(handler->processes, BGPROCESS_HANDLER, "process-replication-data");
+  bgprocess_enter(hs->run);
   handler_process(handler, hs, cmd);
+  bgprocess_returned(hs->run);
+  stream_finish_run_if_idle(hs);
   wlog_context_enter(saved);
+  return 0;
 }

@@ -16,14 +16,24 @@
  * flight (their answers are never applied), drops queued commands and resets
  * stream_state's per-connection flags and batches.
  *
- * Processing happens in the log context "process-replication-data-<n>" (modern), as
- * Synapse's queue runner; the caller's context is restored afterwards.
+ * Modern processing runs as background process "process-replication-data" (bgprocess.h),
+ * as Synapse's queue runner: a run starts when a command arrives for an idle stream and
+ * stays in flight until the stream's queue is empty and its catch-up (if any) has ended;
+ * its context "process-replication-data-<n>" is the log context of all that work. The
+ * caller's context is restored afterwards. 2018 processing runs in the caller's process.
+ *
+ * Rows are checked against their stream's layout first (stream_rows.h): a modern RDATA
+ * whose row does not fit is caught and logged at ERROR with a traceback as
+ * "Failed to handle command <line>" in the run's context (bgprocess_report_exception),
+ * and dropped; a 2018 one is returned to the caller as the handler's exception.
  * Single-threaded: the thread running the event loop. */
 #ifndef STREAM_HANDLER_H
 #define STREAM_HANDLER_H
 
 #include <stdbool.h>
 
+#include "bgprocess.h"
+#include "handler_error.h"
 #include "http_catchup.h"
 #include "proto.h"
 #include "rc_error.h"
@@ -31,16 +41,19 @@
 
 typedef struct stream_handler stream_handler_t;
 
-/* `state` and `http` are borrowed; http may be NULL (no catch-up source). The stream set
- * is stream_state's as it is now. Returns NULL with err filled. */
+/* `state`, `http` and `processes` are borrowed; http may be NULL (no catch-up source).
+ * The stream set is stream_state's as it is now. Returns NULL with err filled. */
 stream_handler_t *stream_handler_create(stream_state_t *state, http_catchup_t *http,
-                                        rc_error_t *err);
+                                        bgprocess_table_t *processes, rc_error_t *err);
 /* Abandons catch-ups in flight and frees. NULL is fine. */
 void stream_handler_destroy(stream_handler_t *handler);
 
 /* One parsed RDATA or POSITION of the state's dialect (other kinds, unconsumed streams
- * and our own instance's echoes are ignored). What is kept is copied. */
-void stream_handler_submit(stream_handler_t *handler, const proto_command_t *cmd);
+ * and our own instance's echoes are ignored). What is kept is copied. Returns 0, or -1
+ * with *error filled (2018 only) when an RDATA row does not fit its stream's layout; the
+ * row is then dropped. error may be NULL. */
+int stream_handler_submit(stream_handler_t *handler, const proto_command_t *cmd,
+                          handler_error_t *error);
 
 /* A connection (or subscription) started or ended: see above. */
 void stream_handler_reset_connection(stream_handler_t *handler);

@@ -38,8 +38,9 @@ static int raise_arity(const row_layout_t *layout, size_t got, handler_error_t *
       if (n < 0) break;
       used += (size_t)n;
     }
-    return HANDLER_RAISE(error, "TypeError", "__new__() missing %zu required positional argument%s: %s",
-                         missing, missing == 1 ? "" : "s", names);
+    return HANDLER_RAISE(error, "TypeError",
+                         "__new__() missing %zu required positional argument%s: %s", missing,
+                         missing == 1 ? "" : "s", names);
   }
   return HANDLER_RAISE(error, "TypeError",
                        "__new__() takes %zu positional arguments but %zu were given",

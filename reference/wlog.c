@@ -54,6 +54,8 @@ static const char *wlog_level_name(wlog_level_t level) {
       return "WARNING";
     case WLOG_LEVEL_ERROR:
       return "ERROR";
+    case WLOG_LEVEL_CRITICAL:
+      return "CRITICAL";
   }
   return "ERROR";
 }
@@ -84,7 +86,24 @@ static size_t wlog_escape_into(char *out, const char *msg, size_t len) {
   return o;
 }
 
-void wlog_vwrite(const char *logger, int lineno, wlog_level_t level, const char *fmt, va_list ap) {
+/* Copies detail into out after a newline, escaping CR only (its LFs separate the
+ * traceback's lines). Returns the length written. */
+static size_t wlog_detail_into(char *out, const char *detail, size_t len) {
+  size_t o = 0;
+  out[o++] = '\n';
+  for (size_t i = 0; i < len; i++) {
+    if (detail[i] == '\r') {
+      out[o++] = '\\';
+      out[o++] = 'r';
+    } else {
+      out[o++] = detail[i];
+    }
+  }
+  return o;
+}
+
+static void wlog_emit(const char *logger, int lineno, wlog_level_t level, const char *detail,
+                      const char *fmt, va_list ap) {
   if (wlog_fd < 0) return;
 
   char msg_stack[2048];
@@ -122,18 +141,32 @@ void wlog_vwrite(const char *logger, int lineno, wlog_level_t level, const char 
   if (plen < 0) plen = 0;
   if ((size_t)plen >= sizeof prefix) plen = (int)sizeof prefix - 1;
 
-  /* Worst case every message byte doubles when escaped, plus the newline. */
-  size_t cap = (size_t)plen + 2 * (size_t)n + 1;
+  /* Worst case every message and detail byte doubles when escaped, plus two newlines. */
+  size_t detail_len = detail != NULL ? strlen(detail) : 0;
+  size_t cap = (size_t)plen + 2 * (size_t)n + 2 * detail_len + 2;
   char line_stack[4096 + WLOG_CONTEXT_MAX + 256];
   char *line = cap <= sizeof line_stack ? line_stack : malloc(cap);
   if (line != NULL) {
     memcpy(line, prefix, (size_t)plen);
     size_t len = (size_t)plen + wlog_escape_into(line + plen, msg, (size_t)n);
+    if (detail_len > 0) len += wlog_detail_into(line + len, detail, detail_len);
     line[len++] = '\n';
     wlog_write_all(line, len);
     if (line != line_stack) free(line);
   }
   if (msg != msg_stack) free(msg);
+}
+
+void wlog_vwrite(const char *logger, int lineno, wlog_level_t level, const char *fmt, va_list ap) {
+  wlog_emit(logger, lineno, level, NULL, fmt, ap);
+}
+
+void wlog_write_detail(const char *logger, int lineno, wlog_level_t level, const char *detail,
+                       const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  wlog_emit(logger, lineno, level, detail, fmt, ap);
+  va_end(ap);
 }
 
 void wlog_write(const char *logger, int lineno, wlog_level_t level, const char *fmt, ...) {

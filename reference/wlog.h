@@ -9,8 +9,9 @@
  * Process-wide and single-threaded by design, like Python's logging module: one log per
  * process, used only from the thread that runs the event loop. The context is
  * "sentinel" unless a callback sets a named one; every callback that sets one resets it
- * before returning (wlog_context_reset). Each line is written with a single write(2)
- * on an O_APPEND descriptor, so it is on disk (in the page cache) when the call returns. */
+ * before returning (wlog_context_reset). Each record is written with a single write(2)
+ * on an O_APPEND descriptor, so it is on disk (in the page cache) when the call returns.
+ * A record is one line, except that wlog_write_detail appends a traceback's lines. */
 #ifndef WLOG_H
 #define WLOG_H
 
@@ -24,6 +25,7 @@ typedef enum wlog_level {
   WLOG_LEVEL_INFO = 20,
   WLOG_LEVEL_WARNING = 30,
   WLOG_LEVEL_ERROR = 40,
+  WLOG_LEVEL_CRITICAL = 50,
 } wlog_level_t;
 
 /* Opens (creating, appending) the log file. Returns 0, or -1 with err filled. Until it is
@@ -39,6 +41,12 @@ void wlog_close(void);
 void wlog_write(const char *logger, int lineno, wlog_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void wlog_vwrite(const char *logger, int lineno, wlog_level_t level, const char *fmt, va_list ap);
+/* Like wlog_write, then `detail` on the lines after the message, as Python's
+ * logger.exception() appends a traceback: the record is one write(2), its first line has
+ * the usual prefix and the detail lines are written as given (CRs escaped). An empty
+ * message is allowed (Twisted's second "Unhandled error" event has one). */
+void wlog_write_detail(const char *logger, int lineno, wlog_level_t level, const char *detail,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Sets the context to exactly `name` (e.g. "replication-conn-PIHLt"). */
 void wlog_context_enter(const char *name);

@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char *registry_needs_unmet(unsigned needs, const profile_t *profile, char *buf,
+                                        size_t cap);
+
 typedef struct suite_table {
   const rc_test_def_t *rows;
   const size_t *count;
@@ -20,21 +23,57 @@ static const suite_table_t SUITES[] = {
     {protocol_redis_tests, &protocol_redis_test_count},
     {protocol_passive_tests, &protocol_passive_test_count},
     {protocol_shutdown_tests, &protocol_shutdown_test_count},
+    {http_server_header_tests, &http_server_header_test_count},
+    {background_tests, &background_test_count},
+    {cache_expiry_tests, &cache_expiry_test_count},
 };
 
-#define REGISTRY_MAX 512
-static rc_test_def_t all_rows[REGISTRY_MAX];
+/* The static suites' rows, then the rows added at start-up (registry_add_rows). */
+static rc_test_def_t *all_rows;
 static size_t all_count;
+static bool static_loaded;
+
+static int load_static(void) {
+  if (static_loaded) return 0;
+  size_t total = 0;
+  for (size_t s = 0; s < sizeof SUITES / sizeof SUITES[0]; s++) total += *SUITES[s].count;
+  all_rows = calloc(total ? total : 1, sizeof *all_rows);
+  if (all_rows == NULL) return -1;
+  for (size_t s = 0; s < sizeof SUITES / sizeof SUITES[0]; s++)
+    for (size_t i = 0; i < *SUITES[s].count; i++) all_rows[all_count++] = SUITES[s].rows[i];
+  static_loaded = true;
+  return 0;
+}
 
 const rc_test_def_t *registry_tests(size_t *count) {
-  if (all_count == 0) {
-    for (size_t s = 0; s < sizeof SUITES / sizeof SUITES[0]; s++) {
-      for (size_t i = 0; i < *SUITES[s].count && all_count < REGISTRY_MAX; i++)
-        all_rows[all_count++] = SUITES[s].rows[i];
+  *count = load_static() == 0 ? all_count : 0;
+  return all_rows;
+}
+
+int registry_add_rows(const rc_test_def_t *rows, size_t n, char *why, size_t cap) {
+  if (load_static() != 0) return snprintf(why, cap, "out of memory"), -1;
+  for (size_t i = 0; i < n; i++) {
+    for (size_t k = 0; k < all_count + i; k++) {
+      const char *other = k < all_count ? all_rows[k].id : rows[k - all_count].id;
+      if (strcmp(other, rows[i].id) == 0) {
+        snprintf(why, cap, "test id '%s' (%s) is already taken", rows[i].id, rows[i].file);
+        return -1;
+      }
     }
   }
-  *count = all_count;
-  return all_rows;
+  rc_test_def_t *grown = realloc(all_rows, (all_count + n + 1) * sizeof *grown);
+  if (grown == NULL) return snprintf(why, cap, "out of memory"), -1;
+  all_rows = grown;
+  memcpy(all_rows + all_count, rows, n * sizeof *rows);
+  all_count += n;
+  return 0;
+}
+
+void registry_reset(void) {
+  free(all_rows);
+  all_rows = NULL;
+  all_count = 0;
+  static_loaded = false;
 }
 
 const rc_test_def_t *registry_find(const char *id) {
@@ -47,7 +86,7 @@ const rc_test_def_t *registry_find(const char *id) {
 
 const char *registry_relative_file(const rc_test_def_t *def) {
   const char *p = strstr(def->file, "suites/");
-  return p != NULL ? p : def->file;
+  return p != NULL && strncmp(def->id, "fixtures/", 9) != 0 ? p : def->file;
 }
 
 const char *registry_dialects_text(unsigned dialects, char *buf, size_t cap) {
@@ -64,8 +103,8 @@ const char *registry_transports_text(unsigned transports, char *buf, size_t cap)
   return buf;
 }
 
-const char *registry_not_applicable(const rc_test_def_t *def, const profile_t *profile,
-                                    char *buf, size_t cap) {
+const char *registry_not_applicable(const rc_test_def_t *def, const profile_t *profile, char *buf,
+                                    size_t cap) {
   char want[32];
   if (!(def->dialects & (1u << profile->dialect))) {
     snprintf(buf, cap, "not applicable: needs dialect %s; the profile speaks %s",
@@ -80,7 +119,75 @@ const char *registry_not_applicable(const rc_test_def_t *def, const profile_t *p
     return buf;
   }
   if (def->roles != 0 && (profile->roles & def->roles) != def->roles) {
-    snprintf(buf, cap, "not applicable: needs a role the profile does not declare");
+    static const struct {
+      unsigned bit;
+      const char *name;
+    } ROLES[] = {{PROFILE_ROLE_WORKER, "worker"},
+                 {PROFILE_ROLE_FEDSENDER, "fedsender"},
+                 {PROFILE_ROLE_PRESENCE_WRITER, "presence_writer"},
+                 {PROFILE_ROLE_SYNC, "sync"},
+                 {PROFILE_ROLE_CLIENT, "client"},
+                 {PROFILE_ROLE_CACHES, "caches"},
+                 {PROFILE_ROLE_PG, "pg"}};
+    char missing[128] = "";
+    for (size_t i = 0, used = 0; i < sizeof ROLES / sizeof ROLES[0]; i++) {
+      if (!(def->roles & ROLES[i].bit) || (profile->roles & ROLES[i].bit)) continue;
+      int n =
+          snprintf(missing + used, sizeof missing - used, "%s%s", used ? ", " : "", ROLES[i].name);
+      if (n > 0 && (size_t)n < sizeof missing - used) used += (size_t)n;
+    }
+    snprintf(buf, cap, "not applicable: needs role %s, which the profile does not declare",
+             missing);
+    return buf;
+  }
+  return registry_needs_unmet(def->needs, profile, buf, cap);
+}
+
+const profile_cache_t *registry_cache_for(const profile_t *profile, unsigned needs) {
+  for (size_t i = 0; i < profile->cache_count; i++) {
+    const profile_cache_t *c = &profile->caches[i];
+    if ((needs & RC_NEEDS_EXPIRING_CACHE) && c->expiry_ms == 0) continue;
+    if ((needs & RC_NEEDS_UNEXPIRING_CACHE) && c->expiry_ms != 0) continue;
+    if ((needs & RC_NEEDS_BOUNDED_CACHE) && c->max_len == 0) continue;
+    if ((needs & RC_NEEDS_READABLE_CACHE) && c->read_url == NULL) continue;
+    if ((needs & RC_NEEDS_RESET_ON_GET) && !c->reset_on_get) continue;
+    return c;
+  }
+  return NULL;
+}
+
+/* What the profile lacks of `needs`, as a skip reason, or NULL. */
+static const char *registry_needs_unmet(unsigned needs, const profile_t *profile, char *buf,
+                                        size_t cap) {
+  if ((needs & RC_NEEDS_METRICS) && profile->metrics_url == NULL) {
+    snprintf(buf, cap,
+             "not applicable: needs the SUT's metrics; the profile declares no metrics.url");
+    return buf;
+  }
+  if ((needs & RC_NEEDS_HTTP) && profile->http_url == NULL) {
+    snprintf(buf, cap,
+             "not applicable: needs the SUT's HTTP listener; the profile declares no http.url");
+    return buf;
+  }
+  if ((needs & RC_NEEDS_CACHE_BITS) && registry_cache_for(profile, needs) == NULL) {
+    static const struct {
+      unsigned bit;
+      const char *text;
+    } PROPERTIES[] = {{RC_NEEDS_EXPIRING_CACHE, "expiry_ms > 0"},
+                      {RC_NEEDS_UNEXPIRING_CACHE, "expiry_ms 0"},
+                      {RC_NEEDS_BOUNDED_CACHE, "max_len > 0"},
+                      {RC_NEEDS_RESET_ON_GET, "reset_on_get"},
+                      {RC_NEEDS_READABLE_CACHE, "a read_url"}};
+    char wanted[160] = "";
+    for (size_t i = 0, used = 0; i < sizeof PROPERTIES / sizeof PROPERTIES[0]; i++) {
+      if (!(needs & PROPERTIES[i].bit)) continue;
+      int n = snprintf(wanted + used, sizeof wanted - used, "%s%s", used ? ", " : "",
+                       PROPERTIES[i].text);
+      if (n > 0 && (size_t)n < sizeof wanted - used) used += (size_t)n;
+    }
+    snprintf(buf, cap,
+             "not applicable: needs a cache with %s; the profile's \"caches\" list has none",
+             wanted);
     return buf;
   }
   return NULL;

@@ -5,6 +5,7 @@
  * string literals; write_profile() turns every ' into " before writing the file. */
 #include <check.h>
 #include <glob.h>
+#include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,7 +87,14 @@ static const char FULL_PROFILE[] =
     "  'readiness': {'kind': 'log', 'pattern': 'listening on port {sut_http_port}$'},\n"
     "  'log': {'path': '{log_path}', 'format': 'json-lines', 'context_field': 'ctx'},\n"
     "  'metrics': {'url': 'http://127.0.0.1:{sut_http_port}/metrics'},\n"
-    "  'http': {'server_header_regex': '^refworker/[0-9]+'},\n"
+    "  'http': {'url': 'http://127.0.0.1:{sut_http_port}', 'server_header_regex': '^refworker/[0-9]+',\n"
+    "           'paths': ['/health', '/_refworker/fail']},\n"
+    "  'caches': [{'name': 'device_updates', 'expiry_ms': 1000, 'max_len': 5, 'reset_on_get': true,\n"
+    "              'insert': {'stream': 'device_lists', 'row': '[\\'@u{n}:{server_name}\\',false]',\n"
+    "                         'key': '@u{n}:{server_name}'},\n"
+    "              'read_url': 'http://127.0.0.1:{sut_http_port}/cache/device_updates/{key}'},\n"
+    "             {'name': 'forever', 'expiry_ms': 0, 'max_len': 0,\n"
+    "              'insert': {'stream': 'caches', 'row': '[{n}, {{}}]'}}],\n"
     "  'timing': {'ping_interval_ms': 200, 'ping_timeout_ms': 1000, 'reconnect_initial_ms': 10,\n"
     "             'reconnect_max_ms': 50, 'startup_timeout_ms': 3000, 'shutdown_grace_ms': 700},\n"
     "  'opt_out': [{'test': 'protocol/keepalive/*', 'reason': 'no keepalive yet'},\n"
@@ -133,6 +141,37 @@ START_TEST(test_full_profile) {
   ck_assert_str_eq(p->log_context_field, "ctx");
   ck_assert_str_eq(p->metrics_url, "http://127.0.0.1:{sut_http_port}/metrics");
   ck_assert_str_eq(p->server_header, "^refworker/[0-9]+");
+  ck_assert_str_eq(p->http_url, "http://127.0.0.1:{sut_http_port}");
+  ck_assert_uint_eq(p->http_path_count, 2);
+  ck_assert_str_eq(p->http_paths[0], "/health");
+  ck_assert_str_eq(p->http_paths[1], "/_refworker/fail");
+  ck_assert_uint_eq(p->cache_count, 2);
+  const profile_cache_t *c = &p->caches[0];
+  ck_assert_str_eq(c->name, "device_updates");
+  ck_assert_int_eq(c->expiry_ms, 1000);
+  ck_assert_int_eq(c->max_len, 5);
+  ck_assert(c->reset_on_get);
+  ck_assert_str_eq(c->insert_stream, "device_lists");
+  ck_assert_str_eq(c->insert_row, "[\"@u{n}:{server_name}\",false]");
+  ck_assert_str_eq(c->insert_key, "@u{n}:{server_name}");
+  ck_assert_str_eq(c->read_url, "http://127.0.0.1:{sut_http_port}/cache/device_updates/{key}");
+  c = &p->caches[1];
+  ck_assert_str_eq(c->name, "forever");
+  ck_assert_int_eq(c->expiry_ms, 0);
+  ck_assert_int_eq(c->max_len, 0);
+  ck_assert(!c->reset_on_get);
+  ck_assert_str_eq(c->insert_row, "[{n}, {{}}]");
+  ck_assert_ptr_null(c->insert_key);
+  ck_assert_ptr_null(c->read_url);
+  /* A row template expands like every template, {n} from the caller. */
+  const profile_var_t vars[] = {{"n", "7"}, {"server_name", "hs.test"}};
+  rc_error_t err;
+  char *row = profile_expand(p->caches[0].insert_row, vars, 2, &err);
+  ck_assert_str_eq(row, "[\"@u7:hs.test\",false]");
+  free(row);
+  row = profile_expand(p->caches[1].insert_row, vars, 2, &err);
+  ck_assert_str_eq(row, "[7, {}]");
+  free(row);
   ck_assert_int_eq(p->timing.ping_interval_ms, 200);
   ck_assert_int_eq(p->timing.ping_timeout_ms, 1000);
   ck_assert_int_eq(p->timing.reconnect_initial_ms, 10);
@@ -169,6 +208,11 @@ START_TEST(test_minimal_profile_gets_defaults) {
   ck_assert_str_eq(p->log_context_field, "request");
   ck_assert_ptr_null(p->metrics_url);
   ck_assert_ptr_null(p->server_header);
+  ck_assert_ptr_null(p->http_url);
+  ck_assert_uint_eq(p->http_path_count, 0);
+  ck_assert_ptr_null(p->http_paths);
+  ck_assert_uint_eq(p->cache_count, 0);
+  ck_assert_ptr_null(p->caches);
   /* Synapse v1.8-v1.66 over TCP (replication-protocol.md §3.1, §3.4). */
   ck_assert_int_eq(p->timing.ping_interval_ms, 5000);
   ck_assert_int_eq(p->timing.ping_timeout_ms, 25000);
@@ -289,6 +333,9 @@ typedef struct error_case {
   const char *extra_text;
 } error_case_t;
 
+#define INSERT "{'stream': 'device_lists', 'row': '[\\'@u{n}:t\\']'}"
+#define CACHE "{'name': 'c', 'expiry_ms': 10, 'max_len': 0, 'insert': " INSERT "}"
+#define CACHES(list) WITH("'roles': ['worker', 'caches'], 'caches': " list)
 #define ERR(json, ...) \
   { json, {__VA_ARGS__}, NULL, NULL }
 #define ERR_WITH_FILE(file, text, json, ...) \
@@ -432,11 +479,80 @@ static const error_case_t ERROR_CASES[] = {
         "field 'metrics.url': expected an http:// or https:// URL, got \"ftp://x/metrics\""),
     ERR(WITH("'metrics': {'url': 'http://127.0.0.1:{sut_port}/metrics'}"),
         "field 'metrics.url': unknown placeholder '{sut_port}'"),
-    ERR(WITH("'http': {}"), "field 'http.server_header_regex': missing"),
+    ERR(WITH("'http': {}"),
+        "field 'http': expected at least one of 'url' and 'server_header_regex'"),
     ERR(WITH("'http': {'server_header_regex': '^(ref'}"),
         "field 'http.server_header_regex': invalid POSIX extended regular expression"),
     ERR(WITH("'http': {'server_header': 'x'}"),
-        "field 'http': unknown key 'server_header' (known: server_header_regex)"),
+        "field 'http': unknown key 'server_header' (known: url, server_header_regex, paths)"),
+    ERR(WITH("'http': {'server_header_regex': 'x', 'paths': ['/a']}"),
+        "field 'http.paths': only meaningful with http.url"),
+    ERR(WITH("'http': {'url': 'http://h', 'paths': []}"),
+        "field 'http.paths': expected a non-empty array of paths, got an empty array"),
+    ERR(WITH("'http': {'url': 'http://h', 'paths': '/a'}"),
+        "field 'http.paths': expected a non-empty array of paths, got string"),
+    ERR(WITH("'http': {'url': 'http://h', 'paths': ['/a', 'b']}"),
+        "field 'http.paths[1]': expected a path starting with '/' and without blanks, got \"b\""),
+    ERR(WITH("'http': {'url': 'http://h', 'paths': ['/a b']}"),
+        "field 'http.paths[0]': expected a path starting with '/' and without blanks"),
+    ERR(WITH("'http': {'url': 'http://h', 'paths': [1]}"),
+        "field 'http.paths[0]': expected a non-empty string, got integer"),
+    ERR(WITH("'http': {'url': 'ftp://h'}"),
+        "field 'http.url': expected an http:// or https:// URL, got \"ftp://h\""),
+    ERR(WITH("'http': {'url': 'http://h:{port}'}"), "field 'http.url': unknown placeholder '{port}'"),
+    ERR(WITH("'http': {'url': 3}"), "field 'http.url': expected a non-empty string, got integer"),
+    /* caches */
+    ERR(WITH("'roles': ['worker', 'caches']"),
+        "field 'caches': missing: role \"caches\" needs the list of the SUT's expiring caches"),
+    ERR(WITH("'caches': [" CACHE "]"), "field 'caches': only meaningful with role \"caches\""),
+    ERR(CACHES("[]"), "field 'caches': expected a non-empty array of cache objects, got an empty array"),
+    ERR(CACHES("{}"), "field 'caches': expected a non-empty array of cache objects, got object"),
+    ERR(CACHES("[3]"), "field 'caches[0]': expected an object describing a cache, got integer"),
+    ERR(CACHES("[{'name': 'c', 'expiry_ms': 1, 'max_len': 0, 'insert': " INSERT ", 'ttl': 1}]"),
+        "field 'caches[0]': unknown key 'ttl' (known: name, expiry_ms, max_len, reset_on_get,"),
+    ERR(CACHES("[{'expiry_ms': 1, 'max_len': 0, 'insert': " INSERT "}]"),
+        "field 'caches[0].name': missing"),
+    ERR(CACHES("[{'name': 'a b', 'expiry_ms': 1, 'max_len': 0, 'insert': " INSERT "}]"),
+        "field 'caches[0].name': must not contain blanks, quotes or control characters, got \"a b\""),
+    ERR(CACHES("[{'name': 'c', 'max_len': 0, 'insert': " INSERT "}]"),
+        "field 'caches[0].expiry_ms': missing, expected an integer in 0..3600000"),
+    ERR(CACHES("[{'name': 'c', 'expiry_ms': -1, 'max_len': 0, 'insert': " INSERT "}]"),
+        "field 'caches[0].expiry_ms': expected an integer in 0..3600000, got -1"),
+    ERR(CACHES("[{'name': 'c', 'expiry_ms': '5', 'max_len': 0, 'insert': " INSERT "}]"),
+        "field 'caches[0].expiry_ms': expected an integer in 0..3600000, got string"),
+    ERR(CACHES("[{'name': 'c', 'expiry_ms': 1, 'max_len': 100001, 'insert': " INSERT "}]"),
+        "field 'caches[0].max_len': expected an integer in 0..100000, got 100001"),
+    ERR(CACHES("[{'name': 'c', 'expiry_ms': 1, 'max_len': 0, 'reset_on_get': 1, 'insert': " INSERT "}]"),
+        "field 'caches[0].reset_on_get': expected true or false, got integer"),
+    ERR(CACHES("[{'name': 'c', 'expiry_ms': 1, 'max_len': 0}]"),
+        "field 'caches[0].insert': missing, expected {\"stream\": ..., \"row\": ...}"),
+    ERR(CACHES("[{'name': 'c', 'expiry_ms': 1, 'max_len': 0, 'insert': []}]"),
+        "field 'caches[0].insert': expected an object, got array"),
+    ERR(CACHES("[{'name': 'c', 'expiry_ms': 1, 'max_len': 0, 'insert': {'row': '[{n}]'}}]"),
+        "field 'caches[0].insert.stream': missing"),
+    ERR(CACHES("[{'name': 'c', 'expiry_ms': 1, 'max_len': 0, 'insert': {'stream': 'a b', 'row': '[{n}]'}}]"),
+        "field 'caches[0].insert.stream': a stream name has no blanks, got \"a b\""),
+    ERR(CACHES("[{'name': 'c', 'expiry_ms': 1, 'max_len': 0, 'insert': {'stream': 's', 'row': '[1]'}}]"),
+        "field 'caches[0].insert.row': must contain {n} (the insert counter)"),
+    ERR(CACHES("[{'name': 'c', 'expiry_ms': 1, 'max_len': 0, 'insert': {'stream': 's', 'row': '[{{n}}]'}}]"),
+        "field 'caches[0].insert.row': must contain {n}"),
+    ERR(CACHES("[{'name': 'c', 'expiry_ms': 1, 'max_len': 0, 'insert': {'stream': 's', 'row': '[{m}]'}}]"),
+        "field 'caches[0].insert.row': unknown placeholder '{m}' (known: repl_host,", ", n)"),
+    ERR(CACHES("[{'name': 'c', 'expiry_ms': 1, 'max_len': 0, 'insert': {'stream': 's', 'row': '[{n},'}}]"),
+        "field 'caches[0].insert.row': not valid JSON once {n} is filled in (\"[0,\")"),
+    ERR(CACHES("[{'name': 'c', 'expiry_ms': 1, 'max_len': 0, 'insert': {'stream': 's', 'row': '[{n}]', 'key': 'k'}}]"),
+        "field 'caches[0].insert.key': must contain {n}"),
+    ERR(CACHES("[{'name': 'c', 'expiry_ms': 1, 'max_len': 0, 'insert': {'stream': 's', 'row': '[{n}]', 'kind': 1}}]"),
+        "field 'caches[0].insert': unknown key 'kind' (known: stream, row, key)"),
+    ERR(CACHES("[{'name': 'c', 'expiry_ms': 1, 'max_len': 0, 'insert': " INSERT ", 'read_url': 'http://h/{key}'}]"),
+        "field 'caches[0].read_url': needs caches[0].insert.key"),
+    ERR(CACHES("[{'name': 'c', 'expiry_ms': 1, 'max_len': 0, 'insert': " INSERT ", 'read_url': 'http://h/x'}]"),
+        "field 'caches[0].read_url': must contain {key}"),
+    ERR(CACHES("[{'name': 'c', 'expiry_ms': 1, 'max_len': 0, 'insert': " INSERT ", 'read_url': 'h/{key}'}]"),
+        "field 'caches[0].read_url': expected an http:// or https:// URL"),
+    ERR(CACHES("[{'name': 'c', 'expiry_ms': 1, 'max_len': 0, 'insert': " INSERT ", 'read_url': 'http://h/{n}'}]"),
+        "field 'caches[0].read_url': unknown placeholder '{n}'", ", key)"),
+    ERR(CACHES("[" CACHE ", " CACHE "]"), "field 'caches[1].name': \"c\" is already caches[0]"),
     /* timing */
     ERR(WITH("'timing': 5"), "field 'timing': expected an object, got integer"),
     ERR(WITH("'timing': {'ping_interval_ms': '5000'}"),
@@ -665,13 +781,26 @@ START_TEST(test_docs_examples_load) {
       free(path);
   }
   ck_assert_int_ge(examples, 2);
+  bool compared = false;
   for (int i = 0; i < examples; i++) {
     rc_error_t err = {{0}};
     profile_t *p = profile_load(json_names[i], &err);
     ck_assert_msg(p != NULL, "docs example %s does not load: %s", json_names[i], err.msg);
     profile_destroy(p);
+    /* The worked example says it is the shipped profile: it must stay that. */
+    if (strstr(json_names[i], "/refworker.json") != NULL) {
+      char *shipped = test_path(test_env("REPLCHECK_SOURCE_DIR"), "profiles/refworker.json");
+      json_t *a = json_load_file(json_names[i], 0, NULL), *b = json_load_file(shipped, 0, NULL);
+      ck_assert_msg(a != NULL && b != NULL && json_equal(a, b),
+                    "the refworker.json example in docs/PROFILES.md differs from %s", shipped);
+      json_decref(a);
+      json_decref(b);
+      free(shipped);
+      compared = true;
+    }
     free(json_names[i]);
   }
+  ck_assert_msg(compared, "docs/PROFILES.md has no refworker.json example");
   free(doc);
   free(doc_path);
 }

@@ -69,8 +69,9 @@ static void start_server(bug_set_t bugs) {
   ck_assert_ptr_nonnull(base);
   metrics = metrics_create(METRICS_STYLE_2018, &err);
   static const char *const labels[] = {"name"};
-  metrics_family_t *family = metrics_family_declare(metrics, "synapse_background_process_start_count",
-                                                    METRICS_COUNTER, "Starts", labels, 1, &err);
+  metrics_family_t *family =
+      metrics_family_declare(metrics, "synapse_background_process_start_count", METRICS_COUNTER,
+                             "Starts", labels, 1, &err);
   const char *values[] = {"replication-PING"};
   metrics_series_add(metrics_series_get(family, values, 1, &err), 4);
   http_server_config_t config = {
@@ -178,7 +179,8 @@ static void expect_server_header(const response_t *r, const char *what, bool pre
   if (present)
     ck_assert_msg(count == 1 && strcmp(value, "refworker/" VERSION) == 0,
                   "HT-01/HT-02 (one Server header, the same on every response)\n"
-                  "  Expected: one 'Server: refworker/" VERSION "' on %s\n"
+                  "  Expected: one 'Server: refworker/" VERSION
+                  "' on %s\n"
                   "  Actual: %d header(s), last '%s'\n%s",
                   what, count, value, r->headers);
   else
@@ -198,9 +200,10 @@ START_TEST(test_endpoints_and_server_header) {
 
   request("GET", "/metrics", &r);
   ck_assert_int_eq(r.status, 200);
-  ck_assert_msg(strstr(r.body, "# TYPE synapse_background_process_start_count counter\n"
-                               "synapse_background_process_start_count{name=\"replication-PING\"} "
-                               "4.0\n") != NULL,
+  ck_assert_msg(strstr(r.body,
+                       "# TYPE synapse_background_process_start_count counter\n"
+                       "synapse_background_process_start_count{name=\"replication-PING\"} "
+                       "4.0\n") != NULL,
                 "%s", r.body);
   char type[128];
   header_count(&r, "Content-Type", type, sizeof type);
@@ -214,7 +217,8 @@ START_TEST(test_endpoints_and_server_header) {
 
   request("GET", "/_refworker/cache/device_updates/@u2:test", &r);
   ck_assert_int_eq(r.status, 404);
-  ck_assert_str_eq(r.body, "{\"errcode\":\"M_NOT_FOUND\",\"error\":\"Key not in cache device_updates\"}");
+  ck_assert_str_eq(r.body,
+                   "{\"errcode\":\"M_NOT_FOUND\",\"error\":\"Key not in cache device_updates\"}");
   expect_server_header(&r, "a cache miss (404)", true);
 
   request("GET", "/_refworker/cache/nosuch/@u1:test", &r);

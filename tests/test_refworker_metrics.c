@@ -92,10 +92,11 @@ START_TEST(test_gauge_keeps_reporting_at_zero) {
                "synapse_background_process_in_flight_count{name=\"prune_cache_x\"} 0.0\n");
   metrics_series_set(series, 0.25);
   ck_assert(metrics_series_value(series) == 0.25);
-  expect_lines(metrics, "synapse_background_process_in_flight_count{name=\"prune_cache_x\"} 0.25\n");
-  ck_assert_ptr_eq(metrics_series_find(metrics, "synapse_background_process_in_flight_count",
-                                       values, 1),
-                   series);
+  expect_lines(metrics,
+               "synapse_background_process_in_flight_count{name=\"prune_cache_x\"} 0.25\n");
+  ck_assert_ptr_eq(
+      metrics_series_find(metrics, "synapse_background_process_in_flight_count", values, 1),
+      series);
   ck_assert_ptr_null(metrics_series_find(metrics, "nope", values, 1));
   metrics_destroy(metrics);
 }
@@ -105,9 +106,9 @@ START_TEST(test_colon_names_two_labels_and_escaping) {
   rc_error_t err;
   metrics_t *metrics = metrics_create(METRICS_STYLE_2018, &err);
   static const char *const labels[] = {"name", "reason"};
-  metrics_family_t *family = metrics_family_declare(
-      metrics, "synapse_util_caches_cache:evicted_size", METRICS_GAUGE, "Evicted\\entries\nall",
-      labels, 2, &err);
+  metrics_family_t *family =
+      metrics_family_declare(metrics, "synapse_util_caches_cache:evicted_size", METRICS_GAUGE,
+                             "Evicted\\entries\nall", labels, 2, &err);
   ck_assert_msg(family != NULL, "%s", err.msg);
   const char *values[] = {"a\"b\\c\nd", "time"};
   metrics_series_set(metrics_series_get(family, values, 2, &err), 7);
@@ -123,10 +124,10 @@ END_TEST
 START_TEST(test_families_render_in_declaration_order) {
   rc_error_t err;
   metrics_t *metrics = metrics_create(METRICS_STYLE_2018, &err);
-  metrics_family_t *b = metrics_family_declare(metrics, "b_metric", METRICS_GAUGE, "B", NULL, 0,
-                                               &err);
-  metrics_family_t *a = metrics_family_declare(metrics, "a_metric", METRICS_GAUGE, "A", NULL, 0,
-                                               &err);
+  metrics_family_t *b =
+      metrics_family_declare(metrics, "b_metric", METRICS_GAUGE, "B", NULL, 0, &err);
+  metrics_family_t *a =
+      metrics_family_declare(metrics, "a_metric", METRICS_GAUGE, "A", NULL, 0, &err);
   metrics_series_set(metrics_series_get(b, NULL, 0, &err), 2);
   metrics_series_set(metrics_series_get(a, NULL, 0, &err), 1e20);
   char *text = metrics_render(metrics, NULL);
@@ -142,19 +143,20 @@ END_TEST
 START_TEST(test_bad_declarations_are_errors) {
   rc_error_t err;
   metrics_t *metrics = metrics_create(METRICS_STYLE_MODERN, &err);
-  ck_assert_ptr_null(metrics_family_declare(metrics, "9starts_with_digit", METRICS_GAUGE, "", NULL,
-                                            0, &err));
+  ck_assert_ptr_null(
+      metrics_family_declare(metrics, "9starts_with_digit", METRICS_GAUGE, "", NULL, 0, &err));
   ck_assert_msg(strstr(err.msg, "not a valid metric name") != NULL, "%s", err.msg);
   static const char *const bad_label[] = {"na:me"};
   ck_assert_ptr_null(metrics_family_declare(metrics, "ok", METRICS_GAUGE, "", bad_label, 1, &err));
   ck_assert_msg(strstr(err.msg, "not a valid label name") != NULL, "%s", err.msg);
-  metrics_family_t *family = metrics_family_declare(metrics, "ok", METRICS_GAUGE, "", name_label,
-                                                    1, &err);
+  metrics_family_t *family =
+      metrics_family_declare(metrics, "ok", METRICS_GAUGE, "", name_label, 1, &err);
   ck_assert_ptr_nonnull(family);
   /* The same declaration again is the same family; a different one is refused. */
   ck_assert_ptr_eq(metrics_family_declare(metrics, "ok", METRICS_GAUGE, "", name_label, 1, &err),
                    family);
-  ck_assert_ptr_null(metrics_family_declare(metrics, "ok", METRICS_COUNTER, "", name_label, 1, &err));
+  ck_assert_ptr_null(
+      metrics_family_declare(metrics, "ok", METRICS_COUNTER, "", name_label, 1, &err));
   ck_assert_msg(strstr(err.msg, "already declared") != NULL, "%s", err.msg);
   ck_assert_ptr_null(metrics_series_get(family, NULL, 0, &err));
   ck_assert_msg(strstr(err.msg, "takes 1 label values, got 0") != NULL, "%s", err.msg);

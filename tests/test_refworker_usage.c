@@ -79,6 +79,24 @@ START_TEST(test_usage) {
        "--ping-timeout-ms"},
       {"--host h --port 1 --server-name s --dialect modern --log /dev/null --bogus",
        "unknown option '--bogus'"},
+      {"--host h --port 1 --server-name s --dialect modern --log /dev/null --http-port 65536",
+       "--http-port: expected a TCP port in 0..65535"},
+      {"--host h --port 1 --server-name s --dialect modern --log /dev/null --cache x:1000",
+       "--cache 'x:1000': expected NAME:EXPIRY_MS:MAX_LEN[:reset-on-get]"},
+      {"--host h --port 1 --server-name s --dialect modern --log /dev/null --cache 'a b:1:1'",
+       "the name may only hold letters"},
+      {"--host h --port 1 --server-name s --dialect modern --log /dev/null --cache x:1:1 "
+       "--cache x:2:2",
+       "cache x is given twice"},
+      {"--host h --port 1 --server-name s --dialect modern --log /dev/null --bug no-such-bug",
+       "--bug: unknown bug 'no-such-bug'"},
+      {"--host h --port 1 --server-name s --dialect 2018 --log /dev/null --remote r=http://h:1",
+       "--remote needs --fedsender"},
+      {"--host h --port 1 --server-name s --dialect 2018 --log /dev/null --fedsender --remote r",
+       "--remote 'r': expected NAME=URL"},
+      {"--host h --port 1 --server-name s --dialect 2018 --log /dev/null --bug "
+       "presence-per-destination",
+       "--bug presence-per-destination needs --fedsender"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     int rc = run_refworker(bad[i].args, "bad.txt");
@@ -108,10 +126,30 @@ START_TEST(test_help_lists_options) {
                            "--reconnect-max-ms",
                            "--redis-ping-interval-ms",
                            "--stream",
+                           "--http-port",
+                           "--cache",
+                           "--fedsender",
+                           "--remote",
+                           "--bug",
+                           "--list-bugs",
                            "--version"};
   for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
     ck_assert_msg(output_contains("help.txt", options[i]), "--help does not mention %s",
                   options[i]);
+}
+END_TEST
+
+/* --list-bugs: NAME<TAB>SEED<TAB>description per bug (the self-test matrix reads it). */
+START_TEST(test_list_bugs) {
+  ck_assert_int_eq(run_refworker("--list-bugs", "bugs.txt"), 0);
+  static const char *const lines[] = {"cache-needs-start\tA\t",
+                                      "handlers-not-background\tC\t",
+                                      "fire-and-forget\tD\t",
+                                      "missing-server-header\tE\t",
+                                      "unhandled-background-error\tG\t",
+                                      "presence-per-destination\tH\t"};
+  for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+    ck_assert_msg(output_contains("bugs.txt", lines[i]), "--list-bugs lacks '%s'", lines[i]);
 }
 END_TEST
 
@@ -121,6 +159,7 @@ static Suite *usage_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_usage);
   tcase_add_test(tc, test_help_lists_options);
+  tcase_add_test(tc, test_list_bugs);
   suite_add_tcase(s, tc);
   return s;
 }

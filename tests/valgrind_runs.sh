@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Valgrind memcheck over the harness, the mock homeserver and the reference worker on
 # real runs: errors and definite leaks fail the test.
-#   1. replcheck (CK_FORK=no, so the tests run inside the valgrind'ed process) runs the
-#      handshake and shutdown tests against refworker, itself under valgrind;
-#   2. the standalone mockhs under valgrind serves a refworker until both are stopped.
+#   1. replcheck (CK_FORK=no, so the tests run inside the valgrind'ed process) runs a
+#      test of each area against refworker, itself under valgrind: the opening, lines
+#      over the limit and lines the mock rejects, a reconnect, a ping timeout, RDATA
+#      batches, a POSITION gap fetched over the mock's HTTP side, SIGTERM;
+#   2. replcheck under valgrind against hostile SUTs (tests/hostile/: a flood of garbage,
+#      a crash, children left behind): the failure path, evidence and teardown notes;
+#   3. the standalone mockhs under valgrind serves a refworker until both are stopped.
 # Usage: valgrind_runs.sh BIN_DIR SOURCE_DIR
 set -euo pipefail
 bin=$1
@@ -23,6 +27,7 @@ cat > "$work/refworker-valgrind.json" <<JSON
               "--error-exitcode=99", "--log-file={work_dir}/valgrind-refworker.%p.txt",
               "{bin_dir}/refworker", "--host", "{repl_host}", "--port", "{repl_port}",
               "--server-name", "{server_name}", "--dialect", "modern", "--log", "{log_path}",
+              "--http-url", "{http_url}",
               "--ping-interval-ms", "250", "--ping-timeout-ms", "1250",
               "--reconnect-initial-ms", "50", "--reconnect-max-ms", "250"],
   "timing": {"ping_interval_ms": 250, "ping_timeout_ms": 1250, "reconnect_initial_ms": 50,
@@ -35,7 +40,10 @@ set +e
 CK_FORK=no timeout 600 "${vg[@]}" --log-file="$work/valgrind-replcheck.txt" \
   "$bin/replcheck" run --profile "$work/refworker-valgrind.json" --bin-dir "$bin" \
   --filter protocol/handshake/ping-on-connect --filter protocol/handshake/name-first \
-  --filter protocol/shutdown/sigterm-closes --keep-logs --junit "$work/report.xml" \
+  --filter protocol/shutdown/sigterm-closes --filter protocol/framing/over-long-error \
+  --filter protocol/framing/bad-arguments-close --filter protocol/reconnect/after-loss \
+  --filter protocol/keepalive/ping-timeout --filter protocol/rdata/batch-applied \
+  --filter protocol/position/gap-fetched --keep-logs --junit "$work/report.xml" \
   | tee "$work/run.txt"
 rc=${PIPESTATUS[0]}
 set -e
@@ -55,6 +63,38 @@ done
 grep -q 'exited with status 99' -r "$run_dir" && { echo "FAIL: refworker exit 99"; exit 1; }
 echo "refworker: $(echo "$logs" | wc -l) run(s), valgrind clean"
 rm -rf "$run_dir"
+
+echo "== replcheck under valgrind against hostile SUTs (failure, evidence, teardown)"
+for mode in flood crash forks; do
+  target=protocol/keepalive/idle-pinging-mock
+  [ "$mode" = forks ] && target=protocol/shutdown/sigterm-closes
+  cat > "$work/hostile-$mode.json" <<JSON
+{"format": 1, "name": "hostile $mode under valgrind", "dialect": "modern", "era": "1.66",
+ "command": ["{bin_dir}/hostile_$mode", "--target", "$(echo "$target" | tr / _)",
+             "--work-dir", "{work_dir}", "--host", "{repl_host}", "--port", "{repl_port}",
+             "--log", "{log_path}", "--bytes", "5000000", "--count", "2", "--",
+             "{bin_dir}/refworker", "--host", "{repl_host}", "--port", "{repl_port}",
+             "--server-name", "{server_name}", "--dialect", "modern", "--log", "{log_path}",
+             "--ping-interval-ms", "250", "--ping-timeout-ms", "1250"],
+ "log": {"path": "{log_path}"},
+ "timing": {"ping_interval_ms": 250, "ping_timeout_ms": 1250, "startup_timeout_ms": 20000,
+            "shutdown_grace_ms": 5000}}
+JSON
+  set +e
+  CK_FORK=no timeout 600 "${vg[@]}" --log-file="$work/valgrind-hostile-$mode.txt" \
+    "$bin/replcheck" run --profile "$work/hostile-$mode.json" --bin-dir "$bin" \
+    --junit "$work/hostile-$mode.xml" --progress plain "$target" > "$work/hostile-$mode.out" 2>&1
+  rc=$?
+  set -e
+  grep -E '^\[' "$work/hostile-$mode.out" || true
+  cat "$work/valgrind-hostile-$mode.txt"
+  if [ "$rc" -ne 1 ] || [ -s "$work/valgrind-hostile-$mode.txt" ]; then
+    echo "FAIL: replcheck against hostile_$mode under valgrind exited with $rc (expected 1: the test fails; 99 = valgrind errors)"
+    tail -20 "$work/hostile-$mode.out"
+    exit 1
+  fi
+  rm -rf "$(sed -n 's/^Work directories (SUT logs, outputs): //p' "$work/hostile-$mode.out")"
+done
 
 echo "== mockhs under valgrind with a refworker client"
 "${vg[@]}" --log-file="$work/valgrind-mockhs.txt" "$bin/mockhs" --port 0 \

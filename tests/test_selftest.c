@@ -1,0 +1,395 @@
+/* The self-test matrix (docs/SELFTEST.md): the real replcheck against the reference
+ * worker with each of its seeded bugs (`refworker --bug NAME`, listed by
+ * `refworker --list-bugs`), like Check's own check_check_master.c: a table of
+ * (profile, bug, test id) -> expected verdict and a fragment of its message.
+ *
+ * For every run the JSON report is read back and every case compared with the table:
+ * a listed case must end with its verdict and message; every other case must pass (or
+ * be skipped as not applicable). So a suite that misses its bug fails this test, and so
+ * does a suite that fails on a bug it is not about. refworker without a switch passes
+ * everything selected. The matrix is printed as a table. */
+#include <check.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rc_clock.h"
+#include "test_support.h"
+
+/* What each run selects: the behaviour suites, plus the protocol tests a bug could
+ * plausibly disturb (catch-up ordering for fire-and-forget work, the wire for inline
+ * handlers) and the passive wire test. */
+#define BEHAVIOUR "'http/*' 'background/*' 'cache/*' protocol/passive/wire-grammar"
+#define WITH_POSITION BEHAVIOUR " 'protocol/position/*'"
+#define WITH_RDATA BEHAVIOUR " 'protocol/rdata/*'"
+
+typedef struct run {
+  const char *profile; /* under profiles/ */
+  const char *bug;     /* NULL: no switch */
+  const char *selectors;
+} run_t;
+
+static const run_t RUNS[] = {
+    {"refworker.json", NULL, WITH_POSITION " 'protocol/rdata/*'"},
+    {"refworker.json", "cache-needs-start", BEHAVIOUR},
+    {"refworker.json", "handlers-not-background", WITH_RDATA},
+    {"refworker.json", "fire-and-forget", WITH_POSITION},
+    {"refworker.json", "missing-server-header", BEHAVIOUR},
+    {"refworker.json", "unhandled-background-error", BEHAVIOUR},
+    {"refworker-2018.json", NULL, WITH_RDATA},
+    {"refworker-2018.json", "cache-needs-start", BEHAVIOUR},
+    {"refworker-2018.json", "handlers-not-background", WITH_RDATA},
+    {"refworker-2018.json", "unhandled-background-error", BEHAVIOUR},
+};
+#define RUN_COUNT (sizeof RUNS / sizeof RUNS[0])
+
+/* Bugs refworker knows that no run covers, and why. */
+static const struct {
+  const char *bug;
+  const char *why;
+} UNCOVERED[] = {
+    {"presence-per-destination", "seed H needs the fedsender role; no presence suite yet"},
+};
+
+typedef struct expectation {
+  const char *profile;
+  const char *bug;
+  const char *id;
+  const char *verdict;
+  const char *fragment; /* in the case's message */
+} expectation_t;
+
+#define M "refworker.json"
+#define O "refworker-2018.json"
+
+static const expectation_t EXPECTED[] = {
+    /* seed A: the reaper waits for a start call nobody makes */
+    {M, "cache-needs-start", "cache/reaper/unprompted", "FAIL",
+     "no prune_cache_device_updates series"},
+    {M, "cache-needs-start", "cache/expiry/removed", "FAIL", "size still 1"},
+    {M, "cache-needs-start", "cache/expiry/counted", "FAIL", "it went from 0 to 0"},
+    {M, "cache-needs-start", "cache/expiry/reset-on-get", "FAIL", "still holds both entries"},
+    {O, "cache-needs-start", "cache/reaper/unprompted", "FAIL",
+     "no prune_cache_device_updates series"},
+    {O, "cache-needs-start", "cache/expiry/removed", "FAIL", "size still 1"},
+    {O, "cache-needs-start", "cache/expiry/counted", "FAIL", "it went from 0 to 0"},
+    {O, "cache-needs-start", "cache/expiry/reset-on-get", "FAIL", "still holds both entries"},
+    /* seed C: handlers run inline, outside any background process */
+    {M, "handlers-not-background", "background/names/modern", "FAIL", "no such series"},
+    {M, "handlers-not-background", "background/in-flight/held-catchup", "FAIL",
+     "no in-flight series for it"},
+    {M, "handlers-not-background", "background/handler-error/logged", "FAIL", "ERROR [sentinel]"},
+    {O, "handlers-not-background", "background/names/per-line-2018", "FAIL", "no such series"},
+    {O, "handlers-not-background", "background/handler-error/logged", "FAIL", "ERROR [sentinel]"},
+    /* seed D: the process ends before the work it started */
+    {M, "fire-and-forget", "background/in-flight/held-catchup", "FAIL", "in flight 0"},
+    /* seed E: error responses without the Server header */
+    {M, "missing-server-header", "http/server-header/present", "FAIL",
+     "GET /_refworker/fail (500) has no Server header"},
+    /* seed G: no prompt ERROR; Twisted's late CRITICAL report instead */
+    {M, "unhandled-background-error", "background/handler-error/logged", "FAIL",
+     "no ERROR line at all"},
+    {M, "unhandled-background-error", "background/handler-error/processing-continues", "FAIL",
+     "BG-07: the SUT logged Twisted's report"},
+    {M, "unhandled-background-error", "background/handler-error/no-unhandled-deferred", "FAIL",
+     "BG-07: the SUT logged Twisted's report"},
+    {O, "unhandled-background-error", "background/handler-error/logged", "FAIL",
+     "no ERROR line at all"},
+    {O, "unhandled-background-error", "background/handler-error/processing-continues", "FAIL",
+     "BG-07: the SUT logged Twisted's report"},
+    {O, "unhandled-background-error", "background/handler-error/no-unhandled-deferred", "FAIL",
+     "BG-07: the SUT logged Twisted's report"},
+};
+#define EXPECTED_COUNT (sizeof EXPECTED / sizeof EXPECTED[0])
+
+static bool same(const char *a, const char *b) {
+  return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static const expectation_t *expected_for(const run_t *run, const char *id) {
+  for (size_t i = 0; i < EXPECTED_COUNT; i++)
+    if (strcmp(EXPECTED[i].profile, run->profile) == 0 && same(EXPECTED[i].bug, run->bug) &&
+        strcmp(EXPECTED[i].id, id) == 0)
+      return &EXPECTED[i];
+  return NULL;
+}
+
+/* ---------------------------------------------------------------------------------
+ * Running */
+
+static char *work;
+
+typedef struct outcome {
+  int64_t started_ms;
+  pid_t pid;      /* while running */
+  json_t *report; /* the run's JSON report */
+  char *problems; /* mismatches, one per line ("" when none) */
+  double seconds;
+} outcome_t;
+
+static outcome_t outcomes[RUN_COUNT];
+
+/* The shipped profile with "--bug NAME" added to its command. */
+static char *variant_profile(const run_t *run, size_t index) {
+  char *src = test_path(test_env("REPLCHECK_SOURCE_DIR"), "profiles/");
+  char *path = NULL;
+  ck_assert_int_ge(asprintf(&path, "%s%s", src, run->profile), 0);
+  json_error_t jerr;
+  json_t *doc = json_load_file(path, 0, &jerr);
+  ck_assert_msg(doc != NULL, "%s: %s", path, jerr.text);
+  json_t *command = json_object_get(doc, "command");
+  ck_assert(json_is_array(command));
+  if (run->bug != NULL) {
+    json_array_append_new(command, json_string("--bug"));
+    json_array_append_new(command, json_string(run->bug));
+  }
+  char name[256];
+  snprintf(name, sizeof name, "%s --bug %s", json_string_value(json_object_get(doc, "name")),
+           run->bug ? run->bug : "(none)");
+  json_object_set_new(doc, "name", json_string(name));
+  char file[64];
+  snprintf(file, sizeof file, "run%zu.json", index);
+  char *out = test_path(work, file);
+  ck_assert_int_eq(json_dump_file(doc, out, JSON_INDENT(2)), 0);
+  json_decref(doc);
+  free(path);
+  free(src);
+  return out;
+}
+
+static void appendf(char **buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void appendf(char **buf, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *line = NULL;
+  ck_assert_int_ge(vasprintf(&line, fmt, ap), 0);
+  va_end(ap);
+  char *joined = NULL;
+  ck_assert_int_ge(asprintf(&joined, "%s%s", *buf ? *buf : "", line), 0);
+  free(*buf);
+  free(line);
+  *buf = joined;
+}
+
+/* Starts run `index` in the background (a shell running replcheck); returns its pid. */
+static pid_t start_run(size_t index) {
+  const run_t *run = &RUNS[index];
+  char *profile = variant_profile(run, index);
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd,
+           "cd '%s' && TMPDIR='%s' exec '%s/replcheck' run --profile '%s' --jobs 2 --progress none "
+           "--json run%zu.report.json --junit run%zu.xml %s > run%zu.out 2>&1",
+           work, work, test_env("REPLCHECK_BIN_DIR"), profile, index, index, run->selectors, index);
+  free(profile);
+  outcomes[index].started_ms = rc_clock_mono_ms();
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+    _exit(127);
+  }
+  return pid;
+}
+
+/* Reads run `index`'s report after its replcheck exited with `status` and compares it
+ * with the table. */
+static void finish_run(size_t index, int status) {
+  const run_t *run = &RUNS[index];
+  outcome_t *o = &outcomes[index];
+  int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  o->seconds = (double)(rc_clock_mono_ms() - o->started_ms) / 1000.0;
+  char name[64];
+  snprintf(name, sizeof name, "run%zu.report.json", index);
+  char *report = test_path(work, name);
+  json_error_t jerr;
+  o->report = json_load_file(report, 0, &jerr);
+  o->problems = strdup("");
+  if (rc != 0 && rc != 1)
+    appendf(&o->problems, "  replcheck exited %d (see %s/run%zu.out)\n", rc, work, index);
+  if (o->report == NULL) appendf(&o->problems, "  no JSON report: %s\n", jerr.text);
+  free(report);
+  if (o->report == NULL) return;
+  size_t i;
+  json_t *c;
+  json_array_foreach(json_object_get(o->report, "cases"), i, c) {
+    const char *id = json_string_value(json_object_get(c, "id"));
+    const char *verdict = json_string_value(json_object_get(c, "verdict"));
+    const char *message = json_string_value(json_object_get(c, "message"));
+    if (id == NULL || verdict == NULL) continue;
+    const expectation_t *e = expected_for(run, id);
+    if (e != NULL) {
+      if (strcmp(verdict, e->verdict) != 0)
+        appendf(&o->problems, "  %s: expected %s (the bug's signature), got %s: %s\n", id,
+                e->verdict, verdict, message ? message : "");
+      else if (message == NULL || strstr(message, e->fragment) == NULL)
+        appendf(&o->problems, "  %s: %s as expected, but the message lacks '%s': %s\n", id, verdict,
+                e->fragment, message ? message : "(none)");
+    } else if (strcmp(verdict, "PASS") != 0 && !(strcmp(verdict, "SKIP") == 0 && message != NULL &&
+                                                 strncmp(message, "not applicable", 14) == 0)) {
+      appendf(&o->problems, "  %s: expected PASS (%s), got %s: %s\n", id,
+              run->bug ? "not about this bug" : "no bug", verdict, message ? message : "");
+    }
+  }
+  /* A bug run without an expected failure would be a bug no suite catches. */
+  bool any = false;
+  for (size_t k = 0; k < EXPECTED_COUNT; k++)
+    any |= strcmp(EXPECTED[k].profile, run->profile) == 0 && same(EXPECTED[k].bug, run->bug);
+  if (run->bug != NULL && !any)
+    appendf(&o->problems,
+            "  no test is expected to catch this bug: add its signature to EXPECTED\n");
+  /* Every expectation of this run must name a case that ran. */
+  for (size_t k = 0; k < EXPECTED_COUNT; k++) {
+    const expectation_t *e = &EXPECTED[k];
+    if (strcmp(e->profile, run->profile) != 0 || !same(e->bug, run->bug)) continue;
+    bool seen = false;
+    json_array_foreach(json_object_get(o->report, "cases"), i,
+                       c) if (strcmp(json_string_value(json_object_get(c, "id")), e->id) == 0)
+        seen = true;
+    if (!seen) appendf(&o->problems, "  %s: expected %s but it did not run\n", e->id, e->verdict);
+  }
+}
+
+/* ---------------------------------------------------------------------------------
+ * The matrix */
+
+static char cell_of(const outcome_t *o, const char *id) {
+  size_t i;
+  json_t *c;
+  if (o->report == NULL) return '!';
+  json_array_foreach(json_object_get(o->report, "cases"), i, c) {
+    if (strcmp(json_string_value(json_object_get(c, "id")), id) != 0) continue;
+    const char *v = json_string_value(json_object_get(c, "verdict"));
+    if (strcmp(v, "PASS") == 0) return '.';
+    if (strcmp(v, "SKIP") == 0) return '-';
+    if (strcmp(v, "NON_STRICT") == 0) return 'N';
+    if (strcmp(v, "ERROR") == 0) return 'E';
+    return 'F';
+  }
+  return ' ';
+}
+
+static void print_matrix(void) {
+  printf(
+      "\nSelf-test matrix ('.' pass, 'F' fail, 'N' non-strict, 'E' error, '-' not applicable, "
+      "' ' not selected)\n\n");
+  for (size_t r = 0; r < RUN_COUNT; r++)
+    printf("  run %zu: %-20s --bug %-27s %5.1f s\n", r, RUNS[r].profile,
+           RUNS[r].bug ? RUNS[r].bug : "(none)", outcomes[r].seconds);
+  printf("\n  %-52s", "test id \\ run");
+  for (size_t r = 0; r < RUN_COUNT; r++) printf(" %zu", r);
+  printf("\n");
+  /* Rows: every test id any run reported, in the first report's order. */
+  const char *ids[512];
+  size_t n = 0;
+  for (size_t r = 0; r < RUN_COUNT; r++) {
+    size_t i;
+    json_t *c;
+    if (outcomes[r].report == NULL) continue;
+    json_array_foreach(json_object_get(outcomes[r].report, "cases"), i, c) {
+      const char *id = json_string_value(json_object_get(c, "id"));
+      bool known = false;
+      for (size_t k = 0; k < n && !known; k++) known = strcmp(ids[k], id) == 0;
+      if (!known && n < 512) ids[n++] = id;
+    }
+  }
+  for (size_t k = 0; k < n; k++) {
+    printf("  %-52s", ids[k]);
+    for (size_t r = 0; r < RUN_COUNT; r++) printf(" %c", cell_of(&outcomes[r], ids[k]));
+    printf("\n");
+  }
+  fflush(stdout);
+}
+
+/* `refworker --list-bugs`: every bug is covered by a run or listed as uncovered. */
+static char *check_bug_list(void) {
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd, "'%s/refworker' --list-bugs", test_env("REPLCHECK_BIN_DIR"));
+  FILE *p = popen(cmd, "r");
+  ck_assert_ptr_nonnull(p);
+  char *problems = strdup(""), line[512];
+  int count = 0;
+  while (fgets(line, sizeof line, p) != NULL) {
+    char *tab = strchr(line, '\t');
+    if (tab == NULL) {
+      appendf(&problems, "  --list-bugs line without NAME<TAB>SEED<TAB>description: %s", line);
+      continue;
+    }
+    *tab = '\0';
+    count++;
+    bool covered = false;
+    for (size_t r = 0; r < RUN_COUNT; r++) covered |= same(RUNS[r].bug, line);
+    for (size_t u = 0; u < sizeof UNCOVERED / sizeof UNCOVERED[0]; u++)
+      if (strcmp(UNCOVERED[u].bug, line) == 0) {
+        printf("  bug %s is not in the matrix: %s\n", line, UNCOVERED[u].why);
+        covered = true;
+      }
+    if (!covered) appendf(&problems, "  bug %s has no run in the matrix\n", line);
+  }
+  int status = pclose(p);
+  if (status != 0 || count == 0)
+    appendf(&problems, "  '%s' failed (status %d, %d bugs listed)\n", cmd, status, count);
+  return problems;
+}
+
+START_TEST(test_selftest_matrix) {
+  work = test_make_temp_dir("replcheck-selftest");
+  char *problems = check_bug_list();
+  int64_t start = rc_clock_mono_ms();
+  /* The runs mostly wait on the SUT's timers, so a few at once cost little CPU. */
+  const char *env = getenv("REPLCHECK_SELFTEST_PARALLEL");
+  size_t parallel = env != NULL && atoi(env) > 0 ? (size_t)atoi(env) : 2;
+  size_t next = 0, running = 0;
+  while (next < RUN_COUNT || running > 0) {
+    if (next < RUN_COUNT && running < parallel) {
+      outcomes[next].pid = start_run(next);
+      next++;
+      running++;
+      continue;
+    }
+    int status;
+    pid_t done = waitpid(-1, &status, 0);
+    ck_assert_int_gt(done, 0);
+    for (size_t r = 0; r < RUN_COUNT; r++) {
+      if (outcomes[r].pid != done) continue;
+      outcomes[r].pid = 0;
+      running--;
+      finish_run(r, status);
+    }
+  }
+  for (size_t r = 0; r < RUN_COUNT; r++) {
+    if (outcomes[r].problems[0] != '\0')
+      appendf(&problems, "run %zu (%s, --bug %s):\n%s", r, RUNS[r].profile,
+              RUNS[r].bug ? RUNS[r].bug : "(none)", outcomes[r].problems);
+  }
+  print_matrix();
+  printf("\n  %zu runs in %.1f s, %zu at a time; work directory %s\n", RUN_COUNT,
+         (double)(rc_clock_mono_ms() - start) / 1000.0, parallel, work);
+  for (size_t r = 0; r < RUN_COUNT; r++) {
+    json_decref(outcomes[r].report);
+    free(outcomes[r].problems);
+  }
+  bool ok = problems[0] == '\0';
+  if (ok) test_remove_tree(work);
+  ck_assert_msg(ok, "the self-test matrix does not hold (reports kept in %s):\n%s", work, problems);
+  free(problems);
+  free(work);
+}
+END_TEST
+
+static Suite *selftest_suite(void) {
+  Suite *s = suite_create("selftest");
+  TCase *tc = tcase_create("matrix");
+  tcase_set_timeout(tc, 600);
+  tcase_add_test(tc, test_selftest_matrix);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  return test_run_suite(selftest_suite());
+}
