@@ -551,6 +551,10 @@ void mockhs_destroy(mockhs_t *mock) {
   mock_redis_destroy(mock->redis);
   stream_history_destroy(mock->history);
   ledger_destroy(mock->ledger);
+  /* libevent finishes freeing a bufferevent that still had deferred callbacks queued
+   * (a FIN close waiting for its output to drain) on the next loop turn; give it that
+   * turn so nothing is left behind for the event base's owner. */
+  event_base_loop(mock->base, EVLOOP_NONBLOCK);
   free(mock->server_name);
   free(mock->instance_name);
   free(mock);
