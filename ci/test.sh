@@ -20,7 +20,8 @@ cmake --build build-asan -j"$jobs"
 
 echo "== Fuzz targets (clang, libFuzzer + ASan + UBSan): bounded runs"
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREPLCHECK_FUZZ=ON >/dev/null
-cmake --build build-fuzz -j"$jobs" --target fuzz_proto fuzz_profile
+cmake --build build-fuzz -j"$jobs" --target fuzz_proto fuzz_profile fuzz_fixture fuzz_prom \
+  fuzz_sutlog
 bash fuzz/run.sh build-fuzz/bin "${REPLCHECK_FUZZ_SECONDS:-30}"
 
 echo "== Normal build, tests and valgrind runs"

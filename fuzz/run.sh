@@ -11,19 +11,20 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/replcheck-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 # Over-long lines (16384 bytes and more) must stay reachable for the codec.
-declare -A max_len=([proto]=17000 [profile]=8192)
+declare -A max_len=([proto]=17000 [profile]=8192 [fixture]=8192 [prom]=16384 [sutlog]=8192)
 failed=0
-for target in proto profile; do
+for target in proto profile fixture prom sutlog; do
   mkdir -p "$work/$target/corpus" "$work/$target/artifacts"
   echo "== fuzz_$target for ${seconds}s"
   set +e
   "$bin/fuzz_$target" -max_total_time="$seconds" -max_len="${max_len[$target]}" \
-    -dict="$src/fuzz/$target.dict" -artifact_prefix="$work/$target/artifacts/" \
+    $( [ -f "$src/fuzz/$target.dict" ] && echo "-dict=$src/fuzz/$target.dict") \
+    -artifact_prefix="$work/$target/artifacts/" \
     -print_final_stats=1 "$work/$target/corpus" "$src/tests/fuzz/$target" \
     > "$work/$target/log.txt" 2>&1
   rc=$?
   set -e
-  grep -E '^#[0-9]+ +DONE|stat::number_of_executed_units|stat::new_units_added' \
+  grep -E '^#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::new_units_added' \
     "$work/$target/log.txt" || true
   if [ "$rc" -ne 0 ]; then
     failed=1

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "rc_regex.h"
+
 const char *const PROFILE_PLACEHOLDERS[] = {
     "repl_host",   "repl_port",     "http_url",   "http_port",   "sut_http_port",
     "log_path",    "work_dir",      "db_dsn",     "server_name", "bin_dir",
@@ -268,12 +270,10 @@ static int get_object(const loader_t *ld, json_t *obj, const char *key, json_t *
 static int check_regex(const loader_t *ld, const char *field, const char *pattern,
                        const char *shown) {
   regex_t re;
-  int rc = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
-  if (rc != 0) {
-    char why[256];
-    regerror(rc, &re, why, sizeof why);
-    return load_fail(ld, field, "invalid POSIX extended regular expression \"%s\": %s", shown, why);
-  }
+  rc_error_t why;
+  if (rc_regex_compile(&re, pattern, REG_EXTENDED | REG_NOSUB, &why) != 0)
+    return load_fail(ld, field, "invalid POSIX extended regular expression \"%s\": %s", shown,
+                     why.msg);
   regfree(&re); /* only after success: POSIX leaves it undefined after a failure */
   return 0;
 }

@@ -17,6 +17,7 @@
 #include "fixture_record.h"
 #include "passive.h"
 #include "rc_clock.h"
+#include "rc_regex.h"
 #include "rc_net.h"
 #include "redis_server.h"
 
@@ -392,7 +393,8 @@ bool rc_start(rc_test_t *t) {
   regex_t pattern;
   if (t->profile->readiness_kind == PROFILE_READY_LOG) {
     char *text = profile_expand(t->profile->readiness_pattern, vp->list, vp->count, &err);
-    int bad = text == NULL ? -1 : regcomp(&pattern, text, REG_EXTENDED | REG_NOSUB);
+    int bad =
+        text == NULL ? -1 : rc_regex_compile(&pattern, text, REG_EXTENDED | REG_NOSUB, NULL);
     free(text);
     if (bad != 0)
       return rc_error(t, "profile %s: readiness.pattern does not expand or compile", t->profile->path);

@@ -58,6 +58,7 @@ struct mockhs {
   struct event *ping_timer;
   struct event *wake_timer; /* bounds each loop iteration of the wait functions */
   struct event *accept_retry; /* re-enables a listener paused by an accept error (guard) */
+  struct event *reap_timer;   /* frees connections closed with nothing left to flush */
   torture_plan_t torture;   /* level 0 = off */
   int torture_doomed_conn;  /* the connection torture drops in its opening (0 = none) */
   int64_t torture_drop_ms;  /* monotonic ms of that drop (0 = not yet) */

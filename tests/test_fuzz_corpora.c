@@ -14,6 +14,9 @@
 
 int fuzz_proto_entry(const uint8_t *data, size_t size);
 int fuzz_profile_entry(const uint8_t *data, size_t size);
+int fuzz_fixture_entry(const uint8_t *data, size_t size);
+int fuzz_prom_entry(const uint8_t *data, size_t size);
+int fuzz_sutlog_entry(const uint8_t *data, size_t size);
 
 typedef int (*fuzz_entry_fn)(const uint8_t *data, size_t size);
 
@@ -49,12 +52,26 @@ START_TEST(profile_corpus_and_findings) {
 }
 END_TEST
 
+START_TEST(fixture_corpus_and_findings) {
+  ck_assert_int_ge(replay("fixture", fuzz_fixture_entry), 5);
+}
+END_TEST
+
+START_TEST(prom_corpus_and_findings) { ck_assert_int_ge(replay("prom", fuzz_prom_entry), 3); }
+END_TEST
+
+START_TEST(sutlog_corpus_and_findings) { ck_assert_int_ge(replay("sutlog", fuzz_sutlog_entry), 3); }
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("fuzz_corpora");
   TCase *tc = tcase_create("fuzz_corpora");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, proto_corpus_and_findings);
   tcase_add_test(tc, profile_corpus_and_findings);
+  tcase_add_test(tc, fixture_corpus_and_findings);
+  tcase_add_test(tc, prom_corpus_and_findings);
+  tcase_add_test(tc, sutlog_corpus_and_findings);
   suite_add_tcase(s, tc);
   return test_run_suite(s);
 }
