@@ -115,25 +115,6 @@ static char *write_to_memory(const report_t *report) {
   return buf;
 }
 
-/* Names in temp_dir, sorted, joined by spaces: shows exactly what a write left. */
-static char *list_dir(const char *dir) {
-  struct dirent **entries = NULL;
-  int n = scandir(dir, &entries, NULL, alphasort);
-  ck_assert_msg(n >= 0, "scandir %s: %s", dir, strerror(errno));
-  char *joined = calloc(1, 4096);
-  ck_assert_ptr_nonnull(joined);
-  for (int i = 0; i < n; i++) {
-    const char *name = entries[i]->d_name;
-    if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0) {
-      if (joined[0] != '\0') strncat(joined, " ", 4095 - strlen(joined));
-      strncat(joined, name, 4095 - strlen(joined));
-    }
-    free(entries[i]);
-  }
-  free(entries);
-  return joined;
-}
-
 static report_case_t *add_case(report_t *report, const char *id, const char *area,
                                verdict_t verdict, double seconds, const char *message) {
   report_case_t *c = report_add_case(report);
@@ -624,7 +605,7 @@ START_TEST(test_missing_directory_fails_cleanly) {
   char expected[RC_ERROR_MAX];
   snprintf(expected, sizeof expected, "%s: %s", path, strerror(ENOENT));
   ck_assert_str_eq(err.msg, expected);
-  char *left = list_dir(temp_dir);
+  char *left = test_list_dir(temp_dir);
   ck_assert_str_eq(left, "");
   free(left);
   ck_assert_int_eq(junit_write_file(r, "", &err), -1);
@@ -650,7 +631,7 @@ START_TEST(test_existing_file_is_replaced_whole) {
   char *expected = write_to_memory(r);
   char *written = read_all(path);
   ck_assert_str_eq(written, expected);
-  char *left = list_dir(temp_dir);
+  char *left = test_list_dir(temp_dir);
   ck_assert_str_eq(left, "report.xml");
   assert_valid(path);
   free(left);
@@ -670,7 +651,7 @@ START_TEST(test_directory_in_the_way_fails_cleanly) {
   char expected[RC_ERROR_MAX];
   snprintf(expected, sizeof expected, "%s: %s", path, strerror(EISDIR));
   ck_assert_str_eq(err.msg, expected);
-  char *left = list_dir(temp_dir);
+  char *left = test_list_dir(temp_dir);
   ck_assert_str_eq(left, "report.xml");
   struct stat st;
   ck_assert_int_eq(stat(path, &st), 0);
@@ -712,7 +693,7 @@ START_TEST(test_write_error_keeps_previous_report) {
   ck_assert_str_eq(err.msg, expected);
   char *content = read_all(path);
   ck_assert_str_eq(content, previous);
-  char *left = list_dir(temp_dir);
+  char *left = test_list_dir(temp_dir);
   ck_assert_str_eq(left, "report.xml");
   free(left);
   free(content);

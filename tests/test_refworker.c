@@ -139,14 +139,6 @@ static void worker_start(const char *const *streams) {
   char *bin = test_path(test_env("REPLCHECK_BIN_DIR"), "refworker");
   const char *argv[64];
   size_t argc = 0;
-  char *wrapper = NULL;
-  const char *wrapper_env = getenv("REFWORKER_TEST_WRAPPER");
-  if (wrapper_env != NULL && wrapper_env[0] != '\0') {
-    wrapper = strdup(wrapper_env);
-    for (char *save = NULL, *w = strtok_r(wrapper, " ", &save); w != NULL && argc < 32;
-         w = strtok_r(NULL, " ", &save))
-      argv[argc++] = w;
-  }
   /* clang-format off */
   const char *fixed[] = {bin,
       "--host", "127.0.0.1",                "--port", port,
@@ -163,19 +155,7 @@ static void worker_start(const char *const *streams) {
   }
   argv[argc] = NULL;
 
-  pid_t parent = getpid();
-  child = fork();
-  ck_assert_int_ge(child, 0);
-  if (child == 0) {
-    /* Whatever happens to the test process (Check's _exit on failure, its timeout
-     * SIGKILL), the worker must not outlive it. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    execvp(argv[0], (char *const *)argv);
-    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  free(wrapper);
+  child = test_spawn_wrapped(argv);
   free(bin);
 }
 
@@ -346,15 +326,11 @@ static void start_and_open(const char *const *streams, const char *const *replic
 /* ---- the worker's log ------------------------------------------------------------ */
 
 static char *log_read(void) {
-  char *text = test_read_file(log_path, NULL);
-  return text != NULL ? text : strdup("");
+  return test_log_read(log_path);
 }
 
 static bool log_contains(const char *needle) {
-  char *text = log_read();
-  bool found = strstr(text, needle) != NULL;
-  free(text);
-  return found;
+  return test_log_offset(log_path, needle) >= 0;
 }
 
 /* Waits until the log contains `needle` (the worker writes each line with one write). */
@@ -382,11 +358,7 @@ static bool log_find_line(const char *needle, char *out, size_t cap) {
 }
 
 static size_t log_count(const char *needle) {
-  char *text = log_read();
-  size_t count = 0;
-  for (const char *p = strstr(text, needle); p != NULL; p = strstr(p + 1, needle)) count++;
-  free(text);
-  return count;
+  return test_log_count(log_path, needle);
 }
 
 /* The Synapse default format, field by field; returns the context field in ctx. */

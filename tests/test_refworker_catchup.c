@@ -125,14 +125,6 @@ static void worker_start(const char *url, const char *const *extra) {
   char *bin = test_path(test_env("REPLCHECK_BIN_DIR"), "refworker");
   const char *argv[64];
   size_t argc = 0;
-  char *wrapper = NULL;
-  const char *wrapper_env = getenv("REFWORKER_TEST_WRAPPER");
-  if (wrapper_env != NULL && wrapper_env[0] != '\0') {
-    wrapper = strdup(wrapper_env);
-    for (char *save = NULL, *w = strtok_r(wrapper, " ", &save); w != NULL && argc < 24;
-         w = strtok_r(NULL, " ", &save))
-      argv[argc++] = w;
-  }
   const char *fixed[] = {bin,         "--host",
                          "127.0.0.1", "--port",
                          port,        "--server-name",
@@ -151,17 +143,7 @@ static void worker_start(const char *url, const char *const *extra) {
   }
   for (size_t i = 0; extra != NULL && extra[i] != NULL && argc < 62; i++) argv[argc++] = extra[i];
   argv[argc] = NULL;
-  pid_t parent = getpid();
-  child = fork();
-  ck_assert_int_ge(child, 0);
-  if (child == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test process */
-    if (getppid() != parent) _exit(127);
-    execvp(argv[0], (char *const *)argv);
-    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  free(wrapper);
+  child = test_spawn_wrapped(argv);
   free(bin);
 }
 
@@ -203,17 +185,11 @@ static int64_t query_int(const char *text, const char *key) {
 }
 
 static char *log_read(void) {
-  char *text = test_read_file(log_path, NULL);
-  return text != NULL ? text : strdup("");
+  return test_log_read(log_path);
 }
 
-/* Offset of the first occurrence of needle in the log, or -1. */
 static long log_offset(const char *needle) {
-  char *text = log_read();
-  const char *hit = strstr(text, needle);
-  long at = hit != NULL ? (long)(hit - text) : -1;
-  free(text);
-  return at;
+  return test_log_offset(log_path, needle);
 }
 
 static bool log_contains(const char *needle) {
@@ -221,11 +197,7 @@ static bool log_contains(const char *needle) {
 }
 
 static size_t log_count(const char *needle) {
-  char *text = log_read();
-  size_t n = 0;
-  for (const char *p = strstr(text, needle); p != NULL; p = strstr(p + 1, needle)) n++;
-  free(text);
-  return n;
+  return test_log_count(log_path, needle);
 }
 
 static bool log_has_cb(void *arg) {

@@ -139,14 +139,6 @@ static void worker_start(const char *const *extra) {
   char *bin = test_path(test_env("REPLCHECK_BIN_DIR"), "refworker");
   const char *argv[96];
   size_t argc = 0;
-  char *wrapper = NULL;
-  const char *wrapper_env = getenv("REFWORKER_TEST_WRAPPER");
-  if (wrapper_env != NULL && wrapper_env[0] != '\0') {
-    wrapper = strdup(wrapper_env);
-    for (char *save = NULL, *w = strtok_r(wrapper, " ", &save); w != NULL && argc < 32;
-         w = strtok_r(NULL, " ", &save))
-      argv[argc++] = w;
-  }
   const char *fixed[] = {bin,
                          "--host",
                          "127.0.0.1",
@@ -175,16 +167,7 @@ static void worker_start(const char *const *extra) {
   }
   for (size_t i = 0; extra != NULL && extra[i] != NULL && argc < 94; i++) argv[argc++] = extra[i];
   argv[argc] = NULL;
-  pid_t parent = getpid();
-  child = fork();
-  ck_assert_int_ge(child, 0);
-  if (child == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    execvp(argv[0], (char *const *)argv);
-    _exit(127);
-  }
-  free(wrapper);
+  child = test_spawn_wrapped(argv);
   free(bin);
 }
 

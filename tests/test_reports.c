@@ -85,25 +85,6 @@ static char *write_report(const report_t *report, write_file_fn write_file, cons
   return path;
 }
 
-/* Names in temp_dir, sorted, joined by spaces: shows exactly what a write left. */
-static char *list_dir(const char *dir) {
-  struct dirent **entries = NULL;
-  int n = scandir(dir, &entries, NULL, alphasort);
-  ck_assert_msg(n >= 0, "scandir %s: %s", dir, strerror(errno));
-  char *joined = calloc(1, 4096);
-  ck_assert_ptr_nonnull(joined);
-  for (int i = 0; i < n; i++) {
-    const char *name = entries[i]->d_name;
-    if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0) {
-      if (joined[0] != '\0') strncat(joined, " ", 4095 - strlen(joined));
-      strncat(joined, name, 4095 - strlen(joined));
-    }
-    free(entries[i]);
-  }
-  free(entries);
-  return own(joined);
-}
-
 static report_case_t *add_case(report_t *report, const char *id, const char *area,
                                verdict_t verdict, double seconds, const char *message) {
   report_case_t *c = report_add_case(report);
@@ -705,7 +686,7 @@ START_TEST(test_missing_directory_fails_cleanly) {
   char expected[RC_ERROR_MAX];
   snprintf(expected, sizeof expected, "%s: %s", path, strerror(ENOENT));
   ck_assert_str_eq(err.msg, expected);
-  char *left = list_dir(temp_dir);
+  char *left = own(test_list_dir(temp_dir));
   ck_assert_str_eq(left, "");
   ck_assert_int_eq(writers[_i].write_file(r, "", &err), -1);
   ck_assert_str_eq(err.msg, writers[_i].empty_path_error);
@@ -727,7 +708,7 @@ START_TEST(test_existing_file_is_replaced_whole) {
   char *expected = write_to_memory(r, writers[_i].write_stream);
   char *written = read_all(path);
   ck_assert_str_eq(written, expected);
-  char *left = list_dir(temp_dir);
+  char *left = own(test_list_dir(temp_dir));
   ck_assert_str_eq(left, "report.out");
   report_destroy(r);
 }
@@ -756,7 +737,7 @@ START_TEST(test_write_error_keeps_previous_report) {
   ck_assert_str_eq(err.msg, expected);
   char *content = read_all(path);
   ck_assert_str_eq(content, previous);
-  char *left = list_dir(temp_dir);
+  char *left = own(test_list_dir(temp_dir));
   ck_assert_str_eq(left, "report.out");
 
   FILE *full = fopen("/dev/full", "w");

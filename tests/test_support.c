@@ -2,10 +2,13 @@
 
 #include <check.h>
 #include <dirent.h>
+#include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -137,4 +140,76 @@ char *test_junit_invalid(const char *path) {
     }
   }
   return NULL;
+}
+
+char *test_list_dir(const char *dir) {
+  struct dirent **entries = NULL;
+  int n = scandir(dir, &entries, NULL, alphasort);
+  ck_assert_msg(n >= 0, "scandir %s: %s", dir, strerror(errno));
+  size_t size = 1, used = 0;
+  for (int i = 0; i < n; i++) size += strlen(entries[i]->d_name) + 1;
+  char *joined = calloc(1, size);
+  ck_assert_ptr_nonnull(joined);
+  for (int i = 0; i < n; i++) {
+    const char *name = entries[i]->d_name;
+    if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0)
+      used += (size_t)snprintf(joined + used, size - used, "%s%s", used > 0 ? " " : "", name);
+    free(entries[i]);
+  }
+  free(entries);
+  return joined;
+}
+
+pid_t test_spawn_wrapped(const char *const *args) {
+  const char *argv[128];
+  size_t argc = 0;
+  char *wrapper = NULL;
+  const char *wrapper_env = getenv("REFWORKER_TEST_WRAPPER");
+  if (wrapper_env != NULL && wrapper_env[0] != '\0') {
+    wrapper = strdup(wrapper_env);
+    ck_assert_ptr_nonnull(wrapper);
+    for (char *save = NULL, *w = strtok_r(wrapper, " ", &save); w != NULL && argc < 32;
+         w = strtok_r(NULL, " ", &save))
+      argv[argc++] = w;
+  }
+  for (size_t i = 0; args[i] != NULL; i++) {
+    ck_assert_msg(argc < sizeof argv / sizeof argv[0] - 1, "too many arguments for %s", args[0]);
+    argv[argc++] = args[i];
+  }
+  argv[argc] = NULL;
+  pid_t parent = getpid();
+  pid_t child = fork();
+  ck_assert_int_ge(child, 0);
+  if (child == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127); /* the parent died before the line above */
+    execvp(argv[0], (char *const *)argv);
+    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  free(wrapper);
+  return child;
+}
+
+char *test_log_read(const char *path) {
+  char *text = test_read_file(path, NULL);
+  if (text == NULL) text = strdup("");
+  ck_assert_ptr_nonnull(text);
+  return text;
+}
+
+long test_log_offset(const char *path, const char *needle) {
+  char *text = test_log_read(path);
+  const char *hit = strstr(text, needle);
+  long at = hit != NULL ? (long)(hit - text) : -1;
+  free(text);
+  return at;
+}
+
+size_t test_log_count(const char *path, const char *needle) {
+  char *text = test_log_read(path);
+  size_t n = 0;
+  for (const char *p = strstr(text, needle); p != NULL; p = strstr(p + 1, needle)) n++;
+  free(text);
+  return n;
 }
