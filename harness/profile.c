@@ -658,16 +658,14 @@ static int load_timing(const profile_loader_t *ld, json_t *root) {
       .reconnect_max_ms = fast_reconnect ? 1000 : 5000,
       .startup_timeout_ms = 10000,
       .shutdown_grace_ms = 5000,
+      .federation_delivery_ms = 5000,
   };
-  static const char *const keys[] = {"ping_interval_ms",
-                                     "ping_timeout_ms",
-                                     "reconnect_initial_ms",
-                                     "reconnect_max_ms",
-                                     "startup_timeout_ms",
-                                     "shutdown_grace_ms",
-                                     NULL};
-  int *const slots[] = {&t->ping_interval_ms, &t->ping_timeout_ms,    &t->reconnect_initial_ms,
-                        &t->reconnect_max_ms, &t->startup_timeout_ms, &t->shutdown_grace_ms};
+  static const char *const keys[] = {
+      "ping_interval_ms",   "ping_timeout_ms",   "reconnect_initial_ms",   "reconnect_max_ms",
+      "startup_timeout_ms", "shutdown_grace_ms", "federation_delivery_ms", NULL};
+  int *const slots[] = {&t->ping_interval_ms,      &t->ping_timeout_ms,    &t->reconnect_initial_ms,
+                        &t->reconnect_max_ms,      &t->startup_timeout_ms, &t->shutdown_grace_ms,
+                        &t->federation_delivery_ms};
   json_t *timing;
   if (get_object(ld, root, "timing", &timing) != 0) return -1;
   if (timing == NULL) return 0;
@@ -735,7 +733,7 @@ static int load_opt_outs(const profile_loader_t *ld, json_t *root) {
 static const char *const TOP_LEVEL_KEYS[] = {
     "format", "name",    "description", "dialect",         "transport", "era", "instance_name",
     "roles",  "command", "env",         "config_template", "readiness", "log", "metrics",
-    "http",   "caches",  "timing",      "opt_out",         NULL,
+    "http",   "caches",  "fedsender",   "timing",          "opt_out",   NULL,
 };
 
 static char *profile_dir_of(const char *path) {
@@ -790,7 +788,8 @@ profile_t *profile_load(const char *path, rc_error_t *err) {
              load_identity(&ld, root) == 0 && load_roles(&ld, root) == 0 &&
              load_command_env(&ld, root) == 0 && load_config_template(&ld, root) == 0 &&
              load_observation(&ld, root) == 0 && profile_load_caches(&ld, root) == 0 &&
-             load_timing(&ld, root) == 0 && load_opt_outs(&ld, root) == 0)
+             profile_load_fedsender(&ld, root) == 0 && load_timing(&ld, root) == 0 &&
+             load_opt_outs(&ld, root) == 0)
       rc = 0;
   }
   json_decref(root);
@@ -830,6 +829,7 @@ void profile_destroy(profile_t *profile) {
   for (size_t i = 0; i < profile->http_path_count; i++) free(profile->http_paths[i]);
   free(profile->http_paths);
   profile_free_caches(profile);
+  profile_free_fedsender(profile);
   for (size_t i = 0; profile->opt_outs != NULL && profile->opt_outs[i].pattern != NULL; i++) {
     free(profile->opt_outs[i].pattern);
     free(profile->opt_outs[i].reason);
