@@ -64,6 +64,12 @@ rc_test_t *rc_test_create(const rc_test_def_t *def, const profile_t *profile,
   }
   mockhs_config_defaults(&t->mock_config, profile->dialect, t->server_name);
   t->mock_config.ping_interval_ms = profile->timing.ping_interval_ms;
+  /* A main whose federation sending runs on a worker (send_federation: false) writes
+   * the federation stream that worker replicates (requirements.md §9). */
+  if ((profile->roles & PROFILE_ROLE_FEDSENDER) &&
+      t->mock_config.stream_count < MOCKHS_MAX_STREAMS)
+    t->mock_config.streams[t->mock_config.stream_count++] =
+        (mockhs_stream_t){.name = "federation", .position = 1};
   return t;
 }
 
