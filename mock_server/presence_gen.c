@@ -278,10 +278,16 @@ size_t presence_gen_destinations(const presence_gen_t *gen, const char *user, co
   return n;
 }
 
-static seen_user_t *user_entry(presence_gen_t *gen, const char *user, bool create) {
+static seen_user_t *user_find(const presence_gen_t *gen, const char *user) {
   for (size_t u = 0; u < gen->user_count; u++)
     if (strcmp(gen->users[u].id, user) == 0) return &gen->users[u];
-  if (!create) return NULL;
+  return NULL;
+}
+
+/* The user's oracle entry, created on its first presence row. */
+static seen_user_t *user_entry(presence_gen_t *gen, const char *user) {
+  seen_user_t *found = user_find(gen, user);
+  if (found != NULL) return found;
   if (gen->user_count == gen->user_cap) {
     size_t cap = gen->user_cap == 0 ? 64 : gen->user_cap * 2;
     seen_user_t *grown = realloc(gen->users, cap * sizeof *grown);
@@ -322,7 +328,7 @@ int presence_gen_presence(presence_gen_t *gen, const char *user, const char *sta
                 "last_active_ts", (json_int_t)(now - 1000), "last_federation_update_ts",
                 (json_int_t)(now - 1000), "last_user_sync_ts", (json_int_t)now, "status_msg",
                 "currently_active", strcmp(state, "online") == 0);
-  seen_user_t *seen = user_entry(gen, user, true);
+  seen_user_t *seen = user_entry(gen, user);
   const char *kept = state_keep(gen, state);
   if (seen == NULL || kept == NULL || push_row(&gen->federation, row) != 0)
     return rc_error_set(err, "presence_gen: out of memory");
@@ -385,7 +391,7 @@ int presence_gen_flush(presence_gen_t *gen, mockhs_t *mock, int64_t *last_federa
 size_t presence_gen_expected(const presence_gen_t *gen, const char *remote, const char *user,
                              const char **last_state) {
   if (last_state != NULL) *last_state = NULL;
-  const seen_user_t *seen = user_entry((presence_gen_t *)gen, user, false);
+  const seen_user_t *seen = user_find(gen, user);
   for (size_t k = 0; seen != NULL && k < gen->remote_count; k++) {
     if (strcmp(gen->remotes[k], remote) != 0) continue;
     if (last_state != NULL) *last_state = seen->per_remote[k].last_state;
