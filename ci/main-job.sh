@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job (README's first command): install dependencies, build, and run every
-# suite against the bundled reference worker in both dialects. Reports go to reports/.
+# suite against the bundled reference worker in both dialects, as a plain worker and as a
+# federation sender (presence suite). Reports go to reports/.
 # Exit status: that of the worst replcheck run (0 all passed, 1 failures, ...).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,8 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 2
 cmake --build build -j2 || exit 2
 mkdir -p reports
 status=0
-for profile in profiles/refworker.json profiles/refworker-2018.json; do
+for profile in profiles/refworker.json profiles/refworker-2018.json \
+    profiles/refworker-fedsender-2018.json profiles/refworker-fedsender.json; do
   name=$(basename "$profile" .json)
   echo "== replcheck run --profile $profile"
   build/bin/replcheck run --profile "$profile" --junit "reports/$name.junit.xml"

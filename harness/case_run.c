@@ -13,6 +13,7 @@
 
 #include "outcome.h"
 #include "rc_clock.h"
+#include "rc_random.h"
 #include "sut.h"
 #include "testctx.h"
 
@@ -93,20 +94,13 @@ void case_run_work_dir(const char *run_dir, size_t index, const char *id, unsign
   snprintf(buf, cap, "%s/%03zu-%s%s", run_dir, index, safe_id, suffix);
 }
 
-static uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 uint64_t case_run_seed(uint64_t run_seed, const char *id, unsigned repetition) {
   uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a over the id */
   for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
     h ^= *p;
     h *= 0x100000001b3ULL;
   }
-  return splitmix64(run_seed ^ splitmix64(h ^ repetition));
+  return rc_splitmix64(run_seed ^ rc_splitmix64(h ^ repetition));
 }
 
 void case_run_execute(const case_run_spec_t *spec, report_case_t *c, bool *start_failed) {

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "profile_internal.h"
 #include "rc_regex.h"
 
 const char *const PROFILE_PLACEHOLDERS[] = {
@@ -29,11 +30,7 @@ const char *const PROFILE_PLACEHOLDERS[] = {
 /* Profiles and config templates are small text files; anything bigger is a mistake
  * (a binary passed by accident) and must not be slurped into memory. */
 #define PROFILE_MAX_FILE_BYTES (1024 * 1024)
-#define PROFILE_TIMING_MIN_MS 1
-#define PROFILE_TIMING_MAX_MS 3600000
 #define PROFILE_ERA_PART_MAX 99999
-/* A cache bound the suites can fill (CA-05 inserts max_len + 5 entries). */
-#define PROFILE_CACHE_MAX_LEN 100000
 
 /* ---------------------------------------------------------------------------------
  * Small helpers */
@@ -95,9 +92,9 @@ static char *file_read_all(const char *path, size_t *len_out, char *why, size_t 
  * `extra` names such as {n}) or the value from vars.
  * On error returns NULL, fills err and sets *err_offset to the byte offset of the
  * offending brace. */
-static char *template_render(const char *text, const profile_var_t *vars, size_t var_count,
-                             const char *fill, const char *const *extra, size_t *err_offset,
-                             rc_error_t *err) {
+char *profile_render(const char *text, const profile_var_t *vars, size_t var_count,
+                     const char *fill, const char *const *extra, size_t *err_offset,
+                     rc_error_t *err) {
   char *data = NULL;
   size_t size = 0;
   FILE *out = open_memstream(&data, &size);
@@ -179,23 +176,13 @@ char *profile_expand(const char *template_text, const profile_var_t *vars, size_
     return NULL;
   }
   size_t offset = 0;
-  return template_render(template_text, vars, var_count, NULL, NULL, &offset, err);
+  return profile_render(template_text, vars, var_count, NULL, NULL, &offset, err);
 }
 
 /* ---------------------------------------------------------------------------------
  * Loader state and error reporting */
 
-typedef struct loader {
-  const char *path;
-  rc_error_t *err;
-  profile_t *profile;
-} loader_t;
-
-/* "<path>: field '<field>': <message>", or "<path>: <message>" when field is NULL. */
-static int load_fail(const loader_t *ld, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int load_fail(const loader_t *ld, const char *field, const char *fmt, ...) {
+int profile_fail(const profile_loader_t *ld, const char *field, const char *fmt, ...) {
   char msg[RC_ERROR_MAX];
   va_list ap;
   va_start(ap, fmt);
@@ -205,7 +192,7 @@ static int load_fail(const loader_t *ld, const char *field, const char *fmt, ...
   return rc_error_set(ld->err, "%s: field '%s': %s", ld->path, field, msg);
 }
 
-static const char *json_type_word(const json_t *value) {
+const char *profile_json_type(const json_t *value) {
   static const char *const words[] = {
       [JSON_OBJECT] = "object",   [JSON_ARRAY] = "array", [JSON_STRING] = "string",
       [JSON_INTEGER] = "integer", [JSON_REAL] = "real",   [JSON_TRUE] = "boolean",
@@ -214,16 +201,16 @@ static const char *json_type_word(const json_t *value) {
   return words[json_typeof(value)];
 }
 
-static int copy_string(const loader_t *ld, const char *text, char **dst) {
+int profile_copy_string(const profile_loader_t *ld, const char *text, char **dst) {
   *dst = strdup(text);
-  if (*dst == NULL) return load_fail(ld, NULL, "out of memory");
+  if (*dst == NULL) return profile_fail(ld, NULL, "out of memory");
   return 0;
 }
 
 /* Rejects members of obj not in known, so typos cannot pass silently. prefix is the
  * object's field path, NULL for the top level. */
-static int check_keys(const loader_t *ld, json_t *obj, const char *prefix,
-                      const char *const *known) {
+int profile_check_keys(const profile_loader_t *ld, json_t *obj, const char *prefix,
+                       const char *const *known) {
   const char *key;
   json_t *value;
   json_object_foreach(obj, key, value) {
@@ -231,89 +218,82 @@ static int check_keys(const loader_t *ld, json_t *obj, const char *prefix,
     char list[512];
     names_join(known, list, sizeof list);
     if (prefix == NULL)
-      return load_fail(ld, NULL, "unknown top-level key '%s' (known: %s)", key, list);
-    return load_fail(ld, prefix, "unknown key '%s' (known: %s)", key, list);
+      return profile_fail(ld, NULL, "unknown top-level key '%s' (known: %s)", key, list);
+    return profile_fail(ld, prefix, "unknown key '%s' (known: %s)", key, list);
   }
   return 0;
 }
 
 /* Fetches obj[key] as one of choices (NULL-terminated) and stores its index in *out;
  * an absent key leaves *out alone unless required. */
-static int get_choice(const loader_t *ld, json_t *obj, const char *key, const char *field,
+static int get_choice(const profile_loader_t *ld, json_t *obj, const char *key, const char *field,
                       const char *const *choices, bool required, int *out) {
   char expected[160] = "expected";
   for (size_t i = 0, used = strlen(expected); choices[i] != NULL; i++, used = strlen(expected))
     snprintf(expected + used, sizeof expected - used, "%s\"%s\"",
              i == 0 ? " " : (choices[i + 1] == NULL ? " or " : ", "), choices[i]);
   json_t *value = json_object_get(obj, key);
-  if (value == NULL) return required ? load_fail(ld, field, "missing, %s", expected) : 0;
+  if (value == NULL) return required ? profile_fail(ld, field, "missing, %s", expected) : 0;
   if (!json_is_string(value))
-    return load_fail(ld, field, "%s, got %s", expected, json_type_word(value));
+    return profile_fail(ld, field, "%s, got %s", expected, profile_json_type(value));
   for (int i = 0; choices[i] != NULL; i++) {
     if (strcmp(choices[i], json_string_value(value)) != 0) continue;
     *out = i;
     return 0;
   }
-  return load_fail(ld, field, "%s, got \"%s\"", expected, json_string_value(value));
+  return profile_fail(ld, field, "%s, got \"%s\"", expected, json_string_value(value));
 }
 
 /* Fetches obj[key] as an object; absent gives *out = NULL. */
-static int get_object(const loader_t *ld, json_t *obj, const char *key, json_t **out) {
+static int get_object(const profile_loader_t *ld, json_t *obj, const char *key, json_t **out) {
   json_t *value = json_object_get(obj, key);
   *out = value;
   if (value != NULL && !json_is_object(value))
-    return load_fail(ld, key, "expected an object, got %s", json_type_word(value));
+    return profile_fail(ld, key, "expected an object, got %s", profile_json_type(value));
   return 0;
 }
 
 /* Compiles pattern; the message quotes `shown` (the text as written in the profile). */
-static int check_regex(const loader_t *ld, const char *field, const char *pattern,
+static int check_regex(const profile_loader_t *ld, const char *field, const char *pattern,
                        const char *shown) {
   regex_t re;
   rc_error_t why;
   if (rc_regex_compile(&re, pattern, REG_EXTENDED | REG_NOSUB, &why) != 0)
-    return load_fail(ld, field, "invalid POSIX extended regular expression \"%s\": %s", shown,
-                     why.msg);
+    return profile_fail(ld, field, "invalid POSIX extended regular expression \"%s\": %s", shown,
+                        why.msg);
   regfree(&re); /* only after success: POSIX leaves it undefined after a failure */
   return 0;
 }
 
-enum {
-  FIELD_REQUIRED = 1 << 0,
-  FIELD_TEMPLATE = 1 << 1, /* may hold placeholders: checked against the known list */
-  FIELD_REGEX = 1 << 2,    /* a POSIX ERE (after filling placeholders when templated) */
-  FIELD_EMPTY_OK = 1 << 3,
-};
-
 /* Takes value (NULL when absent) as a string, checks it as flags say and copies it to
  * *dst (left NULL when absent). A template may also use the `extra` placeholders. */
-static int take_template(const loader_t *ld, json_t *value, const char *field, int flags,
-                         const char *const *extra, char **dst) {
+int profile_take_template(const profile_loader_t *ld, json_t *value, const char *field, int flags,
+                          const char *const *extra, char **dst) {
   const char *expected = (flags & FIELD_EMPTY_OK) ? "a string" : "a non-empty string";
   if (value == NULL)
-    return (flags & FIELD_REQUIRED) ? load_fail(ld, field, "missing, expected %s", expected) : 0;
+    return (flags & FIELD_REQUIRED) ? profile_fail(ld, field, "missing, expected %s", expected) : 0;
   if (!json_is_string(value))
-    return load_fail(ld, field, "expected %s, got %s", expected, json_type_word(value));
+    return profile_fail(ld, field, "expected %s, got %s", expected, profile_json_type(value));
   const char *text = json_string_value(value);
   if (text[0] == '\0' && !(flags & FIELD_EMPTY_OK))
-    return load_fail(ld, field, "expected %s, got \"\"", expected);
+    return profile_fail(ld, field, "expected %s, got \"\"", expected);
   char *checked = NULL;
   if (flags & FIELD_TEMPLATE) {
     rc_error_t terr;
     size_t offset = 0;
     /* Any value will do to validate the regex the template becomes. */
-    checked = template_render(text, NULL, 0, "x", extra, &offset, &terr);
-    if (checked == NULL) return load_fail(ld, field, "%s", terr.msg);
+    checked = profile_render(text, NULL, 0, "x", extra, &offset, &terr);
+    if (checked == NULL) return profile_fail(ld, field, "%s", terr.msg);
   }
   const char *compiled = checked != NULL ? checked : text;
   int rc = (flags & FIELD_REGEX) ? check_regex(ld, field, compiled, text) : 0;
   free(checked);
-  return rc != 0 ? -1 : copy_string(ld, text, dst);
+  return rc != 0 ? -1 : profile_copy_string(ld, text, dst);
 }
 
-static int take_string(const loader_t *ld, json_t *value, const char *field, int flags,
-                       char **dst) {
-  return take_template(ld, value, field, flags, NULL, dst);
+int profile_take_string(const profile_loader_t *ld, json_t *value, const char *field, int flags,
+                        char **dst) {
+  return profile_take_template(ld, value, field, flags, NULL, dst);
 }
 
 /* ---------------------------------------------------------------------------------
@@ -343,31 +323,32 @@ static bool era_before(const profile_t *p, int major, int minor) {
   return p->era_major < major || (p->era_major == major && p->era_minor < minor);
 }
 
-static int load_identity(const loader_t *ld, json_t *root) {
+static int load_identity(const profile_loader_t *ld, json_t *root) {
   static const char *const dialects[] = {"2018", "modern", NULL};
   static const char *const transports[] = {"tcp", "redis", NULL};
   profile_t *p = ld->profile;
   json_t *format = json_object_get(root, "format");
-  if (format == NULL) return load_fail(ld, "format", "missing, expected the integer 1");
+  if (format == NULL) return profile_fail(ld, "format", "missing, expected the integer 1");
   if (!json_is_integer(format))
-    return load_fail(ld, "format", "expected the integer 1, got %s", json_type_word(format));
+    return profile_fail(ld, "format", "expected the integer 1, got %s", profile_json_type(format));
   if (json_integer_value(format) != 1)
-    return load_fail(ld, "format", "unsupported format version %lld (this replcheck reads 1)",
-                     (long long)json_integer_value(format));
+    return profile_fail(ld, "format", "unsupported format version %lld (this replcheck reads 1)",
+                        (long long)json_integer_value(format));
   int dialect = 0, transport = 0, parts[3];
-  if (take_string(ld, json_object_get(root, "name"), "name", FIELD_REQUIRED, &p->name) != 0 ||
-      take_string(ld, json_object_get(root, "description"), "description", FIELD_EMPTY_OK,
-                  &p->description) != 0 ||
+  if (profile_take_string(ld, json_object_get(root, "name"), "name", FIELD_REQUIRED, &p->name) !=
+          0 ||
+      profile_take_string(ld, json_object_get(root, "description"), "description", FIELD_EMPTY_OK,
+                          &p->description) != 0 ||
       get_choice(ld, root, "dialect", "dialect", dialects, true, &dialect) != 0 ||
       get_choice(ld, root, "transport", "transport", transports, false, &transport) != 0 ||
-      take_string(ld, json_object_get(root, "era"), "era", FIELD_REQUIRED, &p->era) != 0)
+      profile_take_string(ld, json_object_get(root, "era"), "era", FIELD_REQUIRED, &p->era) != 0)
     return -1;
   p->dialect = dialect == 0 ? PROTO_DIALECT_2018 : PROTO_DIALECT_MODERN;
   p->transport = transport == 0 ? PROFILE_TRANSPORT_TCP : PROFILE_TRANSPORT_REDIS;
   if (parse_era(p->era, parts) != 0)
-    return load_fail(ld, "era",
-                     "expected a version \"MAJOR.MINOR[.PATCH]\" such as \"1.66\", got \"%s\"",
-                     p->era);
+    return profile_fail(ld, "era",
+                        "expected a version \"MAJOR.MINOR[.PATCH]\" such as \"1.66\", got \"%s\"",
+                        p->era);
   p->era_major = parts[0];
   p->era_minor = parts[1];
   p->era_patch = parts[2];
@@ -376,17 +357,17 @@ static int load_identity(const loader_t *ld, json_t *root) {
    * grammar up to v1.12, Redis from v1.13 (modern only), direct TCP up to v1.66. */
   bool modern_era = !era_before(p, 1, 13);
   if (p->dialect == PROTO_DIALECT_2018 && p->transport == PROFILE_TRANSPORT_REDIS)
-    return load_fail(ld, "transport",
-                     "\"redis\" needs dialect \"modern\" (Redis replication began in v1.13)");
+    return profile_fail(ld, "transport",
+                        "\"redis\" needs dialect \"modern\" (Redis replication began in v1.13)");
   if (p->dialect == PROTO_DIALECT_2018 && modern_era)
-    return load_fail(
+    return profile_fail(
         ld, "era", "\"%s\" speaks the modern dialect (v1.13+), but 'dialect' is \"2018\"", p->era);
   if (p->dialect == PROTO_DIALECT_MODERN && !modern_era)
-    return load_fail(ld, "era",
-                     "\"%s\" speaks the 2018 dialect (up to v1.12), but 'dialect' is \"modern\"",
-                     p->era);
+    return profile_fail(ld, "era",
+                        "\"%s\" speaks the 2018 dialect (up to v1.12), but 'dialect' is \"modern\"",
+                        p->era);
   if (p->transport == PROFILE_TRANSPORT_TCP && !era_before(p, 1, 67))
-    return load_fail(
+    return profile_fail(
         ld, "era",
         "\"%s\" has no direct TCP replication (gone in v1.67), but 'transport' is \"tcp\"", p->era);
   return 0;
@@ -401,17 +382,18 @@ static const unsigned ROLE_BITS[] = {
     PROFILE_ROLE_PG,
 };
 
-static int load_roles(const loader_t *ld, json_t *root) {
+static int load_roles(const profile_loader_t *ld, json_t *root) {
   profile_t *p = ld->profile;
   json_t *instance = json_object_get(root, "instance_name");
-  if (take_string(ld, instance, "instance_name", 0, &p->instance_name) != 0) return -1;
-  if (p->instance_name == NULL && copy_string(ld, "worker1", &p->instance_name) != 0) return -1;
+  if (profile_take_string(ld, instance, "instance_name", 0, &p->instance_name) != 0) return -1;
+  if (p->instance_name == NULL && profile_copy_string(ld, "worker1", &p->instance_name) != 0)
+    return -1;
   for (const char *c = p->instance_name; *c != '\0'; c++) {
     /* The name travels space-separated on the wire (RDATA, POSITION, USER_SYNC). */
     if (isspace((unsigned char)*c) || iscntrl((unsigned char)*c))
-      return load_fail(ld, "instance_name",
-                       "must not contain spaces or control characters, got \"%s\"",
-                       p->instance_name);
+      return profile_fail(ld, "instance_name",
+                          "must not contain spaces or control characters, got \"%s\"",
+                          p->instance_name);
   }
 
   json_t *roles = json_object_get(root, "roles");
@@ -422,22 +404,23 @@ static int load_roles(const loader_t *ld, json_t *root) {
   char list[256];
   names_join(ROLE_NAMES, list, sizeof list);
   if (!json_is_array(roles))
-    return load_fail(ld, "roles", "expected an array of role names, got %s", json_type_word(roles));
+    return profile_fail(ld, "roles", "expected an array of role names, got %s",
+                        profile_json_type(roles));
   if (json_array_size(roles) == 0)
-    return load_fail(ld, "roles", "expected at least one role (known: %s)", list);
+    return profile_fail(ld, "roles", "expected at least one role (known: %s)", list);
   size_t index;
   json_t *role;
   json_array_foreach(roles, index, role) {
     char field[64];
     snprintf(field, sizeof field, "roles[%zu]", index);
     if (!json_is_string(role))
-      return load_fail(ld, field, "expected a role name, got %s", json_type_word(role));
+      return profile_fail(ld, field, "expected a role name, got %s", profile_json_type(role));
     const char *name = json_string_value(role);
     size_t r = 0;
     while (ROLE_NAMES[r] != NULL && strcmp(ROLE_NAMES[r], name) != 0) r++;
     if (ROLE_NAMES[r] == NULL)
-      return load_fail(ld, field, "unknown role '%s' (known: %s)", name, list);
-    if (p->roles & ROLE_BITS[r]) return load_fail(ld, field, "role '%s' is listed twice", name);
+      return profile_fail(ld, field, "unknown role '%s' (known: %s)", name, list);
+    if (p->roles & ROLE_BITS[r]) return profile_fail(ld, field, "role '%s' is listed twice", name);
     p->roles |= ROLE_BITS[r];
   }
   return 0;
@@ -451,22 +434,23 @@ static bool env_name_valid(const char *name) {
   return true;
 }
 
-static int load_command_env(const loader_t *ld, json_t *root) {
+static int load_command_env(const profile_loader_t *ld, json_t *root) {
   profile_t *p = ld->profile;
   json_t *command = json_object_get(root, "command");
   if (command == NULL)
-    return load_fail(ld, "command", "missing, expected a non-empty array of strings");
+    return profile_fail(ld, "command", "missing, expected a non-empty array of strings");
   if (!json_is_array(command) || json_array_size(command) == 0)
-    return load_fail(ld, "command", "expected a non-empty array of strings, got %s",
-                     json_is_array(command) ? "an empty array" : json_type_word(command));
+    return profile_fail(ld, "command", "expected a non-empty array of strings, got %s",
+                        json_is_array(command) ? "an empty array" : profile_json_type(command));
   p->command = calloc(json_array_size(command) + 1, sizeof *p->command);
-  if (p->command == NULL) return load_fail(ld, NULL, "out of memory");
+  if (p->command == NULL) return profile_fail(ld, NULL, "out of memory");
   for (size_t i = 0; i < json_array_size(command); i++) {
     char field[64];
     snprintf(field, sizeof field, "command[%zu]", i);
     /* Arguments may be empty (e.g. an empty password); the program may not. */
     int flags = FIELD_TEMPLATE | (i > 0 ? FIELD_EMPTY_OK : 0);
-    if (take_string(ld, json_array_get(command, i), field, flags, &p->command[i]) != 0) return -1;
+    if (profile_take_string(ld, json_array_get(command, i), field, flags, &p->command[i]) != 0)
+      return -1;
     p->command_count = i + 1;
   }
 
@@ -474,19 +458,20 @@ static int load_command_env(const loader_t *ld, json_t *root) {
   if (get_object(ld, root, "env", &env) != 0 || env == NULL) return env == NULL ? 0 : -1;
   p->env_names = calloc(json_object_size(env) + 1, sizeof *p->env_names);
   p->env_values = calloc(json_object_size(env) + 1, sizeof *p->env_values);
-  if (p->env_names == NULL || p->env_values == NULL) return load_fail(ld, NULL, "out of memory");
+  if (p->env_names == NULL || p->env_values == NULL) return profile_fail(ld, NULL, "out of memory");
   const char *name;
   json_t *value;
   json_object_foreach(env, name, value) {
     char field[300];
     snprintf(field, sizeof field, "env.%s", name);
     if (!env_name_valid(name))
-      return load_fail(ld, field,
-                       "not a valid environment variable name (expected letters, digits and '_', "
-                       "not starting with a digit)");
-    if (take_string(ld, json_object_get(env, name), field, FIELD_TEMPLATE | FIELD_EMPTY_OK,
-                    &p->env_values[p->env_count]) != 0 ||
-        copy_string(ld, name, &p->env_names[p->env_count]) != 0)
+      return profile_fail(
+          ld, field,
+          "not a valid environment variable name (expected letters, digits and '_', "
+          "not starting with a digit)");
+    if (profile_take_string(ld, json_object_get(env, name), field, FIELD_TEMPLATE | FIELD_EMPTY_OK,
+                            &p->env_values[p->env_count]) != 0 ||
+        profile_copy_string(ld, name, &p->env_names[p->env_count]) != 0)
       return -1;
     p->env_count++;
   }
@@ -516,24 +501,24 @@ static char *config_source_resolve(const char *dir, const char *source) {
 
 /* A source path without placeholders can be checked now: it must be readable and its
  * content must use only known placeholders (it is expanded like every template). */
-static int check_config_file(const loader_t *ld, const char *source_template) {
+static int check_config_file(const profile_loader_t *ld, const char *source_template) {
   const char *field = "config_template.source";
   rc_error_t terr;
   size_t offset = 0, len = 0;
-  char *file_path = template_render(source_template, NULL, 0, NULL, NULL, &offset, &terr);
+  char *file_path = profile_render(source_template, NULL, 0, NULL, NULL, &offset, &terr);
   if (file_path == NULL) return 0; /* has placeholders: checked when expanded */
   char why[256];
   char *content = file_read_all(file_path, &len, why, sizeof why);
   int rc = 0;
   if (content == NULL) {
-    rc = load_fail(ld, field, "%s: %s", file_path, why);
+    rc = profile_fail(ld, field, "%s: %s", file_path, why);
   } else if (memchr(content, '\0', len) != NULL) {
-    rc = load_fail(ld, field, "%s: contains a NUL byte (not a text file)", file_path);
+    rc = profile_fail(ld, field, "%s: contains a NUL byte (not a text file)", file_path);
   } else {
-    char *rendered = template_render(content, NULL, 0, "x", NULL, &offset, &terr);
+    char *rendered = profile_render(content, NULL, 0, "x", NULL, &offset, &terr);
     size_t line = 1;
     for (size_t i = 0; rendered == NULL && i < offset && i < len; i++) line += content[i] == '\n';
-    if (rendered == NULL) rc = load_fail(ld, field, "%s:%zu: %s", file_path, line, terr.msg);
+    if (rendered == NULL) rc = profile_fail(ld, field, "%s:%zu: %s", file_path, line, terr.msg);
     free(rendered);
   }
   free(content);
@@ -541,23 +526,23 @@ static int check_config_file(const loader_t *ld, const char *source_template) {
   return rc;
 }
 
-static int load_config_template(const loader_t *ld, json_t *root) {
+static int load_config_template(const profile_loader_t *ld, json_t *root) {
   static const char *const keys[] = {"source", "output", NULL};
   profile_t *p = ld->profile;
   json_t *config;
   char *source = NULL;
   if (get_object(ld, root, "config_template", &config) != 0) return -1;
   if (config == NULL) return 0;
-  int rc = check_keys(ld, config, "config_template", keys);
+  int rc = profile_check_keys(ld, config, "config_template", keys);
   if (rc == 0)
-    rc = take_string(ld, json_object_get(config, "source"), "config_template.source",
-                     FIELD_REQUIRED | FIELD_TEMPLATE, &source);
+    rc = profile_take_string(ld, json_object_get(config, "source"), "config_template.source",
+                             FIELD_REQUIRED | FIELD_TEMPLATE, &source);
   if (rc == 0)
-    rc = take_string(ld, json_object_get(config, "output"), "config_template.output",
-                     FIELD_REQUIRED | FIELD_TEMPLATE, &p->config_output);
+    rc = profile_take_string(ld, json_object_get(config, "output"), "config_template.output",
+                             FIELD_REQUIRED | FIELD_TEMPLATE, &p->config_output);
   if (rc == 0) {
     p->config_template = config_source_resolve(p->dir, source);
-    rc = p->config_template == NULL ? load_fail(ld, NULL, "out of memory")
+    rc = p->config_template == NULL ? profile_fail(ld, NULL, "out of memory")
                                     : check_config_file(ld, p->config_template);
   }
   free(source);
@@ -565,37 +550,37 @@ static int load_config_template(const loader_t *ld, json_t *root) {
 }
 
 /* "http.paths": the paths the http suite requests under http.url. */
-static int load_http_paths(const loader_t *ld, json_t *paths) {
+static int load_http_paths(const profile_loader_t *ld, json_t *paths) {
   profile_t *p = ld->profile;
   if (paths == NULL) return 0;
-  if (p->http_url == NULL) return load_fail(ld, "http.paths", "only meaningful with http.url");
+  if (p->http_url == NULL) return profile_fail(ld, "http.paths", "only meaningful with http.url");
   if (!json_is_array(paths) || json_array_size(paths) == 0)
-    return load_fail(ld, "http.paths", "expected a non-empty array of paths, got %s",
-                     json_is_array(paths) ? "an empty array" : json_type_word(paths));
+    return profile_fail(ld, "http.paths", "expected a non-empty array of paths, got %s",
+                        json_is_array(paths) ? "an empty array" : profile_json_type(paths));
   p->http_paths = calloc(json_array_size(paths) + 1, sizeof *p->http_paths);
-  if (p->http_paths == NULL) return load_fail(ld, NULL, "out of memory");
+  if (p->http_paths == NULL) return profile_fail(ld, NULL, "out of memory");
   size_t index;
   json_t *item;
   json_array_foreach(paths, index, item) {
     char field[64];
     snprintf(field, sizeof field, "http.paths[%zu]", index);
-    if (take_string(ld, item, field, FIELD_REQUIRED, &p->http_paths[index]) != 0) return -1;
+    if (profile_take_string(ld, item, field, FIELD_REQUIRED, &p->http_paths[index]) != 0) return -1;
     p->http_path_count = index + 1;
     const char *path = p->http_paths[index];
     if (path[0] != '/' || strcspn(path, " \t\r\n") != strlen(path))
-      return load_fail(ld, field,
-                       "expected a path starting with '/' and without blanks, got \"%s\"", path);
+      return profile_fail(ld, field,
+                          "expected a path starting with '/' and without blanks, got \"%s\"", path);
   }
   return 0;
 }
 
 /* A URL template (NULL = absent, fine) must be http:// or https://. */
-static int check_url(const loader_t *ld, const char *field, const char *url) {
+int profile_check_url(const profile_loader_t *ld, const char *field, const char *url) {
   if (url == NULL || strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0) return 0;
-  return load_fail(ld, field, "expected an http:// or https:// URL, got \"%s\"", url);
+  return profile_fail(ld, field, "expected an http:// or https:// URL, got \"%s\"", url);
 }
 
-static int load_observation(const loader_t *ld, json_t *root) {
+static int load_observation(const profile_loader_t *ld, json_t *root) {
   static const char *const readiness_keys[] = {"kind", "pattern", NULL};
   static const char *const readiness_kinds[] = {"connect", "log", NULL};
   static const char *const log_keys[] = {"path", "format", "context_field", NULL};
@@ -608,211 +593,59 @@ static int load_observation(const loader_t *ld, json_t *root) {
   int kind = 0;
   if (get_object(ld, root, "readiness", &obj) != 0) return -1;
   if (obj != NULL &&
-      (check_keys(ld, obj, "readiness", readiness_keys) != 0 ||
+      (profile_check_keys(ld, obj, "readiness", readiness_keys) != 0 ||
        get_choice(ld, obj, "kind", "readiness.kind", readiness_kinds, true, &kind) != 0 ||
-       take_string(ld, json_object_get(obj, "pattern"), "readiness.pattern",
-                   FIELD_TEMPLATE | FIELD_REGEX, &p->readiness_pattern) != 0))
+       profile_take_string(ld, json_object_get(obj, "pattern"), "readiness.pattern",
+                           FIELD_TEMPLATE | FIELD_REGEX, &p->readiness_pattern) != 0))
     return -1;
   p->readiness_kind = kind == 0 ? PROFILE_READY_CONNECT : PROFILE_READY_LOG;
   if (p->readiness_kind == PROFILE_READY_LOG && p->readiness_pattern == NULL)
-    return load_fail(ld, "readiness.pattern",
-                     "missing, kind \"log\" needs a POSIX extended regular expression");
+    return profile_fail(ld, "readiness.pattern",
+                        "missing, kind \"log\" needs a POSIX extended regular expression");
   if (p->readiness_kind == PROFILE_READY_CONNECT && p->readiness_pattern != NULL)
-    return load_fail(ld, "readiness.pattern", "only meaningful with kind \"log\"");
+    return profile_fail(ld, "readiness.pattern", "only meaningful with kind \"log\"");
 
   int format = 0;
   if (get_object(ld, root, "log", &obj) != 0) return -1;
   if (obj != NULL &&
-      (check_keys(ld, obj, "log", log_keys) != 0 ||
-       take_string(ld, json_object_get(obj, "path"), "log.path", FIELD_TEMPLATE, &p->log_path) !=
-           0 ||
+      (profile_check_keys(ld, obj, "log", log_keys) != 0 ||
+       profile_take_string(ld, json_object_get(obj, "path"), "log.path", FIELD_TEMPLATE,
+                           &p->log_path) != 0 ||
        get_choice(ld, obj, "format", "log.format", log_formats, false, &format) != 0 ||
-       take_string(ld, json_object_get(obj, "context_field"), "log.context_field", 0,
-                   &p->log_context_field) != 0))
+       profile_take_string(ld, json_object_get(obj, "context_field"), "log.context_field", 0,
+                           &p->log_context_field) != 0))
     return -1;
   p->log_format = format == 0 ? PROFILE_LOG_SYNAPSE_TEXT : PROFILE_LOG_JSON_LINES;
   if (p->log_context_field != NULL && p->log_format != PROFILE_LOG_JSON_LINES)
-    return load_fail(ld, "log.context_field",
-                     "only meaningful with format \"json-lines\" (the synapse-text format has a "
-                     "fixed context column)");
-  if (p->log_context_field == NULL && copy_string(ld, "request", &p->log_context_field) != 0)
+    return profile_fail(ld, "log.context_field",
+                        "only meaningful with format \"json-lines\" (the synapse-text format has a "
+                        "fixed context column)");
+  if (p->log_context_field == NULL &&
+      profile_copy_string(ld, "request", &p->log_context_field) != 0)
     return -1;
 
   if (get_object(ld, root, "metrics", &obj) != 0) return -1;
-  if (obj != NULL && (check_keys(ld, obj, "metrics", metrics_keys) != 0 ||
-                      take_string(ld, json_object_get(obj, "url"), "metrics.url",
-                                  FIELD_REQUIRED | FIELD_TEMPLATE, &p->metrics_url) != 0))
+  if (obj != NULL && (profile_check_keys(ld, obj, "metrics", metrics_keys) != 0 ||
+                      profile_take_string(ld, json_object_get(obj, "url"), "metrics.url",
+                                          FIELD_REQUIRED | FIELD_TEMPLATE, &p->metrics_url) != 0))
     return -1;
-  if (check_url(ld, "metrics.url", p->metrics_url) != 0) return -1;
+  if (profile_check_url(ld, "metrics.url", p->metrics_url) != 0) return -1;
 
   if (get_object(ld, root, "http", &obj) != 0) return -1;
   if (obj == NULL) return 0;
-  if (check_keys(ld, obj, "http", http_keys) != 0 ||
-      take_string(ld, json_object_get(obj, "url"), "http.url", FIELD_TEMPLATE, &p->http_url) != 0 ||
-      check_url(ld, "http.url", p->http_url) != 0 ||
-      take_string(ld, json_object_get(obj, "server_header_regex"), "http.server_header_regex",
-                  FIELD_REGEX, &p->server_header) != 0)
+  if (profile_check_keys(ld, obj, "http", http_keys) != 0 ||
+      profile_take_string(ld, json_object_get(obj, "url"), "http.url", FIELD_TEMPLATE,
+                          &p->http_url) != 0 ||
+      profile_check_url(ld, "http.url", p->http_url) != 0 ||
+      profile_take_string(ld, json_object_get(obj, "server_header_regex"),
+                          "http.server_header_regex", FIELD_REGEX, &p->server_header) != 0)
     return -1;
   if (p->http_url == NULL && p->server_header == NULL)
-    return load_fail(ld, "http", "expected at least one of 'url' and 'server_header_regex'");
+    return profile_fail(ld, "http", "expected at least one of 'url' and 'server_header_regex'");
   return load_http_paths(ld, json_object_get(obj, "paths"));
 }
 
-/* ---------------------------------------------------------------------------------
- * Expiring caches (role caches) */
-
-static const char *const ROW_PLACEHOLDERS[] = {"n", NULL};
-static const char *const READ_URL_PLACEHOLDERS[] = {"key", NULL};
-
-/* obj[key] as an integer in 0..max into *out; required. */
-static int take_count(const loader_t *ld, json_t *obj, const char *key, const char *prefix,
-                      json_int_t max, int *out) {
-  char field[96];
-  snprintf(field, sizeof field, "%s.%s", prefix, key);
-  json_t *value = json_object_get(obj, key);
-  if (value == NULL)
-    return load_fail(ld, field, "missing, expected an integer in 0..%lld", (long long)max);
-  if (!json_is_integer(value))
-    return load_fail(ld, field, "expected an integer in 0..%lld, got %s", (long long)max,
-                     json_type_word(value));
-  if (json_integer_value(value) < 0 || json_integer_value(value) > max)
-    return load_fail(ld, field, "expected an integer in 0..%lld, got %lld", (long long)max,
-                     (long long)json_integer_value(value));
-  *out = (int)json_integer_value(value);
-  return 0;
-}
-
-/* The template with {n} = counter and every other placeholder = "x". */
-static char *render_with_counter(const char *text, const char *counter) {
-  profile_var_t vars[sizeof PROFILE_PLACEHOLDERS / sizeof PROFILE_PLACEHOLDERS[0] + 1];
-  size_t count = 0;
-  for (size_t i = 0; PROFILE_PLACEHOLDERS[i] != NULL; i++)
-    vars[count++] = (profile_var_t){PROFILE_PLACEHOLDERS[i], "x"};
-  vars[count++] = (profile_var_t){"n", counter};
-  rc_error_t terr;
-  size_t offset = 0;
-  return template_render(text, vars, count, NULL, NULL, &offset, &terr);
-}
-
-/* A template that must use {n}, so that every insert makes a new entry. */
-static int check_uses_counter(const loader_t *ld, const char *field, const char *text) {
-  char *with_a = render_with_counter(text, "a");
-  char *with_b = render_with_counter(text, "b");
-  bool varies = with_a != NULL && with_b != NULL && strcmp(with_a, with_b) != 0;
-  free(with_a);
-  free(with_b);
-  if (!varies)
-    return load_fail(ld, field,
-                     "must contain {n} (the insert counter), so that each insert is a new entry");
-  return 0;
-}
-
-static int load_cache_insert(const loader_t *ld, json_t *insert, const char *prefix,
-                             profile_cache_t *c) {
-  static const char *const keys[] = {"stream", "row", "key", NULL};
-  char field[96], stream_field[112], row_field[112], key_field[112];
-  snprintf(field, sizeof field, "%s.insert", prefix);
-  snprintf(stream_field, sizeof stream_field, "%s.stream", field);
-  snprintf(row_field, sizeof row_field, "%s.row", field);
-  snprintf(key_field, sizeof key_field, "%s.key", field);
-  if (insert == NULL)
-    return load_fail(ld, field, "missing, expected {\"stream\": ..., \"row\": ...}");
-  if (!json_is_object(insert))
-    return load_fail(ld, field, "expected an object, got %s", json_type_word(insert));
-  if (check_keys(ld, insert, field, keys) != 0 ||
-      take_string(ld, json_object_get(insert, "stream"), stream_field, FIELD_REQUIRED,
-                  &c->insert_stream) != 0 ||
-      take_template(ld, json_object_get(insert, "row"), row_field, FIELD_REQUIRED | FIELD_TEMPLATE,
-                    ROW_PLACEHOLDERS, &c->insert_row) != 0 ||
-      take_template(ld, json_object_get(insert, "key"), key_field, FIELD_TEMPLATE, ROW_PLACEHOLDERS,
-                    &c->insert_key) != 0)
-    return -1;
-  if (strcspn(c->insert_stream, " \t\r\n") != strlen(c->insert_stream))
-    return load_fail(ld, stream_field, "a stream name has no blanks, got \"%s\"", c->insert_stream);
-  if (check_uses_counter(ld, row_field, c->insert_row) != 0 ||
-      (c->insert_key != NULL && check_uses_counter(ld, key_field, c->insert_key) != 0))
-    return -1;
-  /* The row goes on the wire as RDATA's JSON: it must be JSON whatever fills it. */
-  rc_error_t terr;
-  size_t offset = 0;
-  char *row = template_render(c->insert_row, NULL, 0, "0", ROW_PLACEHOLDERS, &offset, &terr);
-  json_error_t jerr;
-  json_t *parsed = row != NULL ? json_loads(row, JSON_DECODE_ANY, &jerr) : NULL;
-  int rc = 0;
-  if (parsed == NULL)
-    rc = load_fail(ld, row_field, "not valid JSON once {n} is filled in (\"%.200s\"): %s",
-                   row ? row : c->insert_row, row ? jerr.text : terr.msg);
-  json_decref(parsed);
-  free(row);
-  return rc;
-}
-
-static int load_cache(const loader_t *ld, json_t *item, size_t index, profile_cache_t *c) {
-  static const char *const keys[] = {"name",   "expiry_ms", "max_len", "reset_on_get",
-                                     "insert", "read_url",  NULL};
-  char prefix[64], name_field[80], flag_field[96], url_field[96];
-  snprintf(prefix, sizeof prefix, "caches[%zu]", index);
-  snprintf(name_field, sizeof name_field, "%s.name", prefix);
-  snprintf(flag_field, sizeof flag_field, "%s.reset_on_get", prefix);
-  snprintf(url_field, sizeof url_field, "%s.read_url", prefix);
-  if (!json_is_object(item))
-    return load_fail(ld, prefix, "expected an object describing a cache, got %s",
-                     json_type_word(item));
-  if (check_keys(ld, item, prefix, keys) != 0 ||
-      take_string(ld, json_object_get(item, "name"), name_field, FIELD_REQUIRED, &c->name) != 0 ||
-      take_count(ld, item, "expiry_ms", prefix, PROFILE_TIMING_MAX_MS, &c->expiry_ms) != 0 ||
-      take_count(ld, item, "max_len", prefix, PROFILE_CACHE_MAX_LEN, &c->max_len) != 0 ||
-      load_cache_insert(ld, json_object_get(item, "insert"), prefix, c) != 0 ||
-      take_template(ld, json_object_get(item, "read_url"), url_field, FIELD_TEMPLATE,
-                    READ_URL_PLACEHOLDERS, &c->read_url) != 0 ||
-      check_url(ld, url_field, c->read_url) != 0)
-    return -1;
-  for (const char *ch = c->name; *ch != '\0'; ch++)
-    if (isspace((unsigned char)*ch) || iscntrl((unsigned char)*ch) || *ch == '"')
-      return load_fail(ld, name_field,
-                       "must not contain blanks, quotes or control characters, got \"%s\"",
-                       c->name);
-  json_t *flag = json_object_get(item, "reset_on_get");
-  if (flag != NULL && !json_is_boolean(flag))
-    return load_fail(ld, flag_field, "expected true or false, got %s", json_type_word(flag));
-  c->reset_on_get = flag != NULL && json_is_true(flag);
-  if (c->read_url != NULL && strstr(c->read_url, "{key}") == NULL)
-    return load_fail(ld, url_field, "must contain {key}, the key of the entry to read");
-  if (c->read_url != NULL && c->insert_key == NULL)
-    return load_fail(ld, url_field, "needs %s.insert.key, the key an inserted entry gets", prefix);
-  return 0;
-}
-
-static int load_caches(const loader_t *ld, json_t *root) {
-  profile_t *p = ld->profile;
-  json_t *list = json_object_get(root, "caches");
-  bool role = (p->roles & PROFILE_ROLE_CACHES) != 0;
-  if (list == NULL)
-    return role ? load_fail(ld, "caches",
-                            "missing: role \"caches\" needs the list of the SUT's expiring caches")
-                : 0;
-  if (!json_is_array(list) || json_array_size(list) == 0)
-    return load_fail(ld, "caches", "expected a non-empty array of cache objects, got %s",
-                     json_is_array(list) ? "an empty array" : json_type_word(list));
-  if (!role) return load_fail(ld, "caches", "only meaningful with role \"caches\" in 'roles'");
-  p->caches = calloc(json_array_size(list), sizeof *p->caches);
-  if (p->caches == NULL) return load_fail(ld, NULL, "out of memory");
-  size_t index;
-  json_t *item;
-  json_array_foreach(list, index, item) {
-    p->cache_count = index + 1; /* freed by profile_destroy even when half-loaded */
-    if (load_cache(ld, item, index, &p->caches[index]) != 0) return -1;
-    for (size_t j = 0; j < index; j++) {
-      if (strcmp(p->caches[j].name, p->caches[index].name) != 0) continue;
-      char field[80];
-      snprintf(field, sizeof field, "caches[%zu].name", index);
-      return load_fail(ld, field, "\"%s\" is already caches[%zu]", p->caches[index].name, j);
-    }
-  }
-  return 0;
-}
-
-static int load_timing(const loader_t *ld, json_t *root) {
+static int load_timing(const profile_loader_t *ld, json_t *root) {
   profile_t *p = ld->profile;
   profile_timing_t *t = &p->timing;
   /* Synapse's own values for the declared era and transport (replication-protocol.md
@@ -825,53 +658,53 @@ static int load_timing(const loader_t *ld, json_t *root) {
       .reconnect_max_ms = fast_reconnect ? 1000 : 5000,
       .startup_timeout_ms = 10000,
       .shutdown_grace_ms = 5000,
+      .federation_delivery_ms = 5000,
   };
-  static const char *const keys[] = {"ping_interval_ms",
-                                     "ping_timeout_ms",
-                                     "reconnect_initial_ms",
-                                     "reconnect_max_ms",
-                                     "startup_timeout_ms",
-                                     "shutdown_grace_ms",
-                                     NULL};
-  int *const slots[] = {&t->ping_interval_ms, &t->ping_timeout_ms,    &t->reconnect_initial_ms,
-                        &t->reconnect_max_ms, &t->startup_timeout_ms, &t->shutdown_grace_ms};
+  static const char *const keys[] = {
+      "ping_interval_ms",   "ping_timeout_ms",   "reconnect_initial_ms",   "reconnect_max_ms",
+      "startup_timeout_ms", "shutdown_grace_ms", "federation_delivery_ms", NULL};
+  int *const slots[] = {&t->ping_interval_ms,      &t->ping_timeout_ms,    &t->reconnect_initial_ms,
+                        &t->reconnect_max_ms,      &t->startup_timeout_ms, &t->shutdown_grace_ms,
+                        &t->federation_delivery_ms};
   json_t *timing;
   if (get_object(ld, root, "timing", &timing) != 0) return -1;
   if (timing == NULL) return 0;
-  if (check_keys(ld, timing, "timing", keys) != 0) return -1;
+  if (profile_check_keys(ld, timing, "timing", keys) != 0) return -1;
   for (size_t i = 0; keys[i] != NULL; i++) {
     json_t *value = json_object_get(timing, keys[i]);
     if (value == NULL) continue;
     char field[64];
     snprintf(field, sizeof field, "timing.%s", keys[i]);
     if (!json_is_integer(value))
-      return load_fail(ld, field, "expected a positive integer, got %s", json_type_word(value));
+      return profile_fail(ld, field, "expected a positive integer, got %s",
+                          profile_json_type(value));
     json_int_t ms = json_integer_value(value);
     if (ms < PROFILE_TIMING_MIN_MS || ms > PROFILE_TIMING_MAX_MS)
-      return load_fail(ld, field, "expected an integer in %d..%d (milliseconds), got %lld",
-                       PROFILE_TIMING_MIN_MS, PROFILE_TIMING_MAX_MS, (long long)ms);
+      return profile_fail(ld, field, "expected an integer in %d..%d (milliseconds), got %lld",
+                          PROFILE_TIMING_MIN_MS, PROFILE_TIMING_MAX_MS, (long long)ms);
     *slots[i] = (int)ms;
   }
   if (t->reconnect_initial_ms > t->reconnect_max_ms) {
     bool initial_given = json_object_get(timing, "reconnect_initial_ms") != NULL;
-    return load_fail(ld, initial_given ? "timing.reconnect_initial_ms" : "timing.reconnect_max_ms",
-                     "reconnect_initial_ms (%d%s) must not exceed reconnect_max_ms (%d)",
-                     t->reconnect_initial_ms, initial_given ? "" : ", the era's default",
-                     t->reconnect_max_ms);
+    return profile_fail(
+        ld, initial_given ? "timing.reconnect_initial_ms" : "timing.reconnect_max_ms",
+        "reconnect_initial_ms (%d%s) must not exceed reconnect_max_ms (%d)",
+        t->reconnect_initial_ms, initial_given ? "" : ", the era's default", t->reconnect_max_ms);
   }
   return 0;
 }
 
-static int load_opt_outs(const loader_t *ld, json_t *root) {
+static int load_opt_outs(const profile_loader_t *ld, json_t *root) {
   static const char *const keys[] = {"test", "reason", NULL};
   profile_t *p = ld->profile;
   json_t *list = json_object_get(root, "opt_out");
   if (list == NULL) return 0;
   if (!json_is_array(list))
-    return load_fail(ld, "opt_out", "expected an array of {\"test\", \"reason\"} objects, got %s",
-                     json_type_word(list));
+    return profile_fail(ld, "opt_out",
+                        "expected an array of {\"test\", \"reason\"} objects, got %s",
+                        profile_json_type(list));
   p->opt_outs = calloc(json_array_size(list) + 1, sizeof *p->opt_outs);
-  if (p->opt_outs == NULL) return load_fail(ld, NULL, "out of memory");
+  if (p->opt_outs == NULL) return profile_fail(ld, NULL, "out of memory");
   size_t index;
   json_t *item;
   json_array_foreach(list, index, item) {
@@ -880,14 +713,14 @@ static int load_opt_outs(const loader_t *ld, json_t *root) {
     snprintf(test_field, sizeof test_field, "%s.test", field);
     snprintf(reason_field, sizeof reason_field, "%s.reason", field);
     if (!json_is_object(item))
-      return load_fail(ld, field, "expected an object {\"test\": ..., \"reason\": ...}, got %s",
-                       json_type_word(item));
+      return profile_fail(ld, field, "expected an object {\"test\": ..., \"reason\": ...}, got %s",
+                          profile_json_type(item));
     profile_opt_out_t *entry = &p->opt_outs[index];
-    if (check_keys(ld, item, field, keys) != 0 ||
-        take_string(ld, json_object_get(item, "test"), test_field, FIELD_REQUIRED,
-                    &entry->pattern) != 0 ||
-        take_string(ld, json_object_get(item, "reason"), reason_field, FIELD_REQUIRED,
-                    &entry->reason) != 0)
+    if (profile_check_keys(ld, item, field, keys) != 0 ||
+        profile_take_string(ld, json_object_get(item, "test"), test_field, FIELD_REQUIRED,
+                            &entry->pattern) != 0 ||
+        profile_take_string(ld, json_object_get(item, "reason"), reason_field, FIELD_REQUIRED,
+                            &entry->reason) != 0)
       return -1;
     p->opt_out_count++;
   }
@@ -900,7 +733,7 @@ static int load_opt_outs(const loader_t *ld, json_t *root) {
 static const char *const TOP_LEVEL_KEYS[] = {
     "format", "name",    "description", "dialect",         "transport", "era", "instance_name",
     "roles",  "command", "env",         "config_template", "readiness", "log", "metrics",
-    "http",   "caches",  "timing",      "opt_out",         NULL,
+    "http",   "caches",  "fedsender",   "timing",          "opt_out",   NULL,
 };
 
 static char *profile_dir_of(const char *path) {
@@ -940,21 +773,23 @@ profile_t *profile_load(const char *path, rc_error_t *err) {
     return NULL;
   }
   profile_t *profile = calloc(1, sizeof *profile);
-  loader_t ld = {.path = path, .err = err, .profile = profile};
+  profile_loader_t ld = {.path = path, .err = err, .profile = profile};
   int rc = -1;
   if (profile == NULL) {
     rc_error_set(err, "%s: out of memory", path);
   } else if (!json_is_object(root)) {
-    load_fail(&ld, NULL, "expected a JSON object at the top level, got %s", json_type_word(root));
-  } else if (copy_string(&ld, path, &profile->path) == 0) {
+    profile_fail(&ld, NULL, "expected a JSON object at the top level, got %s",
+                 profile_json_type(root));
+  } else if (profile_copy_string(&ld, path, &profile->path) == 0) {
     profile->dir = profile_dir_of(path);
     if (profile->dir == NULL)
-      load_fail(&ld, NULL, "out of memory");
-    else if (check_keys(&ld, root, NULL, TOP_LEVEL_KEYS) == 0 && load_identity(&ld, root) == 0 &&
-             load_roles(&ld, root) == 0 && load_command_env(&ld, root) == 0 &&
-             load_config_template(&ld, root) == 0 && load_observation(&ld, root) == 0 &&
-             load_caches(&ld, root) == 0 &&
-             load_timing(&ld, root) == 0 && load_opt_outs(&ld, root) == 0)
+      profile_fail(&ld, NULL, "out of memory");
+    else if (profile_check_keys(&ld, root, NULL, TOP_LEVEL_KEYS) == 0 &&
+             load_identity(&ld, root) == 0 && load_roles(&ld, root) == 0 &&
+             load_command_env(&ld, root) == 0 && load_config_template(&ld, root) == 0 &&
+             load_observation(&ld, root) == 0 && profile_load_caches(&ld, root) == 0 &&
+             profile_load_fedsender(&ld, root) == 0 && load_timing(&ld, root) == 0 &&
+             load_opt_outs(&ld, root) == 0)
       rc = 0;
   }
   json_decref(root);
@@ -993,15 +828,8 @@ void profile_destroy(profile_t *profile) {
   free(profile->http_url);
   for (size_t i = 0; i < profile->http_path_count; i++) free(profile->http_paths[i]);
   free(profile->http_paths);
-  for (size_t i = 0; i < profile->cache_count; i++) {
-    profile_cache_t *c = &profile->caches[i];
-    free(c->name);
-    free(c->insert_stream);
-    free(c->insert_row);
-    free(c->insert_key);
-    free(c->read_url);
-  }
-  free(profile->caches);
+  profile_free_caches(profile);
+  profile_free_fedsender(profile);
   for (size_t i = 0; profile->opt_outs != NULL && profile->opt_outs[i].pattern != NULL; i++) {
     free(profile->opt_outs[i].pattern);
     free(profile->opt_outs[i].reason);

@@ -23,6 +23,8 @@
 
 /* Placeholders a profile may use, NULL-terminated. */
 extern const char *const PROFILE_PLACEHOLDERS[];
+/* The extra ones of "fedsender.remote_args": remote_name, remote_url. */
+extern const char *const PROFILE_REMOTE_PLACEHOLDERS[];
 
 typedef enum profile_transport {
   PROFILE_TRANSPORT_TCP = 1,
@@ -57,6 +59,9 @@ typedef struct profile_timing {
   int reconnect_max_ms;     /* reconnect delay cap D_max (Synapse v1.8+: 1000) */
   int startup_timeout_ms;   /* how long to wait for readiness (default 10000) */
   int shutdown_grace_ms;    /* SIGTERM -> SIGKILL grace (default 5000) */
+  int federation_delivery_ms; /* D: a federation transaction reaches its destination
+                               * within D of the RDATA (PR-01: 5000); windows in which
+                               * nothing may arrive last 2 D (PR-02: 10 s) */
 } profile_timing_t;
 
 /* What the Server header must match when a profile's "http" declares no
@@ -120,6 +125,11 @@ typedef struct profile {
                                   * PROFILE_DEFAULT_SERVER_HEADER_REGEX) */
   profile_cache_t *caches;       /* "caches": [...] (role caches), optional */
   size_t cache_count;
+
+  char **remote_args;            /* "fedsender.remote_args": argv templates appended once
+                                  * per fake remote server, with {remote_name} and
+                                  * {remote_url} (role fedsender); NULL-terminated */
+  size_t remote_arg_count;
 
   profile_timing_t timing;       /* "timing": {...} */
 

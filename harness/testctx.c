@@ -64,6 +64,12 @@ rc_test_t *rc_test_create(const rc_test_def_t *def, const profile_t *profile,
   }
   mockhs_config_defaults(&t->mock_config, profile->dialect, t->server_name);
   t->mock_config.ping_interval_ms = profile->timing.ping_interval_ms;
+  /* A main whose federation sending runs on a worker (send_federation: false) writes
+   * the federation stream that worker replicates (requirements.md §9). */
+  if ((profile->roles & PROFILE_ROLE_FEDSENDER) &&
+      t->mock_config.stream_count < MOCKHS_MAX_STREAMS)
+    t->mock_config.streams[t->mock_config.stream_count++] =
+        (mockhs_stream_t){.name = "federation", .position = 1};
   return t;
 }
 
@@ -330,6 +336,25 @@ static bool start_redis(rc_test_t *t) {
   return true;
 }
 
+/* fedsender.remote_args once per remote of the body, into argv (room for all). */
+static bool expand_remote_args(rc_test_t *t, char **argv) {
+  if (t->remote_count > 0 && t->profile->remote_arg_count == 0)
+    return rc_error(t, "harness: the test has fake remote servers but profile %s declares no "
+                    "fedsender.remote_args", t->profile->path);
+  size_t n = 0;
+  for (size_t r = 0; r < t->remote_count; r++) {
+    const profile_var_t remote[] = {{"remote_name", t->remotes[r].name},
+                                    {"remote_url", t->remotes[r].url}};
+    for (size_t i = 0; i < t->profile->remote_arg_count; i++) {
+      char field[64];
+      snprintf(field, sizeof field, "fedsender.remote_args[%zu]", i);
+      argv[n] = rc_expand(t, field, t->profile->remote_args[i], remote, 2);
+      if (argv[n++] == NULL) return false;
+    }
+  }
+  return true;
+}
+
 bool rc_start(rc_test_t *t) {
   rc_error_t err;
   if (t->profile->transport == PROFILE_TRANSPORT_REDIS && !start_redis(t)) return false;
@@ -346,7 +371,7 @@ bool rc_start(rc_test_t *t) {
   if (t->vars == NULL) return rc_error(t, "out of memory");
   vars_fill(t, t->vars);
   const vars_t *vp = t->vars;
-  size_t argc = t->profile->command_count;
+  size_t argc = t->profile->command_count + t->remote_count * t->profile->remote_arg_count;
   char **argv = calloc(argc + 1, sizeof *argv);
   char **envv = calloc(t->profile->env_count + 1, sizeof *envv);
   if (argv == NULL || envv == NULL) {
@@ -355,10 +380,11 @@ bool rc_start(rc_test_t *t) {
     return rc_error(t, "out of memory");
   }
   bool ok = true;
-  for (size_t i = 0; ok && i < argc; i++) {
+  for (size_t i = 0; ok && i < t->profile->command_count; i++) {
     argv[i] = profile_expand(t->profile->command[i], vp->list, vp->count, &err);
     if (argv[i] == NULL) ok = rc_error(t, "profile %s: command[%zu]: %s", t->profile->path, i, err.msg);
   }
+  if (ok) ok = expand_remote_args(t, argv + t->profile->command_count);
   for (size_t i = 0; ok && i < t->profile->env_count; i++) {
     char *value = profile_expand(t->profile->env_values[i], vp->list, vp->count, &err);
     if (value == NULL) {

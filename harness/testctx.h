@@ -25,6 +25,12 @@
 #include "report.h"
 #include "sut.h"
 
+/* A fake remote server the SUT is told about (role fedsender). */
+typedef struct rc_remote {
+  const char *name; /* its server name: {remote_name} */
+  const char *url;  /* its base URL: {remote_url} */
+} rc_remote_t;
+
 struct rc_test {
   const rc_test_def_t *def;
   const profile_t *profile;
@@ -41,6 +47,10 @@ struct rc_test {
   char *server_name;  /* per-test server name, also in the SUT's config */
   struct event_base *base;
   mockhs_config_t mock_config; /* adjustable by the body before rc_start() */
+  const rc_remote_t *remotes;  /* set by the body before rc_start(): the profile's
+                                * fedsender.remote_args are appended to the command once
+                                * per remote; the body owns the array */
+  size_t remote_count;
   mockhs_t *mock;
   sut_t *sut;
   struct redis_server *redis; /* the test's private redis-server (transport redis) */

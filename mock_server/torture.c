@@ -4,20 +4,14 @@
 #include <string.h>
 
 #include "rc_clock.h"
+#include "rc_random.h"
 
 /* Decision kinds: each gets its own hash stream, so adding one never shifts another. */
 enum { DECIDE_DELAY = 1, DECIDE_PIECES, DECIDE_CUT, DECIDE_SHUFFLE, DECIDE_DROP };
 
-static uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 static uint64_t decide(const torture_plan_t *plan, uint64_t kind, int conn, uint64_t n) {
-  uint64_t where = splitmix64(((uint64_t)(unsigned)conn << 40) ^ n);
-  return splitmix64(plan->seed ^ splitmix64(kind ^ where));
+  uint64_t where = rc_splitmix64(((uint64_t)(unsigned)conn << 40) ^ n);
+  return rc_splitmix64(plan->seed ^ rc_splitmix64(kind ^ where));
 }
 
 int torture_delay_ms(const torture_plan_t *plan, int conn, uint64_t line) {

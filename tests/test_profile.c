@@ -95,8 +95,10 @@ static const char FULL_PROFILE[] =
     "              'read_url': 'http://127.0.0.1:{sut_http_port}/cache/device_updates/{key}'},\n"
     "             {'name': 'forever', 'expiry_ms': 0, 'max_len': 0,\n"
     "              'insert': {'stream': 'caches', 'row': '[{n}, {{}}]'}}],\n"
+    "  'fedsender': {'remote_args': ['--remote', '{remote_name}={remote_url}', '--x={server_name}']},\n"
     "  'timing': {'ping_interval_ms': 200, 'ping_timeout_ms': 1000, 'reconnect_initial_ms': 10,\n"
-    "             'reconnect_max_ms': 50, 'startup_timeout_ms': 3000, 'shutdown_grace_ms': 700},\n"
+    "             'reconnect_max_ms': 50, 'startup_timeout_ms': 3000, 'shutdown_grace_ms': 700,\n"
+    "             'federation_delivery_ms': 1500},\n"
     "  'opt_out': [{'test': 'protocol/keepalive/*', 'reason': 'no keepalive yet'},\n"
     "              {'test': 'http/server-header', 'reason': 'no HTTP'}]\n"
     "}\n";
@@ -145,6 +147,9 @@ START_TEST(test_full_profile) {
   ck_assert_uint_eq(p->http_path_count, 2);
   ck_assert_str_eq(p->http_paths[0], "/health");
   ck_assert_str_eq(p->http_paths[1], "/_refworker/fail");
+  ck_assert_uint_eq(p->remote_arg_count, 3);
+  ck_assert_str_eq(p->remote_args[1], "{remote_name}={remote_url}");
+  ck_assert_ptr_null(p->remote_args[3]);
   ck_assert_uint_eq(p->cache_count, 2);
   const profile_cache_t *c = &p->caches[0];
   ck_assert_str_eq(c->name, "device_updates");
@@ -178,6 +183,7 @@ START_TEST(test_full_profile) {
   ck_assert_int_eq(p->timing.reconnect_max_ms, 50);
   ck_assert_int_eq(p->timing.startup_timeout_ms, 3000);
   ck_assert_int_eq(p->timing.shutdown_grace_ms, 700);
+  ck_assert_int_eq(p->timing.federation_delivery_ms, 1500);
   ck_assert_uint_eq(p->opt_out_count, 2);
   ck_assert_str_eq(p->opt_outs[1].pattern, "http/server-header");
   ck_assert_str_eq(p->opt_outs[1].reason, "no HTTP");
@@ -213,6 +219,8 @@ START_TEST(test_minimal_profile_gets_defaults) {
   ck_assert_ptr_null(p->http_paths);
   ck_assert_uint_eq(p->cache_count, 0);
   ck_assert_ptr_null(p->caches);
+  ck_assert_uint_eq(p->remote_arg_count, 0);
+  ck_assert_ptr_null(p->remote_args);
   /* Synapse v1.8-v1.66 over TCP (replication-protocol.md §3.1, §3.4). */
   ck_assert_int_eq(p->timing.ping_interval_ms, 5000);
   ck_assert_int_eq(p->timing.ping_timeout_ms, 25000);
@@ -220,6 +228,7 @@ START_TEST(test_minimal_profile_gets_defaults) {
   ck_assert_int_eq(p->timing.reconnect_max_ms, 1000);
   ck_assert_int_eq(p->timing.startup_timeout_ms, 10000);
   ck_assert_int_eq(p->timing.shutdown_grace_ms, 5000);
+  ck_assert_int_eq(p->timing.federation_delivery_ms, 5000); /* PR-01's 5 s */
   ck_assert_uint_eq(p->opt_out_count, 0);
   ck_assert_ptr_null(profile_opt_out_reason(p, "protocol/handshake/ping"));
   profile_destroy(p);
@@ -335,6 +344,7 @@ typedef struct error_case {
 
 #define INSERT "{'stream': 'device_lists', 'row': '[\\'@u{n}:t\\']'}"
 #define CACHE "{'name': 'c', 'expiry_ms': 10, 'max_len': 0, 'insert': " INSERT "}"
+#define FEDSENDER(obj) WITH("'roles': ['worker', 'fedsender'], 'fedsender': " obj)
 #define CACHES(list) WITH("'roles': ['worker', 'caches'], 'caches': " list)
 #define ERR(json, ...) \
   { json, {__VA_ARGS__}, NULL, NULL }
@@ -501,6 +511,27 @@ static const error_case_t ERROR_CASES[] = {
         "field 'http.url': expected an http:// or https:// URL, got \"ftp://h\""),
     ERR(WITH("'http': {'url': 'http://h:{port}'}"), "field 'http.url': unknown placeholder '{port}'"),
     ERR(WITH("'http': {'url': 3}"), "field 'http.url': expected a non-empty string, got integer"),
+    /* fedsender */
+    ERR(WITH("'roles': ['fedsender']"),
+        "field 'fedsender': missing: role \"fedsender\" needs {\"remote_args\": [...]}"),
+    ERR(WITH("'fedsender': {'remote_args': ['{remote_name}={remote_url}']}"),
+        "field 'fedsender': only meaningful with role \"fedsender\""),
+    ERR(FEDSENDER("[]"), "field 'fedsender': expected an object, got array"),
+    ERR(FEDSENDER("{'args': []}"), "field 'fedsender': unknown key 'args' (known: remote_args)"),
+    ERR(FEDSENDER("{}"),
+        "field 'fedsender.remote_args': missing, expected a non-empty array of argument templates"),
+    ERR(FEDSENDER("{'remote_args': []}"),
+        "field 'fedsender.remote_args': expected a non-empty array of argument templates, got an "
+        "empty array"),
+    ERR(FEDSENDER("{'remote_args': ['--remote', 7]}"),
+        "field 'fedsender.remote_args[1]': expected a string, got integer"),
+    ERR(FEDSENDER("{'remote_args': ['--remote={remote_name}={remote_host}']}"),
+        "field 'fedsender.remote_args[0]': unknown placeholder '{remote_host}'",
+        "remote_name, remote_url"),
+    ERR(FEDSENDER("{'remote_args': ['--remote', '{remote_name}={{remote_url}}']}"),
+        "field 'fedsender.remote_args': must use {remote_url}"),
+    ERR(WITH("'http': {'url': 'http://h/{remote_url}'}"),
+        "field 'http.url': unknown placeholder '{remote_url}'"),
     /* caches */
     ERR(WITH("'roles': ['worker', 'caches']"),
         "field 'caches': missing: role \"caches\" needs the list of the SUT's expiring caches"),

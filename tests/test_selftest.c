@@ -24,7 +24,8 @@
 /* What each run selects: the behaviour suites, plus the protocol tests a bug could
  * plausibly disturb (catch-up ordering for fire-and-forget work, the wire for inline
  * handlers) and the passive wire test. */
-#define BEHAVIOUR "'http/*' 'background/*' 'cache/*' protocol/passive/wire-grammar"
+#define BEHAVIOUR \
+  "'http/*' 'background/*' 'cache/*' 'presence/*' protocol/passive/wire-grammar"
 #define WITH_POSITION BEHAVIOUR " 'protocol/position/*'"
 #define WITH_RDATA BEHAVIOUR " 'protocol/rdata/*'"
 
@@ -45,15 +46,18 @@ static const run_t RUNS[] = {
     {"refworker-2018.json", "cache-needs-start", BEHAVIOUR},
     {"refworker-2018.json", "handlers-not-background", WITH_RDATA},
     {"refworker-2018.json", "unhandled-background-error", BEHAVIOUR},
+    {"refworker-fedsender-2018.json", NULL, WITH_RDATA},
+    {"refworker-fedsender-2018.json", "presence-per-destination", WITH_RDATA},
 };
 #define RUN_COUNT (sizeof RUNS / sizeof RUNS[0])
 
-/* Bugs refworker knows that no run covers, and why. */
+/* Bugs refworker knows that no run covers, and why (none today; a NULL row keeps the
+ * table non-empty). */
 static const struct {
   const char *bug;
   const char *why;
 } UNCOVERED[] = {
-    {"presence-per-destination", "seed H needs the fedsender role; no presence suite yet"},
+    {NULL, NULL},
 };
 
 typedef struct expectation {
@@ -66,6 +70,7 @@ typedef struct expectation {
 
 #define M "refworker.json"
 #define O "refworker-2018.json"
+#define F "refworker-fedsender-2018.json"
 
 static const expectation_t EXPECTED[] = {
     /* seed A: the reaper waits for a start call nobody makes */
@@ -104,6 +109,12 @@ static const expectation_t EXPECTED[] = {
      "BG-07: the SUT logged Twisted's report"},
     {O, "unhandled-background-error", "background/handler-error/no-unhandled-deferred", "FAIL",
      "BG-07: the SUT logged Twisted's report"},
+    /* seed H: one update per destination per member, uncoalesced */
+    {F, "presence-per-destination", "presence/fan-out/members-only", "FAIL",
+     "remote1.example received 2 updates for @u0:"},
+    {F, "presence-per-destination", "presence/burst/exact-counts", "FAIL", "expected exactly 1"},
+    {F, "presence-per-destination", "presence/coalesce/slow-remote", "NON_STRICT",
+     "expected 'online'"},
 };
 #define EXPECTED_COUNT (sizeof EXPECTED / sizeof EXPECTED[0])
 
@@ -278,7 +289,7 @@ static void print_matrix(void) {
       "\nSelf-test matrix ('.' pass, 'F' fail, 'N' non-strict, 'E' error, '-' not applicable, "
       "' ' not selected)\n\n");
   for (size_t r = 0; r < RUN_COUNT; r++)
-    printf("  run %zu: %-20s --bug %-27s %5.1f s\n", r, RUNS[r].profile,
+    printf("  run %zu: %-29s --bug %-27s %5.1f s\n", r, RUNS[r].profile,
            RUNS[r].bug ? RUNS[r].bug : "(none)", outcomes[r].seconds);
   printf("\n  %-52s", "test id \\ run");
   for (size_t r = 0; r < RUN_COUNT; r++) printf(" %zu", r);
@@ -324,7 +335,7 @@ static char *check_bug_list(void) {
     bool covered = false;
     for (size_t r = 0; r < RUN_COUNT; r++) covered |= same(RUNS[r].bug, line);
     for (size_t u = 0; u < sizeof UNCOVERED / sizeof UNCOVERED[0]; u++)
-      if (strcmp(UNCOVERED[u].bug, line) == 0) {
+      if (UNCOVERED[u].bug != NULL && strcmp(UNCOVERED[u].bug, line) == 0) {
         printf("  bug %s is not in the matrix: %s\n", line, UNCOVERED[u].why);
         covered = true;
       }
