@@ -488,6 +488,9 @@ static void step_free(fixture_step_t *s) {
   free(s->source);
   free(s->text);
   free(s->stream);
+  free(s->method);
+  free(s->header);
+  free(s->regex);
   for (size_t i = 0; i < s->child_count; i++) step_free(&s->children[i]);
   free(s->children);
 }
