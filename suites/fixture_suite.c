@@ -102,8 +102,10 @@ static void fixture_test(rc_test_t *t) {
   if (r.outcome != FIXTURE_PASSED) {
     rc_note(t, "Fixture steps (%zu of %zu passed):\n%s", r.steps_passed, r.steps_total,
             r.trace ? r.trace : "");
+    /* The message names the step too: a summary line alone must say what failed. */
     if (r.outcome == FIXTURE_FAILED)
-      rc_fail(t, r.expected ? r.expected : e->shown, "%s", r.actual ? r.actual : "");
+      rc_fail(t, r.expected ? r.expected : e->shown, "%s [at %.300s]", r.actual ? r.actual : "",
+              r.expected ? r.expected : e->shown);
     else
       rc_error(t, "%s: %s", r.expected ? r.expected : e->shown, r.actual ? r.actual : "");
   }
