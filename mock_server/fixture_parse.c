@@ -333,6 +333,9 @@ static bool checks_something(const fixture_step_t *s) {
     case FIXTURE_STEP_HTTP_NOT:
     case FIXTURE_STEP_LOG:
     case FIXTURE_STEP_LOG_NOT:
+    case FIXTURE_STEP_METRIC:
+    case FIXTURE_STEP_METRIC_NOT:
+    case FIXTURE_STEP_SUT_HTTP:
       return true;
     default:
       return false;
