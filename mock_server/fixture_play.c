@@ -587,8 +587,8 @@ static void metric_step(play_t *p, const fixture_step_t *s) {
   double target = s->value + (s->relative ? mark_of(p, s->text) : 0);
   char target_text[96] = "";
   if (s->relative)
-    snprintf(target_text, sizeof target_text, " (%s %g: the mark %g%+g)", fixture_op_text(s->op),
-             target, mark_of(p, s->text), s->value);
+    snprintf(target_text, sizeof target_text, " (wanted %s %g = mark %g %+g)",
+             fixture_op_text(s->op), target, mark_of(p, s->text), s->value);
   waiter_t w = waiter_begin(p, mark ? 0 : s->deadline_ms);
   metric_sample_t m = {0};
   int scrapes = 0;
