@@ -156,6 +156,14 @@ static int metric_parse(parser_t *p, const char *kw, const char *arg, const char
     const char *value_word = pop_word(arg, &rest, &value_len);
     const char *op_word = pop_word(arg, &rest, &op_len);
     op = rest > 0 ? op_of(op_word, op_len) : FIXTURE_OP_NONE;
+    /* "!metric x{a=\"b == 1\"}": the words are inside a label value, not an OP VALUE */
+    if (op != FIXTURE_OP_NONE && kind == FIXTURE_STEP_METRIC_NOT &&
+        !parse_value(value_word, value_len, &value, &relative)) {
+      rc_error_t ignored;
+      prom_t *whole = fixture_selector_parse(arg, &ignored);
+      if (whole != NULL) op = FIXTURE_OP_NONE;
+      prom_destroy(whole);
+    }
     if (op != FIXTURE_OP_NONE) {
       if (!parse_value(value_word, value_len, &value, &relative)) {
         char why[400];

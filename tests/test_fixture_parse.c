@@ -225,13 +225,14 @@ START_TEST(side_channel_steps_load) {
       "deadline 300\n"
       "!metric up{job=\"w\"}\n"
       "!metric up  <  -1.5e3\n"
+      "!metric up{a=\"b == 1\"}\n"
       "sut-http OPTIONS /x/${server_name}?a=b -> header Server ~ ^w/[0-9]+ x$\n"
       "sut-http GET / -> !header Server\n"
       "sut-http HEAD /h -> status 204\n"
       "log~ x\n";
   f = parse(text, &err);
   ck_assert_msg(f != NULL, "%s", err.msg);
-  ck_assert_uint_eq(f->step_count, 8);
+  ck_assert_uint_eq(f->step_count, 9);
   ck_assert_uint_eq(f->needs, FIXTURE_NEEDS_METRICS | FIXTURE_NEEDS_SUT_HTTP | FIXTURE_NEEDS_LOG);
   const fixture_step_t *s = f->steps;
   ck_assert_int_eq(s[0].kind, FIXTURE_STEP_METRIC_MARK);
@@ -247,6 +248,9 @@ START_TEST(side_channel_steps_load) {
   ck_assert_int_eq(s[3].op, FIXTURE_OP_LT);
   ck_assert(s[3].value == -1500.0 && !s[3].relative);
   ck_assert_str_eq(s[3].text, "up");
+  ck_assert_int_eq(s[4].op, FIXTURE_OP_NONE);
+  ck_assert_str_eq(s[4].text, "up{a=\"b == 1\"}");
+  s++; /* the sut-http steps follow */
   ck_assert_int_eq(s[4].kind, FIXTURE_STEP_SUT_HTTP);
   ck_assert_str_eq(s[4].method, "OPTIONS");
   ck_assert_str_eq(s[4].text, "/x/${server_name}?a=b");
