@@ -121,13 +121,13 @@ typedef struct fixture_step {
   size_t child_count;
   /* metric, !metric, metric-mark: text is the selector NAME{LABELS} as written.
    * sut-http: text is the path (placeholders unexpanded), number the status. */
-  fixture_op_t op;  /* metric, !metric */
-  double value;     /* metric, !metric: the number compared with */
-  bool relative;    /* metric, !metric: VALUE is mark+value (the latest metric-mark's) */
-  char *method;     /* sut-http */
+  fixture_op_t op; /* metric, !metric */
+  double value;    /* metric, !metric: the number compared with */
+  bool relative;   /* metric, !metric: VALUE is mark+value (the latest metric-mark's) */
+  char *method;    /* sut-http */
   fixture_check_t check;
-  char *header;     /* sut-http: header name */
-  char *regex;      /* sut-http: header value regex (placeholders unexpanded) */
+  char *header; /* sut-http: header name */
+  char *regex;  /* sut-http: header value regex (placeholders unexpanded) */
 } fixture_step_t;
 
 typedef struct fixture_stream {

@@ -36,7 +36,7 @@ typedef struct play {
   struct mark {
     const char *selector; /* a metric-mark step's text */
     double value;
-  } *marks; /* [step_count], latest last */
+  } * marks; /* [step_count], latest last */
   size_t mark_count;
   const fixture_step_t *step; /* the step being played */
   bool done;                  /* a step failed or broke */
@@ -650,8 +650,7 @@ static void sut_http_step(play_t *p, const fixture_step_t *s) {
                           .url = url,
                           .timeout_ms = left_ms(p, &w, 100, FIXTURE_MAX_MS),
                           .max_body = 65536};
-    if ((r = http_probe(&req, &err)) != NULL || rc_clock_mono_ms() >= waiter_deadline(p, &w))
-      break;
+    if ((r = http_probe(&req, &err)) != NULL || rc_clock_mono_ms() >= waiter_deadline(p, &w)) break;
     observe(p, left_ms(p, &w, 1, SIDE_POLL_MS));
   }
   char seen[1024];

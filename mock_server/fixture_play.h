@@ -64,5 +64,4 @@ void fixture_play(const fixture_t *fixture, const fixture_env_t *env, fixture_re
 
 void fixture_result_clear(fixture_result_t *result);
 
-
 #endif

@@ -8,11 +8,11 @@
 
 #include "fixture_parser.h"
 
-#define METRIC_USAGE                                                                         \
+#define METRIC_USAGE                                                                           \
   "expected 'metric NAME{LABELS} OP VALUE' (OP one of == != < <= > >=; VALUE a number, mark, " \
   "mark+N or mark-N)"
 #define NOT_METRIC_USAGE "expected '!metric NAME{LABELS}' or '!metric NAME{LABELS} OP VALUE'"
-#define SUT_HTTP_USAGE                                                                   \
+#define SUT_HTTP_USAGE                                                                      \
   "expected 'sut-http METHOD /PATH -> CHECK' with CHECK one of 'status N', 'header NAME', " \
   "'!header NAME', 'header NAME ~ REGEX'"
 
@@ -290,7 +290,8 @@ static int sut_http_parse(parser_t *p, const char *kw, const char *arg, const ch
   else if (arrow == NULL || strcmp(arrow, "->") != 0)
     why = SUT_HTTP_USAGE;
   rc_error_t text_err;
-  if (why == NULL && fixture_text_check(path, FIXTURE_TEXT_SEND, &text_err) != 0) why = text_err.msg;
+  if (why == NULL && fixture_text_check(path, FIXTURE_TEXT_SEND, &text_err) != 0)
+    why = text_err.msg;
   fixture_step_t *s = NULL;
   if (why == NULL && (s = fixture_parser_new_step(p, FIXTURE_STEP_SUT_HTTP, src)) == NULL) {
     free(method);

@@ -317,7 +317,8 @@ int fixture_parser_script_line(parser_t *p, const char *line) {
   if (strcmp(kw, "ping") == 0 || strcmp(kw, "listen") == 0) {
     bool on = false;
     if (on_off(p, kw, arg, &on) != 0) return -1;
-    fixture_step_t *st = fixture_parser_new_step(p, kw[0] == 'p' ? FIXTURE_STEP_PING : FIXTURE_STEP_LISTEN, line);
+    fixture_step_t *st =
+        fixture_parser_new_step(p, kw[0] == 'p' ? FIXTURE_STEP_PING : FIXTURE_STEP_LISTEN, line);
     if (st == NULL) return -1;
     st->flag = on;
     return 0;

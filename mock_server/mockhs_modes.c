@@ -52,15 +52,16 @@ int mockhs_play_fixture(struct event_base *base, const mockhs_args_t *a) {
     return 2;
   }
   /* A check that cannot be made is not a pass: refuse before anyone connects. */
-  const char *missing = (f->needs & FIXTURE_NEEDS_LOG) && a->sut_log == NULL ? "--sut-log FILE"
-                        : (f->needs & FIXTURE_NEEDS_METRICS) && a->sut_metrics == NULL
-                            ? "--sut-metrics URL"
-                        : (f->needs & FIXTURE_NEEDS_SUT_HTTP) && a->sut_http == NULL ? "--sut-http URL"
-                                                                                      : NULL;
-  if (missing != NULL) {
+  const struct {
+    unsigned need;
+    const char *given, *what, *option;
+  } channels[] = {{FIXTURE_NEEDS_LOG, a->sut_log, "log", "--sut-log FILE"},
+                  {FIXTURE_NEEDS_METRICS, a->sut_metrics, "metrics", "--sut-metrics URL"},
+                  {FIXTURE_NEEDS_SUT_HTTP, a->sut_http, "HTTP listener", "--sut-http URL"}};
+  for (size_t i = 0; i < sizeof channels / sizeof channels[0]; i++) {
+    if (!(f->needs & channels[i].need) || channels[i].given != NULL) continue;
     fprintf(stderr, "mockhs: %s cannot be played: its steps need the worker's %s (%s)\n",
-            a->fixture_path,
-            missing[6] == 'l' ? "log" : missing[6] == 'm' ? "metrics" : "HTTP listener", missing);
+            a->fixture_path, channels[i].what, channels[i].option);
     fixture_destroy(f);
     return 2;
   }

@@ -326,8 +326,10 @@ START_TEST(side_channels_missing_from_the_profile_skip) {
   int rc = replcheck(NULL, args, &out);
   ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
   assert_contains(out, "0 passed, 0 failed, 2 skipped");
-  assert_contains(out, "not applicable: needs the SUT's metrics; the profile declares no metrics.url");
-  assert_contains(out, "not applicable: needs the SUT's HTTP listener; the profile declares no http.url");
+  assert_contains(out,
+                  "not applicable: needs the SUT's metrics; the profile declares no metrics.url");
+  assert_contains(
+      out, "not applicable: needs the SUT's HTTP listener; the profile declares no http.url");
   free(out);
 }
 END_TEST

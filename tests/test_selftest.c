@@ -21,8 +21,8 @@
 #include "rc_clock.h"
 #include "test_support.h"
 
-/* What each run selects: the behaviour suites and the seed-bug fixtures, plus the protocol tests a bug could
- * plausibly disturb (catch-up ordering for fire-and-forget work, the wire for inline
+/* What each run selects: the behaviour suites and the seed-bug fixtures, plus the protocol tests a
+ * bug could plausibly disturb (catch-up ordering for fire-and-forget work, the wire for inline
  * handlers) and the passive wire test. */
 #define BEHAVIOUR \
   "'http/*' 'background/*' 'cache/*' 'fixtures/seeds/*' protocol/passive/wire-grammar"
