@@ -658,6 +658,8 @@ static void sut_http_step(play_t *p, const fixture_step_t *s) {
     finish_step(p, FIXTURE_FAILED, "no answer within %d ms: %s", s->deadline_ms, err.msg);
   else if (!fixture_sut_http_holds(s, r, &p->vars, seen, sizeof seen))
     finish_step(p, FIXTURE_FAILED, "%s %s answered %ld: %s", s->method, url, r->status, seen);
+  else if (s->check == FIXTURE_CHECK_STATUS)
+    trace_add(p, "ok", s, "[%s]", seen);
   else
     trace_add(p, "ok", s, "[%ld; %s]", r->status, seen);
   http_response_destroy(r);
