@@ -65,7 +65,36 @@ typedef enum fixture_step_kind {
   FIXTURE_STEP_HTTP_PAGE,   /* http-page-size N (number) */
   FIXTURE_STEP_ROW,         /* row STREAM TOKEN JSON */
   FIXTURE_STEP_TERMINATE,   /* terminate: the harness sends the SUT SIGTERM */
+  FIXTURE_STEP_METRIC,      /* metric SELECTOR OP VALUE */
+  FIXTURE_STEP_METRIC_NOT,  /* !metric SELECTOR [OP VALUE] */
+  FIXTURE_STEP_METRIC_MARK, /* metric-mark SELECTOR */
+  FIXTURE_STEP_SUT_HTTP,    /* sut-http METHOD PATH -> CHECK */
 } fixture_step_kind_t;
+
+/* Comparisons of metric steps (0: none, "!metric SELECTOR" alone). */
+typedef enum fixture_op {
+  FIXTURE_OP_NONE = 0,
+  FIXTURE_OP_EQ,
+  FIXTURE_OP_NE,
+  FIXTURE_OP_LT,
+  FIXTURE_OP_LE,
+  FIXTURE_OP_GT,
+  FIXTURE_OP_GE,
+} fixture_op_t;
+
+/* What a sut-http step checks of the answer. */
+typedef enum fixture_check {
+  FIXTURE_CHECK_STATUS = 1,   /* status N (number) */
+  FIXTURE_CHECK_HEADER,       /* header NAME: present */
+  FIXTURE_CHECK_NO_HEADER,    /* !header NAME: absent */
+  FIXTURE_CHECK_HEADER_REGEX, /* header NAME ~ REGEX: one of its values matches */
+} fixture_check_t;
+
+/* Side channels a fixture's steps use (fixture_t.needs): a SUT without one cannot be
+ * checked by it, and the fixture is skipped for it. */
+#define FIXTURE_NEEDS_LOG (1u << 0)
+#define FIXTURE_NEEDS_METRICS (1u << 1)
+#define FIXTURE_NEEDS_SUT_HTTP (1u << 2)
 
 /* Who closed, for FIXTURE_STEP_CLOSED (0 = either). */
 enum { FIXTURE_BY_ANY = 0, FIXTURE_BY_MOCK = 1, FIXTURE_BY_SUT = 2 };
@@ -90,6 +119,15 @@ typedef struct fixture_step {
   int64_t token;                 /* row */
   struct fixture_step *children; /* unordered */
   size_t child_count;
+  /* metric, !metric, metric-mark: text is the selector NAME{LABELS} as written.
+   * sut-http: text is the path (placeholders unexpanded), number the status. */
+  fixture_op_t op; /* metric, !metric */
+  double value;    /* metric, !metric: the number compared with */
+  bool relative;   /* metric, !metric: VALUE is mark+value (the latest metric-mark's) */
+  char *method;    /* sut-http */
+  fixture_check_t check;
+  char *header; /* sut-http: header name */
+  char *regex;  /* sut-http: header value regex (placeholders unexpanded) */
 } fixture_step_t;
 
 typedef struct fixture_stream {
@@ -119,6 +157,7 @@ typedef struct fixture {
   fixture_step_t *steps;
   size_t step_count;
   int conn_count; /* connections the script uses */
+  unsigned needs; /* FIXTURE_NEEDS_* */
 } fixture_t;
 
 /* Parses text (len bytes) as the fixture at `path` (used in messages). Returns NULL
@@ -127,6 +166,11 @@ fixture_t *fixture_parse(const char *text, size_t len, const char *path, rc_erro
 /* Reads and parses a file; messages and the fixture name it `shown` (NULL: path). */
 fixture_t *fixture_load(const char *path, const char *shown, rc_error_t *err);
 void fixture_destroy(fixture_t *fixture);
+
+/* "==", "!=", "<", "<=", ">", ">=" ("" for none). */
+const char *fixture_op_text(fixture_op_t op);
+/* Whether `a OP b` holds (false for FIXTURE_OP_NONE). */
+bool fixture_op_holds(fixture_op_t op, double a, double b);
 
 /* "2018", "modern", "2018,modern" into buf. */
 const char *fixture_dialects_text(unsigned dialects, char *buf, size_t cap);

@@ -333,6 +333,9 @@ static bool checks_something(const fixture_step_t *s) {
     case FIXTURE_STEP_HTTP_NOT:
     case FIXTURE_STEP_LOG:
     case FIXTURE_STEP_LOG_NOT:
+    case FIXTURE_STEP_METRIC:
+    case FIXTURE_STEP_METRIC_NOT:
+    case FIXTURE_STEP_SUT_HTTP:
       return true;
     default:
       return false;
@@ -488,6 +491,9 @@ static void step_free(fixture_step_t *s) {
   free(s->source);
   free(s->text);
   free(s->stream);
+  free(s->method);
+  free(s->header);
+  free(s->regex);
   for (size_t i = 0; i < s->child_count; i++) step_free(&s->children[i]);
   free(s->children);
 }

@@ -31,6 +31,9 @@ int fixture_parser_step_error(parser_t *p, const char *step, const char *why);
 bool fixture_parser_int64(const char *text, int64_t min, int64_t max, int64_t *out);
 /* Milliseconds in [min, FIXTURE_MAX_MS]. */
 bool fixture_parser_ms(const char *text, int min, int *out);
+/* Appends a step of this kind at the current line (into the open unordered window, if
+ * any), with the current deadline. NULL with p->err when out of memory. */
+fixture_step_t *fixture_parser_new_step(parser_t *p, fixture_step_kind_t kind, const char *source);
 /* One step line (trimmed, not a comment). Returns 0, or -1 with p->err. */
 int fixture_parser_script_line(parser_t *p, const char *line);
 

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture_side.h"
+#include "http_probe.h"
 #include "mock_http.h"
 #include "rc_clock.h"
 #include "stream_history.h"
@@ -31,6 +33,11 @@ typedef struct play {
   char *trace;
   size_t trace_len;
   fixture_result_t *out;
+  struct mark {
+    const char *selector; /* a metric-mark step's text */
+    double value;
+  } * marks; /* [step_count], latest last */
+  size_t mark_count;
   const fixture_step_t *step; /* the step being played */
   bool done;                  /* a step failed or broke */
 } play_t;
@@ -509,6 +516,156 @@ static void log_step(play_t *p, const fixture_step_t *s, bool negated) {
   fixture_matcher_destroy(m);
 }
 
+/* ---- metrics and the SUT's HTTP answers ------------------------------------------------ */
+
+#define SCRAPE_TIMEOUT_MS 2000
+#define SIDE_POLL_MS 100
+
+static double now_rel_s(const play_t *p) {
+  return (double)(rc_clock_mono_ns() - ledger_origin_ns(p->ledger)) / 1e9;
+}
+
+/* Milliseconds before the waiter's deadline, clamped to [lo, hi]. */
+static int left_ms(const play_t *p, const waiter_t *w, int lo, int hi) {
+  int64_t left = waiter_deadline(p, w) - rc_clock_mono_ms();
+  return left < lo ? lo : left > hi ? hi : (int)left;
+}
+
+static double mark_of(const play_t *p, const char *selector) {
+  for (size_t i = p->mark_count; i > 0; i--)
+    if (strcmp(p->marks[i - 1].selector, selector) == 0) return p->marks[i - 1].value;
+  return 0; /* the loader makes sure a mark comes first */
+}
+
+/* One sample of a metric: its value, or absent, or why it could not be scraped. */
+typedef struct metric_sample {
+  bool scraped;
+  size_t found; /* matching series */
+  double value;
+  double at_s; /* relative time of the scrape */
+  char error[RC_ERROR_MAX];
+} metric_sample_t;
+
+static void metric_sample(play_t *p, const prom_t *selector, int timeout_ms, metric_sample_t *m) {
+  rc_error_t err;
+  prom_t *scrape = http_probe_metrics(p->env->metrics_url, timeout_ms, &err);
+  m->at_s = now_rel_s(p);
+  m->scraped = scrape != NULL;
+  if (scrape == NULL) {
+    snprintf(m->error, sizeof m->error, "%s", err.msg);
+    return;
+  }
+  m->value = fixture_metric_value(scrape, selector, &m->found);
+  prom_destroy(scrape);
+}
+
+/* "12 at +1.234" / "absent at +1.234" / "not scraped: why". */
+static const char *metric_seen(const metric_sample_t *m, char *buf, size_t cap) {
+  if (!m->scraped)
+    snprintf(buf, cap, "the metrics could not be scraped: %s", m->error);
+  else if (m->found == 0)
+    snprintf(buf, cap, "no such series at +%.3f", m->at_s);
+  else
+    snprintf(buf, cap, "%g at +%.3f", m->value, m->at_s);
+  return buf;
+}
+
+static void metric_step(play_t *p, const fixture_step_t *s) {
+  if (p->env->metrics_url == NULL) {
+    finish_step(p, FIXTURE_BROKEN,
+                "no SUT metrics to scrape (the profile has no metrics.url; mockhs needs "
+                "--sut-metrics URL)");
+    return;
+  }
+  rc_error_t err;
+  prom_t *selector = fixture_selector_parse(s->text, &err);
+  if (selector == NULL) {
+    finish_step(p, FIXTURE_BROKEN, "%s", err.msg);
+    return;
+  }
+  bool negated = s->kind == FIXTURE_STEP_METRIC_NOT, mark = s->kind == FIXTURE_STEP_METRIC_MARK;
+  double target = s->value + (s->relative ? mark_of(p, s->text) : 0);
+  char target_text[96] = "";
+  if (s->relative)
+    snprintf(target_text, sizeof target_text, " (wanted %s %g = mark %g %+g)",
+             fixture_op_text(s->op), target, mark_of(p, s->text), s->value);
+  waiter_t w = waiter_begin(p, mark ? 0 : s->deadline_ms);
+  metric_sample_t m = {0};
+  int scrapes = 0;
+  bool hit = false;
+  for (;;) {
+    metric_sample(p, selector, left_ms(p, &w, 100, SCRAPE_TIMEOUT_MS), &m);
+    scrapes++;
+    if (m.scraped)
+      hit = m.found > 0 && (s->op == FIXTURE_OP_NONE || fixture_op_holds(s->op, m.value, target));
+    /* A SUT that cannot be scraped must not let a negation pass. */
+    if (hit || mark || (negated && !m.scraped)) break;
+    if (rc_clock_mono_ms() >= waiter_deadline(p, &w)) break;
+    observe(p, left_ms(p, &w, 1, SIDE_POLL_MS));
+  }
+  prom_destroy(selector);
+  char seen[RC_ERROR_MAX + 64];
+  metric_seen(&m, seen, sizeof seen);
+  if (mark && m.scraped) {
+    p->marks[p->mark_count++] = (struct mark){s->text, m.found ? m.value : 0};
+    trace_add(p, "ok", s, "[%s%s]", seen, m.found ? "" : "; the mark is 0");
+  } else if (mark || (!m.scraped && (negated || !hit))) {
+    finish_step(p, FIXTURE_FAILED, "%s", seen);
+  } else if (!negated && hit) {
+    trace_add(p, "ok", s, "[%s%s]", seen, target_text);
+  } else if (!negated) {
+    finish_step(p, FIXTURE_FAILED, "%s%s (the last of %d scrapes in %d ms)", seen, target_text,
+                scrapes, s->deadline_ms);
+  } else if (hit) {
+    finish_step(p, FIXTURE_FAILED, "%s%s", seen, target_text);
+  } else {
+    trace_add(p, "ok", s, "[not within %d ms: %d scrapes, the last %s]", s->deadline_ms, scrapes,
+              seen);
+  }
+}
+
+static void sut_http_step(play_t *p, const fixture_step_t *s) {
+  if (p->env->http_url == NULL) {
+    finish_step(p, FIXTURE_BROKEN,
+                "no SUT HTTP listener to ask (the profile has no http.url; mockhs needs "
+                "--sut-http URL)");
+    return;
+  }
+  size_t len = 0, base = strlen(p->env->http_url);
+  while (base > 0 && p->env->http_url[base - 1] == '/') base--;
+  char *path = fixture_text_expand(s->text, FIXTURE_TEXT_SEND, &p->vars, &len);
+  char *url = NULL;
+  if (path == NULL || asprintf(&url, "%.*s%s", (int)base, p->env->http_url, path) < 0) {
+    free(path);
+    finish_step(p, FIXTURE_BROKEN, "out of memory");
+    return;
+  }
+  free(path);
+  waiter_t w = waiter_begin(p, s->deadline_ms);
+  rc_error_t err;
+  http_response_t *r = NULL;
+  /* Until the listener answers (it may still be starting): then one answer is judged. */
+  for (;;) {
+    http_request_t req = {.method = s->method,
+                          .url = url,
+                          .timeout_ms = left_ms(p, &w, 100, FIXTURE_MAX_MS),
+                          .max_body = 65536};
+    if ((r = http_probe(&req, &err)) != NULL || rc_clock_mono_ms() >= waiter_deadline(p, &w)) break;
+    observe(p, left_ms(p, &w, 1, SIDE_POLL_MS));
+  }
+  char seen[1024];
+  if (r == NULL)
+    finish_step(p, FIXTURE_FAILED, "no answer within %d ms: %s", s->deadline_ms, err.msg);
+  else if (!fixture_sut_http_holds(s, r, &p->vars, seen, sizeof seen))
+    finish_step(p, FIXTURE_FAILED, "%s %s answered %ld: %s", s->method, url, r->status, seen);
+  else if (s->check == FIXTURE_CHECK_STATUS)
+    trace_add(p, "ok", s, "[%s]", seen);
+  else
+    trace_add(p, "ok", s, "[%ld; %s]", r->status, seen);
+  http_response_destroy(r);
+  free(url);
+}
+
 /* ---- the mock's state ----------------------------------------------------------------- */
 
 static void mock_step(play_t *p, const fixture_step_t *s) {
@@ -621,6 +778,14 @@ static void play_step(play_t *p, const fixture_step_t *s) {
     case FIXTURE_STEP_TERMINATE:
       terminate_step(p, s);
       break;
+    case FIXTURE_STEP_METRIC:
+    case FIXTURE_STEP_METRIC_NOT:
+    case FIXTURE_STEP_METRIC_MARK:
+      metric_step(p, s);
+      break;
+    case FIXTURE_STEP_SUT_HTTP:
+      sut_http_step(p, s);
+      break;
     default:
       mock_step(p, s);
       break;
@@ -652,8 +817,9 @@ void fixture_play(const fixture_t *f, const fixture_env_t *env, fixture_result_t
   p.http_cursor = ledger_first_seq(p.ledger);
   p.conns = calloc((size_t)f->conn_count + 1, sizeof *p.conns);
   p.ignore = calloc(f->ignore_count ? f->ignore_count : 1, sizeof *p.ignore);
+  p.marks = calloc(f->step_count ? f->step_count : 1, sizeof *p.marks);
   out->steps_total = f->step_count;
-  if (p.conns == NULL || p.ignore == NULL) {
+  if (p.conns == NULL || p.ignore == NULL || p.marks == NULL) {
     out->outcome = FIXTURE_BROKEN;
     out->actual = strdup("out of memory");
   } else {
@@ -670,6 +836,7 @@ void fixture_play(const fixture_t *f, const fixture_env_t *env, fixture_result_t
     fixture_matcher_destroy(p.ignore[i]);
   free(p.ignore);
   free(p.conns);
+  free(p.marks);
   out->trace = p.trace;
 }
 

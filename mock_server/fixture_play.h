@@ -22,6 +22,11 @@ typedef struct fixture_env {
   mockhs_t *mock;
   fixture_vars_t vars;  /* server_name NULL: the mock's; writer NULL: the mock's instance */
   const char *log_path; /* the SUT's log for log~ steps; NULL: they cannot be checked */
+  /* The SUT's metrics URL (metric steps) and HTTP base URL (sut-http steps); NULL: those
+   * steps cannot be checked. Requests block the mock's loop for at most the step's
+   * deadline (and 2 s per scrape). */
+  const char *metrics_url;
+  const char *http_url;
   int first_connect_ms; /* at least this long for the first connection (0: its deadline) */
   /* Optional: told each step's trace line as it completes, and called at least every
    * 100 ms while the play waits (to print the ledger as it grows). */

@@ -4,10 +4,11 @@
 #include <string.h>
 
 #include "fixture_parser.h"
+#include "fixture_side.h"
 
 /* ---- script --------------------------------------------------------------------------- */
 
-static fixture_step_t *new_step(parser_t *p, fixture_step_kind_t kind, const char *source) {
+fixture_step_t *fixture_parser_new_step(parser_t *p, fixture_step_kind_t kind, const char *source) {
   fixture_step_t **list = &p->f->steps;
   size_t *count = &p->f->step_count;
   size_t cap = p->step_cap;
@@ -94,7 +95,7 @@ static int line_step(parser_t *p, const char *kw, const char *text, int prefix, 
     conn = p->f->steps[p->group].conn;
   else if (step_conn(p, kw, prefix, &conn) != 0)
     return -1;
-  fixture_step_t *s = new_step(p, kind, src);
+  fixture_step_t *s = fixture_parser_new_step(p, kind, src);
   if (s == NULL) return -1;
   s->conn = conn;
   s->use = use;
@@ -151,7 +152,7 @@ static int row_step(parser_t *p, const char *arg, const char *src) {
   const char *json = arg + used;
   if (*json == '\0' || !proto_json_valid(json, strlen(json), NULL))
     return fixture_parser_step_error(p, "row", "JSON must be one valid JSON value");
-  fixture_step_t *s = new_step(p, FIXTURE_STEP_ROW, src);
+  fixture_step_t *s = fixture_parser_new_step(p, FIXTURE_STEP_ROW, src);
   if (s == NULL) return -1;
   s->token = t;
   s->stream = strdup(stream);
@@ -173,7 +174,7 @@ static int number_step(parser_t *p, fixture_step_kind_t kind, const char *kw, co
   }
   int conn = 0;
   if (kind == FIXTURE_STEP_STALL && step_conn(p, kw, prefix, &conn) != 0) return -1;
-  fixture_step_t *s = new_step(p, kind, src);
+  fixture_step_t *s = fixture_parser_new_step(p, kind, src);
   if (s == NULL) return -1;
   s->conn = conn;
   s->ms = v;
@@ -199,17 +200,18 @@ static int side_step(parser_t *p, const char *kw, const char *arg, const char *s
   if (*arg == '\0') return fixture_parser_step_error(p, kw, "expected a pattern");
   rc_error_t why;
   if (fixture_text_check(arg, use, &why) != 0) return fixture_parser_step_error(p, kw, why.msg);
-  fixture_step_t *s = new_step(p, kind, src);
+  fixture_step_t *s = fixture_parser_new_step(p, kind, src);
   if (s == NULL) return -1;
   s->use = use;
   s->text = strdup(arg);
+  if (kind == FIXTURE_STEP_LOG || kind == FIXTURE_STEP_LOG_NOT) p->f->needs |= FIXTURE_NEEDS_LOG;
   return s->text == NULL ? rc_error_set(p->err, "out of memory") : 0;
 }
 
 static const char *const STEP_NAMES =
     "connect, >, >raw, >split, <, <~, <raw, !<, !<~, unordered, end, close, reset, stall, "
     "closed, open, wait, deadline, http, http~, !http, !http~, log~, !log~, ping, listen, "
-    "http-fail, http-delay, http-page-size, row, terminate";
+    "http-fail, http-delay, http-page-size, row, terminate, metric, !metric, metric-mark, sut-http";
 
 int fixture_parser_script_line(parser_t *p, const char *line) {
   const char *s = line;
@@ -236,7 +238,7 @@ int fixture_parser_script_line(parser_t *p, const char *line) {
   memcpy(kw, s, kl);
   kw[kl] = '\0';
   const char *arg = s[kl] == ' ' ? s + kl + 1 : s + kl;
-  if (p->group >= 0 && strcmp(kw, "end") != 0 && kw[0] != '<' && kw[0] != '!')
+  if (p->group >= 0 && strcmp(kw, "end") != 0 && kw[0] != '<' && strncmp(kw, "!<", 2) != 0)
     return fixture_parser_step_error(
         p, kw,
         "only '<', '<~' and '<raw' steps may be inside 'unordered'; close "
@@ -258,7 +260,7 @@ int fixture_parser_script_line(parser_t *p, const char *line) {
                p->known_conns + 1);
       return fixture_parser_step_error(p, kw, why);
     }
-    fixture_step_t *st = new_step(p, FIXTURE_STEP_CONNECT, line);
+    fixture_step_t *st = fixture_parser_new_step(p, FIXTURE_STEP_CONNECT, line);
     if (st == NULL) return -1;
     st->conn = p->known_conns = p->current_conn = (int)n;
     return 0;
@@ -268,7 +270,7 @@ int fixture_parser_script_line(parser_t *p, const char *line) {
       return fixture_parser_step_error(p, kw, "takes no argument (its lines follow, then 'end')");
     int conn = 0;
     if (step_conn(p, kw, prefix, &conn) != 0) return -1;
-    fixture_step_t *st = new_step(p, FIXTURE_STEP_UNORDERED, line);
+    fixture_step_t *st = fixture_parser_new_step(p, FIXTURE_STEP_UNORDERED, line);
     if (st == NULL) return -1;
     st->conn = conn;
     p->group = (long)p->f->step_count - 1;
@@ -291,7 +293,7 @@ int fixture_parser_script_line(parser_t *p, const char *line) {
     fixture_step_kind_t kind = strcmp(kw, "closed") == 0 ? FIXTURE_STEP_CLOSED
                                : strcmp(kw, "open") == 0 ? FIXTURE_STEP_OPEN
                                                          : FIXTURE_STEP_CLOSE;
-    fixture_step_t *st = new_step(p, kind, line);
+    fixture_step_t *st = fixture_parser_new_step(p, kind, line);
     if (st == NULL) return -1;
     st->conn = conn;
     st->flag = strcmp(kw, "reset") == 0;
@@ -315,7 +317,8 @@ int fixture_parser_script_line(parser_t *p, const char *line) {
   if (strcmp(kw, "ping") == 0 || strcmp(kw, "listen") == 0) {
     bool on = false;
     if (on_off(p, kw, arg, &on) != 0) return -1;
-    fixture_step_t *st = new_step(p, kw[0] == 'p' ? FIXTURE_STEP_PING : FIXTURE_STEP_LISTEN, line);
+    fixture_step_t *st =
+        fixture_parser_new_step(p, kw[0] == 'p' ? FIXTURE_STEP_PING : FIXTURE_STEP_LISTEN, line);
     if (st == NULL) return -1;
     st->flag = on;
     return 0;
@@ -329,16 +332,19 @@ int fixture_parser_script_line(parser_t *p, const char *line) {
       return fixture_parser_step_error(p, kw,
                                        "expected 'http-fail STATUS COUNT' with STATUS 400..599 (or "
                                        "'http-fail 0 0' to stop)");
-    fixture_step_t *st = new_step(p, FIXTURE_STEP_HTTP_FAIL, line);
+    fixture_step_t *st = fixture_parser_new_step(p, FIXTURE_STEP_HTTP_FAIL, line);
     if (st == NULL) return -1;
     st->number = (int)status;
     st->number2 = (int)count;
     return 0;
   }
   if (strcmp(kw, "row") == 0) return row_step(p, arg, line);
+  if (strcmp(kw, "metric") == 0 || strcmp(kw, "!metric") == 0 || strcmp(kw, "metric-mark") == 0 ||
+      strcmp(kw, "sut-http") == 0)
+    return fixture_side_parse(p, kw, arg, line);
   if (strcmp(kw, "terminate") == 0) {
     if (*arg != '\0') return fixture_parser_step_error(p, kw, "takes no argument");
-    return new_step(p, FIXTURE_STEP_TERMINATE, line) == NULL ? -1 : 0;
+    return fixture_parser_new_step(p, FIXTURE_STEP_TERMINATE, line) == NULL ? -1 : 0;
   }
   return rc_error_set(p->err, "%s:%d: unknown step '%s' (known: %s)", p->path, p->line, kw,
                       STEP_NAMES);

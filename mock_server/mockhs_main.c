@@ -18,6 +18,7 @@ static void usage(FILE *out) {
           "usage: mockhs [--dialect 2018|modern] [--server-name NAME] [--port N]\n"
           "              [--ping-interval-ms N] [--no-ping] [--torture LEVEL] [--seed N]\n"
           "       mockhs --fixture FILE [--instance-name NAME] [--sut-log FILE]\n"
+          "              [--sut-metrics URL] [--sut-http URL]\n"
           "              [--connect-timeout-ms N] [same options as above]\n"
           "       mockhs --proxy HOST:PORT [--record FILE] [--sessions N] [--port N]\n"
           "              [--dialect D] [--requirements IDS] [--requirement TEXT]\n"
@@ -31,7 +32,8 @@ static void usage(FILE *out) {
           "--fixture FILE plays a fixture (docs/FIXTURES.md) to the worker that connects,\n"
           "prints each step as it passes or fails, and exits 0 (passed), 1 (a step failed)\n"
           "or 2 (bad fixture or usage). Defaults: instance name worker1, connect timeout\n"
-          "60000 ms; log~ steps need --sut-log.\n"
+          "60000 ms; log~ steps need --sut-log, metric steps --sut-metrics (the worker's\n"
+          "metrics URL), sut-http steps --sut-http (its HTTP base URL).\n"
           "\n"
           "--proxy HOST:PORT forwards every worker that connects to the real main at\n"
           "HOST:PORT, prints every line, and when stopped (or after --sessions N worker\n"
@@ -131,6 +133,8 @@ int main(int argc, char **argv) {
     O_FIXTURE = 256,
     O_INSTANCE,
     O_SUT_LOG,
+    O_SUT_METRICS,
+    O_SUT_HTTP,
     O_CONNECT,
     O_PROXY,
     O_RECORD,
@@ -150,6 +154,8 @@ int main(int argc, char **argv) {
       {"fixture", required_argument, NULL, O_FIXTURE},
       {"instance-name", required_argument, NULL, O_INSTANCE},
       {"sut-log", required_argument, NULL, O_SUT_LOG},
+      {"sut-metrics", required_argument, NULL, O_SUT_METRICS},
+      {"sut-http", required_argument, NULL, O_SUT_HTTP},
       {"connect-timeout-ms", required_argument, NULL, O_CONNECT},
       {"proxy", required_argument, NULL, O_PROXY},
       {"record", required_argument, NULL, O_RECORD},
@@ -195,6 +201,12 @@ int main(int argc, char **argv) {
         break;
       case O_SUT_LOG:
         a.sut_log = optarg;
+        break;
+      case O_SUT_METRICS:
+        a.sut_metrics = optarg;
+        break;
+      case O_SUT_HTTP:
+        a.sut_http = optarg;
         break;
       case O_CONNECT:
         if (parse_long(optarg, "--connect-timeout-ms", 86400000L, &v) != 0) return 2;

@@ -51,6 +51,20 @@ int mockhs_play_fixture(struct event_base *base, const mockhs_args_t *a) {
     fprintf(stderr, "mockhs: %s\n", err.msg);
     return 2;
   }
+  /* A check that cannot be made is not a pass: refuse before anyone connects. */
+  const struct {
+    unsigned need;
+    const char *given, *what, *option;
+  } channels[] = {{FIXTURE_NEEDS_LOG, a->sut_log, "log", "--sut-log FILE"},
+                  {FIXTURE_NEEDS_METRICS, a->sut_metrics, "metrics", "--sut-metrics URL"},
+                  {FIXTURE_NEEDS_SUT_HTTP, a->sut_http, "HTTP listener", "--sut-http URL"}};
+  for (size_t i = 0; i < sizeof channels / sizeof channels[0]; i++) {
+    if (!(f->needs & channels[i].need) || channels[i].given != NULL) continue;
+    fprintf(stderr, "mockhs: %s cannot be played: its steps need the worker's %s (%s)\n",
+            a->fixture_path, channels[i].what, channels[i].option);
+    fixture_destroy(f);
+    return 2;
+  }
   proto_dialect_t dialect = a->dialect;
   unsigned bit = 1u << dialect;
   char dialects[32];
@@ -90,6 +104,8 @@ int mockhs_play_fixture(struct event_base *base, const mockhs_args_t *a) {
   fixture_env_t env = {.mock = mock,
                        .vars = {.server_name = a->server_name, .instance_name = a->instance_name},
                        .log_path = a->sut_log,
+                       .metrics_url = a->sut_metrics,
+                       .http_url = a->sut_http,
                        .first_connect_ms = a->connect_timeout_ms,
                        .on_step = on_step,
                        .on_tick = on_tick,

@@ -29,6 +29,8 @@ typedef struct mockhs_args {
   const char *fixture_path;
   const char *instance_name;
   const char *sut_log;
+  const char *sut_metrics; /* the worker's metrics URL, for metric steps */
+  const char *sut_http;    /* the worker's HTTP base URL, for sut-http steps */
   int connect_timeout_ms;
   /* --proxy */
   const char *proxy_target; /* "HOST:PORT" */

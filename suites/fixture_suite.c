@@ -77,19 +77,35 @@ static void fixture_test(rc_test_t *t) {
   }
   fixture_apply_config(e->fixture, &t->mock_config);
   if (!rc_start(t)) return;
+  /* The registry skipped the test when the profile lacks a channel the fixture needs. */
+  char *metrics_url = NULL, *http_url = NULL;
+  if ((e->fixture->needs & FIXTURE_NEEDS_METRICS) &&
+      (metrics_url = rc_expand(t, "metrics.url", t->profile->metrics_url, NULL, 0)) == NULL)
+    return;
+  if ((e->fixture->needs & FIXTURE_NEEDS_SUT_HTTP) &&
+      (http_url = rc_expand(t, "http.url", t->profile->http_url, NULL, 0)) == NULL) {
+    free(metrics_url);
+    return;
+  }
   fixture_env_t env = {
       .mock = t->mock,
       .vars = {.server_name = t->server_name, .instance_name = t->profile->instance_name},
       .log_path = t->log_file,
+      .metrics_url = metrics_url,
+      .http_url = http_url,
       .terminate = terminate_sut,
       .terminate_arg = t};
   fixture_result_t r;
   fixture_play(e->fixture, &env, &r);
+  free(metrics_url);
+  free(http_url);
   if (r.outcome != FIXTURE_PASSED) {
     rc_note(t, "Fixture steps (%zu of %zu passed):\n%s", r.steps_passed, r.steps_total,
             r.trace ? r.trace : "");
+    /* The message names the step too: a summary line alone must say what failed. */
     if (r.outcome == FIXTURE_FAILED)
-      rc_fail(t, r.expected ? r.expected : e->shown, "%s", r.actual ? r.actual : "");
+      rc_fail(t, r.expected ? r.expected : e->shown, "%s [at %.300s]", r.actual ? r.actual : "",
+              r.expected ? r.expected : e->shown);
     else
       rc_error(t, "%s: %s", r.expected ? r.expected : e->shown, r.actual ? r.actual : "");
   }
@@ -208,6 +224,10 @@ static void fill_row(rc_test_def_t *row, const entry_t *e) {
                     ((f->transports & FIXTURE_TRANSPORT_REDIS) ? RC_TRANSPORT_REDIS : 0);
   row->roles = e->roles;
   row->tags = f->tags;
+  /* A profile without the channel skips the fixture, saying so ("not applicable: needs
+   * the SUT's metrics; ..."), rather than passing it unchecked. */
+  row->needs = ((f->needs & FIXTURE_NEEDS_METRICS) ? RC_NEEDS_METRICS : 0) |
+               ((f->needs & FIXTURE_NEEDS_SUT_HTTP) ? RC_NEEDS_HTTP : 0);
 }
 
 int fixture_suite_load(const char *dir, const char *display_root, rc_error_t *err) {

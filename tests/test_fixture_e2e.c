@@ -19,6 +19,7 @@
 
 #include "case_run.h"
 #include "rc_clock.h"
+#include "rc_net.h"
 #include "test_support.h"
 #include "torture.h"
 
@@ -36,8 +37,11 @@ static char *src_path(const char *rel) {
   return test_path(test_env("REPLCHECK_SOURCE_DIR"), rel);
 }
 
+/* A failure quotes the end of the text only: Check refuses messages over 4 KiB. */
 static void assert_contains(const char *haystack, const char *needle) {
-  ck_assert_msg(strstr(haystack, needle) != NULL, "expected '%s' in:\n%s", needle, haystack);
+  size_t len = strlen(haystack);
+  ck_assert_msg(strstr(haystack, needle) != NULL, "expected '%s' in:\n%s%s", needle,
+                len > 3000 ? "..." : "", len > 3000 ? haystack + len - 3000 : haystack);
 }
 
 /* Runs replcheck in work with TMPDIR there; output in *out. Returns the exit status. */
@@ -197,22 +201,28 @@ START_TEST(bundled_fixtures_pass_in_both_dialects) {
   static const char *const ids[] = {
       "fixtures/protocol/stream-id-backwards ",    "fixtures/protocol/stream-id-backwards-2018 ",
       "fixtures/protocol/position-out-of-order ",  "fixtures/protocol/rdata-after-position ",
-      "fixtures/protocol/batch-interrupted-2018 ", "fixtures/protocol/stream-never-positioned "};
+      "fixtures/protocol/batch-interrupted-2018 ", "fixtures/protocol/stream-never-positioned ",
+      "fixtures/protocol/batch-interrupted ",      "fixtures/seeds/cache-reaps-unprompted ",
+      "fixtures/seeds/handlers-in-background ",    "fixtures/seeds/in-flight-while-working ",
+      "fixtures/seeds/server-header-on-errors ",   "fixtures/seeds/handler-error-logged "};
   for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) assert_contains(out, ids[i]);
   free(out);
   char args[4096];
-  snprintf(args, sizeof args, "run --profile '%s/profiles/refworker.json' --bin-dir '%s' fixtures",
+  /* fixtures/seeds/ is the self-test matrix's (tests/test_selftest.c): each seed fixture
+   * passes against refworker and fails against its --bug switch. */
+  snprintf(args, sizeof args,
+           "run --profile '%s/profiles/refworker.json' --bin-dir '%s' fixtures/protocol",
            test_env("REPLCHECK_SOURCE_DIR"), test_env("REPLCHECK_BIN_DIR"));
   rc = replcheck(NULL, args, &out);
   ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
-  assert_contains(out, "4 passed, 0 failed, 2 skipped");
+  assert_contains(out, "5 passed, 0 failed, 2 skipped");
   free(out);
   snprintf(args, sizeof args,
-           "run --profile '%s/profiles/refworker-2018.json' --bin-dir '%s' fixtures",
+           "run --profile '%s/profiles/refworker-2018.json' --bin-dir '%s' fixtures/protocol",
            test_env("REPLCHECK_SOURCE_DIR"), test_env("REPLCHECK_BIN_DIR"));
   rc = replcheck(NULL, args, &out);
   ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
-  assert_contains(out, "2 passed, 0 failed, 4 skipped");
+  assert_contains(out, "2 passed, 0 failed, 5 skipped");
   free(out);
 }
 END_TEST
@@ -250,6 +260,76 @@ START_TEST(a_fixture_expecting_the_bug_fails_with_its_location) {
   rc = replcheck(NULL, args, &out);
   ck_assert_msg(rc == 1, "exit %d:\n%s", rc, out);
   assert_contains(out, "FAIL fixtures/bug/batch: RC-05,RD-03: no such line within 2000 ms");
+  free(out);
+}
+END_TEST
+
+/* The modern interrupted batch is observed through a cache's size metric: the probe sees
+ * batches (without the disconnect the two batch rows land with the numeric one), and a
+ * copy expecting what a worker that keeps the buffer does fails, naming the step. */
+START_TEST(interrupted_batch_probe_sees_the_batch) {
+  char *path = src_path("fixtures/protocol/batch-interrupted.fixture");
+  char *text = test_read_file(path, NULL);
+  ck_assert_ptr_nonnull(text);
+  free(path);
+  char *cut = strstr(text, "close\nconnect c2\n<~ REPLICATE ?\nwait 100\n");
+  ck_assert_ptr_nonnull(cut);
+  char *control = NULL;
+  ck_assert_int_ge(asprintf(&control, "%.*s%s", (int)(cut - text), text,
+                            cut + strlen("close\nconnect c2\n<~ REPLICATE ?\nwait 100\n")),
+                   0);
+  free(text);
+  /* uninterrupted: the worker applies the two batch rows and the numeric one */
+  char *at;
+  while ((at = strstr(control, "mark+1")) != NULL) at[5] = '3';
+  free(write_work("mine/control/uninterrupted.fixture", control));
+  free(control);
+  mutate_fixture("fixtures/protocol/batch-interrupted.fixture", "== mark+1", "== mark+3",
+                 "mine/bug/kept-batch.fixture");
+  char args[4096], *out;
+  snprintf(args, sizeof args,
+           "run --profile '%s/profiles/refworker.json' --bin-dir '%s' --fixtures mine fixtures",
+           test_env("REPLCHECK_SOURCE_DIR"), test_env("REPLCHECK_BIN_DIR"));
+  int rc = replcheck(NULL, args, &out);
+  ck_assert_msg(rc == 1, "exit %d:\n%s", rc, out);
+  assert_contains(out, "1 passed, 1 failed, 0 skipped");
+  assert_contains(out, "FAIL fixtures/bug/kept-batch: RD-03: ");
+  assert_contains(out, "FAIL fixtures/bug/kept-batch: RD-03: 1 at +");
+  assert_contains(out, "(wanted == 3 = mark 0 +3) (the last of ");
+  assert_contains(out, "[at mine/bug/kept-batch.fixture:33: metric "
+                       "synapse_util_caches_cache_size{name=\"device_seen\"} == mark+3]");
+  free(out);
+}
+END_TEST
+
+/* A profile without metrics.url or http.url skips fixtures that need them, saying why. */
+START_TEST(side_channels_missing_from_the_profile_skip) {
+  char *path = src_path("profiles/refworker.json");
+  char *text = test_read_file(path, NULL);
+  ck_assert_ptr_nonnull(text);
+  free(path);
+  char *metrics = strstr(text, "  \"metrics\": {");
+  char *http = strstr(text, "  \"http\": {");
+  char *caches = strstr(text, "  \"caches\": [");
+  ck_assert(metrics != NULL && http != NULL && caches != NULL && metrics < http && http < caches);
+  char *bare = NULL;
+  ck_assert_int_ge(asprintf(&bare, "%.*s%s", (int)(metrics - text), text, caches), 0);
+  free(text);
+  /* {bin_dir} is expanded from --bin-dir; the profile lives in work */
+  free(write_work("bare.json", bare));
+  free(bare);
+  char args[4096], *out;
+  snprintf(args, sizeof args,
+           "run --profile bare.json --bin-dir '%s' --progress plain "
+           "fixtures/seeds/server-header-on-errors fixtures/seeds/handlers-in-background",
+           test_env("REPLCHECK_BIN_DIR"));
+  int rc = replcheck(NULL, args, &out);
+  ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
+  assert_contains(out, "0 passed, 0 failed, 2 skipped");
+  assert_contains(out,
+                  "not applicable: needs the SUT's metrics; the profile declares no metrics.url");
+  assert_contains(
+      out, "not applicable: needs the SUT's HTTP listener; the profile declares no http.url");
   free(out);
 }
 END_TEST
@@ -449,6 +529,58 @@ START_TEST(mockhs_plays_a_fixture_to_a_worker_started_by_hand) {
 }
 END_TEST
 
+/* `mockhs --fixture` checks the worker's HTTP answers and metrics when told where they
+ * are (--sut-http, --sut-metrics), and refuses at once, exit 2, when not told. */
+START_TEST(mockhs_checks_side_channels_of_a_worker_started_by_hand) {
+  char *fixture = src_path("fixtures/seeds/server-header-on-errors.fixture");
+  char bin[4096], cmd[8400];
+  snprintf(bin, sizeof bin, "%s/mockhs", test_env("REPLCHECK_BIN_DIR"));
+  snprintf(cmd, sizeof cmd, "'%s' --fixture '%s' > '%s/refused.out' 2>&1", bin, fixture, work);
+  ck_assert_int_eq(test_run(cmd), 2);
+  char *refused_path = test_path(work, "refused.out");
+  char *refused = test_read_file(refused_path, NULL);
+  assert_contains(refused, "cannot be played: its steps need the worker's HTTP listener "
+                           "(--sut-http URL)");
+  free(refused);
+  free(refused_path);
+  int serve = rc_net_free_port();
+  ck_assert_int_gt(serve, 0);
+  char http[64], metrics[80];
+  snprintf(http, sizeof http, "--sut-http=http://127.0.0.1:%d", serve);
+  snprintf(metrics, sizeof metrics, "--sut-metrics=http://127.0.0.1:%d/metrics", serve);
+  static const char *const fixtures[] = {"fixtures/seeds/server-header-on-errors.fixture",
+                                         "fixtures/seeds/handlers-in-background.fixture"};
+  for (size_t i = 0; i < 2; i++) {
+    char *path = src_path(fixtures[i]);
+    char *argv[] = {bin,  "--fixture", path, "--server-name", "t.local", http, metrics, NULL};
+    proc_t mock = spawn("mockhs-side.out", argv);
+    char *out = await_output(&mock, "HTTP on 127.0.0.1:", 5000);
+    char wbin[4096], port[16], serve_text[16], catchup[64], log[4200];
+    snprintf(wbin, sizeof wbin, "%s/refworker", test_env("REPLCHECK_BIN_DIR"));
+    snprintf(port, sizeof port, "%d", port_after(out, "listening on 127.0.0.1:"));
+    snprintf(catchup, sizeof catchup, "http://127.0.0.1:%d", port_after(out, "HTTP on 127.0.0.1:"));
+    snprintf(serve_text, sizeof serve_text, "%d", serve);
+    snprintf(log, sizeof log, "%s/side-%zu.log", work, i);
+    free(out);
+    char *wargv[] = {wbin,       "--host",       "127.0.0.1", "--port",     port,
+                     "--server-name", "t.local", "--dialect", "modern",    "--log",
+                     log,        "--http-url",   catchup,     "--http-port", serve_text,
+                     NULL};
+    proc_t worker = spawn("worker-side.out", wargv);
+    int rc = await_exit(&mock, 20000);
+    out = test_read_file(mock.out, NULL);
+    ck_assert_msg(rc == 0, "%s: exit %d:\n%s", fixtures[i], rc, out);
+    assert_contains(out, i == 0 ? "header Server ~ [^ ]+/[0-9][0-9.]*  [404; Server: refworker/"
+                                : "process-replication-data\"} >= 1  [");
+    free(out);
+    stop(&worker);
+    stop(&mock);
+    free(path);
+  }
+  free(fixture);
+}
+END_TEST
+
 START_TEST(proxy_records_a_session_that_replays) {
   /* The "real main" is a mock playing a main-side script that ends by closing. */
   char *main_side = write_work("main-side.fixture",
@@ -620,10 +752,13 @@ int main(void) {
   tcase_set_timeout(tc, 240);
   tcase_add_test(tc, bundled_fixtures_pass_in_both_dialects);
   tcase_add_test(tc, a_fixture_expecting_the_bug_fails_with_its_location);
+  tcase_add_test(tc, interrupted_batch_probe_sees_the_batch);
+  tcase_add_test(tc, side_channels_missing_from_the_profile_skip);
   tcase_add_test(tc, a_broken_fixture_is_an_error_never_a_pass);
   tcase_add_test(tc, every_step_kind_plays);
   tcase_add_test(tc, recorded_tests_replay_against_refworker);
   tcase_add_test(tc, mockhs_plays_a_fixture_to_a_worker_started_by_hand);
+  tcase_add_test(tc, mockhs_checks_side_channels_of_a_worker_started_by_hand);
   tcase_add_test(tc, proxy_records_a_session_that_replays);
   tcase_add_test(tc, the_same_seed_gives_the_same_schedule);
   tcase_add_test(tc, protocol_suites_pass_under_torture);

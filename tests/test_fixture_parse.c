@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fixture.h"
+#include "fixture_side.h"
 #include "fixture_text.h"
 #include "fixture_write.h"
 #include "ledger.h"
@@ -163,6 +164,50 @@ START_TEST(load_errors_name_file_line_and_field) {
        "fx/t.fixture:7: step 'http-fail': expected 'http-fail STATUS COUNT'"},
       {HEADER "script:\nping maybe\n< X\n", "fx/t.fixture:7: step 'ping': expected on or off"},
       {HEADER "script:\n< X\r\n", "fx/t.fixture:7: a carriage return"},
+      /* side channels: metrics and the SUT's HTTP answers */
+      {HEADER "script:\nmetric up\n",
+       "fx/t.fixture:7: step 'metric': expected 'metric NAME{LABELS} OP VALUE'"},
+      {HEADER "script:\nmetric up == many\n",
+       "fx/t.fixture:7: step 'metric': VALUE 'many' is not a number, mark, mark+N or mark-N"},
+      {HEADER "script:\nmetric up{name=\"x} == 1\n",
+       "fx/t.fixture:7: step 'metric': selector 'up{name=\"x}': column"},
+      {HEADER "script:\nmetric up{name=x} == 1\n",
+       "fx/t.fixture:7: step 'metric': selector 'up{name=x}'"},
+      {HEADER "script:\nmetric a b == 1\n",
+       "fx/t.fixture:7: step 'metric': selector 'a b': column 3"},
+      {HEADER "script:\n!metric up{a=\"b\"} =< 1\n",
+       "fx/t.fixture:7: step '!metric': selector 'up{a=\"b\"} =< 1'"},
+      {HEADER "script:\nmetric up >= mark+1\n",
+       "fx/t.fixture:7: step 'metric': VALUE mark needs an earlier 'metric-mark up'"},
+      {HEADER "script:\nmetric-mark up{a=\"1\"}\nmetric up{a=\"2\"} > mark\n",
+       "fx/t.fixture:8: step 'metric': VALUE mark needs an earlier 'metric-mark up{a=\"2\"}'"},
+      {HEADER "script:\nmetric-mark up == 1\n",
+       "fx/t.fixture:7: step 'metric-mark': selector 'up == 1'"},
+      {HEADER "script:\nc1 metric up == 1\n",
+       "fx/t.fixture:7: step 'metric': takes no connection (cN)"},
+      {HEADER "script:\nunordered\n!metric up\nend\n",
+       "fx/t.fixture:8: step '!metric': only '<', '<~' and '<raw' steps"},
+      {HEADER "script:\nmetric-mark up\n", "fx/t.fixture: the script checks nothing"},
+      {HEADER "script:\nsut-http get /x -> status 200\n",
+       "fx/t.fixture:7: step 'sut-http': METHOD must be an upper-case HTTP method"},
+      {HEADER "script:\nsut-http GET x -> status 200\n",
+       "fx/t.fixture:7: step 'sut-http': PATH must start with '/'"},
+      {HEADER "script:\nsut-http GET /x status 200\n",
+       "fx/t.fixture:7: step 'sut-http': expected 'sut-http METHOD /PATH -> CHECK'"},
+      {HEADER "script:\nsut-http GET /x -> status 99\n",
+       "fx/t.fixture:7: step 'sut-http': 'status N' needs a status code in 100..599"},
+      {HEADER "script:\nsut-http GET /x -> header\n",
+       "fx/t.fixture:7: step 'sut-http': expected a header name after 'header'"},
+      {HEADER "script:\nsut-http GET /x -> header Server =~ x\n",
+       "fx/t.fixture:7: step 'sut-http': expected 'header NAME' or 'header NAME ~ REGEX'"},
+      {HEADER "script:\nsut-http GET /x -> !header Server ~ x\n",
+       "fx/t.fixture:7: step 'sut-http': '!header NAME' takes nothing after the name"},
+      {HEADER "script:\nsut-http GET /x -> header Server ~ (\n",
+       "fx/t.fixture:7: step 'sut-http': bad regular expression"},
+      {HEADER "script:\nsut-http GET /${int} -> status 200\n",
+       "fx/t.fixture:7: step 'sut-http': placeholder '${int}' cannot be sent"},
+      {HEADER "script:\nsut-http GET /x -> body ~ y\n",
+       "fx/t.fixture:7: step 'sut-http': expected 'sut-http METHOD /PATH -> CHECK'"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     rc_error_t err = {.msg = ""};
@@ -171,6 +216,89 @@ START_TEST(load_errors_name_file_line_and_field) {
     ck_assert_msg(strstr(err.msg, cases[i].message) != NULL, "case %zu: '%s' lacks '%s'", i,
                   err.msg, cases[i].message);
   }
+}
+END_TEST
+
+/* The side-channel steps: what they hold, and which channels the fixture needs. */
+START_TEST(side_channel_steps_load) {
+  const char *text = HEADER
+      "script:\n"
+      "metric-mark synapse_util_caches_cache:size{name=\"a b\",x=\"\\\"\"}\n"
+      "metric synapse_util_caches_cache:size{name=\"a b\",x=\"\\\"\"} >= mark+2\n"
+      "deadline 300\n"
+      "!metric up{job=\"w\"}\n"
+      "!metric up  <  -1.5e3\n"
+      "metric up != mark-1\n";
+  rc_error_t err = {.msg = ""};
+  fixture_t *f = parse(text, &err);
+  ck_assert_msg(f == NULL, "a mark of another selector was accepted");
+  ck_assert_msg(strstr(err.msg, "fx/t.fixture:12: step 'metric': VALUE mark needs") != NULL, "%s",
+                err.msg);
+  text = HEADER
+      "script:\n"
+      "metric-mark synapse_util_caches_cache:size{name=\"a b\",x=\"\\\"\"}\n"
+      "metric synapse_util_caches_cache:size{name=\"a b\",x=\"\\\"\"} >= mark+2\n"
+      "deadline 300\n"
+      "!metric up{job=\"w\"}\n"
+      "!metric up  <  -1.5e3\n"
+      "!metric up{a=\"b == 1\"}\n"
+      "sut-http OPTIONS /x/${server_name}?a=b -> header Server ~ ^w/[0-9]+ x$\n"
+      "sut-http GET / -> !header Server\n"
+      "sut-http HEAD /h -> status 204\n"
+      "log~ x\n";
+  f = parse(text, &err);
+  ck_assert_msg(f != NULL, "%s", err.msg);
+  ck_assert_uint_eq(f->step_count, 9);
+  ck_assert_uint_eq(f->needs, FIXTURE_NEEDS_METRICS | FIXTURE_NEEDS_SUT_HTTP | FIXTURE_NEEDS_LOG);
+  const fixture_step_t *s = f->steps;
+  ck_assert_int_eq(s[0].kind, FIXTURE_STEP_METRIC_MARK);
+  ck_assert_str_eq(s[0].text, "synapse_util_caches_cache:size{name=\"a b\",x=\"\\\"\"}");
+  ck_assert_int_eq(s[1].kind, FIXTURE_STEP_METRIC);
+  ck_assert_int_eq(s[1].op, FIXTURE_OP_GE);
+  ck_assert(s[1].relative);
+  ck_assert(s[1].value == 2.0);
+  ck_assert_int_eq(s[2].kind, FIXTURE_STEP_METRIC_NOT);
+  ck_assert_int_eq(s[2].op, FIXTURE_OP_NONE);
+  ck_assert_int_eq(s[2].deadline_ms, 300);
+  ck_assert_str_eq(s[2].text, "up{job=\"w\"}");
+  ck_assert_int_eq(s[3].op, FIXTURE_OP_LT);
+  ck_assert(s[3].value == -1500.0 && !s[3].relative);
+  ck_assert_str_eq(s[3].text, "up");
+  ck_assert_int_eq(s[4].op, FIXTURE_OP_NONE);
+  ck_assert_str_eq(s[4].text, "up{a=\"b == 1\"}");
+  s++; /* the sut-http steps follow */
+  ck_assert_int_eq(s[4].kind, FIXTURE_STEP_SUT_HTTP);
+  ck_assert_str_eq(s[4].method, "OPTIONS");
+  ck_assert_str_eq(s[4].text, "/x/${server_name}?a=b");
+  ck_assert_int_eq(s[4].check, FIXTURE_CHECK_HEADER_REGEX);
+  ck_assert_str_eq(s[4].header, "Server");
+  ck_assert_str_eq(s[4].regex, "^w/[0-9]+ x$");
+  ck_assert_int_eq(s[5].check, FIXTURE_CHECK_NO_HEADER);
+  ck_assert_int_eq(s[6].check, FIXTURE_CHECK_STATUS);
+  ck_assert_int_eq(s[6].number, 204);
+  /* The selector means what the scrape's text means: labels as conditions, the _total
+   * twin, extra labels ignored, matching series summed. */
+  prom_t *sel = fixture_selector_parse("reqs{code=\"200\"}", &err);
+  ck_assert_msg(sel != NULL, "%s", err.msg);
+  const char *scrape_text =
+      "reqs_total{code=\"200\",method=\"GET\"} 3\n"
+      "reqs_total{code=\"200\",method=\"PUT\"} 4\n"
+      "reqs_total{code=\"404\",method=\"GET\"} 100\n";
+  prom_t *scrape = prom_parse(scrape_text, strlen(scrape_text), &err);
+  ck_assert_ptr_nonnull(scrape);
+  size_t found = 0;
+  ck_assert(fixture_metric_value(scrape, sel, &found) == 7.0);
+  ck_assert_uint_eq(found, 2);
+  prom_destroy(sel);
+  sel = fixture_selector_parse("reqs{code=\"500\"}", &err);
+  ck_assert(fixture_metric_value(scrape, sel, &found) == 0.0);
+  ck_assert_uint_eq(found, 0);
+  prom_destroy(sel);
+  prom_destroy(scrape);
+  ck_assert(fixture_op_holds(FIXTURE_OP_LE, 1, 1) && !fixture_op_holds(FIXTURE_OP_LT, 1, 1));
+  ck_assert(!fixture_op_holds(FIXTURE_OP_NONE, 1, 1));
+  ck_assert_str_eq(fixture_op_text(FIXTURE_OP_NE), "!=");
+  fixture_destroy(f);
 }
 END_TEST
 
@@ -455,6 +583,7 @@ int main(void) {
   TCase *tc = tcase_create("format");
   tcase_add_test(tc, valid_fixture_loads);
   tcase_add_test(tc, load_errors_name_file_line_and_field);
+  tcase_add_test(tc, side_channel_steps_load);
   tcase_add_test(tc, load_reads_files_and_names_them);
   tcase_add_test(tc, placeholders_and_matchers);
   tcase_add_test(tc, escapes_round_trip);

@@ -21,11 +21,11 @@
 #include "rc_clock.h"
 #include "test_support.h"
 
-/* What each run selects: the behaviour suites, plus the protocol tests a bug could
- * plausibly disturb (catch-up ordering for fire-and-forget work, the wire for inline
+/* What each run selects: the behaviour suites and the seed-bug fixtures, plus the protocol tests a
+ * bug could plausibly disturb (catch-up ordering for fire-and-forget work, the wire for inline
  * handlers) and the passive wire test. */
 #define BEHAVIOUR \
-  "'http/*' 'background/*' 'cache/*' 'presence/*' protocol/passive/wire-grammar"
+  "'http/*' 'background/*' 'cache/*' 'presence/*' 'fixtures/seeds/*' protocol/passive/wire-grammar"
 #define WITH_POSITION BEHAVIOUR " 'protocol/position/*'"
 #define WITH_RDATA BEHAVIOUR " 'protocol/rdata/*'"
 
@@ -79,6 +79,9 @@ static const expectation_t EXPECTED[] = {
     {M, "cache-needs-start", "cache/expiry/removed", "FAIL", "size still 1"},
     {M, "cache-needs-start", "cache/expiry/counted", "FAIL", "it went from 0 to 0"},
     {M, "cache-needs-start", "cache/expiry/reset-on-get", "FAIL", "still holds both entries"},
+    {M, "cache-needs-start", "fixtures/seeds/cache-reaps-unprompted", "FAIL",
+     "[at fixtures/seeds/cache-reaps-unprompted.fixture:21: metric "
+     "synapse_background_process_start_count{name=\"prune_cache_device_updates\"} >= 1]"},
     {O, "cache-needs-start", "cache/reaper/unprompted", "FAIL",
      "no prune_cache_device_updates series"},
     {O, "cache-needs-start", "cache/expiry/removed", "FAIL", "size still 1"},
@@ -89,13 +92,27 @@ static const expectation_t EXPECTED[] = {
     {M, "handlers-not-background", "background/in-flight/held-catchup", "FAIL",
      "no in-flight series for it"},
     {M, "handlers-not-background", "background/handler-error/logged", "FAIL", "ERROR [sentinel]"},
+    {M, "handlers-not-background", "fixtures/seeds/handlers-in-background", "FAIL",
+     "[at fixtures/seeds/handlers-in-background.fixture:20: metric "
+     "synapse_background_process_start_count{name=\"process-replication-data\"} >= 1]"},
+    {M, "handlers-not-background", "fixtures/seeds/in-flight-while-working", "FAIL",
+     "[at fixtures/seeds/in-flight-while-working.fixture:27: metric "
+     "synapse_background_process_in_flight_count{name=\"process-replication-data\"} == 0]"},
+    {M, "handlers-not-background", "fixtures/seeds/handler-error-logged", "FAIL",
+     "[at fixtures/seeds/handler-error-logged.fixture:23: log~ "},
     {O, "handlers-not-background", "background/names/per-line-2018", "FAIL", "no such series"},
     {O, "handlers-not-background", "background/handler-error/logged", "FAIL", "ERROR [sentinel]"},
     /* seed D: the process ends before the work it started */
     {M, "fire-and-forget", "background/in-flight/held-catchup", "FAIL", "in flight 0"},
+    {M, "fire-and-forget", "fixtures/seeds/in-flight-while-working", "FAIL",
+     "[at fixtures/seeds/in-flight-while-working.fixture:24: !metric "
+     "synapse_background_process_in_flight_count{name=\"process-replication-data\"} < 1]"},
     /* seed E: error responses without the Server header */
     {M, "missing-server-header", "http/server-header/present", "FAIL",
      "GET /_refworker/fail (500) has no Server header"},
+    {M, "missing-server-header", "fixtures/seeds/server-header-on-errors", "FAIL",
+     "no Server header (status 404) [at fixtures/seeds/server-header-on-errors.fixture:20: "
+     "sut-http GET /_refworker/no-such-path -> header Server"},
     /* seed G: no prompt ERROR; Twisted's late CRITICAL report instead */
     {M, "unhandled-background-error", "background/handler-error/logged", "FAIL",
      "no ERROR line at all"},
@@ -103,6 +120,8 @@ static const expectation_t EXPECTED[] = {
      "BG-07: the SUT logged Twisted's report"},
     {M, "unhandled-background-error", "background/handler-error/no-unhandled-deferred", "FAIL",
      "BG-07: the SUT logged Twisted's report"},
+    {M, "unhandled-background-error", "fixtures/seeds/handler-error-logged", "FAIL",
+     "[at fixtures/seeds/handler-error-logged.fixture:23: log~ "},
     {O, "unhandled-background-error", "background/handler-error/logged", "FAIL",
      "no ERROR line at all"},
     {O, "unhandled-background-error", "background/handler-error/processing-continues", "FAIL",

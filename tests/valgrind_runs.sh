@@ -7,7 +7,9 @@
 #      batches, a POSITION gap fetched over the mock's HTTP side, SIGTERM;
 #   2. replcheck under valgrind against hostile SUTs (tests/hostile/: a flood of garbage,
 #      a crash, children left behind): the failure path, evidence and teardown notes;
-#   3. the standalone mockhs under valgrind serves a refworker until both are stopped.
+#   3. the standalone mockhs under valgrind serves a refworker until both are stopped;
+#   4. mockhs --fixture under valgrind plays two seed fixtures to a refworker: metric
+#      steps (scrapes of its metrics) and sut-http steps (requests to its listener).
 # Usage: valgrind_runs.sh BIN_DIR SOURCE_DIR
 set -euo pipefail
 bin=$1
@@ -124,4 +126,40 @@ cat "$work/mockhs.out" | head -20
 cat "$work/valgrind-mockhs.txt"
 grep -q '< REPLICATE' "$work/mockhs.out" || { echo "FAIL: no handshake seen by mockhs"; exit 1; }
 [ "$mrc" -eq 0 ] || { echo "FAIL: mockhs under valgrind exited with $mrc"; exit 1; }
+
+echo "== mockhs --fixture under valgrind: metric and sut-http steps against refworker"
+# refworker's HTTP port must be known before mockhs starts (it is on mockhs's command line)
+serve=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+for fixture in handlers-in-background server-header-on-errors; do
+  "${vg[@]}" --log-file="$work/valgrind-fixture-$fixture.txt" "$bin/mockhs" \
+    --fixture "$src/fixtures/seeds/$fixture.fixture" --server-name test.local \
+    --connect-timeout-ms 20000 --sut-metrics "http://127.0.0.1:$serve/metrics" \
+    --sut-http "http://127.0.0.1:$serve" > "$work/fixture-$fixture.out" 2>&1 &
+  mock=$!
+  ports=""
+  for _ in $(seq 1 200); do
+    ports=$(sed -n 's/^mockhs: playing .*listening on 127.0.0.1:\([0-9]*\), HTTP on 127.0.0.1:\([0-9]*\),.*/\1 \2/p' \
+      "$work/fixture-$fixture.out")
+    [ -n "$ports" ] && break
+    sleep 0.05
+  done
+  [ -n "$ports" ] || { echo "FAIL: mockhs --fixture did not start"; cat "$work/fixture-$fixture.out"; kill -9 $mock; exit 1; }
+  set -- $ports
+  "$bin/refworker" --host 127.0.0.1 --port "$1" --server-name test.local --dialect modern \
+    --log "$work/refworker-$fixture.log" --http-url "http://127.0.0.1:$2" \
+    --http-port "$serve" > /dev/null 2>&1 &
+  worker=$!
+  set +e
+  wait $mock
+  mrc=$?
+  set -e
+  kill -TERM $worker; wait $worker || true
+  grep -E '^(step|mockhs: (PASSED|FAILED|ERROR))' "$work/fixture-$fixture.out" || true
+  cat "$work/valgrind-fixture-$fixture.txt"
+  if [ "$mrc" -ne 0 ] || [ -s "$work/valgrind-fixture-$fixture.txt" ]; then
+    echo "FAIL: mockhs --fixture $fixture under valgrind exited with $mrc (0 = every step passed; 99 = valgrind errors)"
+    tail -30 "$work/fixture-$fixture.out"
+    exit 1
+  fi
+done
 echo "valgrind runs: clean"
