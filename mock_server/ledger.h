@@ -82,6 +82,13 @@ const ledger_entry_t *ledger_append(ledger_t *ledger, int conn_id, ledger_kind_t
                                     ledger_side_t side, ledger_close_how_t how,
                                     const char *text, size_t len);
 
+/* Appends `count` LEDGER_LINE entries at once, all with one timestamp (lines queued
+ * in the same call are written at the same instant): line i is bytes[start_i ..
+ * ends[i]) where start_0 = 0 and start_i = ends[i-1] + 1 (ends[i] is where line i's LF
+ * is). Returns 0, or -1 on allocation failure (the lines before it are appended). */
+int ledger_append_lines(ledger_t *ledger, int conn_id, ledger_side_t side, const char *bytes,
+                        const size_t *ends, size_t count);
+
 /* Sequence number the next appended entry will get (entries so far = next - 1). */
 uint64_t ledger_next_seq(const ledger_t *ledger);
 /* Oldest sequence number still held. */
