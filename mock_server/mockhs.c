@@ -17,6 +17,8 @@
 #include "mockhs_internal.h"
 #include "rc_clock.h"
 
+#define MOCK_MAX_SINGLE_WRITE (256 * 1024)
+
 /* Streams a Synapse v1.66 main announced after REPLICATE
  * (shared/reference/synapse-1.66/real-pair.txt, first connection). */
 static const mockhs_stream_t MODERN_STREAMS[] = {
@@ -405,6 +407,9 @@ static void on_accept(struct evconnlistener *listener, evutil_socket_t fd,
                 "torture: out of memory, connection not tortured", 47);
 
   bufferevent_setcb(bev, on_read, on_write, on_event, conn);
+  /* libevent hands the kernel 16 KiB per loop turn by default; bulk emission queues
+   * far more than that between turns. */
+  bufferevent_set_max_single_write(bev, MOCK_MAX_SINGLE_WRITE);
   bufferevent_enable(bev, EV_READ | EV_WRITE);
   if (mock->cfg.send_opening) {
     proto_command_t server = {.kind = PROTO_CMD_SERVER,
@@ -596,6 +601,7 @@ void mockhs_destroy(mockhs_t *mock) {
   mock_redis_destroy(mock->redis);
   stream_history_destroy(mock->history);
   ledger_destroy(mock->ledger);
+  mock_emit_free(mock);
   /* libevent finishes freeing a bufferevent that still had deferred callbacks queued
    * (a FIN close waiting for its output to drain) on the next loop turn; give it that
    * turn so nothing is left behind for the event base's owner. */

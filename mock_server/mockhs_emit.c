@@ -15,12 +15,13 @@
 #define PIECE_BYTES (256u * 1024u)
 #define PIECE_LINES 4096u
 
-typedef struct piece {
+struct mockhs_piece {
   char *buf; /* PIECE_BYTES + room for one more line and its LF */
   size_t len;
   size_t ends[PIECE_LINES]; /* where each line's LF is */
   size_t count;
-} piece_t;
+};
+typedef struct mockhs_piece piece_t;
 
 static void piece_flush(mockhs_t *mock, piece_t *piece) {
   if (piece->count == 0) return;
@@ -39,19 +40,32 @@ static void note_refused(mockhs_t *mock, piece_t *piece, const proto_error_t *pe
                   strlen(perr->message));
 }
 
+void mock_emit_free(mockhs_t *mock) {
+  if (mock->emit_piece == NULL) return;
+  free(mock->emit_piece->buf);
+  free(mock->emit_piece);
+  mock->emit_piece = NULL;
+}
+
 int mockhs_emit(mockhs_t *mock, const char *stream, const mockhs_row_t *rows, size_t count,
                 rc_error_t *err) {
   int64_t position;
   if (!stream_history_position(mock->history, stream, &position))
     return rc_error_set(err, "mock homeserver: stream '%s' is not one the mock writes", stream);
-  piece_t *piece = malloc(sizeof *piece);
-  char *buf = malloc(PIECE_BYTES + PROTO_MAX_LINE + 2);
-  if (piece == NULL || buf == NULL) {
-    free(piece);
-    free(buf);
-    return rc_error_set(err, "mock homeserver: out of memory");
+  /* Kept for the mock's lifetime: a fresh quarter-megabyte buffer per call is an
+   * mmap, and page faults on it, every time. */
+  if (mock->emit_piece == NULL) {
+    piece_t *fresh = malloc(sizeof *fresh);
+    char *buf = malloc(PIECE_BYTES + PROTO_MAX_LINE + 2);
+    if (fresh == NULL || buf == NULL) {
+      free(fresh);
+      free(buf);
+      return rc_error_set(err, "mock homeserver: out of memory");
+    }
+    fresh->buf = buf;
+    mock->emit_piece = fresh;
   }
-  piece->buf = buf;
+  piece_t *piece = mock->emit_piece;
   piece->len = 0;
   piece->count = 0;
   proto_command_t cmd = {.kind = PROTO_CMD_RDATA,
@@ -85,7 +99,5 @@ int mockhs_emit(mockhs_t *mock, const char *stream, const mockhs_row_t *rows, si
     if (piece->len >= PIECE_BYTES || piece->count == PIECE_LINES) piece_flush(mock, piece);
   }
   piece_flush(mock, piece);
-  free(buf);
-  free(piece);
   return rc;
 }

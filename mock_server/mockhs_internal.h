@@ -62,6 +62,7 @@ struct mockhs {
   torture_plan_t torture;   /* level 0 = off */
   int torture_doomed_conn;  /* the connection torture drops in its opening (0 = none) */
   int64_t torture_drop_ms;  /* monotonic ms of that drop (0 = not yet) */
+  struct mockhs_piece *emit_piece; /* mockhs_emit's buffer, kept between calls */
   struct {                  /* what torture did, for mockhs_torture_summary */
     unsigned held, split, shuffles, max_hold_ms, drop_after;
   } torture_done;
@@ -85,6 +86,9 @@ int mock_conn_send_lines(mockhs_t *mock, mock_conn_t *conn, const char *bytes, c
                          size_t count);
 /* An immediate RST; frees conn. */
 void mock_conn_reset_now(mockhs_t *mock, mock_conn_t *conn);
+
+/* mockhs_emit.c: frees mockhs_emit's buffer (on destroy). */
+void mock_emit_free(mockhs_t *mock);
 
 /* mockhs_guard.c: defences against a SUT that does not behave. */
 /* Before `count` lines are written at now_ms to a TCP connection that is not tortured

@@ -143,18 +143,32 @@ bool proto_int64_parse(const char *p, size_t len, int64_t *out) {
   return true;
 }
 
+/* "00".."99": two digits per division halves the divisions of a 10-digit token. */
+static const char DIGIT_PAIRS[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
 size_t proto_int64_format(int64_t v, char *out) {
   char tmp[20];
-  size_t n = 0;
+  size_t n = sizeof tmp;
   uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-  do {
-    tmp[n++] = (char)('0' + (u % 10));
-    u /= 10;
-  } while (u != 0);
+  while (u >= 100) {
+    unsigned pair = (unsigned)(u % 100) * 2;
+    u /= 100;
+    tmp[--n] = DIGIT_PAIRS[pair + 1];
+    tmp[--n] = DIGIT_PAIRS[pair];
+  }
+  if (u >= 10) {
+    tmp[--n] = DIGIT_PAIRS[u * 2 + 1];
+    tmp[--n] = DIGIT_PAIRS[u * 2];
+  } else {
+    tmp[--n] = (char)('0' + u);
+  }
   size_t len = 0;
   if (v < 0) out[len++] = '-';
-  while (n > 0) out[len++] = tmp[--n];
-  return len;
+  memcpy(out + len, tmp + n, sizeof tmp - n);
+  return len + sizeof tmp - n;
 }
 
 size_t proto_utf8_boundary(const char *p, size_t len) {

@@ -12,16 +12,22 @@ typedef struct writer {
   size_t len;   /* bytes the line needs, even past the limit */
 } writer_t;
 
-static void put(writer_t *w, const char *p, size_t n) {
+static inline void put(writer_t *w, const char *p, size_t n) {
   if (w->len + n <= w->limit && n > 0) memcpy(w->buf + w->len, p, n);
   w->len += n;
 }
 
-static void put_char(writer_t *w, char c) {
-  put(w, &c, 1);
+/* A store, not a one-byte memcpy call: a line is written with several of these. */
+static inline void put_char(writer_t *w, char c) {
+  if (w->len < w->limit) w->buf[w->len] = c;
+  w->len++;
 }
 
-static void put_int(writer_t *w, int64_t v) {
+static inline void put_int(writer_t *w, int64_t v) {
+  if (w->limit - (w->len < w->limit ? w->len : w->limit) >= 20) {
+    w->len += proto_int64_format(v, w->buf + w->len);
+    return;
+  }
   char digits[24];
   put(w, digits, proto_int64_format(v, digits));
 }
