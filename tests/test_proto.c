@@ -1164,6 +1164,48 @@ START_TEST(test_helpers) {
 }
 END_TEST
 
+/* Integers are written two digits at a time (proto_int64_format); the reference is
+ * printf's %lld, over the edges of every digit count and pseudo-random values of every
+ * magnitude, in a short buffer too (where the writer falls back to a copy). */
+START_TEST(test_integer_formatting) {
+  tally_t t = {0};
+  meta_t m = {"proto-int-format", "integers are written in canonical decimal (proto.h)",
+              "printf %lld"};
+  int64_t edges[] = {0, 1, -1, 9, 10, 11, 99, 100, 101, -99, -100, INT64_MAX, INT64_MIN,
+                     INT64_MAX - 1, INT64_MIN + 1};
+  uint64_t x = 0x9E3779B97F4A7C15ULL;
+  for (int i = 0; i < 200000; i++) {
+    int64_t v;
+    if (i < (int)(sizeof edges / sizeof edges[0])) {
+      v = edges[i];
+    } else if (i < 200) {
+      /* 10^k - 1, 10^k and their negatives. */
+      int64_t p = 1;
+      for (int k = 0; k < (i - 15) / 4 % 19; k++) p *= 10;
+      v = (i % 4 == 0) ? p - 1 : (i % 4 == 1) ? p : (i % 4 == 2) ? -p : 1 - p;
+    } else {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      v = (int64_t)(x >> (x % 64)); /* every magnitude */
+      if (x & 1) v = -v;
+    }
+    char want[96], line[96];
+    snprintf(want, sizeof want, "POSITION events master %lld %lld", (long long)v, (long long)v);
+    proto_command_t cmd = {.kind = PROTO_CMD_POSITION,
+                           .stream = proto_slice_cstr("events"),
+                           .instance = proto_slice_cstr("master"),
+                           .prev_token = v,
+                           .new_token = v};
+    /* The exact size, so the last integer does not have 20 bytes of room. */
+    int n = proto_format_command(DMO, &cmd, line, strlen(want) + 1, NULL);
+    if (!expect_str(&t, &m, "formatted POSITION", n < 0 ? "" : line, n < 0 ? 0 : (size_t)n, want))
+      break;
+  }
+  finish(&t, "integer formatting");
+}
+END_TEST
+
 static void add_more_tests(Suite *s) {
   TCase *tc = tcase_create("framing");
   tcase_add_test(tc, test_framing_limits);
@@ -1184,6 +1226,7 @@ static void add_more_tests(Suite *s) {
   tcase_add_test(tc, test_directions);
   tcase_add_test(tc, test_names);
   tcase_add_test(tc, test_helpers);
+  tcase_add_test(tc, test_integer_formatting);
   suite_add_tcase(s, tc);
 }
 
