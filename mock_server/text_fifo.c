@@ -18,6 +18,7 @@ typedef struct chunk {
 struct text_fifo {
   chunk_t *oldest;
   chunk_t *newest;
+  chunk_t *spare; /* one released standard chunk, reused instead of a free and a malloc */
 };
 
 text_fifo_t *text_fifo_create(void) { return calloc(1, sizeof(text_fifo_t)); }
@@ -28,6 +29,7 @@ void text_fifo_destroy(text_fifo_t *fifo) {
     next = c->next;
     free(c);
   }
+  free(fifo->spare);
   free(fifo);
 }
 
@@ -36,8 +38,14 @@ char *text_fifo_push(text_fifo_t *fifo, const char *bytes, size_t len, uint64_t 
   if (c == NULL || c->cap - c->used < len + 1) {
     /* A long copy gets a chunk of its own size, so it never strands a big chunk. */
     size_t cap = len + 1 > CHUNK_BYTES / 4 ? len + 1 : CHUNK_BYTES;
-    chunk_t *fresh = malloc(sizeof *fresh + cap);
-    if (fresh == NULL) return NULL;
+    chunk_t *fresh;
+    if (cap == CHUNK_BYTES && fifo->spare != NULL) {
+      fresh = fifo->spare;
+      fifo->spare = NULL;
+    } else {
+      fresh = malloc(sizeof *fresh + cap);
+      if (fresh == NULL) return NULL;
+    }
     fresh->next = NULL;
     fresh->used = 0;
     fresh->cap = cap;
@@ -61,6 +69,12 @@ void text_fifo_release_through(text_fifo_t *fifo, uint64_t tag) {
     chunk_t *c = fifo->oldest;
     fifo->oldest = c->next;
     if (fifo->newest == c) fifo->newest = NULL;
-    free(c);
+    /* Freed and allocated again at once, a chunk at the top of the heap is given back
+     * to the kernel and faulted in anew each time. */
+    if (c->cap == CHUNK_BYTES && fifo->spare == NULL) {
+      fifo->spare = c;
+    } else {
+      free(c);
+    }
   }
 }

@@ -56,6 +56,16 @@ static proto_error_code_t check_field(const format_ctx_t *ctx, const char *field
     return proto_error_fill(ctx->err, PROTO_ERR_BAD_FIELD, ctx->cmd->kind, field, 0,
                             "%s: field '%s' must not be empty", ctx->name, field);
   }
+  /* Identifiers (stream, instance) are a few plain ASCII bytes: one loop that finds
+   * neither a byte below 0x0E, a space nor a non-ASCII byte settles the field. */
+  if (s.len <= 32) {
+    bool plain = true;
+    for (size_t i = 0; i < s.len; i++) {
+      unsigned char c = (unsigned char)s.ptr[i];
+      plain &= c >= 0x0E && c < 0x80 && (c != ' ' || (flags & FIELD_MAY_HAVE_SPACES));
+    }
+    if (plain) return PROTO_OK;
+  }
   size_t bad = proto_bytes_first_bad(s.ptr, s.len);
   if (bad < s.len) {
     unsigned char c = (unsigned char)s.ptr[bad];
