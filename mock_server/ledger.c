@@ -116,9 +116,9 @@ static int ensure_slot(ledger_t *ledger) {
   return 0;
 }
 
-static ledger_entry_t *append_at(ledger_t *ledger, int64_t mono_ns, int conn_id,
-                                 ledger_kind_t kind, ledger_side_t side, ledger_close_how_t how,
-                                 const char *text, size_t len) {
+static ledger_entry_t *append_at(ledger_t *ledger, int64_t mono_ns, int conn_id, ledger_kind_t kind,
+                                 ledger_side_t side, ledger_close_how_t how, const char *text,
+                                 size_t len) {
   size_t cost = ledger_entry_cost(len);
   make_room(ledger, cost);
   if (ensure_slot(ledger) != 0) return NULL;
@@ -141,8 +141,8 @@ static ledger_entry_t *append_at(ledger_t *ledger, int64_t mono_ns, int conn_id,
 }
 
 const ledger_entry_t *ledger_append(ledger_t *ledger, int conn_id, ledger_kind_t kind,
-                                    ledger_side_t side, ledger_close_how_t how,
-                                    const char *text, size_t len) {
+                                    ledger_side_t side, ledger_close_how_t how, const char *text,
+                                    size_t len) {
   return append_at(ledger, rc_clock_mono_ns(), conn_id, kind, side, how, text, len);
 }
 

@@ -10,6 +10,9 @@
  * entry just before it is dropped, so checks over every line (passive requirements)
  * stay complete however much is dropped.
  *
+ * Entries' text is copied into shared chunks (text_fifo.h), not one allocation each:
+ * the mock records every line it writes, and per-line allocations were most of that.
+ *
  * Ownership: the ledger owns entries and their text; pointers returned by
  * ledger_get()/ledger_append() stay valid until that entry is dropped or the ledger
  * is destroyed (entries never move). Single-threaded (the mock's event loop thread). */

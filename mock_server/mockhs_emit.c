@@ -26,7 +26,8 @@ typedef struct mockhs_piece piece_t;
 static void piece_flush(mockhs_t *mock, piece_t *piece) {
   if (piece->count == 0) return;
   for (mock_conn_t *c = mock->conns; c != NULL; c = c->next)
-    if (c->open && !c->closing) mock_conn_send_lines(mock, c, piece->buf, piece->ends, piece->count);
+    if (c->open && !c->closing)
+      mock_conn_send_lines(mock, c, piece->buf, piece->ends, piece->count);
   piece->len = 0;
   piece->count = 0;
 }

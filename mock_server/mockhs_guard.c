@@ -22,8 +22,8 @@
 
 #define ACCEPT_RETRY_MS 100
 
-size_t mock_guard_admit_lines(mockhs_t *mock, mock_conn_t *conn, const size_t *ends,
-                              size_t count, int64_t now, size_t *unsent_at_refusal) {
+size_t mock_guard_admit_lines(mockhs_t *mock, mock_conn_t *conn, const size_t *ends, size_t count,
+                              int64_t now, size_t *unsent_at_refusal) {
   (void)mock;
   struct evbuffer *out = bufferevent_get_output(conn->bev);
   size_t unsent = evbuffer_get_length(out);

@@ -96,8 +96,8 @@ void mock_emit_free(mockhs_t *mock);
  * how many of them, from the first, may be written. Fewer than count means the SUT
  * has failed to keep up (spec §3.3): the caller writes the admitted lines, then calls
  * mock_guard_refuse with *unsent_at_refusal, which closes it like a real main. */
-size_t mock_guard_admit_lines(mockhs_t *mock, mock_conn_t *conn, const size_t *ends,
-                              size_t count, int64_t now_ms, size_t *unsent_at_refusal);
+size_t mock_guard_admit_lines(mockhs_t *mock, mock_conn_t *conn, const size_t *ends, size_t count,
+                              int64_t now_ms, size_t *unsent_at_refusal);
 /* Records why, writes "ERROR Failed to keep up" and closes (FIN) the connection. */
 void mock_guard_refuse(mockhs_t *mock, mock_conn_t *conn, size_t unsent, int64_t now_ms);
 /* The listener's error callback: notes the accept error and pauses accepting. */

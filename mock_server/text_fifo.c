@@ -21,7 +21,9 @@ struct text_fifo {
   chunk_t *spare; /* one released standard chunk, reused instead of a free and a malloc */
 };
 
-text_fifo_t *text_fifo_create(void) { return calloc(1, sizeof(text_fifo_t)); }
+text_fifo_t *text_fifo_create(void) {
+  return calloc(1, sizeof(text_fifo_t));
+}
 
 void text_fifo_destroy(text_fifo_t *fifo) {
   if (fifo == NULL) return;

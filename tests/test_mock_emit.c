@@ -144,14 +144,14 @@ START_TEST(emission_in_pieces_equals_line_by_line) {
   size_t want[2] = {expected.len, expected.len};
   read_all(mock, fds, got, want, 2, false);
   for (int c = 0; c < 2; c++) {
-    ck_assert_msg(got[c].len == expected.len && memcmp(got[c].data, expected.data, expected.len) == 0,
-                  "connection %d: got %zu bytes, expected %zu (first difference at %zu)", c,
-                  got[c].len, expected.len,
-                  (size_t)({
-                    size_t k = 0;
-                    while (k < got[c].len && k < expected.len && got[c].data[k] == expected.data[k]) k++;
-                    k;
-                  }));
+    ck_assert_msg(
+        got[c].len == expected.len && memcmp(got[c].data, expected.data, expected.len) == 0,
+        "connection %d: got %zu bytes, expected %zu (first difference at %zu)", c, got[c].len,
+        expected.len, (size_t)({
+          size_t k = 0;
+          while (k < got[c].len && k < expected.len && got[c].data[k] == expected.data[k]) k++;
+          k;
+        }));
   }
   /* The ledger of each connection shows the same lines, and the refused row's note sits
    * between the lines before it and the lines after it. */
