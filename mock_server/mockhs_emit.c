@@ -69,9 +69,10 @@ int mockhs_emit(mockhs_t *mock, const char *stream, const mockhs_row_t *rows, si
   piece_t *piece = mock->emit_piece;
   piece->len = 0;
   piece->count = 0;
-  proto_command_t cmd = {.kind = PROTO_CMD_RDATA,
-                         .stream = proto_slice_cstr(stream),
-                         .instance = proto_slice_cstr(mock->instance_name)};
+  /* The head ("RDATA <stream> <instance> ") is checked once per call, each row then. */
+  proto_rdata_writer_t writer;
+  proto_rdata_writer_init(&writer, mock->cfg.dialect, proto_slice_cstr(stream),
+                          proto_slice_cstr(mock->instance_name));
   bool anyone = false; /* formatting is skipped when no connection would get the line */
   for (mock_conn_t *c = mock->conns; c != NULL; c = c->next) anyone |= c->open && !c->closing;
   int rc = 0;
@@ -84,12 +85,10 @@ int mockhs_emit(mockhs_t *mock, const char *stream, const mockhs_row_t *rows, si
     if (!anyone) continue;
     /* Like Synapse's _batch_updates: a row whose next row has the same token goes as
      * 'batch'; the last row of each equal-token run carries the number. */
-    cmd.token_is_batch = i + 1 < count && rows[i + 1].token == rows[i].token;
-    cmd.token = rows[i].token;
-    cmd.row = (proto_slice_t){rows[i].json, len};
+    bool batch = i + 1 < count && rows[i + 1].token == rows[i].token;
     proto_error_t perr;
-    int n = proto_format_command(mock->cfg.dialect, &cmd, piece->buf + piece->len,
-                                 PROTO_MAX_LINE + 1, &perr);
+    int n = proto_rdata_write(&writer, batch, rows[i].token, (proto_slice_t){rows[i].json, len},
+                              piece->buf + piece->len, PROTO_MAX_LINE + 1, &perr);
     if (n < 0) {
       note_refused(mock, piece, &perr);
       continue;
