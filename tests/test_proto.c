@@ -1227,7 +1227,7 @@ START_TEST(test_rdata_writer_matches_format) {
       "[]",
       "0",
       "\"x\""};
-  static char big_row[PROTO_MAX_LINE + 10];
+  static char big_row[PROTO_MAX_LINE + 64];
   int written = 0, refused = 0;
   uint64_t x = 0x2545F4914F6CDD1DULL;
   for (int i = 0; i < 60000; i++) {
