@@ -11,7 +11,8 @@
  *   framing   proto_frame_next()       split a byte buffer into LF-terminated lines,
  *                                       enforcing the 16384-byte limit
  *   parsing   proto_parse_line()       one line (without LF) -> proto_command_t
- *   writing   proto_format_command()   proto_command_t -> "<NAME> <data>" (without LF)
+ *   writing   proto_format_command()   proto_command_t -> "<NAME> <data>" (without LF);
+ *             proto_rdata_write()      the same for many RDATA lines of one stream
  *
  * Ownership: a parsed proto_command_t holds slices that point INTO the line the
  * caller passed; they stay valid only as long as that buffer does. To format, the
