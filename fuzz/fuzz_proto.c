@@ -2,7 +2,9 @@
  * send it: it is framed with proto_frame_next(), every line is parsed in both dialects
  * from every sender, refusals get their ERROR text, and every accepted line is written
  * back with proto_format_command() and parsed again, which must give the same command.
- * Also the whole input through proto_json_valid(). Crashes, sanitizer reports and
+ * Every line is also written as the row of an RDATA by proto_rdata_write(), which must
+ * give what proto_format_command() gives (bytes, result, error). Also the whole input
+ * through proto_json_valid(). Crashes, sanitizer reports and
  * broken invariants (abort) are findings.
  *
  * Built with libFuzzer when REPLCHECK_FUZZ=ON (clang); tests/test_fuzz_corpora.c calls
@@ -84,12 +86,35 @@ static void check_line(proto_dialect_t dialect, proto_sender_t sender, const cha
   }
 }
 
+/* The line as an RDATA row: the bulk writer against proto_format_command. */
+static void check_rdata_writer(proto_dialect_t dialect, const char *line, size_t len) {
+  proto_rdata_writer_t writer;
+  proto_rdata_writer_init(&writer, dialect, proto_slice_cstr("caches"), proto_slice_cstr("master"));
+  bool batch = len > 0 && (line[0] & 1);
+  int64_t token = (int64_t)len * 7919 - 1000;
+  proto_command_t cmd = {.kind = PROTO_CMD_RDATA,
+                         .stream = proto_slice_cstr("caches"),
+                         .instance = proto_slice_cstr("master"),
+                         .token_is_batch = batch,
+                         .token = token,
+                         .row = {line, len}};
+  static char want[PROTO_MAX_LINE + 1], got[PROTO_MAX_LINE + 1];
+  proto_error_t want_err, got_err;
+  int want_n = proto_format_command(dialect, &cmd, want, sizeof want, &want_err);
+  int got_n = proto_rdata_write(&writer, batch, token, cmd.row, got, sizeof got, &got_err);
+  if (want_n != got_n || strcmp(want, got) != 0 || want_err.code != got_err.code ||
+      strcmp(want_err.message, got_err.message) != 0 || want_err.offset != got_err.offset)
+    broken("proto_rdata_write differs from proto_format_command", line, len);
+}
+
 static void check_all(const char *line, size_t len) {
   static const proto_dialect_t dialects[] = {PROTO_DIALECT_2018, PROTO_DIALECT_MODERN};
   static const proto_sender_t senders[] = {PROTO_SENDER_SERVER, PROTO_SENDER_CLIENT,
                                            PROTO_SENDER_ANY};
-  for (size_t d = 0; d < 2; d++)
+  for (size_t d = 0; d < 2; d++) {
     for (size_t s = 0; s < 3; s++) check_line(dialects[d], senders[s], line, len);
+    check_rdata_writer(dialects[d], line, len);
+  }
 }
 
 int FUZZ_ENTRY(const uint8_t *data, size_t size) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "rc_clock.h"
+#include "text_fifo.h"
 
 /* Entries live in fixed blocks, so an entry never moves while it is held (tests keep
  * pointers to entries across later appends). blocks[0] holds the oldest block still in
@@ -26,6 +27,7 @@ struct ledger {
   int64_t origin_ns;
   ledger_drop_fn drop_hook;
   void *drop_arg;
+  text_fifo_t *texts; /* the entries' text, tagged by sequence number */
 };
 
 ledger_t *ledger_create(size_t capacity) {
@@ -37,6 +39,11 @@ ledger_t *ledger_create(size_t capacity) {
   ledger->next_seq = 1;
   ledger->base_seq = 1;
   ledger->origin_ns = rc_clock_mono_ns();
+  ledger->texts = text_fifo_create();
+  if (ledger->texts == NULL) {
+    free(ledger);
+    return NULL;
+  }
   return ledger;
 }
 
@@ -47,8 +54,7 @@ static ledger_entry_t *slot_of(const ledger_t *ledger, uint64_t seq) {
 
 void ledger_destroy(ledger_t *ledger) {
   if (ledger == NULL) return;
-  for (uint64_t seq = ledger->first_seq; seq < ledger->next_seq; seq++)
-    free(slot_of(ledger, seq)->text);
+  text_fifo_destroy(ledger->texts);
   for (size_t i = 0; i < ledger->block_count; i++) free(ledger->blocks[i]);
   free(ledger->blocks);
   free(ledger);
@@ -67,7 +73,7 @@ static void drop_oldest(ledger_t *ledger) {
   ledger_entry_t *e = slot_of(ledger, ledger->first_seq);
   if (ledger->drop_hook != NULL) ledger->drop_hook(e, ledger->drop_arg);
   ledger->bytes -= ledger_entry_cost(e->len);
-  free(e->text);
+  text_fifo_release_through(ledger->texts, e->seq);
   e->text = NULL;
   ledger->first_seq++;
   if (ledger->first_seq - ledger->base_seq == LEDGER_BLOCK_ENTRIES) {
@@ -110,16 +116,14 @@ static int ensure_slot(ledger_t *ledger) {
   return 0;
 }
 
-const ledger_entry_t *ledger_append(ledger_t *ledger, int conn_id, ledger_kind_t kind,
-                                    ledger_side_t side, ledger_close_how_t how,
-                                    const char *text, size_t len) {
+static ledger_entry_t *append_at(ledger_t *ledger, int64_t mono_ns, int conn_id, ledger_kind_t kind,
+                                 ledger_side_t side, ledger_close_how_t how, const char *text,
+                                 size_t len) {
   size_t cost = ledger_entry_cost(len);
   make_room(ledger, cost);
   if (ensure_slot(ledger) != 0) return NULL;
-  char *copy = malloc(len + 1);
+  char *copy = text_fifo_push(ledger->texts, text, len, ledger->next_seq);
   if (copy == NULL) return NULL;
-  if (len > 0) memcpy(copy, text, len);
-  copy[len] = '\0';
   uint64_t seq = ledger->next_seq++;
   ledger_entry_t *entry = slot_of(ledger, seq);
   *entry = (ledger_entry_t){
@@ -128,12 +132,31 @@ const ledger_entry_t *ledger_append(ledger_t *ledger, int conn_id, ledger_kind_t
       .kind = kind,
       .side = side,
       .how = how,
-      .mono_ns = rc_clock_mono_ns(),
+      .mono_ns = mono_ns,
       .text = copy,
       .len = len,
   };
   ledger->bytes += cost;
   return entry;
+}
+
+const ledger_entry_t *ledger_append(ledger_t *ledger, int conn_id, ledger_kind_t kind,
+                                    ledger_side_t side, ledger_close_how_t how, const char *text,
+                                    size_t len) {
+  return append_at(ledger, rc_clock_mono_ns(), conn_id, kind, side, how, text, len);
+}
+
+int ledger_append_lines(ledger_t *ledger, int conn_id, ledger_side_t side, const char *bytes,
+                        const size_t *ends, size_t count) {
+  int64_t now = rc_clock_mono_ns();
+  size_t start = 0;
+  for (size_t i = 0; i < count; i++) {
+    if (append_at(ledger, now, conn_id, LEDGER_LINE, side, LEDGER_CLOSE_NONE, bytes + start,
+                  ends[i] - start) == NULL)
+      return -1;
+    start = ends[i] + 1;
+  }
+  return 0;
 }
 
 uint64_t ledger_next_seq(const ledger_t *ledger) { return ledger->next_seq; }

@@ -10,6 +10,9 @@
  * entry just before it is dropped, so checks over every line (passive requirements)
  * stay complete however much is dropped.
  *
+ * Entries' text is copied into shared chunks (text_fifo.h), not one allocation each:
+ * the mock records every line it writes, and per-line allocations were most of that.
+ *
  * Ownership: the ledger owns entries and their text; pointers returned by
  * ledger_get()/ledger_append() stay valid until that entry is dropped or the ledger
  * is destroyed (entries never move). Single-threaded (the mock's event loop thread). */
@@ -81,6 +84,13 @@ void ledger_set_drop_hook(ledger_t *ledger, ledger_drop_fn hook, void *arg);
 const ledger_entry_t *ledger_append(ledger_t *ledger, int conn_id, ledger_kind_t kind,
                                     ledger_side_t side, ledger_close_how_t how,
                                     const char *text, size_t len);
+
+/* Appends `count` LEDGER_LINE entries at once, all with one timestamp (lines queued
+ * in the same call are written at the same instant): line i is bytes[start_i ..
+ * ends[i]) where start_0 = 0 and start_i = ends[i-1] + 1 (ends[i] is where line i's LF
+ * is). Returns 0, or -1 on allocation failure (the lines before it are appended). */
+int ledger_append_lines(ledger_t *ledger, int conn_id, ledger_side_t side, const char *bytes,
+                        const size_t *ends, size_t count);
 
 /* Sequence number the next appended entry will get (entries so far = next - 1). */
 uint64_t ledger_next_seq(const ledger_t *ledger);

@@ -17,6 +17,8 @@
 #include "mockhs_internal.h"
 #include "rc_clock.h"
 
+#define MOCK_MAX_SINGLE_WRITE (256 * 1024)
+
 /* Streams a Synapse v1.66 main announced after REPLICATE
  * (shared/reference/synapse-1.66/real-pair.txt, first connection). */
 static const mockhs_stream_t MODERN_STREAMS[] = {
@@ -103,15 +105,41 @@ static int conn_send_line_as(mockhs_t *mock, mock_conn_t *conn, const char *line
     conn->last_sent_ms = rc_clock_mono_ms();
     return mock_torture_hold(mock, conn, TORTURE_ITEM_LINE, line, len, keepalive);
   }
-  /* One clock read per line: bulk emission is bound by this path. */
   int64_t now = rc_clock_mono_ms();
-  if (!conn->redis && !conn->stalled && !mock_guard_admit_line(mock, conn, len + 1, now))
+  size_t end = len, unsent;
+  if (!conn->redis && !conn->stalled &&
+      mock_guard_admit_lines(mock, conn, &end, 1, now, &unsent) == 0) {
+    mock_guard_refuse(mock, conn, unsent, now);
     return -1;
+  }
   mock_record(mock, conn->id, LEDGER_LINE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE, line, len);
   if (conn->redis) return mock_redis_publish(mock->redis, conn->user_ip_channel, line, len);
   if (bufferevent_write(conn->bev, line, len) != 0 || bufferevent_write(conn->bev, "\n", 1) != 0)
     return -1;
   conn->last_sent_ms = now;
+  return 0;
+}
+
+int mock_conn_send_lines(mockhs_t *mock, mock_conn_t *conn, const char *bytes, const size_t *ends,
+                         size_t count) {
+  if (conn == NULL || !conn->open || conn->closing) return -1;
+  if (conn->out != NULL || conn->redis) {
+    for (size_t i = 0, start = 0; i < count; start = ends[i++] + 1)
+      if (conn_send_line_as(mock, conn, bytes + start, ends[i] - start, false) != 0) return -1;
+    return 0;
+  }
+  int64_t now = rc_clock_mono_ms();
+  size_t admitted = count, unsent = 0;
+  if (!conn->stalled) admitted = mock_guard_admit_lines(mock, conn, ends, count, now, &unsent);
+  if (admitted > 0) {
+    ledger_append_lines(mock->ledger, conn->id, LEDGER_SIDE_MOCK, bytes, ends, admitted);
+    if (bufferevent_write(conn->bev, bytes, ends[admitted - 1] + 1) != 0) return -1;
+    conn->last_sent_ms = now;
+  }
+  if (admitted < count) {
+    mock_guard_refuse(mock, conn, unsent, now);
+    return -1;
+  }
   return 0;
 }
 
@@ -379,6 +407,9 @@ static void on_accept(struct evconnlistener *listener, evutil_socket_t fd,
                 "torture: out of memory, connection not tortured", 47);
 
   bufferevent_setcb(bev, on_read, on_write, on_event, conn);
+  /* libevent hands the kernel 16 KiB per loop turn by default; bulk emission queues
+   * far more than that between turns. */
+  bufferevent_set_max_single_write(bev, MOCK_MAX_SINGLE_WRITE);
   bufferevent_enable(bev, EV_READ | EV_WRITE);
   if (mock->cfg.send_opening) {
     proto_command_t server = {.kind = PROTO_CMD_SERVER,
@@ -570,6 +601,7 @@ void mockhs_destroy(mockhs_t *mock) {
   mock_redis_destroy(mock->redis);
   stream_history_destroy(mock->history);
   ledger_destroy(mock->ledger);
+  mock_emit_free(mock);
   /* libevent finishes freeing a bufferevent that still had deferred callbacks queued
    * (a FIN close waiting for its output to drain) on the next loop turn; give it that
    * turn so nothing is left behind for the event base's owner. */
@@ -758,24 +790,6 @@ int64_t mockhs_torture_drop_ms(const mockhs_t *mock) { return mock->torture_drop
 stream_history_t *mockhs_history(mockhs_t *mock) { return mock->history; }
 mock_http_t *mockhs_http(mockhs_t *mock) { return mock->http; }
 int mockhs_http_port(const mockhs_t *mock) { return mock->http ? mock_http_port(mock->http) : 0; }
-
-int mockhs_emit(mockhs_t *mock, const char *stream, const mockhs_row_t *rows, size_t count,
-                rc_error_t *err) {
-  int64_t position;
-  if (!stream_history_position(mock->history, stream, &position))
-    return rc_error_set(err, "mock homeserver: stream '%s' is not one the mock writes", stream);
-  for (size_t i = 0; i < count; i++) {
-    size_t len = strlen(rows[i].json);
-    if (stream_history_append(mock->history, stream, rows[i].token, rows[i].json, len) != 0)
-      return rc_error_set(err, "mock homeserver: out of memory");
-    /* Like Synapse's _batch_updates: a row whose next row has the same token goes as
-     * 'batch'; the last row of each equal-token run carries the number. */
-    bool batch = i + 1 < count && rows[i + 1].token == rows[i].token;
-    for (mock_conn_t *c = mock->conns; c != NULL; c = c->next)
-      if (c->open && !c->closing) send_rdata(mock, c, stream, batch, rows[i].token, rows[i].json, len);
-  }
-  return 0;
-}
 
 int mockhs_send_position(mockhs_t *mock, int conn_id, const char *stream, int64_t prev_token,
                          int64_t new_token) {

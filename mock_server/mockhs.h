@@ -153,7 +153,11 @@ typedef struct mockhs_row {
 /* Emits rows on a stream the mock writes, like a real main: to every open connection,
  * each row whose next row has the same token as `batch` (the last of a run carries the
  * token), and into the stream's history (2018 REPLICATE and HTTP catch-up serve it).
- * Rows must come in non-decreasing token order. */
+ * Rows must come in non-decreasing token order. Each row is formatted and validated
+ * once per call, whatever the number of connections; a row the codec refuses is sent
+ * nowhere and noted in each connection's ledger in its place. Lines are handed to each
+ * connection in pieces of up to 256 KiB; the lines of a piece share their ledger
+ * timestamp (they are queued at the same instant). */
 int mockhs_emit(mockhs_t *mock, const char *stream, const mockhs_row_t *rows, size_t count,
                 rc_error_t *err);
 /* Sends a POSITION to one connection (2018 uses new_token only). */

@@ -22,7 +22,9 @@
 
 #define ACCEPT_RETRY_MS 100
 
-bool mock_guard_admit_line(mockhs_t *mock, mock_conn_t *conn, size_t len, int64_t now) {
+size_t mock_guard_admit_lines(mockhs_t *mock, mock_conn_t *conn, const size_t *ends, size_t count,
+                              int64_t now, size_t *unsent_at_refusal) {
+  (void)mock;
   struct evbuffer *out = bufferevent_get_output(conn->bev);
   size_t unsent = evbuffer_get_length(out);
   /* Less unsent than right after the last line: the SUT took some meanwhile. */
@@ -32,19 +34,35 @@ bool mock_guard_admit_line(mockhs_t *mock, mock_conn_t *conn, size_t len, int64_
     if (evbuffer_write(out, bufferevent_getfd(conn->bev)) > 0) conn->guard_progress_ms = now;
     unsent = evbuffer_get_length(out);
   }
-  conn->guard_expected = unsent + len;
-  if (unsent < MOCKHS_PAUSE_BYTES) {
-    conn->queued_while_paused = 0;
-    return true;
+  /* The lines of one call are queued at one instant: each is judged with the output
+   * the lines before it left unsent. */
+  size_t start = 0;
+  for (size_t i = 0; i < count; i++) {
+    size_t len = ends[i] - start + 1; /* with its LF */
+    start = ends[i] + 1;
+    conn->guard_expected = unsent + len;
+    if (unsent < MOCKHS_PAUSE_BYTES) {
+      conn->queued_while_paused = 0;
+      unsent += len;
+      continue;
+    }
+    if (conn->queued_while_paused++ == 0 && conn->guard_progress_ms < now)
+      conn->guard_progress_ms = now; /* a pause starts: the stall clock with it */
+    /* A real main counts every queued line; a SUT that still reads, only slower than a
+     * test emits in bulk, is let be (only the byte cap applies). */
+    bool stalled = now - conn->guard_progress_ms >= MOCKHS_STALL_MS;
+    if ((conn->queued_while_paused <= MOCKHS_MAX_QUEUED_LINES || !stalled) &&
+        unsent + len <= MOCKHS_MAX_QUEUED_BYTES) {
+      unsent += len;
+      continue;
+    }
+    *unsent_at_refusal = unsent;
+    return i;
   }
-  if (conn->queued_while_paused++ == 0 && conn->guard_progress_ms < now)
-    conn->guard_progress_ms = now; /* a pause starts: the stall clock with it */
-  /* A real main counts every queued line; a SUT that still reads, only slower than a
-   * test emits in bulk, is let be (only the byte cap applies). */
-  bool stalled = now - conn->guard_progress_ms >= MOCKHS_STALL_MS;
-  if ((conn->queued_while_paused <= MOCKHS_MAX_QUEUED_LINES || !stalled) &&
-      unsent + len <= MOCKHS_MAX_QUEUED_BYTES)
-    return true;
+  return count;
+}
+
+void mock_guard_refuse(mockhs_t *mock, mock_conn_t *conn, size_t unsent, int64_t now) {
   char note[256];
   int n = snprintf(note, sizeof note,
                    "the SUT failed to keep up: %zu bytes unsent, %u lines queued since 64 KiB "
@@ -59,7 +77,6 @@ bool mock_guard_admit_line(mockhs_t *mock, mock_conn_t *conn, size_t len, int64_
   bufferevent_write(conn->bev, error, sizeof error - 1);
   bufferevent_write(conn->bev, "\n", 1);
   mock_conn_close_fin(mock, conn, "failed to keep up");
-  return false;
 }
 
 static void on_accept_retry(evutil_socket_t fd, short what, void *arg) {

@@ -62,6 +62,7 @@ struct mockhs {
   torture_plan_t torture;   /* level 0 = off */
   int torture_doomed_conn;  /* the connection torture drops in its opening (0 = none) */
   int64_t torture_drop_ms;  /* monotonic ms of that drop (0 = not yet) */
+  struct mockhs_piece *emit_piece; /* mockhs_emit's buffer, kept between calls */
   struct {                  /* what torture did, for mockhs_torture_summary */
     unsigned held, split, shuffles, max_hold_ms, drop_after;
   } torture_done;
@@ -76,14 +77,29 @@ void mock_record_raw(mockhs_t *mock, int conn_id, const char *bytes, size_t len)
 /* A FIN close from our side after what is queued. conn stays allocated (closed) until
  * the loop runs: callers inside its callbacks may still look at it. */
 void mock_conn_close_fin(mockhs_t *mock, mock_conn_t *conn, const char *why);
+/* Sends lines to one open connection as the mock's own output: line i is bytes[start_i
+ * .. ends[i]) with bytes[ends[i]] its LF (start_0 = 0, start_i = ends[i-1] + 1). One
+ * guard pass, one ledger call and one buffer append for all of them on a plain TCP
+ * connection; line by line under torture or on Redis. Returns 0, or -1 when the
+ * connection is closed or refused (some lines may have been sent). */
+int mock_conn_send_lines(mockhs_t *mock, mock_conn_t *conn, const char *bytes, const size_t *ends,
+                         size_t count);
 /* An immediate RST; frees conn. */
 void mock_conn_reset_now(mockhs_t *mock, mock_conn_t *conn);
 
+/* mockhs_emit.c: frees mockhs_emit's buffer (on destroy). */
+void mock_emit_free(mockhs_t *mock);
+
 /* mockhs_guard.c: defences against a SUT that does not behave. */
-/* Before a line of len bytes (LF included) is written, at now_ms, to a TCP connection
- * that is not tortured or stalled: true if it may be written; false once the SUT has failed to keep
- * up (spec §3.3), the connection then being closed like a real main closes it. */
-bool mock_guard_admit_line(mockhs_t *mock, mock_conn_t *conn, size_t len, int64_t now_ms);
+/* Before `count` lines are written at now_ms to a TCP connection that is not tortured
+ * or stalled (line i ends where its LF goes, at ends[i]; see ledger_append_lines):
+ * how many of them, from the first, may be written. Fewer than count means the SUT
+ * has failed to keep up (spec §3.3): the caller writes the admitted lines, then calls
+ * mock_guard_refuse with *unsent_at_refusal, which closes it like a real main. */
+size_t mock_guard_admit_lines(mockhs_t *mock, mock_conn_t *conn, const size_t *ends, size_t count,
+                              int64_t now_ms, size_t *unsent_at_refusal);
+/* Records why, writes "ERROR Failed to keep up" and closes (FIN) the connection. */
+void mock_guard_refuse(mockhs_t *mock, mock_conn_t *conn, size_t unsent, int64_t now_ms);
 /* The listener's error callback: notes the accept error and pauses accepting. */
 void mock_guard_accept_error(struct evconnlistener *listener, void *arg);
 

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text_fifo.h"
+
 typedef struct stream {
   char *name;
   int64_t position;
@@ -11,12 +13,15 @@ typedef struct stream {
   size_t count;
   size_t capacity;
   int64_t dropped_upto; /* highest token dropped for capacity (INT64_MIN if none) */
+  text_fifo_t *texts;   /* the rows' JSON, tagged by row serial */
+  uint64_t first_serial; /* serial of rows[start]; the next row's is first + count */
 } stream_t;
 
 struct stream_history {
   stream_t *streams;
   size_t count;
   size_t capacity;
+  size_t last_found; /* emission appends to one stream many times in a row */
 };
 
 stream_history_t *stream_history_create(void) { return calloc(1, sizeof(stream_history_t)); }
@@ -25,7 +30,7 @@ void stream_history_destroy(stream_history_t *h) {
   if (h == NULL) return;
   for (size_t i = 0; i < h->count; i++) {
     stream_t *s = &h->streams[i];
-    for (size_t r = s->start; r < s->start + s->count; r++) free(s->rows[r].json);
+    text_fifo_destroy(s->texts);
     free(s->rows);
     free(s->name);
   }
@@ -34,8 +39,14 @@ void stream_history_destroy(stream_history_t *h) {
 }
 
 static stream_t *find(const stream_history_t *h, const char *name) {
-  for (size_t i = 0; i < h->count; i++)
-    if (strcmp(h->streams[i].name, name) == 0) return &h->streams[i];
+  if (h->last_found < h->count && strcmp(h->streams[h->last_found].name, name) == 0)
+    return &h->streams[h->last_found];
+  for (size_t i = 0; i < h->count; i++) {
+    if (strcmp(h->streams[i].name, name) == 0) {
+      ((stream_history_t *)h)->last_found = i; /* a cache, not state callers see */
+      return &h->streams[i];
+    }
+  }
   return NULL;
 }
 
@@ -52,7 +63,12 @@ int stream_history_set(stream_history_t *h, const char *name, int64_t position) 
     s = &h->streams[h->count];
     memset(s, 0, sizeof *s);
     s->name = strdup(name);
-    if (s->name == NULL) return -1;
+    s->texts = text_fifo_create();
+    if (s->name == NULL || s->texts == NULL) {
+      free(s->name);
+      text_fifo_destroy(s->texts);
+      return -1;
+    }
     s->dropped_upto = INT64_MIN;
     h->count++;
   }
@@ -78,7 +94,7 @@ int stream_history_append(stream_history_t *h, const char *name, int64_t token,
   if (s == NULL) return -1;
   if (s->count == STREAM_HISTORY_MAX_ROWS) {
     s->dropped_upto = s->rows[s->start].token;
-    free(s->rows[s->start].json);
+    text_fifo_release_through(s->texts, s->first_serial++);
     s->start++;
     s->count--;
   }
@@ -94,10 +110,8 @@ int stream_history_append(stream_history_t *h, const char *name, int64_t token,
       s->capacity = cap;
     }
   }
-  char *copy = malloc(len + 1);
+  char *copy = text_fifo_push(s->texts, json, len, s->first_serial + s->count);
   if (copy == NULL) return -1;
-  memcpy(copy, json, len);
-  copy[len] = '\0';
   s->rows[s->start + s->count++] = (stream_row_t){.token = token, .json = copy, .len = len};
   if (token > s->position) s->position = token;
   return 0;

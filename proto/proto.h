@@ -11,7 +11,8 @@
  *   framing   proto_frame_next()       split a byte buffer into LF-terminated lines,
  *                                       enforcing the 16384-byte limit
  *   parsing   proto_parse_line()       one line (without LF) -> proto_command_t
- *   writing   proto_format_command()   proto_command_t -> "<NAME> <data>" (without LF)
+ *   writing   proto_format_command()   proto_command_t -> "<NAME> <data>" (without LF);
+ *             proto_rdata_write()      the same for many RDATA lines of one stream
  *
  * Ownership: a parsed proto_command_t holds slices that point INTO the line the
  * caller passed; they stay valid only as long as that buffer does. To format, the
@@ -207,6 +208,26 @@ proto_error_code_t proto_parse_line(proto_dialect_t dialect, proto_sender_t send
  * failure buf holds "". */
 int proto_format_command(proto_dialect_t dialect, const proto_command_t *cmd, char *buf,
                          size_t cap, proto_error_t *err);
+
+/* Many RDATA lines of one stream (a main emitting rows): the head "RDATA <stream>
+ * [<instance>] " is checked and written once by proto_rdata_writer_init, and each
+ * proto_rdata_write then checks only its row. A line written so is byte for byte what
+ * proto_format_command writes for the same command, and a refused row gets the same
+ * return value and error (the writer hands every refusal to proto_format_command).
+ * The writer keeps the stream and instance slices: their bytes must outlive it. */
+typedef struct proto_rdata_writer {
+  proto_dialect_t dialect;
+  proto_command_t cmd; /* kind, stream, instance; token and row per line */
+  bool head_ok;        /* false: the head is refused, and every line says why */
+  size_t head_len;
+  char head[256]; /* a longer (valid) head always takes the slow way */
+} proto_rdata_writer_t;
+
+void proto_rdata_writer_init(proto_rdata_writer_t *writer, proto_dialect_t dialect,
+                             proto_slice_t stream, proto_slice_t instance);
+/* What proto_format_command(dialect, RDATA stream instance token|batch row) returns. */
+int proto_rdata_write(const proto_rdata_writer_t *writer, bool token_is_batch, int64_t token,
+                      proto_slice_t row, char *buf, size_t cap, proto_error_t *err);
 
 /* ---- helpers -------------------------------------------------------------------------- */
 

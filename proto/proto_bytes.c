@@ -143,18 +143,58 @@ bool proto_int64_parse(const char *p, size_t len, int64_t *out) {
   return true;
 }
 
+/* "00".."99": two digits per division halves the divisions of a 10-digit token. */
+static const char DIGIT_PAIRS[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* Exactly eight digits of v < 10^8: four independent pairs, so the divisions overlap
+ * instead of waiting on one another. */
+static void put_eight_digits(uint32_t v, char *out) {
+  uint32_t high = v / 10000, low = v % 10000;
+  memcpy(out, DIGIT_PAIRS + (high / 100) * 2, 2);
+  memcpy(out + 2, DIGIT_PAIRS + (high % 100) * 2, 2);
+  memcpy(out + 4, DIGIT_PAIRS + (low / 100) * 2, 2);
+  memcpy(out + 6, DIGIT_PAIRS + (low % 100) * 2, 2);
+}
+
+/* v < 10^8 without leading zeros; returns its length. */
+static size_t put_short(uint32_t v, char *out) {
+  char tmp[8];
+  size_t n = sizeof tmp;
+  while (v >= 100) {
+    unsigned pair = (v % 100) * 2;
+    v /= 100;
+    tmp[--n] = DIGIT_PAIRS[pair + 1];
+    tmp[--n] = DIGIT_PAIRS[pair];
+  }
+  if (v >= 10) {
+    tmp[--n] = DIGIT_PAIRS[v * 2 + 1];
+    tmp[--n] = DIGIT_PAIRS[v * 2];
+  } else {
+    tmp[--n] = (char)('0' + v);
+  }
+  memcpy(out, tmp + n, sizeof tmp - n);
+  return sizeof tmp - n;
+}
+
 size_t proto_int64_format(int64_t v, char *out) {
-  char tmp[20];
-  size_t n = 0;
-  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-  do {
-    tmp[n++] = (char)('0' + (u % 10));
-    u /= 10;
-  } while (u != 0);
   size_t len = 0;
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
   if (v < 0) out[len++] = '-';
-  while (n > 0) out[len++] = tmp[--n];
-  return len;
+  if (u < 100000000u) return len + put_short((uint32_t)u, out + len);
+  uint64_t upper = u / 100000000u;
+  uint32_t low8 = (uint32_t)(u % 100000000u);
+  if (upper < 100000000u) {
+    len += put_short((uint32_t)upper, out + len);
+  } else {
+    len += put_short((uint32_t)(upper / 100000000u), out + len);
+    put_eight_digits((uint32_t)(upper % 100000000u), out + len);
+    len += 8;
+  }
+  put_eight_digits(low8, out + len);
+  return len + 8;
 }
 
 size_t proto_utf8_boundary(const char *p, size_t len) {

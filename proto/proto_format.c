@@ -12,16 +12,22 @@ typedef struct writer {
   size_t len;   /* bytes the line needs, even past the limit */
 } writer_t;
 
-static void put(writer_t *w, const char *p, size_t n) {
+static inline void put(writer_t *w, const char *p, size_t n) {
   if (w->len + n <= w->limit && n > 0) memcpy(w->buf + w->len, p, n);
   w->len += n;
 }
 
-static void put_char(writer_t *w, char c) {
-  put(w, &c, 1);
+/* A store, not a one-byte memcpy call: a line is written with several of these. */
+static inline void put_char(writer_t *w, char c) {
+  if (w->len < w->limit) w->buf[w->len] = c;
+  w->len++;
 }
 
-static void put_int(writer_t *w, int64_t v) {
+static inline void put_int(writer_t *w, int64_t v) {
+  if (w->limit - (w->len < w->limit ? w->len : w->limit) >= 20) {
+    w->len += proto_int64_format(v, w->buf + w->len);
+    return;
+  }
   char digits[24];
   put(w, digits, proto_int64_format(v, digits));
 }
@@ -49,6 +55,16 @@ static proto_error_code_t check_field(const format_ctx_t *ctx, const char *field
     if (flags & FIELD_MAY_BE_EMPTY) return PROTO_OK;
     return proto_error_fill(ctx->err, PROTO_ERR_BAD_FIELD, ctx->cmd->kind, field, 0,
                             "%s: field '%s' must not be empty", ctx->name, field);
+  }
+  /* Identifiers (stream, instance) are a few plain ASCII bytes: one loop that finds
+   * neither a byte below 0x0E, a space nor a non-ASCII byte settles the field. */
+  if (s.len <= 32) {
+    bool plain = true;
+    for (size_t i = 0; i < s.len; i++) {
+      unsigned char c = (unsigned char)s.ptr[i];
+      plain &= c >= 0x0E && c < 0x80 && (c != ' ' || (flags & FIELD_MAY_HAVE_SPACES));
+    }
+    if (plain) return PROTO_OK;
   }
   size_t bad = proto_bytes_first_bad(s.ptr, s.len);
   if (bad < s.len) {
@@ -292,4 +308,58 @@ int proto_format_command(proto_dialect_t dialect, const proto_command_t *cmd, ch
   }
   buf[w.len] = '\0';
   return (int)w.len;
+}
+
+/* ---- many RDATA lines of one stream ------------------------------------------------- */
+
+void proto_rdata_writer_init(proto_rdata_writer_t *writer, proto_dialect_t dialect,
+                             proto_slice_t stream, proto_slice_t instance) {
+  memset(writer, 0, sizeof *writer);
+  writer->dialect = dialect;
+  writer->cmd.kind = PROTO_CMD_RDATA;
+  writer->cmd.stream = stream;
+  writer->cmd.instance = instance;
+  /* The head is what proto_format_command writes before the token, taken from a line
+   * whose token and row ("0 0") cannot be refused. */
+  writer->cmd.row = proto_slice_cstr("0");
+  char line[sizeof writer->head + 8];
+  int n = proto_format_command(dialect, &writer->cmd, line, sizeof line, NULL);
+  writer->cmd.row = (proto_slice_t){NULL, 0};
+  if (n < 3 || (size_t)n - 3 >= sizeof writer->head) return;
+  writer->head_len = (size_t)n - 3;
+  memcpy(writer->head, line, writer->head_len);
+  writer->head_ok = true;
+}
+
+int proto_rdata_write(const proto_rdata_writer_t *writer, bool token_is_batch, int64_t token,
+                      proto_slice_t row, char *buf, size_t cap, proto_error_t *err) {
+  proto_command_t cmd = writer->cmd;
+  cmd.token_is_batch = token_is_batch;
+  cmd.token = token;
+  cmd.row = row;
+  /* Anything the fast way would have to explain goes the slow way, so every refusal
+   * is proto_format_command's own. */
+  if (!writer->head_ok || buf == NULL || cap == 0 || row.ptr == NULL ||
+      !proto_json_check(row.ptr, row.len, true, NULL))
+    return proto_format_command(writer->dialect, &cmd, buf, cap, err);
+  char digits[24];
+  size_t digits_len = token_is_batch ? 5 : proto_int64_format(token, digits);
+  size_t len = writer->head_len + digits_len + 1 + row.len;
+  size_t limit = cap - 1 < PROTO_MAX_LINE ? cap - 1 : PROTO_MAX_LINE;
+  if (len > limit) return proto_format_command(writer->dialect, &cmd, buf, cap, err);
+  if (err != NULL) {
+    err->code = PROTO_OK;
+    err->kind = PROTO_CMD_NONE;
+    err->field = NULL;
+    err->offset = 0;
+    err->message[0] = '\0';
+  }
+  memcpy(buf, writer->head, writer->head_len);
+  char *p = buf + writer->head_len;
+  memcpy(p, token_is_batch ? "batch" : digits, digits_len);
+  p += digits_len;
+  *p++ = ' ';
+  memcpy(p, row.ptr, row.len);
+  p[row.len] = '\0';
+  return (int)len;
 }

@@ -1164,6 +1164,160 @@ START_TEST(test_helpers) {
 }
 END_TEST
 
+/* Integers are written two digits at a time (proto_int64_format); the reference is
+ * printf's %lld, over the edges of every digit count and pseudo-random values of every
+ * magnitude, in a short buffer too (where the writer falls back to a copy). */
+START_TEST(test_integer_formatting) {
+  tally_t t = {0};
+  meta_t m = {"proto-int-format", "integers are written in canonical decimal (proto.h)",
+              "printf %lld"};
+  int64_t edges[] = {0, 1, -1, 9, 10, 11, 99, 100, 101, -99, -100, INT64_MAX, INT64_MIN,
+                     INT64_MAX - 1, INT64_MIN + 1};
+  uint64_t x = 0x9E3779B97F4A7C15ULL;
+  for (int i = 0; i < 200000; i++) {
+    int64_t v;
+    if (i < (int)(sizeof edges / sizeof edges[0])) {
+      v = edges[i];
+    } else if (i < 200) {
+      /* 10^k - 1, 10^k and their negatives. */
+      int64_t p = 1;
+      for (int k = 0; k < (i - 15) / 4 % 19; k++) p *= 10;
+      v = (i % 4 == 0) ? p - 1 : (i % 4 == 1) ? p : (i % 4 == 2) ? -p : 1 - p;
+    } else {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      v = (int64_t)(x >> (x % 64)); /* every magnitude */
+      if (x & 1) v = -v;
+    }
+    char want[96], line[96];
+    snprintf(want, sizeof want, "POSITION events master %lld %lld", (long long)v, (long long)v);
+    proto_command_t cmd = {.kind = PROTO_CMD_POSITION,
+                           .stream = proto_slice_cstr("events"),
+                           .instance = proto_slice_cstr("master"),
+                           .prev_token = v,
+                           .new_token = v};
+    /* The exact size, so the last integer does not have 20 bytes of room. */
+    int n = proto_format_command(DMO, &cmd, line, strlen(want) + 1, NULL);
+    if (!expect_str(&t, &m, "formatted POSITION", n < 0 ? "" : line, n < 0 ? 0 : (size_t)n, want))
+      break;
+  }
+  finish(&t, "integer formatting");
+}
+END_TEST
+
+/* proto_rdata_write against proto_format_command, its reference: the same return
+ * value, bytes and error for every combination of good and refused heads (stream,
+ * instance), tokens, 'batch', buffer sizes, and rows mutated from real shapes (most of
+ * the mutants are invalid JSON, some are too long). */
+START_TEST(test_rdata_writer_matches_format) {
+  tally_t t = {0};
+  meta_t m = {"proto-rdata-writer", "proto_rdata_write writes what proto_format_command writes",
+              "proto.h"};
+  static char long_name[300];
+  memset(long_name, 's', sizeof long_name - 1);
+  const char *streams[] = {"caches", "events", "", "a b", "x\n", "\xff", long_name};
+  const char *instances[] = {"master", "", "w 1", "\r"};
+  const char *seeds[] = {
+      "[\"cs_cache_fake\",[\"!bXzOUdvAFAfcekmnYl:test.local\",\"@alice1:test.local\"],"
+      "1795911878001]",
+      "[\"ev\",[\"$KVBQIqvvQ9Mq\",\"!room:test.local\",\"m.room.member\",\"@a:t\",null,null,"
+      "\"join\",false,false]]",
+      "{\"k\": [1, -2.5e3, true, \"\\u00e9\\n\", {}], \"\xc3\xa9\": null}",
+      "[]",
+      "0",
+      "\"x\""};
+  static char big_row[PROTO_MAX_LINE + 64];
+  int written = 0, refused = 0;
+  uint64_t x = 0x2545F4914F6CDD1DULL;
+  for (int i = 0; i < 60000; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    proto_dialect_t dialect = (x & 1) ? DMO : D18;
+    /* Mostly good heads; the others are refused or (the long stream) slow. */
+    const char *stream = (x >> 1) % 8 < 6 ? streams[(x >> 4) & 1] : streams[2 + (x >> 4) % 5];
+    const char *instance = instances[(x >> 9) % 8 < 6 ? 0 : (x >> 9) % 4];
+    char row[600];
+    size_t row_len;
+    const char *row_ptr = row;
+    if ((x >> 12) % 500 == 0) {
+      /* Over the line limit (valid JSON: a long string). */
+      row_len = PROTO_MAX_LINE - 20 + (x >> 20) % 40;
+      memset(big_row, 'a', row_len);
+      big_row[0] = '"';
+      big_row[row_len - 1] = '"';
+      row_ptr = big_row;
+    } else {
+      const char *seed = seeds[(x >> 12) % 6];
+      row_len = strlen(seed);
+      memcpy(row, seed, row_len);
+      /* Half the rows as they are, half with 1..3 mutations: flip, insert or delete. */
+      unsigned mutations = (x >> 16) % 8 < 4 ? 0 : 1 + (unsigned)((x >> 19) % 3);
+      for (unsigned k = 0; k < mutations; k++) {
+        uint64_t r = x * 0x9E3779B97F4A7C15ULL + k;
+        size_t at = row_len ? (size_t)((r >> 8) % row_len) : 0;
+        const char bytes[] = "\"\\[]{},: \t0-9eE.+tfnu\x80\xc3\x00\n\r";
+        char b = bytes[(r >> 32) % (sizeof bytes - 1)];
+        if (r % 3 == 0 && row_len > 0) {
+          row[at] = b;
+        } else if (r % 3 == 1 && row_len + 1 < sizeof row) {
+          memmove(row + at + 1, row + at, row_len - at);
+          row[at] = b;
+          row_len++;
+        } else if (row_len > 0) {
+          memmove(row + at, row + at + 1, row_len - at - 1);
+          row_len--;
+        }
+      }
+    }
+    bool batch = (x >> 40) % 4 == 0;
+    int64_t token = (int64_t)(x >> ((x >> 42) % 64));
+    if ((x >> 48) & 1) token = -token;
+    size_t caps[] = {64, 120, 1, 0};
+    size_t cap = PROTO_MAX_LINE + 1;
+    if ((x >> 50) % 8 == 6) cap = caps[(x >> 53) % 4];
+    if ((x >> 50) % 8 == 7) cap = 30 + (x >> 55) % 120; /* around the line's own length */
+
+    proto_rdata_writer_t writer;
+    proto_rdata_writer_init(&writer, dialect, proto_slice_cstr(stream), proto_slice_cstr(instance));
+    proto_command_t cmd = {.kind = PROTO_CMD_RDATA,
+                           .stream = proto_slice_cstr(stream),
+                           .instance = proto_slice_cstr(instance),
+                           .token_is_batch = batch,
+                           .token = token,
+                           .row = {row_ptr, row_len}};
+    static char want[PROTO_MAX_LINE + 2], got[PROTO_MAX_LINE + 2];
+    memset(want, 'W', cap + 1 < sizeof want ? cap + 1 : sizeof want);
+    memset(got, 'W', cap + 1 < sizeof got ? cap + 1 : sizeof got);
+    proto_error_t want_err, got_err;
+    int want_n = proto_format_command(dialect, &cmd, want, cap, &want_err);
+    int got_n = proto_rdata_write(&writer, batch, token, cmd.row, got, cap, &got_err);
+    char expected[400], actual[400];
+    snprintf(expected, sizeof expected, "%d '%.200s' code %d field %s offset %zu: %.100s", want_n,
+             cap ? want : "", (int)want_err.code, want_err.field ? want_err.field : "-",
+             want_err.offset, want_err.message);
+    snprintf(actual, sizeof actual, "%d '%.200s' code %d field %s offset %zu: %.100s", got_n,
+             cap ? got : "", (int)got_err.code, got_err.field ? got_err.field : "-", got_err.offset,
+             got_err.message);
+    bool same = want_n == got_n && want_err.code == got_err.code &&
+                want_err.field == got_err.field && want_err.offset == got_err.offset &&
+                strcmp(want_err.message, got_err.message) == 0 &&
+                (cap == 0 || strcmp(want, got) == 0);
+    if (!expect(&t, same, &m, "proto_rdata_write against proto_format_command", expected, actual))
+      break;
+    if (want_n >= 0) {
+      written++;
+    } else {
+      refused++;
+    }
+  }
+  printf("rdata writer: %d lines written, %d refused\n", written, refused);
+  ck_assert_msg(written > 10000 && refused > 10000, "too one-sided a mix: %d/%d", written, refused);
+  finish(&t, "rdata writer");
+}
+END_TEST
+
 static void add_more_tests(Suite *s) {
   TCase *tc = tcase_create("framing");
   tcase_add_test(tc, test_framing_limits);
@@ -1184,6 +1338,8 @@ static void add_more_tests(Suite *s) {
   tcase_add_test(tc, test_directions);
   tcase_add_test(tc, test_names);
   tcase_add_test(tc, test_helpers);
+  tcase_add_test(tc, test_integer_formatting);
+  tcase_add_test(tc, test_rdata_writer_matches_format);
   suite_add_tcase(s, tc);
 }
 
