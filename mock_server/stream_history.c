@@ -38,20 +38,31 @@ void stream_history_destroy(stream_history_t *h) {
   free(h);
 }
 
-static stream_t *find(const stream_history_t *h, const char *name) {
+/* Index of the stream called `name`, or h->count. The emitting path (append) asks for
+ * the same stream many times in a row, so the last hit is tried first. */
+static size_t find_index(const stream_history_t *h, const char *name) {
   if (h->last_found < h->count && strcmp(h->streams[h->last_found].name, name) == 0)
-    return &h->streams[h->last_found];
-  for (size_t i = 0; i < h->count; i++) {
-    if (strcmp(h->streams[i].name, name) == 0) {
-      ((stream_history_t *)h)->last_found = i; /* a cache, not state callers see */
-      return &h->streams[i];
-    }
-  }
-  return NULL;
+    return h->last_found;
+  for (size_t i = 0; i < h->count; i++)
+    if (strcmp(h->streams[i].name, name) == 0) return i;
+  return h->count;
+}
+
+static const stream_t *find(const stream_history_t *h, const char *name) {
+  size_t i = find_index(h, name);
+  return i < h->count ? &h->streams[i] : NULL;
+}
+
+/* Like find, for the mutating calls, which also remember the hit. */
+static stream_t *find_mut(stream_history_t *h, const char *name) {
+  size_t i = find_index(h, name);
+  if (i == h->count) return NULL;
+  h->last_found = i;
+  return &h->streams[i];
 }
 
 int stream_history_set(stream_history_t *h, const char *name, int64_t position) {
-  stream_t *s = find(h, name);
+  stream_t *s = find_mut(h, name);
   if (s == NULL) {
     if (h->count == h->capacity) {
       size_t cap = h->capacity ? h->capacity * 2 : 16;
@@ -90,7 +101,7 @@ const char *stream_history_name(const stream_history_t *h, size_t i) {
 
 int stream_history_append(stream_history_t *h, const char *name, int64_t token,
                           const char *json, size_t len) {
-  stream_t *s = find(h, name);
+  stream_t *s = find_mut(h, name);
   if (s == NULL) return -1;
   if (s->count == STREAM_HISTORY_MAX_ROWS) {
     s->dropped_upto = s->rows[s->start].token;
