@@ -23,6 +23,8 @@ static char wlog_context[WLOG_CONTEXT_MAX] = WLOG_SENTINEL;
 static wlog_counter_t *wlog_counters;
 static size_t wlog_counter_count;
 static size_t wlog_counter_cap;
+static int wlog_era = 166; /* major * 100 + minor: which warning texts (wlog_set_era) */
+static bool wlog_leak;
 
 int wlog_open(const char *path, rc_error_t *err) {
   if (wlog_fd >= 0) return rc_error_set(err, "log %s: a log file is already open", path);
@@ -214,6 +216,35 @@ void wlog_context_enter_counted(const char *base) {
 
 void wlog_context_reset(void) {
   wlog_context_enter(WLOG_SENTINEL);
+}
+
+void wlog_set_era(int major, int minor) {
+  wlog_era = major * 100 + minor;
+}
+
+void wlog_set_leak(bool leak) {
+  wlog_leak = leak;
+}
+
+void wlog_callback_begin(void) {
+  if (strcmp(wlog_context, WLOG_SENTINEL) == 0) return;
+  /* The warning is logged in the context found, as Synapse's is. */
+  if (wlog_era >= 100) {
+    wlog_write("synapse.logging.context", __LINE__, WLOG_LEVEL_WARNING,
+               "Expected logging context %s but found %s", WLOG_SENTINEL, wlog_context);
+  } else {
+    wlog_write("synapse.util.logcontext", __LINE__, WLOG_LEVEL_WARNING,
+               "Unexpected logging context: %s is not %s", wlog_context, WLOG_SENTINEL);
+  }
+  if (!wlog_leak) wlog_context_reset();
+}
+
+void wlog_callback_end(void) {
+  if (!wlog_leak) wlog_context_reset();
+}
+
+void wlog_context_restore(const char *name) {
+  if (!wlog_leak) wlog_context_enter(name);
 }
 
 const char *wlog_context_current(void) {
