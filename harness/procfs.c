@@ -167,6 +167,12 @@ size_t procfs_count_tcp(const procfs_snapshot_t *snapshot, uint16_t remote_port,
   return n;
 }
 
+const procfs_tcp_t *procfs_find_local(const procfs_snapshot_t *snapshot, uint16_t local_port) {
+  for (size_t i = 0; i < snapshot->tcp_count; i++)
+    if (snapshot->tcp[i].local_port == local_port) return &snapshot->tcp[i];
+  return NULL;
+}
+
 const char *procfs_tcp_state_name(procfs_tcp_state_t state) {
   static const char *const NAMES[] = {
       "ANY",       "ESTABLISHED", "SYN_SENT", "SYN_RECV",   "FIN_WAIT1", "FIN_WAIT2",

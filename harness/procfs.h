@@ -60,6 +60,9 @@ void procfs_snapshot_free(procfs_snapshot_t *snapshot);
 size_t procfs_count_tcp(const procfs_snapshot_t *snapshot, uint16_t remote_port,
                         procfs_tcp_state_t state);
 
+/* The TCP socket of the snapshot with that local port, or NULL. */
+const procfs_tcp_t *procfs_find_local(const procfs_snapshot_t *snapshot, uint16_t local_port);
+
 /* "ESTABLISHED", "CLOSE_WAIT", ...; "UNKNOWN" for other numbers. */
 const char *procfs_tcp_state_name(procfs_tcp_state_t state);
 
