@@ -120,17 +120,22 @@ static bool visit_json(const profile_t *profile, const char *line, size_t len, s
   return stop;
 }
 
+/* A continuation line (no fields) saying why it is not a record. */
+static sutlog_record_t continuation(const char *line, long offset, const char *why_not) {
+  return (sutlog_record_t){.line = line,
+                           .logger = "",
+                           .level = "",
+                           .context = "",
+                           .message = "",
+                           .offset = offset,
+                           .why_not = why_not};
+}
+
 bool sutlog_parse_line(const profile_t *profile, const char *line, size_t len, long offset,
                        sutlog_visit_fn fn, void *arg) {
   char *copy = strndup(line, len); /* stops at a NUL: such a line is no record anyway */
   if (copy == NULL) return false;
-  sutlog_record_t r = {.line = copy,
-                       .logger = "",
-                       .level = "",
-                       .context = "",
-                       .message = "",
-                       .offset = offset,
-                       .why_not = "an empty line"};
+  sutlog_record_t r = continuation(copy, offset, "an empty line");
   bool stop;
   if (len > SUTLOG_MAX_PARSED_LINE) {
     r.why_not = "longer than 64 KiB";
@@ -184,13 +189,7 @@ bool sutlog_scan(const profile_t *profile, const char *path, long *offset, size_
     read_bytes += total + 1;
     if (total > SUTLOG_MAX_PARSED_LINE) {
       line[len] = '\0';
-      sutlog_record_t cut = {.line = line,
-                             .logger = "",
-                             .level = "",
-                             .context = "",
-                             .message = "",
-                             .offset = at,
-                             .why_not = "longer than 64 KiB"};
+      sutlog_record_t cut = continuation(line, at, "longer than 64 KiB");
       stopped = fn(&cut, arg);
       continue;
     }
