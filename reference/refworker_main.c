@@ -302,6 +302,7 @@ int main(int argc, char **argv) {
     refworker_options_free(&options);
     return 0;
   }
+  wlog_set_format(options.log_format);
   if (wlog_open(options.log_path, &err) != 0) {
     fprintf(stderr, "refworker: %s\n", err.msg);
     refworker_options_free(&options);

@@ -29,6 +29,21 @@ typedef enum wlog_level {
   WLOG_LEVEL_CRITICAL = 50,
 } wlog_level_t;
 
+/* How records are written: Synapse's default text format; the same as written by log
+ * configs generated before v0.27 ("<context>- <message>", seed-behaviours.md §1.1); or
+ * one JSON object per line with Synapse's JSON formatter's keys ("log", "namespace",
+ * "level", "time", "request"; a traceback goes into "log" after a newline). */
+typedef enum wlog_format {
+  WLOG_FORMAT_TEXT = 0,
+  WLOG_FORMAT_TEXT_PRE_V027,
+  WLOG_FORMAT_JSON,
+} wlog_format_t;
+
+/* "synapse-text", "synapse-text-pre-v0.27", "json-lines" -> *format; -1 for others. */
+int wlog_format_from_name(const char *name, wlog_format_t *format);
+/* Applies to the records written from now on (default WLOG_FORMAT_TEXT). */
+void wlog_set_format(wlog_format_t format);
+
 /* Opens (creating, appending) the log file. Returns 0, or -1 with err filled. Until it is
  * called, and after wlog_close, log calls write nothing. */
 int wlog_open(const char *path, rc_error_t *err);

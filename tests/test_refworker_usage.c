@@ -118,6 +118,7 @@ START_TEST(test_help_lists_options) {
                            "--dialect",
                            "--log",
                            "--instance-name",
+                           "--log-format",
                            "--http-url",
                            "--http-timeout-ms",
                            "--ping-interval-ms",
