@@ -21,8 +21,7 @@ static void broken(const char *what) {
   abort();
 }
 
-static bool visit(const sutlog_record_t *r, void *arg) {
-  (void)arg;
+static bool visit(const sutlog_record_t *r, void *arg) { /* arg: the profile */
   if (r->line == NULL || r->logger == NULL || r->level == NULL || r->context == NULL ||
       r->message == NULL)
     broken("a record with a missing field");
@@ -31,6 +30,10 @@ static bool visit(const sutlog_record_t *r, void *arg) {
   (void)touch;
   if (!r->is_record && (r->logger[0] || r->level[0] || r->message[0]))
     broken("a continuation line with record fields");
+  if (r->why_not == NULL || (r->is_record ? r->why_not[0] != '\0' : r->why_not[0] == '\0'))
+    broken("a record with a reason not to be one, or a continuation without one");
+  long long ms;
+  (void)sutlog_record_time_ms(arg, r, &ms);
   (void)sutlog_is_sentinel(r->context);
   return false;
 }
@@ -43,8 +46,8 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size) {
   while (at < size) {
     const char *lf = memchr(buf + at, '\n', size - at);
     size_t len = lf != NULL ? (size_t)(lf - (buf + at)) : size - at;
-    sutlog_parse_line(&text, buf + at, len, (long)at, visit, NULL);
-    sutlog_parse_line(&json, buf + at, len, (long)at, visit, NULL);
+    sutlog_parse_line(&text, buf + at, len, (long)at, visit, &text);
+    sutlog_parse_line(&json, buf + at, len, (long)at, visit, &json);
     at += len + 1;
   }
   return 0;

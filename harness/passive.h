@@ -7,7 +7,11 @@
  *   OUT-10 FEDERATION_ACK only from a fedsender, USER_SYNC / CLEAR_USER_SYNC only
  *          from a SUT with the sync role;
  * and on every test's SUT log:
- *   BG-07  no Twisted "Unhandled error in Deferred:" report.
+ *   BG-07  no Twisted "Unhandled error in Deferred:" report;
+ *   LC-03  no database transaction or connection started in the sentinel context;
+ *   LC-04  no logcontext mismatch warning (the era's texts) before the first
+ *          replication disconnect or SIGTERM (later ones are LC-05's, a SHOULD the
+ *          logcontext suite checks).
  * A violation names the requirement, the line and where it was seen. */
 #ifndef PASSIVE_H
 #define PASSIVE_H
@@ -24,6 +28,22 @@
  * and later (earlier Synapse did exactly this). Reads at most the first 64 MiB. Returns
  * true if it holds (or the log is missing); otherwise false with "BG-07: ..." in why. */
 bool passive_check_log(const char *log_file, const profile_t *profile, char *why, size_t cap);
+
+/* LC-03 and LC-04 over the SUT's log (format and era per the profile; reads at most
+ * the first 64 MiB). Records of LC-04 texts whose time is after lc04_until_ms (wall
+ * clock, ms since the epoch; < 0 = no bound) are not counted. Returns true if both hold
+ * (or the log is missing); otherwise false with "LC-03: ..." or "LC-04: ..." in why. */
+bool passive_check_logcontext(const char *log_file, const profile_t *profile,
+                              long long lc04_until_ms, char *why, size_t cap);
+
+/* "LC-03" or "LC-04" if the record is one of the texts those rules forbid (for the
+ * profile's era), else NULL. */
+struct sutlog_record;
+const char *passive_logcontext_rule(const profile_t *profile, const struct sutlog_record *record);
+
+/* Whether message matches a Python format string in which "%s" and "%r" stand for any
+ * text (the whole message; exported for tests). */
+bool passive_format_matches(const char *format, const char *message);
 
 /* The ledger checks on one entry (true for entries other than SUT lines). The harness
  * also runs it on entries the ledger drops for capacity (ledger_set_drop_hook), so a

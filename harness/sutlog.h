@@ -27,6 +27,11 @@ typedef struct sutlog_record {
   const char *context; /* the logcontext ("request") field; "" for an empty one */
   const char *message;
   long offset; /* byte offset of the line in the file */
+  /* Continuation lines: why the line is not a record of the profile's format, for
+   * error messages ("no ' - ' after the level", "JSON: '[' is not an object", ...);
+   * "" for records. A traceback line is a continuation too, so this is not an error by
+   * itself: a log with no record at all means the profile names the wrong format. */
+  const char *why_not;
 } sutlog_record_t;
 
 /* Called for each line; return true to stop the scan there. */
@@ -46,5 +51,12 @@ bool sutlog_scan(const profile_t *profile, const char *path, long *offset, size_
 
 /* Whether a context field names the sentinel logcontext (empty or "sentinel", F-15). */
 bool sutlog_is_sentinel(const char *context);
+
+/* The wall-clock time of a record in milliseconds since the epoch: synapse-text's
+ * "YYYY-MM-DD HH:MM:SS,mmm" prefix (local time, as Python's logging writes it), or a
+ * json-lines record's numeric "time" (seconds). Returns false when the record has none
+ * that parses. */
+bool sutlog_record_time_ms(const profile_t *profile, const sutlog_record_t *record,
+                           long long *ms);
 
 #endif

@@ -21,6 +21,9 @@
 #include "rc_net.h"
 #include "redis_server.h"
 
+/* The ledger note of rc_terminate_sut (also the end of LC-04's window). */
+#define SIGTERM_NOTE "harness: SIGTERM to the SUT"
+
 #define EVIDENCE_LEDGER_ROWS 30
 #define EVIDENCE_LOG_LINES 20
 #define EVIDENCE_OUTPUT_LINES 10
@@ -493,7 +496,7 @@ bool rc_terminate_sut(rc_test_t *t, double *seconds, int *status) {
   /* In the ledger: evidence, and the `terminate` step of a recording. */
   if (t->mock != NULL)
     ledger_append(mockhs_ledger(t->mock), 0, LEDGER_NOTE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE,
-                  "harness: SIGTERM to the SUT", 27);
+                  SIGTERM_NOTE, sizeof SIGTERM_NOTE - 1);
   kill(sut_pid(t->sut), SIGTERM);
   exit_state_t s = {.sut = t->sut};
   bool exited = mockhs_run_until(t->mock, sut_exited, &s, t->profile->timing.shutdown_grace_ms, 10);
@@ -574,9 +577,28 @@ static void record_body(rc_test_t *t) {
     rc_note(t, "not recorded: %s", err.msg);
 }
 
+/* Wall-clock ms up to which LC-04 applies (passive.h): the first replication close or
+ * the harness's SIGTERM in the ledger, else `body_end_ns` (the teardown's SIGTERM). */
+static long long lc04_until_wall_ms(rc_test_t *t, int64_t body_end_ns) {
+  int64_t until_ns = body_end_ns;
+  ledger_t *ledger = t->mock != NULL ? mockhs_ledger(t->mock) : NULL;
+  for (uint64_t seq = ledger ? ledger_first_seq(ledger) : 0;
+       ledger != NULL && seq < ledger_next_seq(ledger); seq++) {
+    const ledger_entry_t *e = ledger_get(ledger, seq);
+    if (e == NULL) continue;
+    if (e->kind == LEDGER_CLOSE ||
+        (e->kind == LEDGER_NOTE && strcmp(e->text, SIGTERM_NOTE) == 0)) {
+      if (e->mono_ns < until_ns) until_ns = e->mono_ns;
+      break;
+    }
+  }
+  return (long long)(rc_clock_wall_ms() - (rc_clock_mono_ns() - until_ns) / 1000000);
+}
+
 void rc_test_execute(rc_test_t *t, report_case_t *out) {
   int64_t start = rc_clock_mono_ms();
   t->def->run(t);
+  int64_t body_end_ns = rc_clock_mono_ns();
   record_body(t);
   if (t->sut != NULL) {
     sut_stop_result_t stopped;
@@ -601,6 +623,13 @@ void rc_test_execute(rc_test_t *t, report_case_t *out) {
   if (t->sut != NULL && !passive_check_log(t->log_file, t->profile, why, sizeof why))
     decide(t, VERDICT_FAIL, strdup(why),
            strdup("the SUT never logs Twisted's 'Unhandled error in Deferred:' (BG-07)"),
+           strdup(why));
+  if (t->sut != NULL && !passive_check_logcontext(t->log_file, t->profile,
+                                                  lc04_until_wall_ms(t, body_end_ns), why,
+                                                  sizeof why))
+    decide(t, VERDICT_FAIL, strdup(why),
+           strdup("no database work in the sentinel context (LC-03) and no logcontext "
+                  "mismatch warning before the first disconnect or SIGTERM (LC-04)"),
            strdup(why));
   out->seconds = (double)(rc_clock_mono_ms() - start) / 1000.0;
   out->verdict = t->decided ? t->verdict : VERDICT_PASS;

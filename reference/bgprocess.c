@@ -189,6 +189,7 @@ static void unlink_report(pending_report_t *report) {
  * carrying the failure. Runs from the event loop, so the context is whatever the loop
  * has (the sentinel), not the failed process's. */
 static void report_fire(evutil_socket_t fd, short what, void *arg) {
+  wlog_callback_begin();
   (void)fd;
   (void)what;
   pending_report_t *report = arg;

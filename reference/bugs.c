@@ -28,6 +28,16 @@ static const bug_entry_t bug_table[] = {
     {BUG_PRESENCE_PER_DESTINATION, "presence-per-destination", "H",
      "with --fedsender: one presence update per destination per room member instead of "
      "once per destination (before #2115)"},
+    {BUG_LOGCONTEXT_LEAK, "logcontext-leak", "I",
+     "the reactor runs in the startup context 'main', and a replication handler's context "
+     "is not restored when it returns: it leaks into later lines and callbacks (before "
+     "#2027; the run_in_background leak of seed C)"},
+    {BUG_REPL_SOCKET_LEAK, "replication-socket-leak-on-reconnect", "-",
+     "when the main closes the replication connection the worker reconnects but never "
+     "closes the old socket: one descriptor in CLOSE_WAIT per loss (CL-02, CL-04)"},
+    {BUG_HTTP_CONN_LEAK, "http-conn-leak", "-",
+     "every catch-up request opens a new keep-alive connection to the main and none is "
+     "ever closed or reused (CL-06)"},
 };
 
 #define BUG_COUNT (sizeof bug_table / sizeof bug_table[0])

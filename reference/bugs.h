@@ -1,6 +1,7 @@
 /* bugs: the known bugs refworker can re-introduce (--bug NAME), for the harness's
  * self-test: each switch brings back exactly one upstream behaviour that a suite must
- * catch (shared/spec/seed-behaviours.md, seeds A-H).
+ * catch (shared/spec/seed-behaviours.md, seeds A-I), or a resource leak the
+ * connections suite must catch (requirements.md §13).
  *
  * A bug set is a plain bit mask the caller passes to the modules a bug lives in; no
  * module reads a global. */
@@ -19,6 +20,9 @@ typedef enum bug {
   BUG_MISSING_SERVER_HEADER = 1u << 3,      /* seed E */
   BUG_UNHANDLED_BACKGROUND_ERROR = 1u << 4, /* seed G */
   BUG_PRESENCE_PER_DESTINATION = 1u << 5,   /* seed H (fedsender role only) */
+  BUG_LOGCONTEXT_LEAK = 1u << 6,            /* seeds I, C: contexts leak past callbacks */
+  BUG_REPL_SOCKET_LEAK = 1u << 7,           /* CL-02, CL-04 (no seed) */
+  BUG_HTTP_CONN_LEAK = 1u << 8,             /* CL-06 (no seed) */
 } bug_t;
 
 /* A set of bug_t bits. */

@@ -236,6 +236,7 @@ void expiring_cache_prune(expiring_cache_t *cache) {
 }
 
 static void reaper_tick(evutil_socket_t fd, short what, void *arg) {
+  wlog_callback_begin();
   (void)fd;
   (void)what;
   expiring_cache_prune(arg);

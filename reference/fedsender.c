@@ -142,6 +142,7 @@ static destination_t *destination_get(fedsender_t *sender, const char *name) {
 static void destination_send(destination_t *d);
 
 static void on_transaction_done(struct evhttp_request *req, void *arg) {
+  wlog_callback_begin();
   destination_t *d = arg;
   d->request = NULL;
   int status = req != NULL ? evhttp_request_get_response_code(req) : 0;

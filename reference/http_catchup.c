@@ -58,6 +58,7 @@ struct http_catchup {
   char *path_prefix; /* the base URL's path without its trailing '/' */
   int64_t timeout_ms;
   pooled_conn_t *conns;
+  bool leak_conns; /* BUG_HTTP_CONN_LEAK: a connection is never given back to the pool */
   http_catchup_request_t *requests;
 };
 
@@ -150,6 +151,10 @@ http_catchup_t *http_catchup_create(struct event_base *base, const char *base_ur
   return client;
 }
 
+void http_catchup_leak_connections(http_catchup_t *client) {
+  client->leak_conns = true;
+}
+
 void http_catchup_destroy(http_catchup_t *client) {
   if (client == NULL) return;
   while (client->requests != NULL) http_catchup_cancel(client->requests);
@@ -222,7 +227,7 @@ static void request_detach(http_catchup_request_t *request) {
       break;
     }
   }
-  if (request->conn != NULL) request->conn->busy = false;
+  if (request->conn != NULL && !client->leak_conns) request->conn->busy = false;
   request->conn = NULL;
   if (request->deadline != NULL) event_free(request->deadline);
   request->deadline = NULL;

@@ -91,4 +91,9 @@ int http_catchup_parse_page(const char *body, size_t len, int64_t from, int64_t 
                             rc_error_t *err);
 void http_catchup_page_free(http_catchup_page_storage_t *storage);
 
+/* refworker --bug http-conn-leak: from now on no connection goes back to the pool
+ * after its request, so every request opens a new keep-alive connection that stays open
+ * until the server drops it or the client is destroyed. */
+void http_catchup_leak_connections(http_catchup_t *client);
+
 #endif

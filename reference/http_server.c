@@ -180,6 +180,7 @@ static void log_access(http_server_t *server, struct evhttp_request *req, const 
 }
 
 static void on_request(struct evhttp_request *req, void *arg) {
+  wlog_callback_begin();
   http_server_t *server = arg;
   int64_t started_ns = rc_clock_mono_ns();
   enum evhttp_cmd_type method = evhttp_request_get_command(req);

@@ -83,6 +83,7 @@ static void link_drop(redis_link_t *link, const char *reason) {
 }
 
 static void on_pong(redisAsyncContext *ac, void *reply, void *privdata) {
+  wlog_callback_begin();
   (void)ac;
   redis_link_t *link = privdata;
   redisReply *r = reply;
@@ -93,6 +94,7 @@ static void on_pong(redisAsyncContext *ac, void *reply, void *privdata) {
 }
 
 static void on_ping_timer(evutil_socket_t fd, short what, void *arg) {
+  wlog_callback_begin();
   (void)fd;
   (void)what;
   redis_link_t *link = arg;
@@ -165,6 +167,7 @@ static void on_disconnect(const redisAsyncContext *cac, int status) {
 }
 
 static void on_connect_timeout(evutil_socket_t fd, short what, void *arg) {
+  wlog_callback_begin();
   (void)fd;
   (void)what;
   redis_link_t *link = arg;
@@ -176,12 +179,14 @@ static void on_connect_timeout(evutil_socket_t fd, short what, void *arg) {
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg) {
+  wlog_callback_begin();
   (void)fd;
   (void)what;
   link_connect(arg);
 }
 
 static void on_grace(evutil_socket_t fd, short what, void *arg) {
+  wlog_callback_begin();
   (void)fd;
   (void)what;
   redis_link_t *link = arg;

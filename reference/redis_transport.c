@@ -42,6 +42,7 @@ struct redis_transport {
 /* ---- publishing ----------------------------------------------------------------- */
 
 static void on_published(redisAsyncContext *ac, void *reply, void *privdata) {
+  wlog_callback_begin();
   (void)ac;
   (void)privdata;
   redisReply *r = reply;
@@ -164,6 +165,7 @@ static void transport_on_line(redis_transport_t *t, const char *text, size_t len
 }
 
 static void on_subscription(redisAsyncContext *ac, void *reply, void *privdata) {
+  wlog_callback_begin();
   (void)ac;
   redis_transport_t *t = privdata;
   redisReply *r = reply;
@@ -185,7 +187,7 @@ static void on_subscription(redisAsyncContext *ac, void *reply, void *privdata) 
   } else if (strcmp(kind, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING) {
     wlog_context_enter(REDIS_HANDLER_CONTEXT);
     transport_on_line(t, r->element[2]->str, r->element[2]->len);
-    wlog_context_reset();
+    wlog_callback_end();
   }
 }
 

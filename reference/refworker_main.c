@@ -56,6 +56,7 @@ static void refworker_stopped(void *arg) {
 
 static void refworker_signal_cb(evutil_socket_t signum, short what, void *arg) {
   (void)what;
+  wlog_callback_begin();
   refworker_t *worker = arg;
   WLOG_INFO("Received %s, shutting down.", signum == SIGINT ? "SIGINT" : "SIGTERM");
   WLOG_INFO("Shutting down");
@@ -132,6 +133,7 @@ static int refworker_make_transport(refworker_t *worker, const refworker_options
               .ping_interval_ms = options->ping_interval_ms,
               .ping_timeout_ms = options->ping_timeout_ms,
               .processes = worker->processes,
+              .bugs = options->bugs,
           },
   };
   worker->client = repl_client_create(worker->base, &config, streams, handler, err);
@@ -224,6 +226,7 @@ static int refworker_run(const refworker_options_t *options) {
   refworker_t worker = {.options = options};
   rc_error_t err;
 
+  wlog_set_leak(bugs_has(options->bugs, BUG_LOGCONTEXT_LEAK));
   wlog_context_enter("main");
   refworker_log_startup(options);
 
@@ -237,6 +240,7 @@ static int refworker_run(const refworker_options_t *options) {
     worker.http =
         http_catchup_create(worker.base, options->http_url, options->http_timeout_ms, &err);
     if (worker.http == NULL) goto fail;
+    if (bugs_has(options->bugs, BUG_HTTP_CONN_LEAK)) http_catchup_leak_connections(worker.http);
   }
   worker.handler = stream_handler_create(worker.streams, worker.http, worker.processes, &err);
   if (worker.handler == NULL) goto fail;
@@ -252,7 +256,8 @@ static int refworker_run(const refworker_options_t *options) {
     rc_error_set(&err, "cannot install the SIGTERM/SIGINT handlers");
     goto fail;
   }
-  wlog_context_reset();
+  /* The loop runs in the sentinel (seed I); with the leak bug it stays in "main". */
+  wlog_callback_end();
 
   if (worker.redis != NULL)
     redis_transport_start(worker.redis);
@@ -297,6 +302,7 @@ int main(int argc, char **argv) {
     refworker_options_free(&options);
     return 0;
   }
+  wlog_set_format(options.log_format);
   if (wlog_open(options.log_path, &err) != 0) {
     fprintf(stderr, "refworker: %s\n", err.msg);
     refworker_options_free(&options);

@@ -18,6 +18,7 @@ enum {
   OPT_SERVER_NAME,
   OPT_DIALECT,
   OPT_LOG,
+  OPT_LOG_FORMAT,
   OPT_INSTANCE_NAME,
   OPT_PING_INTERVAL,
   OPT_PING_TIMEOUT,
@@ -58,6 +59,8 @@ void refworker_options_print_usage(FILE *out) {
           "  --server-name S            homeserver name (the main's SERVER line; the channel)\n"
           "  --dialect 2018|modern      wire dialect: 2018 (Synapse <= v1.12) or modern (v1.13+)\n"
           "  --log PATH                 log file (appended), Synapse's default text format\n"
+          "  --log-format FORMAT        synapse-text (default), synapse-text-pre-v0.27 (the\n"
+          "                             '<context>- <message>' of older configs) or json-lines\n"
           "\n"
           "Options (defaults are Synapse's constants):\n"
           "  --instance-name NAME       sent as NAME; own instance name (default %s)\n"
@@ -242,6 +245,7 @@ int refworker_options_parse(int argc, char **argv, refworker_options_t *options,
       {"server-name", required_argument, NULL, OPT_SERVER_NAME},
       {"dialect", required_argument, NULL, OPT_DIALECT},
       {"log", required_argument, NULL, OPT_LOG},
+      {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
       {"instance-name", required_argument, NULL, OPT_INSTANCE_NAME},
       {"ping-interval-ms", required_argument, NULL, OPT_PING_INTERVAL},
       {"ping-timeout-ms", required_argument, NULL, OPT_PING_TIMEOUT},
@@ -299,6 +303,13 @@ int refworker_options_parse(int argc, char **argv, refworker_options_t *options,
         break;
       case OPT_LOG:
         options->log_path = optarg;
+        break;
+      case OPT_LOG_FORMAT:
+        if (wlog_format_from_name(optarg, &options->log_format) != 0)
+          rc = rc_error_set(err,
+                            "--log-format: expected synapse-text, synapse-text-pre-v0.27 or "
+                            "json-lines, got '%s'",
+                            optarg);
         break;
       case OPT_INSTANCE_NAME:
         options->instance_name = optarg;

@@ -17,6 +17,7 @@
 #include "fedsender.h"
 #include "proto.h"
 #include "rc_error.h"
+#include "wlog.h"
 
 #define REFWORKER_DEFAULT_INSTANCE "worker1"
 #define REFWORKER_DEFAULT_PING_INTERVAL_MS 5000
@@ -49,6 +50,7 @@ typedef struct refworker_options {
   const char *server_name;
   proto_dialect_t dialect;
   const char *log_path;
+  wlog_format_t log_format; /* --log-format */
   const char *instance_name;
   int64_t ping_interval_ms;
   int64_t ping_timeout_ms;

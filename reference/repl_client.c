@@ -62,6 +62,7 @@ static void client_finish_stop(repl_client_t *client) {
 }
 
 static void client_retry_cb(evutil_socket_t fd, short what, void *arg) {
+  wlog_callback_begin();
   (void)fd;
   (void)what;
   repl_client_t *client = arg;
@@ -108,6 +109,7 @@ static void client_connected(repl_client_t *client, struct bufferevent *bev) {
 }
 
 static void client_connect_event_cb(struct bufferevent *bev, short what, void *arg) {
+  wlog_callback_begin();
   repl_client_t *client = arg;
   client->connecting = NULL;
   if (what & BEV_EVENT_CONNECTED) {
@@ -201,6 +203,7 @@ void repl_client_start(repl_client_t *client) {
 }
 
 static void client_grace_cb(evutil_socket_t fd, short what, void *arg) {
+  wlog_callback_begin();
   (void)fd;
   (void)what;
   repl_client_t *client = arg;

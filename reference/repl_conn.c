@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -42,6 +43,7 @@ struct repl_conn {
 
   repl_conn_status_t status;
   bool graceful; /* closing with flush and FIN, not an abort */
+  bool peer_closed; /* the main closed (EOF or reset) before we decided to */
   char reason[256];
   struct event *keepalive; /* one-shot, re-armed after every tick */
   struct event *finisher;  /* runs the final close from the event loop */
@@ -160,10 +162,16 @@ static void conn_drain_socket(evutil_socket_t fd) {
 static void conn_finish_cb(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
+  wlog_callback_begin();
   repl_conn_t *conn = arg;
   if (conn->status == REPL_CONN_CLOSED) return;
   evutil_socket_t sock = bufferevent_getfd(conn->bev);
-  if (conn->graceful && sock >= 0) {
+  if (conn->peer_closed && sock >= 0 && bugs_has(conn->config.bugs, BUG_REPL_SOCKET_LEAK)) {
+    /* The bug: a duplicate keeps the socket, never closed and never shut down (CLOSE_WAIT
+     * after the main's FIN), while the connection object goes away as usual. */
+    int leaked = dup(sock);
+    (void)leaked;
+  } else if (conn->graceful && sock >= 0) {
     shutdown(sock, SHUT_WR);
     conn_drain_socket(sock);
   }
@@ -177,6 +185,7 @@ static void conn_finish_cb(evutil_socket_t fd, short what, void *arg) {
 }
 
 static void conn_write_cb(struct bufferevent *bev, void *arg) {
+  wlog_callback_begin();
   repl_conn_t *conn = arg;
   if (conn->status == REPL_CONN_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
     conn_schedule_finish(conn);
@@ -184,8 +193,10 @@ static void conn_write_cb(struct bufferevent *bev, void *arg) {
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg) {
   (void)bev;
+  wlog_callback_begin();
   repl_conn_t *conn = arg;
   if (conn->status == REPL_CONN_CLOSED) return;
+  conn->peer_closed = conn->status == REPL_CONN_OPEN;
   char reason[256];
   if (what & BEV_EVENT_EOF) {
     snprintf(reason, sizeof reason, "Connection was closed cleanly (EOF from peer)");
@@ -208,6 +219,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg) {
 static void conn_keepalive_cb(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
+  wlog_callback_begin();
   repl_conn_t *conn = arg;
   int64_t now = rc_clock_mono_ns();
   int64_t interval_ns = conn->config.ping_interval_ms * 1000000;
@@ -311,11 +323,8 @@ static void conn_handle(repl_conn_t *conn, const proto_command_t *cmd) {
 
 /* The context inbound lines are framed and parsed in: Synapse 2018 reads in the reactor's
  * sentinel context; since v1.18 a connection reads in its own replication-conn context. */
-static void conn_enter_line_context(const repl_conn_t *conn) {
-  if (conn->config.dialect == PROTO_DIALECT_MODERN)
-    wlog_context_enter(conn->context_name);
-  else
-    wlog_context_reset();
+static const char *conn_line_context(const repl_conn_t *conn) {
+  return conn->config.dialect == PROTO_DIALECT_MODERN ? conn->context_name : "sentinel";
 }
 
 static void conn_process_line(repl_conn_t *conn, const char *line, size_t len) {
@@ -341,13 +350,15 @@ static void conn_process_line(repl_conn_t *conn, const char *line, size_t len) {
   }
   conn->last_received_ns = rc_clock_mono_ns();
   conn_handle(conn, &cmd);
-  conn_enter_line_context(conn);
+  /* Back from the handler's context to the reading one (wlog.h: a leak skips this). */
+  wlog_context_restore(conn_line_context(conn));
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg) {
   repl_conn_t *conn = arg;
   struct evbuffer *input = bufferevent_get_input(bev);
-  conn_enter_line_context(conn);
+  wlog_callback_begin();
+  wlog_context_enter(conn_line_context(conn));
   while (conn->status == REPL_CONN_OPEN) {
     size_t available = evbuffer_get_length(input);
     if (available == 0) break;
@@ -366,7 +377,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg) {
     conn_process_line(conn, data, line_len);
     evbuffer_drain(input, consumed);
   }
-  wlog_context_reset();
+  wlog_callback_end();
 }
 
 /* ---- lifecycle ------------------------------------------------------------------ */

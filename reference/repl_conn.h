@@ -42,6 +42,9 @@ typedef struct repl_conn_config {
    * (replication-RDATA-<stream> for RDATA), as Synapse v0.33.3+ (PR #3709); modern
    * RDATA/POSITION processes are the stream handler's. Borrowed. */
   bgprocess_table_t *processes;
+  /* BUG_REPL_SOCKET_LEAK: a connection the main closed is dropped without closing its
+   * socket. Other bugs are ignored here. */
+  bug_set_t bugs;
 } repl_conn_config_t;
 
 /* Called once, when the socket has been closed. `reason` is borrowed for the call. */

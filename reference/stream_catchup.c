@@ -54,6 +54,7 @@ static int catchup_apply_page(stream_catchup_t *job, const http_catchup_page_t *
 }
 
 static void catchup_on_page(void *arg, const http_catchup_page_t *page, const char *error) {
+  wlog_callback_begin(); /* http_catchup calls back from the loop */
   stream_catchup_t *job = arg;
   job->request = NULL;
   /* Continue in the context of the command that started the catch-up, as Synapse's

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,9 @@ static char wlog_context[WLOG_CONTEXT_MAX] = WLOG_SENTINEL;
 static wlog_counter_t *wlog_counters;
 static size_t wlog_counter_count;
 static size_t wlog_counter_cap;
+static int wlog_era = 166; /* major * 100 + minor: which warning texts (wlog_set_era) */
+static bool wlog_leak;
+static wlog_format_t wlog_format = WLOG_FORMAT_TEXT;
 
 int wlog_open(const char *path, rc_error_t *err) {
   if (wlog_fd >= 0) return rc_error_set(err, "log %s: a log file is already open", path);
@@ -102,6 +106,42 @@ static size_t wlog_detail_into(char *out, const char *detail, size_t len) {
   return o;
 }
 
+/* One JSON record on one line (jansson escapes newlines in strings). The sentinel's
+ * "request" is null in Synapse's JSON output: an empty context field either way. */
+static void wlog_emit_json(const char *logger, wlog_level_t level, const char *detail,
+                           const char *msg, size_t len, const struct timespec *ts) {
+  json_t *text = json_stringn(msg, len);
+  if (text != NULL && detail != NULL && detail[0] != '\0') {
+    char *joined = NULL;
+    if (asprintf(&joined, "%.*s\n%s", (int)len, msg, detail) >= 0) {
+      json_decref(text);
+      text = json_string(joined);
+      free(joined);
+    }
+  }
+  if (text == NULL) text = json_string("(not UTF-8)"); /* jansson refuses invalid UTF-8 */
+  json_t *record = json_object();
+  if (record == NULL) {
+    json_decref(text);
+    return;
+  }
+  json_object_set_new(record, "log", text);
+  json_object_set_new(record, "namespace", json_string(logger));
+  json_object_set_new(record, "level", json_string(wlog_level_name(level)));
+  json_object_set_new(record, "time",
+                      json_real((double)ts->tv_sec + (double)(ts->tv_nsec / 1000000L) / 1000.0));
+  json_object_set_new(record, "request", strcmp(wlog_context, WLOG_SENTINEL) == 0
+                                             ? json_null()
+                                             : json_string(wlog_context));
+  char *line = json_dumps(record, JSON_COMPACT);
+  json_decref(record);
+  if (line == NULL) return;
+  size_t n = strlen(line);
+  line[n] = '\n'; /* overwrites the NUL: written by length below */
+  wlog_write_all(line, n + 1);
+  free(line);
+}
+
 static void wlog_emit(const char *logger, int lineno, wlog_level_t level, const char *detail,
                       const char *fmt, va_list ap) {
   if (wlog_fd < 0) return;
@@ -129,15 +169,21 @@ static void wlog_emit(const char *logger, int lineno, wlog_level_t level, const 
 
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
+  if (wlog_format == WLOG_FORMAT_JSON) {
+    wlog_emit_json(logger, level, detail, msg, (size_t)n, &ts);
+    if (msg != msg_stack) free(msg);
+    return;
+  }
   struct tm tm;
   localtime_r(&ts.tv_sec, &tm);
   char stamp[32];
   strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
 
   char prefix[WLOG_CONTEXT_MAX + 256];
-  int plen =
-      snprintf(prefix, sizeof prefix, "%s,%03ld - %s - %d - %s - %s - ", stamp,
-               (long)(ts.tv_nsec / 1000000L), logger, lineno, wlog_level_name(level), wlog_context);
+  /* Before v0.27 the context ended "<context>- "; "%(request)s - " since. */
+  int plen = snprintf(prefix, sizeof prefix, "%s,%03ld - %s - %d - %s - %s%s ", stamp,
+                      (long)(ts.tv_nsec / 1000000L), logger, lineno, wlog_level_name(level),
+                      wlog_context, wlog_format == WLOG_FORMAT_TEXT_PRE_V027 ? "-" : " -");
   if (plen < 0) plen = 0;
   if ((size_t)plen >= sizeof prefix) plen = (int)sizeof prefix - 1;
 
@@ -214,6 +260,55 @@ void wlog_context_enter_counted(const char *base) {
 
 void wlog_context_reset(void) {
   wlog_context_enter(WLOG_SENTINEL);
+}
+
+int wlog_format_from_name(const char *name, wlog_format_t *format) {
+  static const struct {
+    const char *name;
+    wlog_format_t format;
+  } NAMES[] = {{"synapse-text", WLOG_FORMAT_TEXT},
+               {"synapse-text-pre-v0.27", WLOG_FORMAT_TEXT_PRE_V027},
+               {"json-lines", WLOG_FORMAT_JSON}};
+  for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++) {
+    if (strcmp(NAMES[i].name, name) == 0) {
+      *format = NAMES[i].format;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+void wlog_set_format(wlog_format_t format) {
+  wlog_format = format;
+}
+
+void wlog_set_era(int major, int minor) {
+  wlog_era = major * 100 + minor;
+}
+
+void wlog_set_leak(bool leak) {
+  wlog_leak = leak;
+}
+
+void wlog_callback_begin(void) {
+  if (strcmp(wlog_context, WLOG_SENTINEL) == 0) return;
+  /* The warning is logged in the context found, as Synapse's is. */
+  if (wlog_era >= 100) {
+    wlog_write("synapse.logging.context", __LINE__, WLOG_LEVEL_WARNING,
+               "Expected logging context %s but found %s", WLOG_SENTINEL, wlog_context);
+  } else {
+    wlog_write("synapse.util.logcontext", __LINE__, WLOG_LEVEL_WARNING,
+               "Unexpected logging context: %s is not %s", wlog_context, WLOG_SENTINEL);
+  }
+  if (!wlog_leak) wlog_context_reset();
+}
+
+void wlog_callback_end(void) {
+  if (!wlog_leak) wlog_context_reset();
+}
+
+void wlog_context_restore(const char *name) {
+  if (!wlog_leak) wlog_context_enter(name);
 }
 
 const char *wlog_context_current(void) {

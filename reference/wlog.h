@@ -16,6 +16,7 @@
 #define WLOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "rc_error.h"
@@ -27,6 +28,21 @@ typedef enum wlog_level {
   WLOG_LEVEL_ERROR = 40,
   WLOG_LEVEL_CRITICAL = 50,
 } wlog_level_t;
+
+/* How records are written: Synapse's default text format; the same as written by log
+ * configs generated before v0.27 ("<context>- <message>", seed-behaviours.md §1.1); or
+ * one JSON object per line with Synapse's JSON formatter's keys ("log", "namespace",
+ * "level", "time", "request"; a traceback goes into "log" after a newline). */
+typedef enum wlog_format {
+  WLOG_FORMAT_TEXT = 0,
+  WLOG_FORMAT_TEXT_PRE_V027,
+  WLOG_FORMAT_JSON,
+} wlog_format_t;
+
+/* "synapse-text", "synapse-text-pre-v0.27", "json-lines" -> *format; -1 for others. */
+int wlog_format_from_name(const char *name, wlog_format_t *format);
+/* Applies to the records written from now on (default WLOG_FORMAT_TEXT). */
+void wlog_set_format(wlog_format_t format);
 
 /* Opens (creating, appending) the log file. Returns 0, or -1 with err filled. Until it is
  * called, and after wlog_close, log calls write nothing. */
@@ -55,6 +71,25 @@ void wlog_context_enter(const char *name);
 void wlog_context_enter_counted(const char *base);
 /* Back to "sentinel". */
 void wlog_context_reset(void);
+
+/* Logcontext rules (seed-behaviours.md §2, seed I): the loop runs in the sentinel, so
+ * every event-loop callback starts in it and leaves it so.
+ *
+ * wlog_callback_begin is the first call of every callback: finding another context
+ * means an earlier callback leaked it; that is logged with the era's mismatch warning
+ * (§1.2: "Expected logging context sentinel but found <ctx>" from v1.0, "Unexpected
+ * logging context: <ctx> is not sentinel" before, logger synapse.logging.context /
+ * synapse.util.logcontext) and the sentinel is restored.
+ * wlog_context_restore puts back a context saved before a nested one was entered (as
+ * a Deferred's completion restores its caller's); wlog_callback_end is the last call
+ * of a callback that entered a context: back to the sentinel.
+ * With the leak set (refworker --bug logcontext-leak) restores and callback ends do
+ * nothing and callbacks begin in whatever was left: the context leaks on. */
+void wlog_set_era(int major, int minor);
+void wlog_set_leak(bool leak);
+void wlog_callback_begin(void);
+void wlog_callback_end(void);
+void wlog_context_restore(const char *name);
 /* The current context name. */
 const char *wlog_context_current(void);
 

@@ -27,6 +27,8 @@ static const suite_table_t SUITES[] = {
     {background_tests, &background_test_count},
     {cache_expiry_tests, &cache_expiry_test_count},
     {presence_tests, &presence_test_count},
+    {logcontext_tests, &logcontext_test_count},
+    {connections_tests, &connections_test_count},
 };
 
 /* The static suites' rows, then the rows added at start-up (registry_add_rows). */

@@ -118,5 +118,9 @@ extern const rc_test_def_t cache_expiry_tests[];
 extern const size_t cache_expiry_test_count;
 extern const rc_test_def_t presence_tests[];
 extern const size_t presence_test_count;
+extern const rc_test_def_t logcontext_tests[];
+extern const size_t logcontext_test_count;
+extern const rc_test_def_t connections_tests[];
+extern const size_t connections_test_count;
 
 #endif

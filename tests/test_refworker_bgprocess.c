@@ -412,6 +412,71 @@ START_TEST(test_bug_cache_needs_start) {
 }
 END_TEST
 
+
+/* wlog's callback rules on real loop callbacks: one callback leaves a context behind,
+ * the next one begins with wlog_callback_begin. */
+static void leave_context_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  wlog_callback_begin();
+  wlog_context_enter(arg); /* and returns without wlog_callback_end: a leak */
+}
+
+static void next_callback_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  (void)arg;
+  wlog_callback_begin();
+  wlog_write("test", 1, WLOG_LEVEL_INFO, "next callback runs");
+  wlog_context_enter("own-0");
+  wlog_context_restore("sentinel");
+  wlog_write("test", 2, WLOG_LEVEL_INFO, "after restore");
+  wlog_callback_end();
+}
+
+static void run_two_callbacks(const char *leaked) {
+  struct timeval zero = {0, 0}, later = {0, 10000};
+  ck_assert_int_eq(event_base_once(base, -1, EV_TIMEOUT, leave_context_cb, (void *)leaked, &zero),
+                   0);
+  ck_assert_int_eq(event_base_once(base, -1, EV_TIMEOUT, next_callback_cb, NULL, &later), 0);
+  run_for(50);
+}
+
+START_TEST(test_callback_rules) {
+  setup_with(METRICS_STYLE_MODERN, 0);
+  /* v1.x: the warning in the leaked context, then the callback in the sentinel. */
+  run_two_callbacks("x-0");
+  char *text = read_log();
+  ck_assert_msg(strstr(text, " - synapse.logging.context - ") != NULL &&
+                    strstr(text, " - WARNING - x-0 - Expected logging context sentinel but found "
+                                 "x-0\n") != NULL,
+                "%s", text);
+  ck_assert_msg(strstr(text, " - INFO - sentinel - next callback runs\n") != NULL, "%s", text);
+  ck_assert_msg(strstr(text, " - INFO - sentinel - after restore\n") != NULL, "%s", text);
+  free(text);
+  /* v0.33: the v0.29-v0.99 text and logger. */
+  wlog_set_era(0, 33);
+  run_two_callbacks("y-1");
+  text = read_log();
+  ck_assert_msg(strstr(text, " - synapse.util.logcontext - ") != NULL &&
+                    strstr(text, " - WARNING - y-1 - Unexpected logging context: y-1 is not "
+                                 "sentinel\n") != NULL,
+                "%s", text);
+  free(text);
+  /* The leak: the context carries on into the next callback and past a restore. */
+  wlog_set_era(1, 66);
+  wlog_set_leak(true);
+  run_two_callbacks("z-2");
+  text = read_log();
+  ck_assert_msg(strstr(text, " - INFO - z-2 - next callback runs\n") != NULL, "%s", text);
+  ck_assert_msg(strstr(text, " - INFO - own-0 - after restore\n") != NULL, "%s", text);
+  free(text);
+  wlog_set_leak(false);
+  wlog_context_reset();
+  teardown_all();
+}
+END_TEST
+
 static Suite *bgprocess_suite(void) {
   Suite *s = suite_create("refworker_bgprocess");
   TCase *bg = tcase_create("bgprocess");
@@ -422,6 +487,7 @@ static Suite *bgprocess_suite(void) {
   tcase_add_test(bg, test_bug_fire_and_forget);
   tcase_add_test(bg, test_exception_logged_at_once_with_traceback);
   tcase_add_test(bg, test_bug_unhandled_background_error);
+  tcase_add_test(bg, test_callback_rules);
   suite_add_tcase(s, bg);
   TCase *cache = tcase_create("expiring_cache");
   tcase_set_timeout(cache, 30);

@@ -118,6 +118,7 @@ START_TEST(test_help_lists_options) {
                            "--dialect",
                            "--log",
                            "--instance-name",
+                           "--log-format",
                            "--http-url",
                            "--http-timeout-ms",
                            "--ping-interval-ms",
@@ -147,7 +148,10 @@ START_TEST(test_list_bugs) {
                                       "fire-and-forget\tD\t",
                                       "missing-server-header\tE\t",
                                       "unhandled-background-error\tG\t",
-                                      "presence-per-destination\tH\t"};
+                                      "presence-per-destination\tH\t",
+                                      "logcontext-leak\tI\t",
+                                      "replication-socket-leak-on-reconnect\t-\t",
+                                      "http-conn-leak\t-\t"};
   for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
     ck_assert_msg(output_contains("bugs.txt", lines[i]), "--list-bugs lacks '%s'", lines[i]);
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sutlog.h"
 #include "test_support.h"
@@ -17,7 +18,7 @@ typedef struct seen {
   int count;
   int records;
   sutlog_record_t last; /* fields copied below */
-  char logger[128], level[32], context[128], message[512], line[1024];
+  char logger[128], level[32], context[128], message[512], line[1024], why_not[256];
   long offset;
 } seen_t;
 
@@ -31,6 +32,7 @@ static bool keep(const sutlog_record_t *r, void *arg) {
   snprintf(s->context, sizeof s->context, "%s", r->context);
   snprintf(s->message, sizeof s->message, "%s", r->message);
   snprintf(s->line, sizeof s->line, "%s", r->line);
+  snprintf(s->why_not, sizeof s->why_not, "%s", r->why_not);
   s->offset = r->offset;
   return false;
 }
@@ -114,6 +116,108 @@ START_TEST(test_json_lines) {
                                "{\"level\": 3, \"log\": \"m\"}", "{broken"};
   for (size_t i = 0; i < sizeof not_records / sizeof not_records[0]; i++)
     ck_assert_msg(!parse(&json_profile, not_records[i]).last.is_record, "%s", not_records[i]);
+}
+END_TEST
+
+
+/* Both separators (seed-behaviours.md §1.1) with a message that holds " - " itself, and
+ * the empty (sentinel) context in either form. */
+START_TEST(test_text_separators) {
+  static const struct {
+    const char *line, *context, *message;
+  } cases[] = {
+      {"2018-08-22 10:00:00,001 - synapse.a - 1 - INFO - GET-3 - Processed - 200 - ok", "GET-3",
+       "Processed - 200 - ok"},
+      {"2017-12-01 10:00:00,001 - synapse.a - 1 - INFO - GET-3- Processed - 200 - ok", "GET-3",
+       "Processed - 200 - ok"},
+      {"2017-12-01 10:00:00,001 - synapse.a - 1 - WARNING - - Starting db txn 'x' - late", "",
+       "Starting db txn 'x' - late"},
+      {"2018-08-22 10:00:00,001 - synapse.a - 1 - WARNING -  - Starting db txn 'x' - late", "",
+       "Starting db txn 'x' - late"},
+      {"2017-12-01 10:00:00,001 - synapse.a - 1 - INFO - replication-RDATA-events-12- rows",
+       "replication-RDATA-events-12", "rows"},
+      {"2018-08-22 10:00:00,001 - synapse.a - 1 - INFO - None - Starting", "None", "Starting"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    seen_t s = parse(&text_profile, cases[i].line);
+    ck_assert_msg(s.last.is_record, "%s: %s", cases[i].line, s.why_not);
+    ck_assert_str_eq(s.why_not, "");
+    ck_assert_str_eq(s.context, cases[i].context);
+    ck_assert_str_eq(s.message, cases[i].message);
+    ck_assert_str_eq(s.level, i == 2 || i == 3 ? "WARNING" : "INFO");
+  }
+}
+END_TEST
+
+/* A line that is not a record says why, naming the field that is wrong. */
+START_TEST(test_malformed_reasons) {
+  static const struct {
+    const profile_t *profile;
+    const char *line, *why;
+  } cases[] = {
+      {&text_profile, "", "an empty line"},
+      {&text_profile, "Traceback (most recent call last):", "fewer than five"},
+      {&text_profile, "x - logger - 12 - INFO - main - m", "time field"},
+      {&text_profile, "2026-11-29 00:24:32,170 - logger - 12x - INFO - main - m",
+       "line number field is not a number"},
+      {&text_profile, "2026-11-29 00:24:32,170 - logger -  - INFO - main - m",
+       "line number field is empty"},
+      {&text_profile, "2026-11-29 00:24:32,170 - logger - 12 - LOUD - main - m", "level field"},
+      {&text_profile, "2026-11-29 00:24:32,170 - logger - 12 - INFO - main-message", "context"},
+      {&json_profile, "{broken", "not JSON: "},
+      {&json_profile, "[1, 2]", "not an object"},
+      {&json_profile, "{\"log\": \"m\"}", "without a string \"level\""},
+      {&json_profile, "{\"level\": \"INFO\"}", "without a string \"log\""},
+      {&json_profile, "{\"level\": \"INFO\", \"level\": \"INFO\", \"log\": \"m\"}", "duplicate"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    seen_t s = parse(cases[i].profile, cases[i].line);
+    ck_assert_msg(!s.last.is_record, "'%s' should not be a record", cases[i].line);
+    ck_assert_msg(strstr(s.why_not, cases[i].why) != NULL, "'%s': reason '%s' lacks '%s'",
+                  cases[i].line, s.why_not, cases[i].why);
+  }
+  /* NUL bytes and over-long lines too. */
+  seen_t s = {0};
+  sutlog_parse_line(&text_profile, "2026\0x", 6, 0, keep, &s);
+  ck_assert_str_eq(s.why_not, "holds a NUL byte");
+}
+END_TEST
+
+typedef struct timed {
+  const profile_t *profile;
+  long long ms;
+  bool ok;
+} timed_t;
+
+static bool take_time(const sutlog_record_t *r, void *arg) {
+  timed_t *t = arg;
+  t->ok = sutlog_record_time_ms(t->profile, r, &t->ms);
+  return false;
+}
+
+/* Record times: local-time text stamps with milliseconds, JSON "time" seconds. */
+START_TEST(test_record_times) {
+  setenv("TZ", "UTC", 1);
+  tzset();
+  timed_t t = {.profile = &text_profile};
+  const char *line = "2018-08-22 10:00:01,234 - a - 1 - INFO - main - m";
+  sutlog_parse_line(&text_profile, line, strlen(line), 0, take_time, &t);
+  ck_assert(t.ok);
+  ck_assert_int_eq(t.ms, 1534932001234LL);
+  line = "2018-08-22 10:00:01 - a - 1 - INFO - main - no milliseconds";
+  sutlog_parse_line(&text_profile, line, strlen(line), 0, take_time, &t);
+  ck_assert(!t.ok);
+  line = "Traceback (most recent call last):";
+  sutlog_parse_line(&text_profile, line, strlen(line), 0, take_time, &t);
+  ck_assert(!t.ok);
+  t.profile = &json_profile;
+  line = "{\"log\": \"m\", \"level\": \"INFO\", \"time\": 1534932001.5}";
+  sutlog_parse_line(&json_profile, line, strlen(line), 0, take_time, &t);
+  ck_assert(t.ok);
+  ck_assert_int_eq(t.ms, 1534932001500LL);
+  line = "{\"log\": \"m\", \"level\": \"INFO\", \"time\": \"soon\"}";
+  sutlog_parse_line(&json_profile, line, strlen(line), 0, take_time, &t);
+  ck_assert(!t.ok);
 }
 END_TEST
 
@@ -238,6 +342,9 @@ static Suite *sutlog_suite(void) {
   tcase_add_test(tc, test_text_records);
   tcase_add_test(tc, test_text_continuations);
   tcase_add_test(tc, test_json_lines);
+  tcase_add_test(tc, test_text_separators);
+  tcase_add_test(tc, test_malformed_reasons);
+  tcase_add_test(tc, test_record_times);
   suite_add_tcase(s, tc);
   TCase *scan = tcase_create("scan");
   tcase_add_checked_fixture(scan, setup, teardown);
