@@ -238,6 +238,15 @@ void proto_snippet(const char *p, size_t len, size_t max, char *out) {
   out[o] = '\0';
 }
 
+void proto_error_clear(proto_error_t *err) {
+  if (err == NULL) return;
+  err->code = PROTO_OK;
+  err->kind = PROTO_CMD_NONE;
+  err->field = NULL;
+  err->offset = 0;
+  err->message[0] = '\0';
+}
+
 proto_error_code_t proto_error_fill(proto_error_t *err, proto_error_code_t code,
                                     proto_command_kind_t kind, const char *field, size_t offset,
                                     const char *fmt, ...) {

@@ -257,13 +257,7 @@ static proto_error_code_t write_data(const format_ctx_t *ctx, writer_t *w) {
 
 int proto_format_command(proto_dialect_t dialect, const proto_command_t *cmd, char *buf, size_t cap,
                          proto_error_t *err) {
-  if (err != NULL) {
-    err->code = PROTO_OK;
-    err->kind = PROTO_CMD_NONE;
-    err->field = NULL;
-    err->offset = 0;
-    err->message[0] = '\0';
-  }
+  proto_error_clear(err);
   if (buf != NULL && cap > 0) buf[0] = '\0';
   if (cmd == NULL || buf == NULL || cap == 0) {
     proto_error_fill(err, PROTO_ERR_BAD_FIELD, PROTO_CMD_NONE, NULL, 0,
@@ -347,13 +341,7 @@ int proto_rdata_write(const proto_rdata_writer_t *writer, bool token_is_batch, i
   size_t len = writer->head_len + digits_len + 1 + row.len;
   size_t limit = cap - 1 < PROTO_MAX_LINE ? cap - 1 : PROTO_MAX_LINE;
   if (len > limit) return proto_format_command(writer->dialect, &cmd, buf, cap, err);
-  if (err != NULL) {
-    err->code = PROTO_OK;
-    err->kind = PROTO_CMD_NONE;
-    err->field = NULL;
-    err->offset = 0;
-    err->message[0] = '\0';
-  }
+  proto_error_clear(err);
   memcpy(buf, writer->head, writer->head_len);
   char *p = buf + writer->head_len;
   memcpy(p, token_is_batch ? "batch" : digits, digits_len);

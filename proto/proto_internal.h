@@ -59,6 +59,9 @@ void proto_snippet(const char *p, size_t len, size_t max, char *out);
 /* Longest prefix of p[0..len) that does not end inside a UTF-8 sequence. */
 size_t proto_utf8_boundary(const char *p, size_t len);
 
+/* Resets *err (when non-NULL) to "no error", as every entry point does first. */
+void proto_error_clear(proto_error_t *err);
+
 /* Fills *err (when non-NULL) and returns code. The message is cut on a UTF-8
  * boundary so it can be echoed in an ERROR line. */
 proto_error_code_t proto_error_fill(proto_error_t *err, proto_error_code_t code,

@@ -418,13 +418,7 @@ proto_error_code_t proto_parse_line(proto_dialect_t dialect, proto_sender_t send
     line = "";
     len = 0;
   }
-  if (err != NULL) {
-    err->code = PROTO_OK;
-    err->kind = PROTO_CMD_NONE;
-    err->field = NULL;
-    err->offset = 0;
-    err->message[0] = '\0';
-  }
+  proto_error_clear(err);
   if (dialect != PROTO_DIALECT_2018 && dialect != PROTO_DIALECT_MODERN) {
     return proto_error_fill(err, PROTO_ERR_BAD_FIELD, PROTO_CMD_NONE, "dialect", 0,
                             "parse: dialect %d is neither PROTO_DIALECT_2018 nor "
