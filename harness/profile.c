@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "profile_database.h"
 #include "rc_regex.h"
 
 const char *const PROFILE_PLACEHOLDERS[] = {
@@ -900,7 +901,7 @@ static int load_opt_outs(const loader_t *ld, json_t *root) {
 static const char *const TOP_LEVEL_KEYS[] = {
     "format", "name",    "description", "dialect",         "transport", "era", "instance_name",
     "roles",  "command", "env",         "config_template", "readiness", "log", "metrics",
-    "http",   "caches",  "timing",      "opt_out",         NULL,
+    "http",   "caches",  "timing",      "opt_out",         "database", NULL,
 };
 
 static char *profile_dir_of(const char *path) {
@@ -954,7 +955,8 @@ profile_t *profile_load(const char *path, rc_error_t *err) {
              load_roles(&ld, root) == 0 && load_command_env(&ld, root) == 0 &&
              load_config_template(&ld, root) == 0 && load_observation(&ld, root) == 0 &&
              load_caches(&ld, root) == 0 &&
-             load_timing(&ld, root) == 0 && load_opt_outs(&ld, root) == 0)
+             load_timing(&ld, root) == 0 && load_opt_outs(&ld, root) == 0 &&
+             profile_database_load(profile, root, err) == 0)
       rc = 0;
   }
   json_decref(root);

@@ -16,6 +16,7 @@
 #include "filetail.h"
 #include "fixture_record.h"
 #include "passive.h"
+#include "pg_cluster.h"
 #include "rc_clock.h"
 #include "rc_regex.h"
 #include "rc_net.h"
@@ -46,6 +47,7 @@ rc_test_t *rc_test_create(const rc_test_def_t *def, const profile_t *profile,
     return NULL;
   }
   t->def = def;
+  t->index = test_index;
   t->profile = profile;
   t->bin_dir = bin_dir;
   t->work_dir = strdup(work_dir);
@@ -73,6 +75,8 @@ void rc_test_destroy(rc_test_t *t) {
   mockhs_destroy(t->mock);
   redis_server_stop(t->redis);
   free(t->vars);
+  free(t->db_name);
+  free(t->db_dsn);
   if (t->base != NULL) event_base_free(t->base);
   free(t->work_dir);
   free(t->log_path);
@@ -225,6 +229,8 @@ static void vars_fill(const rc_test_t *t, vars_t *v) {
   };
   v->count = sizeof list / sizeof list[0];
   memcpy(v->list, list, sizeof list);
+  /* Absent without a database: a profile naming it then gets "no value here". */
+  if (t->db_dsn != NULL) v->list[v->count++] = (profile_var_t){"db_dsn", t->db_dsn};
 }
 
 static void free_strv(char **v) {
@@ -330,9 +336,28 @@ static bool start_redis(rc_test_t *t) {
   return true;
 }
 
+/* Role pg: a database of this test's own in the run's cluster, and its DSN, whose
+ * application_name says which test the session belongs to (docs/PROFILES.md). */
+static bool create_database(rc_test_t *t) {
+  if (t->pg == NULL)
+    return rc_error(t, "the profile has role pg but there is no database cluster: %s",
+                    t->pg_error ? t->pg_error : "none was started");
+  char app[64];
+  snprintf(app, sizeof app, "replcheck-%s", t->def->id);
+  if (asprintf(&t->db_name, "replcheck_%ld_%d", (long)getpid(), t->index) < 0) {
+    t->db_name = NULL;
+    return rc_error(t, "out of memory");
+  }
+  rc_error_t err;
+  if (pg_cluster_create_database(t->pg, t->db_name, &err) != 0) return rc_error(t, "%s", err.msg);
+  t->db_dsn = pg_cluster_sut_dsn(t->pg, t->db_name, app);
+  return t->db_dsn != NULL || rc_error(t, "out of memory");
+}
+
 bool rc_start(rc_test_t *t) {
   rc_error_t err;
   if (t->profile->transport == PROFILE_TRANSPORT_REDIS && !start_redis(t)) return false;
+  if ((t->profile->roles & PROFILE_ROLE_PG) != 0 && !create_database(t)) return false;
   t->mock_config.torture_level = t->torture_level;
   t->mock_config.torture_seed = t->seed;
   t->mock = mockhs_create(t->base, &t->mock_config, &err);

@@ -19,6 +19,9 @@ typedef enum bug {
   BUG_MISSING_SERVER_HEADER = 1u << 3,      /* seed E */
   BUG_UNHANDLED_BACKGROUND_ERROR = 1u << 4, /* seed G */
   BUG_PRESENCE_PER_DESTINATION = 1u << 5,   /* seed H (fedsender role only) */
+  BUG_DB_IDLE_IN_TRANSACTION = 1u << 6,     /* seed B (--db only) */
+  BUG_DB_CONN_NEVER_CLOSED = 1u << 7,       /* seed B, stricter half (--db only) */
+  BUG_HANDLER_IN_SENTINEL_DB = 1u << 8,     /* #3606's warning, seed C's setting (--db only) */
 } bug_t;
 
 /* A set of bug_t bits. */
