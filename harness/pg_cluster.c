@@ -425,8 +425,9 @@ size_t pg_cluster_log_lines(const pg_cluster_t *c, const char *dbname, const cha
   while ((n = getline(&line, &line_cap, f)) > 0) {
     if (strstr(line, tag) == NULL || strstr(line, needle) == NULL) continue;
     found++;
+    line[strcspn(line, "\n")] = '\0';
     if (cap > used + 1) {
-      int w = snprintf(buf + used, cap - used, "%s", line);
+      int w = snprintf(buf + used, cap - used, "%s%s", used ? " | " : "", line);
       used = w < 0 ? used : (size_t)w >= cap - used ? cap - 1 : used + (size_t)w;
     }
   }

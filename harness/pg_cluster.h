@@ -79,7 +79,7 @@ char *pg_cluster_sut_dsn(const pg_cluster_t *cluster, const char *dbname,
 int pg_cluster_create_database(const pg_cluster_t *cluster, const char *dbname, rc_error_t *err);
 
 /* Copies into buf (NUL-terminated, truncated to cap) the server log lines of database
- * dbname that contain `needle`, one per line, and returns how many there were (0 when
+ * dbname that contain `needle`, separated by " | ", and returns how many there were (0 when
  * none or the log cannot be read). */
 size_t pg_cluster_log_lines(const pg_cluster_t *cluster, const char *dbname, const char *needle,
                             char *buf, size_t cap);

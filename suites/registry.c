@@ -26,6 +26,7 @@ static const suite_table_t SUITES[] = {
     {http_server_header_tests, &http_server_header_test_count},
     {background_tests, &background_test_count},
     {cache_expiry_tests, &cache_expiry_test_count},
+    {database_tests, &database_test_count},
 };
 
 /* The static suites' rows, then the rows added at start-up (registry_add_rows). */

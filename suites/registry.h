@@ -116,5 +116,7 @@ extern const rc_test_def_t background_tests[];
 extern const size_t background_test_count;
 extern const rc_test_def_t cache_expiry_tests[];
 extern const size_t cache_expiry_test_count;
+extern const rc_test_def_t database_tests[];
+extern const size_t database_test_count;
 
 #endif
