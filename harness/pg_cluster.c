@@ -271,7 +271,27 @@ static int create_schema(pg_cluster_t *c, rc_error_t *err) {
   return rc;
 }
 
-/* Root runs the programs as `postgres`: its ids, and a directory it owns and can reach. */
+/* True if uid/gid may search every directory on the way to path (absolute). */
+static bool reachable_by(const char *path, uid_t uid, gid_t gid) {
+  char *copy = strdup(path);
+  if (copy == NULL) return false;
+  bool ok = true;
+  for (char *slash = copy; ok && slash != NULL; slash = strchr(slash + 1, '/')) {
+    char keep = slash[1];
+    slash[1] = '\0';
+    struct stat st;
+    ok = stat(copy, &st) == 0 &&
+         ((st.st_uid == uid && (st.st_mode & S_IXUSR)) ||
+          (st.st_gid == gid && (st.st_mode & S_IXGRP)) || (st.st_mode & S_IXOTH));
+    slash[1] = keep;
+  }
+  free(copy);
+  return ok;
+}
+
+/* Root runs the programs as `postgres`, which needs a way in: parent_dir (ours) gets
+ * o+x; when a directory above it is closed to that user (a private temp dir), the
+ * cluster goes into a directory of its own under /tmp instead. */
 static int prepare_user(pg_cluster_t *c, const char *parent_dir, rc_error_t *err) {
   if (geteuid() != 0) return 0;
   struct passwd *pw = getpwnam("postgres");
@@ -285,6 +305,20 @@ static int prepare_user(pg_cluster_t *c, const char *parent_dir, rc_error_t *err
   struct stat st;
   if (stat(parent_dir, &st) == 0 && (st.st_mode & S_IXOTH) == 0)
     chmod(parent_dir, (st.st_mode & 07777) | S_IXOTH);
+  char *absolute = realpath(c->dir, NULL);
+  bool reachable = absolute != NULL && reachable_by(absolute, c->uid, c->gid);
+  free(absolute);
+  if (!reachable) {
+    char *elsewhere = strdup("/tmp/replcheck-pg-XXXXXX");
+    if (elsewhere == NULL || mkdtemp(elsewhere) == NULL) {
+      free(elsewhere);
+      return rc_error_set(err, "the postgres user cannot reach %s, and no directory could be "
+                               "made under /tmp", c->dir);
+    }
+    rmdir(c->dir);
+    free(c->dir);
+    c->dir = elsewhere;
+  }
   if (chown(c->dir, c->uid, c->gid) != 0)
     return rc_error_set(err, "cannot give %s to the postgres user: %s", c->dir, strerror(errno));
   return 0;
@@ -330,13 +364,13 @@ pg_cluster_t *pg_cluster_start(const char *parent_dir, int timeout_ms, rc_error_
     c->dir = NULL;
     goto fail;
   }
+  if (prepare_user(c, parent_dir, err) != 0) goto fail;
   c->data_dir = join(c->dir, "data");
   c->log_path = join(c->dir, "postgres.log");
   if (c->data_dir == NULL || c->log_path == NULL) {
     rc_error_set(err, "out of memory");
     goto fail;
   }
-  if (prepare_user(c, parent_dir, err) != 0) goto fail;
   if (run_initdb(c, (int)(deadline - rc_clock_mono_ms()), err) != 0) goto fail;
   int started = 1;
   for (int attempt = 0; started == 1 && attempt < PG_PORT_ATTEMPTS; attempt++) {

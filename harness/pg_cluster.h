@@ -17,7 +17,9 @@
  *
  * Root: initdb and postgres refuse to run as root. When the effective uid is 0 they
  * run as the system user `postgres` (created by the package), the cluster directory
- * is chowned to it, and `parent_dir` gets o+x so that user can reach it.
+ * is chowned to it, and `parent_dir` gets o+x so that user can reach it; if a
+ * directory above parent_dir is closed to that user, the cluster directory is made
+ * under /tmp instead (still removed by pg_cluster_stop).
  *
  * The server is started as a direct child in a session of its own (a Ctrl-C at the
  * terminal reaches only replcheck, which stops it), with the parent-death signal set to
