@@ -427,6 +427,7 @@ static void start_pg_cluster(run_ctx_t *r, FILE *out) {
   report_add_property(r->report, "pg_cluster_start_seconds", seconds);
   fprintf(out, "PostgreSQL test cluster on 127.0.0.1:%d (started in %s s)\n",
           pg_cluster_port(r->pg), seconds);
+  fflush(out);
 }
 
 static int execute(const runner_options_t *o, profile_t *profile, const run_plan_t *plan) {

@@ -112,6 +112,30 @@ START_TEST(cluster_stop_after_crash) {
 }
 END_TEST
 
+/* Root, and a parent directory inside one the postgres user cannot enter: the cluster
+ * goes under /tmp instead, and is removed all the same. */
+START_TEST(cluster_outside_closed_directory) {
+  if (geteuid() != 0) return; /* only root switches users */
+  char *closed = test_make_temp_dir("pgclosed");
+  ck_assert_int_eq(chmod(closed, 0700), 0);
+  char *parent = test_path(closed, "run");
+  ck_assert_int_eq(mkdir(parent, 0700), 0);
+  rc_error_t err;
+  pg_cluster_t *c = pg_cluster_start(parent, 60000, &err);
+  ck_assert_msg(c != NULL, "%s", err.msg);
+  char *dir = strdup(pg_cluster_dir(c));
+  ck_assert_msg(strncmp(dir, "/tmp/replcheck-pg-", 18) == 0, "cluster in %s", dir);
+  ck_assert_int_eq(pg_cluster_create_database(c, "replcheck_t2", &err), 0);
+  pg_cluster_stop(c);
+  struct stat st;
+  ck_assert_msg(stat(dir, &st) != 0, "%s still exists after stop", dir);
+  free(dir);
+  test_remove_tree(closed);
+  free(closed);
+  free(parent);
+}
+END_TEST
+
 START_TEST(cluster_missing_binaries) {
   char *parent = test_make_temp_dir("pgm");
   setenv("REPLCHECK_PG_BIN_DIR", "/nonexistent/pg/bin", 1);
@@ -134,6 +158,7 @@ int main(void) {
   tcase_add_test(tc, cluster_lifecycle);
   tcase_add_test(tc, cluster_stop_after_crash);
   tcase_add_test(tc, cluster_missing_binaries);
+  tcase_add_test(tc, cluster_outside_closed_directory);
   suite_add_tcase(s, tc);
   return test_run_suite(s);
 }
