@@ -8,6 +8,8 @@
 #include "pg_cluster.h"
 #include "rc_clock.h"
 
+#define PG_OBSERVER_STATEMENT_TIMEOUT_MS "15000"
+
 struct pg_observer {
   PGconn *conn;
 };
@@ -37,7 +39,12 @@ pg_observer_t *pg_observer_connect(const char *dsn, rc_error_t *err) {
     rc_error_set(err, "out of memory");
     return NULL;
   }
-  o->conn = PQconnectdb(dsn);
+  /* Bounds on every wait of ours: a server that stops answering is an ERROR, not a
+   * hung test. The lock probe sets its own, shorter lock_timeout. */
+  const char *const keys[] = {"dbname", "connect_timeout", "options", NULL};
+  const char *const values[] = {dsn, "10", "-c statement_timeout=" PG_OBSERVER_STATEMENT_TIMEOUT_MS,
+                                NULL};
+  o->conn = PQconnectdbParams(keys, values, 1);
   if (PQstatus(o->conn) != CONNECTION_OK) {
     rc_error_set(err, "the harness cannot connect to the test database (%s): %s", dsn,
                  PQerrorMessage(o->conn));

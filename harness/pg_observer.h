@@ -9,7 +9,8 @@
  * checked too.
  *
  * Ownership: the observer owns its connection; one thread; calls block for at most the
- * statement they run (the lock probe for at most its lock timeout). */
+ * statement they run (the lock probe for at most its lock timeout; any statement for
+ * at most 15 s, the session's statement_timeout; connecting for at most 10 s). */
 #ifndef PG_OBSERVER_H
 #define PG_OBSERVER_H
 
