@@ -72,7 +72,7 @@ static void remove_tree(const char *path) {
   if (path != NULL) nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* The last `max` bytes of a file, for error messages. */
+/* The last cap - 1 bytes of a file on one line, for error messages. */
 static void file_tail(const char *path, char *buf, size_t cap) {
   buf[0] = '\0';
   FILE *f = fopen(path, "r");

@@ -344,7 +344,9 @@ static bool create_database(rc_test_t *t) {
                     t->pg_error ? t->pg_error : "none was started");
   char app[64];
   snprintf(app, sizeof app, "replcheck-%s", t->def->id);
-  if (asprintf(&t->db_name, "replcheck_%ld_%d", (long)getpid(), t->index) < 0) {
+  /* The serial keeps in-process attempts (CK_FORK=no) of one item apart. */
+  static unsigned serial;
+  if (asprintf(&t->db_name, "replcheck_%ld_%d_%u", (long)getpid(), t->index, ++serial) < 0) {
     t->db_name = NULL;
     return rc_error(t, "out of memory");
   }

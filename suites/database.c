@@ -392,7 +392,7 @@ const rc_test_def_t database_tests[] = {
                                "of sessions.",
                 .source = "synapse#3764 caveat (psycopg2 `with conn:` commits, does not close)",
                 .dialects = RC_DIALECT_ALL, .transports = RC_TRANSPORT_ALL,
-                .roles = PROFILE_ROLE_PG, .tags = "slow,stricter", .run = init_connection_closed),
+                .roles = PROFILE_ROLE_PG, .tags = "slow", .run = init_connection_closed),
     RC_TEST_ROW(.id = "db/sessions/bounded-under-reconnects", .requirements = "DB-05",
                 .level = RC_LEVEL_MUST,
                 .requirement = "Replication reconnects do not grow the worker's database "
