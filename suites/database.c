@@ -413,7 +413,7 @@ const rc_test_def_t database_tests[] = {
                 .requirement = "No database transaction or connection starts in the sentinel "
                                "context, at start-up or while replication data is handled.",
                 .source = "synapse/storage/_base.py@v0.33.2 (#3606); #3709",
-                .dialects = RC_DIALECT_ALL, .transports = RC_TRANSPORT_TCP,
+                .dialects = RC_DIALECT_ALL, .transports = RC_TRANSPORT_ALL,
                 .roles = PROFILE_ROLE_PG, .run = txn_not_from_sentinel),
 };
 const size_t database_test_count = sizeof database_tests / sizeof database_tests[0];
