@@ -76,6 +76,17 @@ static const char *describe_all(const pg_session_t *list, size_t n, char *buf, s
   return buf;
 }
 
+/* A failed test's evidence gets the end of the server log for its database
+ * (connections, disconnections with their session times, errors). */
+static void note_server_log(rc_test_t *t) {
+  if (!t->decided || t->db_name == NULL) return;
+  char lines[16384];
+  size_t n = pg_cluster_log_lines(t->pg, t->db_name, "", lines, sizeof lines);
+  size_t len = strlen(lines);
+  const char *tail = len > 1500 ? lines + len - 1500 : lines;
+  if (n > 0) rc_note(t, "PostgreSQL log of %s (%zu lines, last ones): %s", t->db_name, n, tail);
+}
+
 /* Sends RDATA number `token` of the typing stream, which the worker stores. */
 static bool send_typing(rc_test_t *t, int conn, int token) {
   char line[256], tok[16];
@@ -126,6 +137,7 @@ static void init_no_idle_transaction(rc_test_t *t) {
   pg_observer_t *o = db_observe(t);
   if (o == NULL) return;
   init_no_idle_transaction_body(t, o, ready_ms);
+  note_server_log(t);
   pg_observer_destroy(o);
 }
 
@@ -160,6 +172,7 @@ static void init_no_table_lock(rc_test_t *t) {
   pg_observer_t *o = db_observe(t);
   if (o == NULL) return;
   init_no_table_lock_body(t, o);
+  note_server_log(t);
   pg_observer_destroy(o);
 }
 
@@ -198,6 +211,7 @@ static void idle_transaction_bounded(rc_test_t *t) {
   pg_observer_t *o = db_observe(t);
   if (o == NULL) return;
   idle_transaction_bounded_body(t, o, conn);
+  note_server_log(t);
   pg_observer_destroy(o);
 }
 
@@ -230,6 +244,7 @@ static void init_connection_closed(rc_test_t *t) {
   pg_observer_t *o = db_observe(t);
   if (o == NULL) return;
   init_connection_closed_body(t, o, conn, ready_ms);
+  note_server_log(t);
   pg_observer_destroy(o);
 }
 
@@ -272,6 +287,7 @@ static void bounded_under_reconnects(rc_test_t *t) {
   pg_observer_t *o = db_observe(t);
   if (o == NULL) return;
   bounded_under_reconnects_body(t, o, conn);
+  note_server_log(t);
   pg_observer_destroy(o);
 }
 
@@ -337,6 +353,7 @@ static void shutdown_sessions_gone(rc_test_t *t) {
   pg_observer_t *o = db_observe(t);
   if (o == NULL) return;
   shutdown_sessions_gone_body(t, o, conn);
+  note_server_log(t);
   pg_observer_destroy(o);
 }
 
@@ -361,6 +378,7 @@ static void txn_not_from_sentinel(rc_test_t *t) {
   if (suite_log_wait(t, &offset, DB_LOG_WINDOW_MS, is_sentinel_db_warning, line))
     rc_fail(t, "no database transaction or connection started in the sentinel context",
             "the SUT logged: %s", line);
+  note_server_log(t);
 }
 
 const rc_test_def_t database_tests[] = {
