@@ -17,6 +17,7 @@
 #include "fixture_record.h"
 #include "passive.h"
 #include "pg_cluster.h"
+#include "pg_passive.h"
 #include "rc_clock.h"
 #include "rc_regex.h"
 #include "rc_net.h"
@@ -72,6 +73,7 @@ rc_test_t *rc_test_create(const rc_test_def_t *def, const profile_t *profile,
 void rc_test_destroy(rc_test_t *t) {
   if (t == NULL) return;
   sut_destroy(t->sut);
+  pg_passive_stop(t->pg_passive);
   mockhs_destroy(t->mock);
   redis_server_stop(t->redis);
   free(t->vars);
@@ -353,7 +355,15 @@ static bool create_database(rc_test_t *t) {
   rc_error_t err;
   if (pg_cluster_create_database(t->pg, t->db_name, &err) != 0) return rc_error(t, "%s", err.msg);
   t->db_dsn = pg_cluster_sut_dsn(t->pg, t->db_name, app);
-  return t->db_dsn != NULL || rc_error(t, "out of memory");
+  char *admin = pg_cluster_admin_dsn(t->pg, t->db_name, "replcheck-db03-sampler");
+  if (t->db_dsn == NULL || admin == NULL) {
+    free(admin);
+    return rc_error(t, "out of memory");
+  }
+  t->pg_passive = pg_passive_start(t->base, admin, PG_PASSIVE_PERIOD_MS,
+                                   PG_PASSIVE_IDLE_XACT_MAX_MS, &err);
+  free(admin);
+  return t->pg_passive != NULL || rc_error(t, "%s", err.msg);
 }
 
 bool rc_start(rc_test_t *t) {
@@ -603,6 +613,11 @@ void rc_test_execute(rc_test_t *t, report_case_t *out) {
     decide(t, VERDICT_FAIL, strdup(why),
            strdup("the SUT never logs Twisted's 'Unhandled error in Deferred:' (BG-07)"),
            strdup(why));
+  if (t->pg_passive != NULL && pg_passive_violation(t->pg_passive) != NULL)
+    decide(t, VERDICT_FAIL, strdup(pg_passive_violation(t->pg_passive)),
+           strdup("no SUT session idle in a transaction for more than 10 s, sampled every "
+                  "second during every test (DB-03)"),
+           strdup(pg_passive_violation(t->pg_passive)));
   out->seconds = (double)(rc_clock_mono_ms() - start) / 1000.0;
   out->verdict = t->decided ? t->verdict : VERDICT_PASS;
   report_set(&out->message, t->message);

@@ -50,6 +50,7 @@ struct rc_test {
   const char *pg_error;        /* why pg is NULL although the profile has role pg */
   char *db_name;               /* this test's database (role pg, set by rc_start) */
   char *db_dsn;                /* {db_dsn}: the SUT's connection string to it */
+  struct pg_passive *pg_passive; /* DB-03 sampler of the SUT's sessions (role pg) */
   int64_t started_ms;
   int64_t probe_floor; /* highest token a position probe used (tokens only grow) */
 

@@ -7,6 +7,8 @@
  * locks (pg_locks), a DDL lock probe on `events` (the table the worker reads at
  * start-up; #3682's DROP INDEX / LOCK TABLE stuck behind it), and the cluster's log,
  * where PostgreSQL reports a client that vanished without closing its connection.
+ * DB-03 is also checked passively during every test of a role-pg profile
+ * (harness/pg_passive.h); db/sessions/idle-transaction-bounded is its dedicated test.
  * Readiness is the profile's readiness (for Synapse: `Finished setting up.`, which comes
  * after the datastore's initialisation). */
 #include <stdio.h>

@@ -12,6 +12,7 @@
 
 #include "pg_cluster.h"
 #include "pg_observer.h"
+#include "pg_passive.h"
 #include "rc_clock.h"
 #include "test_support.h"
 
@@ -124,12 +125,52 @@ START_TEST(idle_transaction_and_locks) {
 }
 END_TEST
 
+/* pg_passive (DB-03 on every test): on the event loop, a short transaction does not count,
+ * a session idle in one past the limit does, with its description. */
+START_TEST(passive_sampler) {
+  ck_assert_msg(cluster != NULL, "no cluster (see stderr)");
+  rc_error_t err;
+  ck_assert_int_eq(pg_cluster_create_database(cluster, "obs_p", &err), 0);
+  struct event_base *base = event_base_new();
+  char *dsn = pg_cluster_admin_dsn(cluster, "obs_p", "sampler");
+  pg_passive_t *p = pg_passive_start(base, dsn, 100, 400, &err);
+  ck_assert_msg(p != NULL, "%s", err.msg);
+  free(dsn);
+  PGconn *sut = sut_connect("obs_p", "replcheck-passive");
+  struct timeval run = {0, 300 * 1000};
+  exec_ok(sut, "BEGIN");
+  exec_ok(sut, "SELECT count(*) FROM events");
+  event_base_loopexit(base, &run);
+  event_base_dispatch(base);
+  exec_ok(sut, "COMMIT");
+  run.tv_usec = 600 * 1000;
+  event_base_loopexit(base, &run);
+  event_base_dispatch(base);
+  ck_assert_ptr_null(pg_passive_violation(p)); /* 300 ms in a transaction: within the limit */
+  exec_ok(sut, "BEGIN");
+  exec_ok(sut, "SELECT count(*) FROM events");
+  run.tv_sec = 1;
+  run.tv_usec = 0;
+  event_base_loopexit(base, &run);
+  event_base_dispatch(base);
+  const char *v = pg_passive_violation(p);
+  ck_assert_ptr_nonnull(v);
+  ck_assert_msg(strncmp(v, "DB-03: ", 7) == 0 && strstr(v, "'idle in transaction'") != NULL &&
+                    strstr(v, "replcheck-passive") != NULL,
+                "%s", v);
+  pg_passive_stop(p);
+  PQfinish(sut);
+  event_base_free(base);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("pg_observer");
   TCase *tc = tcase_create("observer");
   tcase_add_unchecked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, idle_transaction_and_locks);
+  tcase_add_test(tc, passive_sampler);
   suite_add_tcase(s, tc);
   return test_run_suite(s);
 }
