@@ -27,12 +27,12 @@
 #define PG_SOCKET_DIR_MAX 90
 
 struct pg_cluster {
-  char *dir;      /* the cluster directory (data/, postgres.log, initdb.log) */
+  char *dir; /* the cluster directory (data/, postgres.log, initdb.log) */
   char *data_dir;
   char *log_path;
   char *bin_dir;
-  pid_t pid;      /* the postmaster */
-  pid_t owner;    /* the process that started it */
+  pid_t pid;   /* the postmaster */
+  pid_t owner; /* the process that started it */
   int port;
   bool as_postgres; /* programs run as the `postgres` user (we are root) */
   uid_t uid;
@@ -150,8 +150,8 @@ static int run_initdb(pg_cluster_t *c, int timeout_ms, rc_error_t *err) {
   if (initdb == NULL || out == NULL) {
     rc_error_set(err, "out of memory");
   } else {
-    char *argv[] = {initdb, "-D", c->data_dir, "-U", PG_CLUSTER_ADMIN_ROLE, "-A", "trust",
-                    "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions", NULL};
+    char *argv[] = {initdb, "-D",   c->data_dir,  "-U",        PG_CLUSTER_ADMIN_ROLE, "-A", "trust",
+                    "-E",   "UTF8", "--locale=C", "--no-sync", "--no-instructions",   NULL};
     pid_t pid = spawn(c, argv, out, false);
     int status = 0;
     if (pid < 0) {
@@ -183,13 +183,38 @@ static int start_server(pg_cluster_t *c, int64_t deadline_ms, rc_error_t *err) {
   /* A socket in our directory when the path fits; TCP is what everyone uses anyway. */
   snprintf(sockets, sizeof sockets, "unix_socket_directories=%s",
            strlen(c->dir) <= PG_SOCKET_DIR_MAX ? c->dir : "");
-  char *argv[] = {postgres, "-D", c->data_dir, "-c", port, "-c", "listen_addresses=127.0.0.1",
-                  "-c", sockets, "-c", "fsync=off", "-c", "full_page_writes=off",
-                  "-c", "synchronous_commit=off", "-c", "shared_buffers=16MB",
-                  "-c", "max_connections=60", "-c", "autovacuum=off",
-                  "-c", "dynamic_shared_memory_type=mmap", "-c", "huge_pages=off",
-                  "-c", "log_line_prefix=%m [%p] db=%d app=%a: ",
-                  "-c", "log_connections=on", "-c", "log_disconnections=on", NULL};
+  char *argv[] = {postgres,
+                  "-D",
+                  c->data_dir,
+                  "-c",
+                  port,
+                  "-c",
+                  "listen_addresses=127.0.0.1",
+                  "-c",
+                  sockets,
+                  "-c",
+                  "fsync=off",
+                  "-c",
+                  "full_page_writes=off",
+                  "-c",
+                  "synchronous_commit=off",
+                  "-c",
+                  "shared_buffers=16MB",
+                  "-c",
+                  "max_connections=60",
+                  "-c",
+                  "autovacuum=off",
+                  "-c",
+                  "dynamic_shared_memory_type=mmap",
+                  "-c",
+                  "huge_pages=off",
+                  "-c",
+                  "log_line_prefix=%m [%p] db=%d app=%a: ",
+                  "-c",
+                  "log_connections=on",
+                  "-c",
+                  "log_disconnections=on",
+                  NULL};
   c->pid = spawn(c, argv, c->log_path, true);
   free(postgres);
   if (c->pid < 0) {
@@ -216,8 +241,8 @@ static int start_server(pg_cluster_t *c, int64_t deadline_ms, rc_error_t *err) {
     if (rc_clock_mono_ms() >= deadline_ms) {
       char tail[600];
       file_tail(c->log_path, tail, sizeof tail);
-      rc_error_set(err, "postgres did not accept connections on 127.0.0.1:%d in time: %s",
-                   c->port, tail);
+      rc_error_set(err, "postgres did not accept connections on 127.0.0.1:%d in time: %s", c->port,
+                   tail);
       break;
     }
     struct timespec ts = {0, 20 * 1000000L};
@@ -246,8 +271,8 @@ static PGconn *connect_admin(const pg_cluster_t *c, const char *dbname, rc_error
   PGconn *conn = PQconnectdb(dsn);
   free(dsn);
   if (PQstatus(conn) != CONNECTION_OK) {
-    rc_error_set(err, "cannot connect to the test cluster (127.0.0.1:%d, database %s): %s",
-                 c->port, dbname ? dbname : "postgres", PQerrorMessage(conn));
+    rc_error_set(err, "cannot connect to the test cluster (127.0.0.1:%d, database %s): %s", c->port,
+                 dbname ? dbname : "postgres", PQerrorMessage(conn));
     PQfinish(conn);
     return NULL;
   }
@@ -296,9 +321,10 @@ static int prepare_user(pg_cluster_t *c, const char *parent_dir, rc_error_t *err
   if (geteuid() != 0) return 0;
   struct passwd *pw = getpwnam("postgres");
   if (pw == NULL)
-    return rc_error_set(err, "running as root, but there is no 'postgres' user to run the "
-                             "PostgreSQL server as (install Debian's postgresql package: "
-                             "ci/install-deps.sh)");
+    return rc_error_set(err,
+                        "running as root, but there is no 'postgres' user to run the "
+                        "PostgreSQL server as (install Debian's postgresql package: "
+                        "ci/install-deps.sh)");
   c->as_postgres = true;
   c->uid = pw->pw_uid;
   c->gid = pw->pw_gid;
@@ -312,8 +338,10 @@ static int prepare_user(pg_cluster_t *c, const char *parent_dir, rc_error_t *err
     char *elsewhere = strdup("/tmp/replcheck-pg-XXXXXX");
     if (elsewhere == NULL || mkdtemp(elsewhere) == NULL) {
       free(elsewhere);
-      return rc_error_set(err, "the postgres user cannot reach %s, and no directory could be "
-                               "made under /tmp", c->dir);
+      return rc_error_set(err,
+                          "the postgres user cannot reach %s, and no directory could be "
+                          "made under /tmp",
+                          c->dir);
     }
     rmdir(c->dir);
     free(c->dir);
@@ -330,9 +358,11 @@ static int check_binaries(const pg_cluster_t *c, rc_error_t *err) {
     char *path = join(c->bin_dir, programs[i]);
     bool ok = path != NULL && access(path, X_OK) == 0;
     if (!ok) {
-      rc_error_set(err, "%s not found or not executable: the database tests need PostgreSQL "
-                        "15 (Debian package postgresql, see ci/install-deps.sh; or set "
-                        "REPLCHECK_PG_BIN_DIR)", path ? path : programs[i]);
+      rc_error_set(err,
+                   "%s not found or not executable: the database tests need PostgreSQL "
+                   "15 (Debian package postgresql, see ci/install-deps.sh; or set "
+                   "REPLCHECK_PG_BIN_DIR)",
+                   path ? path : programs[i]);
       free(path);
       return -1;
     }
@@ -387,11 +417,21 @@ fail:
   return NULL;
 }
 
-int pg_cluster_port(const pg_cluster_t *c) { return c->port; }
-pid_t pg_cluster_pid(const pg_cluster_t *c) { return c->pid; }
-const char *pg_cluster_dir(const pg_cluster_t *c) { return c->dir; }
-const char *pg_cluster_log_path(const pg_cluster_t *c) { return c->log_path; }
-double pg_cluster_start_seconds(const pg_cluster_t *c) { return c->start_seconds; }
+int pg_cluster_port(const pg_cluster_t *c) {
+  return c->port;
+}
+pid_t pg_cluster_pid(const pg_cluster_t *c) {
+  return c->pid;
+}
+const char *pg_cluster_dir(const pg_cluster_t *c) {
+  return c->dir;
+}
+const char *pg_cluster_log_path(const pg_cluster_t *c) {
+  return c->log_path;
+}
+double pg_cluster_start_seconds(const pg_cluster_t *c) {
+  return c->start_seconds;
+}
 
 /* Appends " key='value'" with conninfo quoting (backslash before ' and \). */
 static void append_param(char *buf, size_t cap, const char *key, const char *value) {
@@ -438,8 +478,9 @@ int pg_cluster_create_database(const pg_cluster_t *c, const char *dbname, rc_err
   PGconn *conn = connect_admin(c, NULL, err);
   if (conn == NULL) return -1;
   char sql[256];
-  snprintf(sql, sizeof sql, "CREATE DATABASE %s TEMPLATE " PG_CLUSTER_TEMPLATE
-           " OWNER " PG_CLUSTER_SUT_ROLE, dbname);
+  snprintf(sql, sizeof sql,
+           "CREATE DATABASE %s TEMPLATE " PG_CLUSTER_TEMPLATE " OWNER " PG_CLUSTER_SUT_ROLE,
+           dbname);
   int rc = exec_sql(conn, sql, err);
   PQfinish(conn);
   return rc;

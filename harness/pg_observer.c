@@ -29,8 +29,9 @@ static const char LOCKS_SQL[] =
     "SELECT l.pid, coalesce(a.state, ''), l.mode, coalesce(c.relname, l.relation::text), "
     "l.granted FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
     "LEFT JOIN pg_class c ON c.oid = l.relation "
-    "WHERE l.locktype = 'relation' AND a.datname = current_database() AND a.usename = '"
-    PG_CLUSTER_SUT_ROLE "' AND l.pid <> pg_backend_pid() AND coalesce(c.relname, '') NOT LIKE "
+    "WHERE l.locktype = 'relation' AND a.datname = current_database() AND a.usename = "
+    "'" PG_CLUSTER_SUT_ROLE
+    "' AND l.pid <> pg_backend_pid() AND coalesce(c.relname, '') NOT LIKE "
     "'pg\\_%' ORDER BY l.pid, 4";
 
 pg_observer_t *pg_observer_connect(const char *dsn, rc_error_t *err) {
@@ -107,9 +108,10 @@ int pg_observer_sessions(pg_observer_t *o, pg_session_t **sessions, size_t *coun
 void pg_session_describe(const pg_session_t *s, char *buf, size_t cap) {
   char xact[48] = "no transaction";
   if (s->xact_age_ms >= 0) snprintf(xact, sizeof xact, "transaction open %ld ms", s->xact_age_ms);
-  snprintf(buf, cap, "backend pid %d (application_name '%s', client port %d): state '%s' for %ld ms, "
-           "%s, last query: %s", s->pid, s->application_name, s->client_port, s->state,
-           s->state_age_ms, xact, s->query);
+  snprintf(buf, cap,
+           "backend pid %d (application_name '%s', client port %d): state '%s' for %ld ms, "
+           "%s, last query: %s",
+           s->pid, s->application_name, s->client_port, s->state, s->state_age_ms, xact, s->query);
 }
 
 int pg_observer_idle_locks(pg_observer_t *o, char *buf, size_t cap, rc_error_t *err) {

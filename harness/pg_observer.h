@@ -23,13 +23,13 @@ typedef struct pg_observer pg_observer_t;
 
 /* One SUT session at the time of the query. */
 typedef struct pg_session {
-  int pid;                   /* backend pid */
-  char state[32];            /* "idle", "active", "idle in transaction", ... */
+  int pid;        /* backend pid */
+  char state[32]; /* "idle", "active", "idle in transaction", ... */
   char application_name[64];
-  int client_port;           /* the SUT's local port, -1 when unknown */
-  long xact_age_ms;          /* how long its transaction has been open; -1 = none */
-  long state_age_ms;         /* how long it has been in `state` */
-  char query[160];           /* its last statement, truncated */
+  int client_port;   /* the SUT's local port, -1 when unknown */
+  long xact_age_ms;  /* how long its transaction has been open; -1 = none */
+  long state_age_ms; /* how long it has been in `state` */
+  char query[160];   /* its last statement, truncated */
 } pg_session_t;
 
 /* Connects with the libpq connection string dsn (the superuser's, for the test

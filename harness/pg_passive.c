@@ -31,8 +31,10 @@ static void sample(evutil_socket_t fd, short what, void *arg) {
       continue;
     char text[512];
     pg_session_describe(&list[i], text, sizeof text);
-    if (asprintf(&p->violation, "DB-03: a SUT session was idle in a transaction for more than "
-                 "%ld ms: %s", p->max_idle_ms, text) < 0)
+    if (asprintf(&p->violation,
+                 "DB-03: a SUT session was idle in a transaction for more than "
+                 "%ld ms: %s",
+                 p->max_idle_ms, text) < 0)
       p->violation = NULL;
   }
   free(list);
@@ -57,7 +59,9 @@ pg_passive_t *pg_passive_start(struct event_base *base, const char *dsn, int per
   return p;
 }
 
-const char *pg_passive_violation(const pg_passive_t *p) { return p->violation; }
+const char *pg_passive_violation(const pg_passive_t *p) {
+  return p->violation;
+}
 
 void pg_passive_stop(pg_passive_t *p) {
   if (p == NULL) return;

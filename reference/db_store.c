@@ -65,8 +65,8 @@ static PGconn *db_connect(const char *dsn, rc_error_t *err) {
   return conn;
 }
 
-static int db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
-                   int *rows, rc_error_t *err) {
+static int db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params, int *rows,
+                   rc_error_t *err) {
   PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
   ExecStatusType st = PQresultStatus(res);
   int rc = 0;
@@ -139,11 +139,12 @@ int db_store_save_position(db_store_t *store, const char *stream, const char *in
   const char *const params[] = {stream, instance, token_text};
   int rc = db_exec(store->pool, "BEGIN", 0, NULL, NULL, &err);
   if (rc == 0)
-    rc = db_exec(store->pool,
-                 "INSERT INTO stream_positions (stream_name, instance_name, stream_id) "
-                 "VALUES ($1, $2, $3) ON CONFLICT (stream_name, instance_name) "
-                 "DO UPDATE SET stream_id = GREATEST(stream_positions.stream_id, EXCLUDED.stream_id)",
-                 3, params, NULL, &err);
+    rc = db_exec(
+        store->pool,
+        "INSERT INTO stream_positions (stream_name, instance_name, stream_id) "
+        "VALUES ($1, $2, $3) ON CONFLICT (stream_name, instance_name) "
+        "DO UPDATE SET stream_id = GREATEST(stream_positions.stream_id, EXCLUDED.stream_id)",
+        3, params, NULL, &err);
   if (rc == 0) rc = db_exec(store->pool, "COMMIT", 0, NULL, NULL, &err);
   if (rc != 0) {
     WLOG_WARNING("[TXN FAIL] {%s} %s", desc, err.msg);

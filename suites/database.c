@@ -17,21 +17,21 @@
 
 #include "pg_cluster.h"
 #include "pg_observer.h"
+#include "pg_passive.h"
 #include "rc_clock.h"
 #include "sutlog.h"
 #include "suite_observe.h"
 #include "suite_util.h"
 
 /* Windows of the requirements. */
-#define DB_SETTLE_MS 5000        /* DB-01, DB-02: readiness + 5 s */
-#define DB_POOL_SETTLE_MS 10000  /* DB-04: readiness + 10 s */
-#define DB_IDLE_XACT_MAX_MS 10000 /* DB-03: idle in a transaction for at most 10 s */
-#define DB_IDLE_WATCH_MS 12000   /* DB-03: long enough to see a 10 s violation */
-#define DB_LOCK_TIMEOUT_MS 5000  /* DB-02: the probe's lock_timeout */
-#define DB_GONE_MS 5000          /* DB-06: sessions gone after exit */
-#define DB_SAMPLE_MS 1000        /* DB-03, DB-05 sampling period */
-#define DB_RECONNECT_CYCLES 10   /* DB-05 */
-#define DB_LOG_WINDOW_MS 1000    /* LC-03: window after the last RDATA */
+#define DB_SETTLE_MS 5000       /* DB-01, DB-02: readiness + 5 s */
+#define DB_POOL_SETTLE_MS 10000 /* DB-04: readiness + 10 s */
+#define DB_IDLE_WATCH_MS 12000  /* DB-03: long enough to see a 10 s violation */
+#define DB_LOCK_TIMEOUT_MS 5000 /* DB-02: the probe's lock_timeout */
+#define DB_GONE_MS 5000         /* DB-06: sessions gone after exit */
+#define DB_SAMPLE_MS 1000       /* DB-03, DB-05 sampling period */
+#define DB_RECONNECT_CYCLES 10  /* DB-05 */
+#define DB_LOG_WINDOW_MS 1000   /* LC-03: window after the last RDATA */
 
 #define TYPING_ROW "[\"!r:hs\",[\"@x:hs\"]]"
 
@@ -159,10 +159,12 @@ static void init_no_table_lock_body(rc_test_t *t, pg_observer_t *o) {
   if (probe == PG_PROBE_FAILED) {
     rc_error(t, "the lock probe failed: %s", err.msg);
   } else if (probe == PG_PROBE_TIMED_OUT) {
-    rc_fail(t, "LOCK TABLE events IN ACCESS EXCLUSIVE MODE (lock_timeout 5 s) is granted 5 s "
+    rc_fail(t,
+            "LOCK TABLE events IN ACCESS EXCLUSIVE MODE (lock_timeout 5 s) is granted 5 s "
             "after readiness",
             "it timed out after %ld ms: the SUT still holds a lock on events from its "
-            "initialisation; SUT locks: %s", waited, locks[0] ? locks : "none seen");
+            "initialisation; SUT locks: %s",
+            waited, locks[0] ? locks : "none seen");
   } else if (idle_locks > 0) {
     rc_fail(t, "no table lock held by an SUT session idle in a transaction",
             "%d granted lock(s) of idle-in-transaction sessions: %s", idle_locks, locks);
@@ -194,7 +196,7 @@ static void idle_transaction_bounded_body(rc_test_t *t, pg_observer_t *o, int co
     for (size_t i = 0; i < n; i++) {
       if (strcmp(list[i].state, "idle in transaction") != 0) continue;
       if (list[i].state_age_ms > longest) longest = list[i].state_age_ms;
-      if (list[i].state_age_ms > DB_IDLE_XACT_MAX_MS) {
+      if (list[i].state_age_ms > PG_PASSIVE_IDLE_XACT_MAX_MS) {
         char text[512];
         pg_session_describe(&list[i], text, sizeof text);
         rc_fail(t, "no SUT session idle in a transaction for more than 10 s", "%s", text);
@@ -231,7 +233,8 @@ static void init_connection_closed_body(rc_test_t *t, pg_observer_t *o, int conn
   int max = t->profile->db_pool_max;
   if ((int)n > max) {
     char text[2048];
-    rc_fail(t, "at most the pool maximum of SUT sessions 10 s after readiness (the "
+    rc_fail(t,
+            "at most the pool maximum of SUT sessions 10 s after readiness (the "
             "initialisation connection closed, not only committed)",
             "%zu sessions, pool maximum %d (database.pool_max): %s", n, max,
             describe_all(list, n, text, sizeof text));
@@ -262,8 +265,10 @@ static void bounded_under_reconnects_body(rc_test_t *t, pg_observer_t *o, int co
     mockhs_close_conn(t->mock, conn, cycle % 2 == 1);
     conn = suite_wait_new_conn(t, seq, suite_reconnect_bound_ms(t));
     if (conn < 0) {
-      rc_error(t, "the worker did not reconnect after cycle %d (RC-01), so DB-05 cannot be "
-               "observed", cycle + 1);
+      rc_error(t,
+               "the worker did not reconnect after cycle %d (RC-01), so DB-05 cannot be "
+               "observed",
+               cycle + 1);
       return;
     }
     pg_session_t *list;
@@ -337,10 +342,11 @@ static void shutdown_sessions_gone_body(rc_test_t *t, pg_observer_t *o, int conn
   if (!had_session) rc_note(t, "the worker never held a database session while observed");
   for (size_t i = 0; i < sizeof UNCLEAN_CLOSE_TEXTS / sizeof UNCLEAN_CLOSE_TEXTS[0]; i++) {
     char lines[1024];
-    size_t count = pg_cluster_log_lines(t->pg, t->db_name, UNCLEAN_CLOSE_TEXTS[i], lines,
-                                        sizeof lines);
+    size_t count =
+        pg_cluster_log_lines(t->pg, t->db_name, UNCLEAN_CLOSE_TEXTS[i], lines, sizeof lines);
     if (count > 0) {
-      rc_fail(t, "every database connection of the worker is closed (Terminate), none dropped "
+      rc_fail(t,
+              "every database connection of the worker is closed (Terminate), none dropped "
               "by the process exiting",
               "%zu connection(s) were dropped without closing; PostgreSQL logged: %s", count,
               lines);
@@ -391,8 +397,7 @@ const rc_test_def_t database_tests[] = {
                 .source = "synapse#3764 (v0.33.4), #3682; seed-behaviours.md §B",
                 .dialects = RC_DIALECT_ALL, .transports = RC_TRANSPORT_ALL,
                 .roles = PROFILE_ROLE_PG, .tags = "slow", .run = init_no_idle_transaction),
-    RC_TEST_ROW(.id = "db/init/no-table-lock", .requirements = "DB-02",
-                .level = RC_LEVEL_MUST,
+    RC_TEST_ROW(.id = "db/init/no-table-lock", .requirements = "DB-02", .level = RC_LEVEL_MUST,
                 .requirement = "Initialisation leaves no table lock behind: an ACCESS "
                                "EXCLUSIVE lock on events is granted within 5 s.",
                 .source = "synapse#3682 (DROP INDEX, LOCK TABLE blocked), #3764",
@@ -402,9 +407,9 @@ const rc_test_def_t database_tests[] = {
                 .level = RC_LEVEL_MUST,
                 .requirement = "No worker session stays idle in a transaction for more than "
                                "10 s (sampled every second while it replicates).",
-                .source = "seed-behaviours.md §B (mechanism of #3682)",
-                .dialects = RC_DIALECT_ALL, .transports = RC_TRANSPORT_ALL,
-                .roles = PROFILE_ROLE_PG, .tags = "slow", .run = idle_transaction_bounded),
+                .source = "seed-behaviours.md §B (mechanism of #3682)", .dialects = RC_DIALECT_ALL,
+                .transports = RC_TRANSPORT_ALL, .roles = PROFILE_ROLE_PG, .tags = "slow",
+                .run = idle_transaction_bounded),
     RC_TEST_ROW(.id = "db/init/connection-closed", .requirements = "DB-04",
                 .level = RC_LEVEL_SHOULD,
                 .requirement = "The initialisation connection is closed, not only committed: "
@@ -417,19 +422,17 @@ const rc_test_def_t database_tests[] = {
                 .level = RC_LEVEL_MUST,
                 .requirement = "Replication reconnects do not grow the worker's database "
                                "sessions beyond its pool maximum + 1.",
-                .source = "DESIGN.md (connections suite)",
-                .dialects = RC_DIALECT_ALL, .transports = RC_TRANSPORT_TCP,
-                .roles = PROFILE_ROLE_PG, .run = bounded_under_reconnects),
-    RC_TEST_ROW(.id = "db/shutdown/sessions-gone", .requirements = "DB-06",
-                .level = RC_LEVEL_MUST,
+                .source = "DESIGN.md (connections suite)", .dialects = RC_DIALECT_ALL,
+                .transports = RC_TRANSPORT_TCP, .roles = PROFILE_ROLE_PG,
+                .run = bounded_under_reconnects),
+    RC_TEST_ROW(.id = "db/shutdown/sessions-gone", .requirements = "DB-06", .level = RC_LEVEL_MUST,
                 .requirement = "After an ERROR, a reconnect and SIGTERM, the worker leaves no "
                                "database session once it has exited, and closes each one "
                                "rather than dropping it.",
-                .source = "DESIGN.md (connections suite); synapse#3764",
-                .dialects = RC_DIALECT_ALL, .transports = RC_TRANSPORT_TCP,
-                .roles = PROFILE_ROLE_PG, .run = shutdown_sessions_gone),
-    RC_TEST_ROW(.id = "db/txn/not-from-sentinel", .requirements = "LC-03",
-                .level = RC_LEVEL_MUST,
+                .source = "DESIGN.md (connections suite); synapse#3764", .dialects = RC_DIALECT_ALL,
+                .transports = RC_TRANSPORT_TCP, .roles = PROFILE_ROLE_PG,
+                .run = shutdown_sessions_gone),
+    RC_TEST_ROW(.id = "db/txn/not-from-sentinel", .requirements = "LC-03", .level = RC_LEVEL_MUST,
                 .requirement = "No database transaction or connection starts in the sentinel "
                                "context, at start-up or while replication data is handled.",
                 .source = "synapse/storage/_base.py@v0.33.2 (#3606); #3709",

@@ -68,18 +68,20 @@ START_TEST(cluster_lifecycle) {
   v = query_one(sut, "SELECT count(*)::text FROM events");
   ck_assert_str_eq(v, "50");
   free(v);
-  v = query_one(sut, "SELECT current_setting('application_name') || ' ' || "
-                     "(NOT rolsuper)::text FROM pg_roles WHERE rolname = current_user");
+  v = query_one(sut,
+                "SELECT current_setting('application_name') || ' ' || "
+                "(NOT rolsuper)::text FROM pg_roles WHERE rolname = current_user");
   ck_assert_str_eq(v, "replcheck-x/y true");
   free(v);
-  v = query_one(sut, "WITH i AS (INSERT INTO stream_positions VALUES ('events', 'master', 7) "
-                     "RETURNING stream_id) SELECT stream_id::text FROM i");
+  v = query_one(sut,
+                "WITH i AS (INSERT INTO stream_positions VALUES ('events', 'master', 7) "
+                "RETURNING stream_id) SELECT stream_id::text FROM i");
   ck_assert_str_eq(v, "7");
   free(v);
   /* Sessions of the database are in the server log with db= (pg_cluster_log_lines). */
   char lines[2048];
-  ck_assert_uint_gt(pg_cluster_log_lines(c, "replcheck_t1", "connection authorized", lines,
-                                         sizeof lines), 0);
+  ck_assert_uint_gt(
+      pg_cluster_log_lines(c, "replcheck_t1", "connection authorized", lines, sizeof lines), 0);
   ck_assert_ptr_nonnull(strstr(lines, "db=replcheck_t1 app="));
 
   pg_cluster_stop(c);

@@ -85,11 +85,19 @@ static void worker_start(const char *bug, const char *dsn_override) {
   ck_assert_int_eq(getsockname(listen_fd, (struct sockaddr *)&a, &len), 0);
   char port[16];
   snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
-  char *dsn = dsn_override ? strdup(dsn_override) : pg_cluster_sut_dsn(cluster, db, "refworker-test");
+  char *dsn =
+      dsn_override ? strdup(dsn_override) : pg_cluster_sut_dsn(cluster, db, "refworker-test");
   char *bin = test_path(test_env("REPLCHECK_BIN_DIR"), "refworker");
-  const char *argv[] = {bin, "--host", "127.0.0.1", "--port", port, "--server-name", "test.local",
-                        "--dialect", "modern", "--log", log_path, "--ping-interval-ms", "200",
-                        "--ping-timeout-ms", "5000", "--db", dsn, bug ? "--bug" : NULL, bug, NULL};
+  const char *argv[] = {bin,          "--host",
+                        "127.0.0.1",  "--port",
+                        port,         "--server-name",
+                        "test.local", "--dialect",
+                        "modern",     "--log",
+                        log_path,     "--ping-interval-ms",
+                        "200",        "--ping-timeout-ms",
+                        "5000",       "--db",
+                        dsn,          bug ? "--bug" : NULL,
+                        bug,          NULL};
   pid_t parent_pid = getpid();
   child = fork();
   ck_assert_int_ge(child, 0);
@@ -129,7 +137,7 @@ static char *admin_value(const char *sql) {
   return out;
 }
 
-#define SUT_SESSIONS(extra)                                                                \
+#define SUT_SESSIONS(extra)                                                             \
   "SELECT count(*)::text FROM pg_stat_activity WHERE datname = current_database() AND " \
   "usename = '" PG_CLUSTER_SUT_ROLE "'" extra
 
@@ -157,8 +165,9 @@ static void feed_rdata(void) {
          rc_clock_mono_ms() < deadline)
     sleep_ms(10);
   ck_assert_msg(peer_fd >= 0, "the worker never connected");
-  static const char lines[] = "SERVER test.local\nPOSITION typing master 0 0\n"
-                              "RDATA typing master 1 [\"!r:hs\",[\"@x:hs\"]]\n";
+  static const char lines[] =
+      "SERVER test.local\nPOSITION typing master 0 0\n"
+      "RDATA typing master 1 [\"!r:hs\",[\"@x:hs\"]]\n";
   ck_assert_int_eq(write(peer_fd, lines, sizeof lines - 1), (ssize_t)(sizeof lines - 1));
 }
 
@@ -184,8 +193,10 @@ START_TEST(startup_closed_positions_stored_all_closed) {
   ck_assert(log_wait_for("Prefilled the stream change cache for 5 room(s)", 100));
   assert_query(SUT_SESSIONS(""), "0", 2000, "DB-04: the start-up connection is closed");
   feed_rdata();
-  assert_query("SELECT stream_name || '/' || instance_name || '/' || stream_id FROM "
-               "stream_positions", "typing/master/1", 5000, "the position is stored");
+  assert_query(
+      "SELECT stream_name || '/' || instance_name || '/' || stream_id FROM "
+      "stream_positions",
+      "typing/master/1", 5000, "the position is stored");
   assert_query(SUT_SESSIONS(" AND state = 'idle'"), "1", 2000,
                "one pooled session, idle outside any transaction");
   int status = worker_stop();
@@ -203,9 +214,10 @@ START_TEST(bug_idle_in_transaction) {
   ck_assert(log_wait_for("Finished setting up.", 5000));
   assert_query(SUT_SESSIONS(" AND state = 'idle in transaction' AND query LIKE '%FROM events%'"),
                "1", 2000, "the start-up read is left open");
-  assert_query("SELECT count(*)::text FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-               "WHERE c.relname = 'events' AND l.granted", "1", 100,
-               "its AccessShareLock on events stays");
+  assert_query(
+      "SELECT count(*)::text FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+      "WHERE c.relname = 'events' AND l.granted",
+      "1", 100, "its AccessShareLock on events stays");
   int status = worker_stop();
   ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
   assert_query(SUT_SESSIONS(""), "0", 5000, "closed at exit all the same");
@@ -231,12 +243,13 @@ START_TEST(bug_handler_in_sentinel_db) {
   worker_start("handler-in-sentinel-db", NULL);
   ck_assert(log_wait_for("Finished setting up.", 5000));
   feed_rdata();
-  ck_assert(log_wait_for(
-      " - synapse.storage._base - ", 5000));
+  ck_assert(log_wait_for(" - synapse.storage._base - ", 5000));
   ck_assert(log_wait_for(
       "WARNING - sentinel - Starting db txn 'store_stream_position' from sentinel context", 100));
-  ck_assert(log_wait_for("WARNING - sentinel - Starting db connection from sentinel context: "
-                         "metrics will be lost", 100));
+  ck_assert(
+      log_wait_for("WARNING - sentinel - Starting db connection from sentinel context: "
+                   "metrics will be lost",
+                   100));
   worker_stop();
 }
 END_TEST
