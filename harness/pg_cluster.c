@@ -469,7 +469,10 @@ char *pg_cluster_sut_dsn(const pg_cluster_t *c, const char *dbname, const char *
   return make_dsn(c, PG_CLUSTER_SUT_ROLE, dbname, app);
 }
 
-int pg_cluster_create_database(const pg_cluster_t *c, const char *dbname, rc_error_t *err) {
+/* Runs `<head><dbname><tail>` on a fresh superuser session; dbname must be a plain
+ * identifier (checked here, since it is spliced into the SQL). */
+static int database_statement(const pg_cluster_t *c, const char *head, const char *dbname,
+                              const char *tail, rc_error_t *err) {
   size_t len = strlen(dbname);
   bool plain = len > 0 && len <= 63;
   for (const char *p = dbname; plain && *p; p++)
@@ -478,12 +481,19 @@ int pg_cluster_create_database(const pg_cluster_t *c, const char *dbname, rc_err
   PGconn *conn = connect_admin(c, NULL, err);
   if (conn == NULL) return -1;
   char sql[256];
-  snprintf(sql, sizeof sql,
-           "CREATE DATABASE %s TEMPLATE " PG_CLUSTER_TEMPLATE " OWNER " PG_CLUSTER_SUT_ROLE,
-           dbname);
+  snprintf(sql, sizeof sql, "%s%s%s", head, dbname, tail);
   int rc = exec_sql(conn, sql, err);
   PQfinish(conn);
   return rc;
+}
+
+int pg_cluster_create_database(const pg_cluster_t *c, const char *dbname, rc_error_t *err) {
+  return database_statement(c, "CREATE DATABASE ", dbname,
+                            " TEMPLATE " PG_CLUSTER_TEMPLATE " OWNER " PG_CLUSTER_SUT_ROLE, err);
+}
+
+int pg_cluster_drop_database(const pg_cluster_t *c, const char *dbname, rc_error_t *err) {
+  return database_statement(c, "DROP DATABASE ", dbname, " WITH (FORCE)", err);
 }
 
 size_t pg_cluster_log_lines(const pg_cluster_t *c, const char *dbname, const char *needle,

@@ -80,6 +80,11 @@ char *pg_cluster_sut_dsn(const pg_cluster_t *cluster, const char *dbname,
  * Returns 0, or -1 with err. */
 int pg_cluster_create_database(const pg_cluster_t *cluster, const char *dbname, rc_error_t *err);
 
+/* DROP DATABASE dbname WITH (FORCE): its sessions are ended first. For the end of a
+ * test, so a long run does not fill the disk (about 8 MB a database). Returns 0, or -1
+ * with err. */
+int pg_cluster_drop_database(const pg_cluster_t *cluster, const char *dbname, rc_error_t *err);
+
 /* Copies into buf (NUL-terminated, truncated to cap) the server log lines of database
  * dbname that contain `needle`, separated by " | ", and returns how many there were (0 when
  * none or the log cannot be read). */

@@ -74,6 +74,10 @@ void rc_test_destroy(rc_test_t *t) {
   if (t == NULL) return;
   sut_destroy(t->sut);
   pg_passive_stop(t->pg_passive);
+  if (t->db_name != NULL && t->pg != NULL) {
+    rc_error_t ignored; /* the cluster goes at the end of the run anyway */
+    pg_cluster_drop_database(t->pg, t->db_name, &ignored);
+  }
   mockhs_destroy(t->mock);
   redis_server_stop(t->redis);
   free(t->vars);

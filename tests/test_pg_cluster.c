@@ -61,6 +61,7 @@ START_TEST(cluster_lifecycle) {
   ck_assert_ptr_nonnull(strstr(err.msg, "not a plain identifier"));
   char *admin = pg_cluster_admin_dsn(c, "replcheck_t1", "t");
   char *sut = pg_cluster_sut_dsn(c, "replcheck_t1", "replcheck-x/y");
+  char *admin_postgres = pg_cluster_admin_dsn(c, NULL, "t");
   char *v = query_one(admin, "SELECT rolsuper::text FROM pg_roles WHERE rolname = current_user");
   ck_assert_str_eq(v, "true");
   free(v);
@@ -83,6 +84,18 @@ START_TEST(cluster_lifecycle) {
   ck_assert_uint_gt(
       pg_cluster_log_lines(c, "replcheck_t1", "connection authorized", lines, sizeof lines), 0);
   ck_assert_ptr_nonnull(strstr(lines, "db=replcheck_t1 app="));
+
+  /* Dropping ends the database's sessions first. */
+  PGconn *held = PQconnectdb(sut);
+  ck_assert_int_eq(PQstatus(held), CONNECTION_OK);
+  ck_assert_int_eq(pg_cluster_drop_database(c, "replcheck_t1", &err), 0);
+  PQfinish(held);
+  v = query_one(admin_postgres,
+                "SELECT count(*)::text FROM pg_database WHERE datname = 'replcheck_t1'");
+  ck_assert_str_eq(v, "0");
+  free(v);
+  free(admin_postgres);
+  ck_assert_int_eq(pg_cluster_drop_database(c, "x;y", &err), -1);
 
   pg_cluster_stop(c);
   ck_assert_msg(kill(pid, 0) != 0, "postgres %ld still running after stop", (long)pid);
