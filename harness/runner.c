@@ -14,18 +14,18 @@
 #include "dispatch.h"
 #include "html_report.h"
 #include "interrupt.h"
-#include "pg_cluster.h"
 #include "json_report.h"
 #include "junit.h"
+#include "pg_cluster.h"
 #include "profile.h"
 #include "rc_clock.h"
 #include "run_plan.h"
 #include "sut.h"
 
-/* Everything the dispatch hooks need. */
-/* Bound on initdb, server start and schema set-up (about 1 s on a quiet machine). */
+/* Bound on initdb, server start and schema set-up (1-2 s on a quiet machine). */
 #define PG_CLUSTER_START_TIMEOUT_MS 60000
 
+/* Everything the dispatch hooks need. */
 typedef struct run_ctx {
   const runner_options_t *o;
   const profile_t *profile;
