@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job (README's first command): install dependencies, build, and run every
 # suite against the bundled reference worker in both dialects, as a plain worker and as a
-# federation sender (presence suite). Reports go to reports/.
+# federation sender (presence suite), and the database suite with PostgreSQL. Reports go
+# to reports/.
 # Exit status: that of the worst replcheck run (0 all passed, 1 failures, ...).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,5 +21,12 @@ for profile in profiles/refworker.json profiles/refworker-2018.json \
   rc=$?
   [ "$rc" -gt "$status" ] && status=$rc
 done
+# The database suite against refworker with PostgreSQL (the harness starts its own
+# throwaway cluster; no system service is needed).
+echo "== replcheck run --profile profiles/refworker-pg.json 'db/*'"
+build/bin/replcheck run --profile profiles/refworker-pg.json --jobs 2 'db/*' \
+  --junit reports/refworker-pg.junit.xml
+rc=$?
+[ "$rc" -gt "$status" ] && status=$rc
 echo "Reports: $(ls reports/*.xml | tr '\n' ' ')"
 exit "$status"

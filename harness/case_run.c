@@ -45,6 +45,8 @@ static void run_current_test(int index) {
     t->run_seed = spec->run_seed;
     t->torture_level = spec->torture_level;
     t->record_dir = spec->record_dir;
+    t->pg = spec->pg;
+    t->pg_error = spec->pg_error;
     rc_test_execute(t, &outcome);
     start_failed = t->sut_start_failed;
     rc_test_destroy(t);

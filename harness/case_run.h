@@ -32,6 +32,8 @@ typedef struct case_run_spec {
   uint64_t run_seed;         /* the run's --seed (goes to rc_test_t.run_seed) */
   int torture_level;         /* --torture (goes to rc_test_t.torture_level) */
   const char *record_dir;    /* --record DIR, or NULL */
+  const struct pg_cluster *pg; /* the run's database cluster (profiles with role pg) */
+  const char *pg_error;        /* why there is none, when role pg needed one */
 } case_run_spec_t;
 
 /* Runs the attempt and fills c->verdict, seconds, message, expected, actual, evidence

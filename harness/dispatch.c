@@ -323,6 +323,7 @@ static void kill_orphans(dispatcher_t *d, int64_t deadline_ms) {
 
 /* Interrupted: stop what runs, keep what finished meanwhile. */
 static void stop_running(dispatcher_t *d) {
+  if (d->hooks->interrupted) d->hooks->interrupted(d->hooks->arg);
   for (unsigned s = 0; s < d->o->jobs; s++) {
     if (d->slots[s].pid == 0) continue;
     kill(-d->slots[s].pid, SIGTERM);

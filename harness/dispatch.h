@@ -49,6 +49,10 @@ typedef struct dispatch_hooks {
   /* Parent side, on interrupt: kills what that attempt started. May run more than once
    * for the same attempt, and before or after its supervisor is gone. */
   void (*abandon)(void *arg, size_t item, int attempt);
+  /* Parent side, once, when an interrupt is first acted on, before running attempts are
+   * stopped: releases run-wide resources that must not be SIGKILLed with the orphans
+   * (the database cluster). May be NULL. */
+  void (*interrupted)(void *arg);
   /* Parent side: the item's final case is in cases[item] (also skipped items, when
    * reached, and items interrupted while running). retries = attempts run - 1. */
   void (*finished)(void *arg, size_t item, const report_case_t *c, int retries);

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "profile_internal.h"
+#include "profile_database.h"
 #include "rc_regex.h"
 
 const char *const PROFILE_PLACEHOLDERS[] = {
@@ -733,7 +734,7 @@ static int load_opt_outs(const profile_loader_t *ld, json_t *root) {
 static const char *const TOP_LEVEL_KEYS[] = {
     "format", "name",    "description", "dialect",         "transport", "era", "instance_name",
     "roles",  "command", "env",         "config_template", "readiness", "log", "metrics",
-    "http",   "caches",  "fedsender",   "timing",          "opt_out",   NULL,
+    "http",   "caches",  "fedsender",   "timing",          "opt_out",   "database", NULL,
 };
 
 static char *profile_dir_of(const char *path) {
@@ -789,7 +790,7 @@ profile_t *profile_load(const char *path, rc_error_t *err) {
              load_command_env(&ld, root) == 0 && load_config_template(&ld, root) == 0 &&
              load_observation(&ld, root) == 0 && profile_load_caches(&ld, root) == 0 &&
              profile_load_fedsender(&ld, root) == 0 && load_timing(&ld, root) == 0 &&
-             load_opt_outs(&ld, root) == 0)
+             load_opt_outs(&ld, root) == 0 && profile_database_load(profile, root, err) == 0)
       rc = 0;
   }
   json_decref(root);

@@ -133,6 +133,9 @@ typedef struct profile {
 
   profile_timing_t timing;       /* "timing": {...} */
 
+  int db_pool_max;               /* "database.pool_max" (role pg): the SUT's connection
+                                  * pool maximum, default 10 (profile_database.h) */
+
   profile_opt_out_t *opt_outs;   /* "opt_out": [{"test": ..., "reason": ...}] */
   size_t opt_out_count;
 } profile_t;

@@ -16,10 +16,14 @@
 #include "interrupt.h"
 #include "json_report.h"
 #include "junit.h"
+#include "pg_cluster.h"
 #include "profile.h"
 #include "rc_clock.h"
 #include "run_plan.h"
 #include "sut.h"
+
+/* Bound on initdb, server start and schema set-up (1-2 s on a quiet machine). */
+#define PG_CLUSTER_START_TIMEOUT_MS 60000
 
 /* Everything the dispatch hooks need. */
 typedef struct run_ctx {
@@ -31,6 +35,8 @@ typedef struct run_ctx {
   uint64_t seed;
   int check_timeout;
   progress_t progress;
+  pg_cluster_t *pg;       /* the run's database cluster (profile role pg), or NULL */
+  rc_error_t pg_error;    /* why it could not be started */
 } run_ctx_t;
 
 void runner_apply_expected(report_case_t *c, const char *where, const char *reason) {
@@ -89,7 +95,9 @@ static void hook_run(void *arg, size_t item, int attempt, report_case_t *out, bo
                           .check_timeout_seconds = r->check_timeout,
                           .run_seed = r->seed,
                           .torture_level = r->o->torture_level,
-                          .record_dir = r->o->record_dir};
+                          .record_dir = r->o->record_dir,
+                          .pg = r->pg,
+                          .pg_error = r->pg_error.msg};
   case_run_execute(&spec, out, start_failed);
 }
 
@@ -97,6 +105,13 @@ static void hook_abandon(void *arg, size_t item, int attempt) {
   char work_dir[4096];
   work_dir_of(arg, item, attempt, work_dir, sizeof work_dir);
   case_run_kill_sut(work_dir);
+}
+
+/* Ctrl-C: the cluster stops now, in order, before the dispatcher kills every child. */
+static void hook_interrupted(void *arg) {
+  run_ctx_t *r = arg;
+  pg_cluster_stop(r->pg);
+  r->pg = NULL;
 }
 
 static void hook_finished(void *arg, size_t item, const report_case_t *c, int retries) {
@@ -392,6 +407,29 @@ static void raise_fd_limit(void) {
   }
 }
 
+/* A profile with role pg gets a PostgreSQL cluster for the run, unless nothing will run:
+ * every test's SUT then gets a database of its own ({db_dsn}). A cluster that cannot
+ * start turns those tests into ERRORs saying why. */
+static void start_pg_cluster(run_ctx_t *r, FILE *out) {
+  snprintf(r->pg_error.msg, sizeof r->pg_error.msg, "no database cluster");
+  if ((r->profile->roles & PROFILE_ROLE_PG) == 0) return;
+  bool any = false;
+  for (size_t i = 0; i < r->plan->task_count && !any; i++)
+    any = r->plan->tasks[i].skip_reason == NULL;
+  if (!any) return;
+  r->pg = pg_cluster_start(r->run_dir, PG_CLUSTER_START_TIMEOUT_MS, &r->pg_error);
+  if (r->pg == NULL) {
+    fprintf(stderr, "replcheck: %s\n", r->pg_error.msg);
+    return;
+  }
+  char seconds[32];
+  snprintf(seconds, sizeof seconds, "%.2f", pg_cluster_start_seconds(r->pg));
+  report_add_property(r->report, "pg_cluster_start_seconds", seconds);
+  fprintf(out, "PostgreSQL test cluster on 127.0.0.1:%d (started in %s s)\n",
+          pg_cluster_port(r->pg), seconds);
+  fflush(out);
+}
+
 static int execute(const runner_options_t *o, profile_t *profile, const run_plan_t *plan) {
   FILE *out = o->progress ? o->progress : stdout;
   const char *ck_fork = getenv("CK_FORK");
@@ -432,13 +470,21 @@ static int execute(const runner_options_t *o, profile_t *profile, const run_plan
   print_header(out, o, profile, plan, seed, in_process);
   progress_init(&r.progress, out, o->progress_mode, plan->task_count, in_process ? 1 : o->jobs);
   dispatch_options_t dopts = {.jobs = o->jobs, .in_process = in_process, .result_dir = run_dir};
-  dispatch_hooks_t hooks = {
-      .arg = &r, .run = hook_run, .abandon = hook_abandon, .finished = hook_finished};
+  dispatch_hooks_t hooks = {.arg = &r,
+                            .run = hook_run,
+                            .abandon = hook_abandon,
+                            .interrupted = hook_interrupted,
+                            .finished = hook_finished};
+  start_pg_cluster(&r, out);
   dispatch_stats_t stats;
   rc_error_t err;
   int64_t start = rc_clock_mono_ms();
   int exit_code;
-  if (dispatch_run(&dopts, items, plan->task_count, report->cases, &hooks, &stats, &err) != 0) {
+  int dispatched = dispatch_run(&dopts, items, plan->task_count, report->cases, &hooks, &stats, &err);
+  /* Before finish_run removes the run directory the cluster lives in. */
+  pg_cluster_stop(r.pg);
+  r.pg = NULL;
+  if (dispatched != 0) {
     fprintf(stderr, "replcheck: %s\n", err.msg);
     exit_code = RC_EXIT_FAILED;
   } else {

@@ -12,7 +12,11 @@
  *
  * The runner process is a child subreaper, so no SUT descendant outlives the run, and
  * it catches SIGINT/SIGTERM (interrupt.h): the running tests are stopped, the rest are
- * SKIP "not run: interrupted", the reports are written and the exit status is 130. */
+ * SKIP "not run: interrupted", the reports are written and the exit status is 130.
+ *
+ * A profile with role pg gets one PostgreSQL cluster for the run (pg_cluster.h), started
+ * before the first test when some test will run and stopped (and removed) when the
+ * tests are over, on interrupt before the running tests are stopped. */
 #ifndef RUNNER_H
 #define RUNNER_H
 

@@ -16,6 +16,8 @@
 #include "filetail.h"
 #include "fixture_record.h"
 #include "passive.h"
+#include "pg_cluster.h"
+#include "pg_passive.h"
 #include "rc_clock.h"
 #include "rc_regex.h"
 #include "rc_net.h"
@@ -49,6 +51,7 @@ rc_test_t *rc_test_create(const rc_test_def_t *def, const profile_t *profile,
     return NULL;
   }
   t->def = def;
+  t->index = test_index;
   t->profile = profile;
   t->bin_dir = bin_dir;
   t->work_dir = strdup(work_dir);
@@ -79,9 +82,16 @@ rc_test_t *rc_test_create(const rc_test_def_t *def, const profile_t *profile,
 void rc_test_destroy(rc_test_t *t) {
   if (t == NULL) return;
   sut_destroy(t->sut);
+  pg_passive_stop(t->pg_passive);
+  if (t->db_name != NULL && t->pg != NULL) {
+    rc_error_t ignored; /* the cluster goes at the end of the run anyway */
+    pg_cluster_drop_database(t->pg, t->db_name, &ignored);
+  }
   mockhs_destroy(t->mock);
   redis_server_stop(t->redis);
   free(t->vars);
+  free(t->db_name);
+  free(t->db_dsn);
   if (t->base != NULL) event_base_free(t->base);
   free(t->work_dir);
   free(t->log_path);
@@ -234,6 +244,8 @@ static void vars_fill(const rc_test_t *t, vars_t *v) {
   };
   v->count = sizeof list / sizeof list[0];
   memcpy(v->list, list, sizeof list);
+  /* Absent without a database: a profile naming it then gets "no value here". */
+  if (t->db_dsn != NULL) v->list[v->count++] = (profile_var_t){"db_dsn", t->db_dsn};
 }
 
 static void free_strv(char **v) {
@@ -358,9 +370,38 @@ static bool expand_remote_args(rc_test_t *t, char **argv) {
   return true;
 }
 
+/* Role pg: a database of this test's own in the run's cluster, and its DSN, whose
+ * application_name says which test the session belongs to (docs/PROFILES.md). */
+static bool create_database(rc_test_t *t) {
+  if (t->pg == NULL)
+    return rc_error(t, "the profile has role pg but there is no database cluster: %s",
+                    t->pg_error ? t->pg_error : "none was started");
+  char app[64];
+  snprintf(app, sizeof app, "replcheck-%s", t->def->id);
+  /* The serial keeps in-process attempts (CK_FORK=no) of one item apart. */
+  static unsigned serial;
+  if (asprintf(&t->db_name, "replcheck_%ld_%d_%u", (long)getpid(), t->index, ++serial) < 0) {
+    t->db_name = NULL;
+    return rc_error(t, "out of memory");
+  }
+  rc_error_t err;
+  if (pg_cluster_create_database(t->pg, t->db_name, &err) != 0) return rc_error(t, "%s", err.msg);
+  t->db_dsn = pg_cluster_sut_dsn(t->pg, t->db_name, app);
+  char *admin = pg_cluster_admin_dsn(t->pg, t->db_name, "replcheck-db03-sampler");
+  if (t->db_dsn == NULL || admin == NULL) {
+    free(admin);
+    return rc_error(t, "out of memory");
+  }
+  t->pg_passive = pg_passive_start(t->base, admin, PG_PASSIVE_PERIOD_MS,
+                                   PG_PASSIVE_IDLE_XACT_MAX_MS, &err);
+  free(admin);
+  return t->pg_passive != NULL || rc_error(t, "%s", err.msg);
+}
+
 bool rc_start(rc_test_t *t) {
   rc_error_t err;
   if (t->profile->transport == PROFILE_TRANSPORT_REDIS && !start_redis(t)) return false;
+  if ((t->profile->roles & PROFILE_ROLE_PG) != 0 && !create_database(t)) return false;
   t->mock_config.torture_level = t->torture_level;
   t->mock_config.torture_seed = t->seed;
   t->mock = mockhs_create(t->base, &t->mock_config, &err);
@@ -631,6 +672,11 @@ void rc_test_execute(rc_test_t *t, report_case_t *out) {
            strdup("no database work in the sentinel context (LC-03) and no logcontext "
                   "mismatch warning before the first disconnect or SIGTERM (LC-04)"),
            strdup(why));
+  if (t->pg_passive != NULL && pg_passive_violation(t->pg_passive) != NULL)
+    decide(t, VERDICT_FAIL, strdup(pg_passive_violation(t->pg_passive)),
+           strdup("no SUT session idle in a transaction for more than 10 s, sampled every "
+                  "second during every test (DB-03)"),
+           strdup(pg_passive_violation(t->pg_passive)));
   out->seconds = (double)(rc_clock_mono_ms() - start) / 1000.0;
   out->verdict = t->decided ? t->verdict : VERDICT_PASS;
   report_set(&out->message, t->message);

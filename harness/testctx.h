@@ -33,6 +33,7 @@ typedef struct rc_remote {
 
 struct rc_test {
   const rc_test_def_t *def;
+  int index;          /* 1-based position in the run (per-test names) */
   const profile_t *profile;
   const char *bin_dir;
   uint64_t seed;      /* for the body's random choices: --seed mixed with the test id and
@@ -55,6 +56,11 @@ struct rc_test {
   sut_t *sut;
   struct redis_server *redis; /* the test's private redis-server (transport redis) */
   struct rc_vars *vars;       /* placeholder values of this test (set by rc_start) */
+  const struct pg_cluster *pg; /* the run's PostgreSQL cluster (role pg), or NULL */
+  const char *pg_error;        /* why pg is NULL although the profile has role pg */
+  char *db_name;               /* this test's database (role pg, set by rc_start) */
+  char *db_dsn;                /* {db_dsn}: the SUT's connection string to it */
+  struct pg_passive *pg_passive; /* DB-03 sampler of the SUT's sessions (role pg) */
   int64_t started_ms;
   int64_t probe_floor; /* highest token a position probe used (tokens only grow) */
 

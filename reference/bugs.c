@@ -38,6 +38,16 @@ static const bug_entry_t bug_table[] = {
     {BUG_HTTP_CONN_LEAK, "http-conn-leak", "-",
      "every catch-up request opens a new keep-alive connection to the main and none is "
      "ever closed or reused (CL-06)"},
+    {BUG_DB_IDLE_IN_TRANSACTION, "db-idle-in-transaction", "B",
+     "with --db: the start-up read of events is never committed; its connection stays idle "
+     "in a transaction holding its table lock until exit (Synapse <= v0.33.3, #3682, fixed "
+     "by #3764)"},
+    {BUG_DB_CONN_NEVER_CLOSED, "db-conn-never-closed", "B",
+     "with --db: the start-up connection is committed but never closed, and no connection is "
+     "closed at exit (the process just drops them; upstream's `with conn:` caveat)"},
+    {BUG_HANDLER_IN_SENTINEL_DB, "handler-in-sentinel-db", "C",
+     "with --db: replication handlers store stream positions from the sentinel logcontext, "
+     "logging \"Starting db txn '...' from sentinel context\" (Synapse v0.33.2, #3606/#3709)"},
 };
 
 #define BUG_COUNT (sizeof bug_table / sizeof bug_table[0])

@@ -23,6 +23,9 @@ typedef enum bug {
   BUG_LOGCONTEXT_LEAK = 1u << 6,            /* seeds I, C: contexts leak past callbacks */
   BUG_REPL_SOCKET_LEAK = 1u << 7,           /* CL-02, CL-04 (no seed) */
   BUG_HTTP_CONN_LEAK = 1u << 8,             /* CL-06 (no seed) */
+  BUG_DB_IDLE_IN_TRANSACTION = 1u << 9,     /* seed B (--db only) */
+  BUG_DB_CONN_NEVER_CLOSED = 1u << 10,      /* seed B, stricter half (--db only) */
+  BUG_HANDLER_IN_SENTINEL_DB = 1u << 11,    /* #3606's warning, seed C's setting (--db only) */
 } bug_t;
 
 /* A set of bug_t bits. */

@@ -11,6 +11,7 @@
 
 #include "bgprocess.h"
 #include "bugs.h"
+#include "db_store.h"
 #include "fedsender.h"
 #include "http_catchup.h"
 #include "http_server.h"
@@ -45,6 +46,7 @@ typedef struct refworker {
   repl_client_t *client;      /* direct TCP, or */
   redis_transport_t *redis;   /* Redis */
   http_server_t *http_server; /* --http-port only */
+  db_store_t *db;             /* --db only */
   struct event *sigterm;
   struct event *sigint;
 } refworker_t;
@@ -84,11 +86,28 @@ static struct event_base *refworker_make_base(void) {
   return base;
 }
 
+/* The stream position reached, in the database (--db), in the handler's logcontext;
+ * the handler-in-sentinel-db bug loses the context first, as a handler not run as a
+ * background process would (seed C). */
+static void refworker_store_position(refworker_t *worker, const stream_unit_t *unit) {
+  const char *instance = unit->instance[0] != '\0' ? unit->instance : "master";
+  if (!bugs_has(worker->options->bugs, BUG_HANDLER_IN_SENTINEL_DB)) {
+    db_store_save_position(worker->db, unit->stream, instance, unit->token);
+    return;
+  }
+  char context[128];
+  snprintf(context, sizeof context, "%s", wlog_context_current());
+  wlog_context_reset();
+  db_store_save_position(worker->db, unit->stream, instance, unit->token);
+  wlog_context_enter(context);
+}
+
 /* Every applied unit goes to the roles that read rows. */
 static void refworker_on_unit(void *arg, const stream_unit_t *unit) {
   refworker_t *worker = arg;
   if (worker->caches != NULL) worker_caches_on_unit(worker->caches, unit);
   if (worker->fedsender != NULL) fedsender_on_unit(worker->fedsender, unit);
+  if (worker->db != NULL) refworker_store_position(worker, unit);
 }
 
 /* The federation sender has handled the federation rows up to token. */
@@ -213,6 +232,7 @@ static void refworker_free(refworker_t *worker) {
   stream_handler_destroy(worker->handler);
   http_catchup_destroy(worker->http);
   stream_state_destroy(worker->streams);
+  db_store_close(worker->db);
   fedsender_destroy(worker->fedsender);
   worker_caches_destroy(worker->caches);
   bgprocess_table_destroy(worker->processes);
@@ -235,6 +255,10 @@ static int refworker_run(const refworker_options_t *options) {
     rc_error_set(&err, "cannot create the event base");
     goto fail;
   }
+  /* The datastore first, as Synapse sets it up before it replicates anything. */
+  if (options->db_dsn != NULL &&
+      (worker.db = db_store_open(options->db_dsn, options->bugs, &err)) == NULL)
+    goto fail;
   if (refworker_make_roles(&worker, options, &err) != 0) goto fail;
   if (options->http_url != NULL) {
     worker.http =

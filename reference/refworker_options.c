@@ -26,6 +26,7 @@ enum {
   OPT_RECONNECT_MAX,
   OPT_STREAM,
   OPT_HTTP_URL,
+  OPT_DB,
   OPT_HTTP_TIMEOUT,
   OPT_REDIS,
   OPT_REDIS_PING_INTERVAL,
@@ -69,6 +70,8 @@ void refworker_options_print_usage(FILE *out) {
           "                             get_repl_stream_updates endpoint; without it a gap is\n"
           "                             logged and the new position adopted\n"
           "  --http-timeout-ms N        deadline of each catch-up request (default %d)\n"
+          "  --db DSN                   PostgreSQL (libpq connection string): read the events\n"
+          "                             table at start-up, store stream positions\n"
           "  --ping-interval-ms N       keepalive period and idle time before a PING (default %d)\n"
           "  --ping-timeout-ms N        close after N ms without a valid command, once the\n"
           "                             main has sent a PING (default %d)\n"
@@ -253,6 +256,7 @@ int refworker_options_parse(int argc, char **argv, refworker_options_t *options,
       {"reconnect-max-ms", required_argument, NULL, OPT_RECONNECT_MAX},
       {"stream", required_argument, NULL, OPT_STREAM},
       {"http-url", required_argument, NULL, OPT_HTTP_URL},
+      {"db", required_argument, NULL, OPT_DB},
       {"http-timeout-ms", required_argument, NULL, OPT_HTTP_TIMEOUT},
       {"redis", required_argument, NULL, OPT_REDIS},
       {"redis-ping-interval-ms", required_argument, NULL, OPT_REDIS_PING_INTERVAL},
@@ -334,6 +338,9 @@ int refworker_options_parse(int argc, char **argv, refworker_options_t *options,
         break;
       case OPT_HTTP_URL:
         options->http_url = optarg;
+        break;
+      case OPT_DB:
+        options->db_dsn = optarg;
         break;
       case OPT_HTTP_TIMEOUT:
         rc = parse_positive_ms("--http-timeout-ms", optarg, &options->http_timeout_ms, err);

@@ -47,6 +47,7 @@ typedef struct refworker_options {
   int redis_port;
   const char *http_url; /* NULL: no HTTP catch-up (gaps are reported and adopted) */
   int64_t http_timeout_ms;
+  const char *db_dsn; /* --db: PostgreSQL connection string, or NULL (no database) */
   const char *server_name;
   proto_dialect_t dialect;
   const char *log_path;

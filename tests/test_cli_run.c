@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <glob.h>
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -643,6 +644,42 @@ static void check_interrupt(int sig, const char *jobs) {
   assert_no_refworker_left();
 }
 
+/* Ctrl-C during a run with a database: the cluster is stopped (its port answers no more,
+ * no postgres of it is left) and its directory removed, like every SUT. */
+START_TEST(sigint_stops_the_database_cluster) {
+  char *profile = test_path(test_env("REPLCHECK_SOURCE_DIR"), "profiles/refworker-pg.json");
+  char args[8192];
+  snprintf(args, sizeof args, "run --profile '%s' --bin-dir '%s' 'db/init/*' --jobs 2 --junit i.xml",
+           profile, test_env("REPLCHECK_BIN_DIR"));
+  pid_t pid = spawn_replcheck(args);
+  ck_assert_msg(wait_for_a_running_sut(30000), "no test started within 30 s");
+  char *out = read_work_file("out.txt");
+  const char *at = strstr(out, "PostgreSQL test cluster on 127.0.0.1:");
+  ck_assert_msg(at != NULL, "no cluster line in:\n%s", out);
+  int port = atoi(at + strlen("PostgreSQL test cluster on 127.0.0.1:"));
+  free(out);
+  char port_arg[32];
+  snprintf(port_arg, sizeof port_arg, "port=%d", port);
+  ck_assert_int_ne(test_find_process("postgres", port_arg), 0);
+  ck_assert_int_eq(kill(pid, SIGINT), 0);
+  int rc = wait_exit(pid, 30000);
+  out = read_work_file("out.txt");
+  ck_assert_msg(rc == 130, "exit %d:\n%s", rc, out);
+  int left = test_find_process("postgres", port_arg);
+  ck_assert_msg(left == 0, "postgres process %d of the run's cluster survived:\n%s", left, out);
+  char dsn[128];
+  snprintf(dsn, sizeof dsn, "host=127.0.0.1 port=%d dbname=postgres connect_timeout=2", port);
+  ck_assert_int_eq(PQping(dsn), PQPING_NO_RESPONSE);
+  glob_t g;
+  char pattern[4200];
+  snprintf(pattern, sizeof pattern, "%s/replcheck-*/pg-*", work);
+  ck_assert_int_ne(glob(pattern, 0, NULL, &g), 0);
+  globfree(&g);
+  free(out);
+  free(profile);
+}
+END_TEST
+
 START_TEST(sigint_stops_the_run_with_jobs_2) {
   check_interrupt(SIGINT, "2");
 }
@@ -670,6 +707,7 @@ int main(void) {
   tcase_add_test(tc, eta_only_on_a_terminal);
   tcase_add_test(tc, sigint_stops_the_run_with_jobs_2);
   tcase_add_test(tc, sigterm_stops_the_run_with_jobs_1);
+  tcase_add_test(tc, sigint_stops_the_database_cluster);
   suite_add_tcase(s, tc);
   return test_run_suite(s);
 }

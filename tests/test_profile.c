@@ -231,6 +231,13 @@ START_TEST(test_minimal_profile_gets_defaults) {
   ck_assert_int_eq(p->timing.federation_delivery_ms, 5000); /* PR-01's 5 s */
   ck_assert_uint_eq(p->opt_out_count, 0);
   ck_assert_ptr_null(profile_opt_out_reason(p, "protocol/handshake/ping"));
+  ck_assert_int_eq(p->db_pool_max, 10); /* Synapse's cp_max */
+  profile_destroy(p);
+
+  p = load_ok("{'format': 1, 'name': 'n', 'dialect': 'modern', 'era': '1.66', 'command': ['w'],"
+              " 'roles': ['worker', 'pg'], 'database': {'pool_max': 3}}");
+  ck_assert_uint_eq(p->roles, PROFILE_ROLE_WORKER | PROFILE_ROLE_PG);
+  ck_assert_int_eq(p->db_pool_max, 3);
   profile_destroy(p);
 }
 END_TEST
@@ -358,7 +365,12 @@ static const error_case_t ERROR_CASES[] = {
     ERR("", "JSON syntax error:"),
     ERR("[1, 2]", "expected a JSON object at the top level, got array"),
     ERR(WITH("'comand': ['w']"), "unknown top-level key 'comand'",
-        "(known: format, name, description, dialect", "opt_out)"),
+        "(known: format, name, description, dialect", "opt_out, database)"),
+    /* database (role pg) */
+    ERR(WITH("'database': 3"), "field 'database': expected an object"),
+    ERR(WITH("'database': {'pool_max': 0}"), "field 'database.pool_max': expected an integer in 1..1000"),
+    ERR(WITH("'database': {'pool_max': '2'}"), "field 'database.pool_max'"),
+    ERR(WITH("'database': {'poolmax': 2}"), "field 'database.poolmax': unknown field (known: pool_max)"),
     /* format, name, description */
     ERR("{'name': 'n', 'dialect': 'modern', 'era': '1.66', 'command': ['w']}",
         "field 'format': missing, expected the integer 1"),

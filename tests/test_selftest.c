@@ -32,6 +32,8 @@
  * tests for the leaks, to show that nothing else fails on them. */
 #define LOGCONTEXT "'logcontext/*' 'connections/*' protocol/passive/wire-grammar"
 #define WITH_LEAKS BEHAVIOUR " 'logcontext/*' 'connections/*' 'protocol/reconnect/*'"
+/* The database suite, with the shutdown tests its bugs could disturb. */
+#define DATABASE "'db/*' 'protocol/shutdown/*'"
 
 typedef struct run {
   const char *profile; /* under profiles/ */
@@ -57,6 +59,10 @@ static const run_t RUNS[] = {
     {"refworker.json", "replication-socket-leak-on-reconnect", WITH_LEAKS},
     {"refworker-2018.json", "replication-socket-leak-on-reconnect", WITH_LEAKS},
     {"refworker.json", "http-conn-leak", WITH_LEAKS},
+    {"refworker-pg.json", NULL, DATABASE},
+    {"refworker-pg.json", "db-idle-in-transaction", DATABASE},
+    {"refworker-pg.json", "db-conn-never-closed", DATABASE},
+    {"refworker-pg.json", "handler-in-sentinel-db", DATABASE},
 };
 #define RUN_COUNT (sizeof RUNS / sizeof RUNS[0])
 
@@ -79,10 +85,13 @@ typedef struct expectation {
 } expectation_t;
 
 #define LEAK_WARNING "Expected logging context sentinel but found"
+#define PASSIVE_LC03 \
+  "LC-03: the SUT started a database transaction or connection in the sentinel context"
 #define PASSIVE_LC04 "LC-04: the SUT logged a logcontext mismatch warning"
 #define M "refworker.json"
 #define O "refworker-2018.json"
 #define F "refworker-fedsender-2018.json"
+#define P "refworker-pg.json"
 
 static const expectation_t EXPECTED[] = {
     /* seed A: the reaper waits for a start call nobody makes */
@@ -172,6 +181,29 @@ static const expectation_t EXPECTED[] = {
      "socket(s) in CLOSE_WAIT"},
     /* one new keep-alive connection per catch-up request */
     {M, "http-conn-leak", "connections/http/pooled", "NON_STRICT", "after 20 catch-up requests"},
+    /* seed B: the start-up transaction left open (#3682) */
+    {P, "db-idle-in-transaction", "db/init/no-idle-transaction", "FAIL",
+     "state 'idle in transaction'"},
+    {P, "db-idle-in-transaction", "db/init/no-table-lock", "FAIL",
+     "AccessShareLock on events granted"},
+    {P, "db-idle-in-transaction", "db/sessions/idle-transaction-bounded", "FAIL",
+     "state 'idle in transaction'"},
+    {P, "db-idle-in-transaction", "db/init/connection-closed", "NON_STRICT",
+     "2 sessions, pool maximum 1"},
+    /* seed B, stricter half: committed but never closed; dropped at exit */
+    {P, "db-conn-never-closed", "db/init/connection-closed", "NON_STRICT",
+     "2 sessions, pool maximum 1"},
+    {P, "db-conn-never-closed", "db/shutdown/sessions-gone", "FAIL",
+     "unexpected EOF on client connection"},
+    /* #3606's warning: a db transaction started by a handler in the sentinel context */
+    {P, "handler-in-sentinel-db", "db/txn/not-from-sentinel", "FAIL",
+     "Starting db txn 'store_stream_position' from sentinel context"},
+    /* and, through the passive LC-03 log check, every test that has the worker apply rows
+     * (each applied unit stores its position); the others send no rows */
+    {P, "handler-in-sentinel-db", "db/sessions/idle-transaction-bounded", "FAIL", PASSIVE_LC03},
+    {P, "handler-in-sentinel-db", "db/init/connection-closed", "FAIL", PASSIVE_LC03},
+    {P, "handler-in-sentinel-db", "db/sessions/bounded-under-reconnects", "FAIL", PASSIVE_LC03},
+    {P, "handler-in-sentinel-db", "db/shutdown/sessions-gone", "FAIL", PASSIVE_LC03},
 };
 #define EXPECTED_COUNT (sizeof EXPECTED / sizeof EXPECTED[0])
 
@@ -357,7 +389,7 @@ static void print_matrix(void) {
     printf("  run %zu: %-29s --bug %-27s %5.1f s\n", r, RUNS[r].profile,
            RUNS[r].bug ? RUNS[r].bug : "(none)", outcomes[r].seconds);
   printf("\n  %-52s", "test id \\ run");
-  for (size_t r = 0; r < RUN_COUNT; r++) printf(" %zu", r);
+  for (size_t r = 0; r < RUN_COUNT; r++) printf(" %zu", r % 10);
   printf("\n");
   /* Rows: every test id any run reported, in the first report's order. */
   const char *ids[512];

@@ -5,6 +5,7 @@
 #      test of each area against refworker, itself under valgrind: the opening, lines
 #      over the limit and lines the mock rejects, a reconnect, a ping timeout, RDATA
 #      batches, a POSITION gap fetched over the mock's HTTP side, SIGTERM;
+#   1b. the same for the database suite (--db, the run's PostgreSQL cluster);
 #   2. replcheck under valgrind against hostile SUTs (tests/hostile/: a flood of garbage,
 #      a crash, children left behind): the failure path, evidence and teardown notes;
 #   3. the standalone mockhs under valgrind serves a refworker until both are stopped;
@@ -54,17 +55,43 @@ if [ "$rc" -ne 0 ]; then
   echo "FAIL: replcheck under valgrind exited with $rc (99 = valgrind found errors or leaks)"
   exit 1
 fi
-run_dir=$(sed -n 's/^Work directories (SUT logs, outputs): //p' "$work/run.txt")
-logs=$(find "$run_dir" -name 'valgrind-refworker.*.txt')
-[ -n "$logs" ] || { echo "FAIL: no refworker valgrind log under $run_dir"; exit 1; }
-for log in $logs; do
-  if [ -s "$log" ]; then
-    echo "FAIL: valgrind reported on refworker ($log):"; cat "$log"; exit 1
-  fi
-done
-grep -q 'exited with status 99' -r "$run_dir" && { echo "FAIL: refworker exit 99"; exit 1; }
-echo "refworker: $(echo "$logs" | wc -l) run(s), valgrind clean"
-rm -rf "$run_dir"
+# The refworker valgrind logs of a kept run (its output in $1) must all be empty.
+check_refworker_logs() {
+  local run_dir logs
+  run_dir=$(sed -n 's/^Work directories (SUT logs, outputs): //p' "$1")
+  logs=$(find "$run_dir" -name 'valgrind-refworker.*.txt')
+  [ -n "$logs" ] || { echo "FAIL: no refworker valgrind log under $run_dir"; exit 1; }
+  for log in $logs; do
+    if [ -s "$log" ]; then
+      echo "FAIL: valgrind reported on refworker ($log):"; cat "$log"; exit 1
+    fi
+  done
+  grep -q 'exited with status 99' -r "$run_dir" && { echo "FAIL: refworker exit 99"; exit 1; }
+  echo "refworker: $(echo "$logs" | wc -l) run(s), valgrind clean"
+  rm -rf "$run_dir"
+}
+check_refworker_logs "$work/run.txt"
+
+# The database path (about 10 s): the run's PostgreSQL cluster, a database per test, the
+# observer and the DB-03 sampler in replcheck; --db in refworker.
+echo "== replcheck and refworker --db under valgrind (PostgreSQL cluster)"
+sed -e 's/"name": "refworker under valgrind"/"name": "refworker --db under valgrind", "roles": ["worker", "pg"], "database": {"pool_max": 1}/' \
+    -e 's/"--reconnect-max-ms", "250"\]/"--reconnect-max-ms", "250", "--db", "{db_dsn}"]/' \
+    "$work/refworker-valgrind.json" > "$work/refworker-pg-valgrind.json"
+grep -q '{db_dsn}' "$work/refworker-pg-valgrind.json" || { echo "FAIL: pg profile not made"; exit 1; }
+set +e
+CK_FORK=no timeout 600 "${vg[@]}" --log-file="$work/valgrind-replcheck-pg.txt" \
+  "$bin/replcheck" run --profile "$work/refworker-pg-valgrind.json" --bin-dir "$bin" \
+  --filter db/shutdown/sessions-gone --filter db/txn/not-from-sentinel --keep-logs \
+  --junit "$work/report-pg.xml" | tee "$work/run-pg.txt"
+rc=${PIPESTATUS[0]}
+set -e
+cat "$work/valgrind-replcheck-pg.txt"
+if [ "$rc" -ne 0 ]; then
+  echo "FAIL: replcheck (database) under valgrind exited with $rc (99 = valgrind found errors or leaks)"
+  exit 1
+fi
+check_refworker_logs "$work/run-pg.txt"
 
 echo "== replcheck under valgrind against hostile SUTs (failure, evidence, teardown)"
 for mode in flood crash forks; do

@@ -1,0 +1,281 @@
+/* refworker --db (reference/db_store.h) against a real PostgreSQL cluster and a plain
+ * listening socket playing the main process (modern dialect): the start-up read of
+ * `events` ends with its connection closed (seed B, #3764), stream positions land in
+ * `stream_positions` through one pooled connection in short transactions, every
+ * connection is closed (not dropped) at SIGTERM, and each bug switch brings back its
+ * behaviour: an idle-in-transaction start-up session, a start-up session left open
+ * and connections dropped at exit, and db transactions started from the sentinel. */
+#include <check.h>
+#include <errno.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pg_cluster.h"
+#include "rc_clock.h"
+#include "test_support.h"
+
+static char *parent;
+static pg_cluster_t *cluster;
+
+static void cluster_setup(void) {
+  parent = test_make_temp_dir("pgr");
+  rc_error_t err;
+  cluster = pg_cluster_start(parent, 60000, &err);
+  if (cluster == NULL) fprintf(stderr, "%s\n", err.msg);
+}
+
+static void cluster_teardown(void) {
+  pg_cluster_stop(cluster);
+  test_remove_tree(parent);
+  free(parent);
+}
+
+/* ---- per test: a database, a listener, the worker --------------------------------- */
+
+static char db[64];
+static char *dir, *log_path;
+static int listen_fd = -1, peer_fd = -1;
+static pid_t child = -1;
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static void setup(void) {
+  ck_assert_msg(cluster != NULL, "no cluster (see stderr)");
+  static int n;
+  snprintf(db, sizeof db, "rwdb_%ld_%d", (long)getpid(), ++n);
+  rc_error_t err;
+  ck_assert_msg(pg_cluster_create_database(cluster, db, &err) == 0, "%s", err.msg);
+  dir = test_make_temp_dir("rwdb");
+  log_path = test_path(dir, "worker.log");
+  listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  ck_assert_int_eq(bind(listen_fd, (struct sockaddr *)&a, sizeof a), 0);
+  ck_assert_int_eq(listen(listen_fd, 4), 0);
+}
+
+static void teardown(void) {
+  if (child > 0) {
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    child = -1;
+  }
+  if (peer_fd >= 0) close(peer_fd);
+  if (listen_fd >= 0) close(listen_fd);
+  peer_fd = listen_fd = -1;
+  test_remove_tree(dir);
+  free(dir);
+  free(log_path);
+}
+
+static void worker_start(const char *bug, const char *dsn_override) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  ck_assert_int_eq(getsockname(listen_fd, (struct sockaddr *)&a, &len), 0);
+  char port[16];
+  snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
+  char *dsn =
+      dsn_override ? strdup(dsn_override) : pg_cluster_sut_dsn(cluster, db, "refworker-test");
+  char *bin = test_path(test_env("REPLCHECK_BIN_DIR"), "refworker");
+  const char *argv[] = {bin,          "--host",
+                        "127.0.0.1",  "--port",
+                        port,         "--server-name",
+                        "test.local", "--dialect",
+                        "modern",     "--log",
+                        log_path,     "--ping-interval-ms",
+                        "200",        "--ping-timeout-ms",
+                        "5000",       "--db",
+                        dsn,          bug ? "--bug" : NULL,
+                        bug,          NULL};
+  pid_t parent_pid = getpid();
+  child = fork();
+  ck_assert_int_ge(child, 0);
+  if (child == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent_pid) _exit(127);
+    execv(argv[0], (char *const *)argv);
+    _exit(127);
+  }
+  free(bin);
+  free(dsn);
+}
+
+static bool log_wait_for(const char *needle, int timeout_ms) {
+  int64_t deadline = rc_clock_mono_ms() + timeout_ms;
+  for (;;) {
+    char *text = test_read_file(log_path, NULL);
+    bool found = text != NULL && strstr(text, needle) != NULL;
+    free(text);
+    if (found) return true;
+    if (rc_clock_mono_ms() >= deadline) return false;
+    sleep_ms(20);
+  }
+}
+
+/* One value of a query run as the superuser in this test's database (malloc'd). */
+static char *admin_value(const char *sql) {
+  char *dsn = pg_cluster_admin_dsn(cluster, db, "test");
+  PGconn *conn = PQconnectdb(dsn);
+  free(dsn);
+  ck_assert_msg(PQstatus(conn) == CONNECTION_OK, "%s", PQerrorMessage(conn));
+  PGresult *res = PQexec(conn, sql);
+  ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(conn));
+  char *out = strdup(PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+  PQclear(res);
+  PQfinish(conn);
+  return out;
+}
+
+#define SUT_SESSIONS(extra)                                                             \
+  "SELECT count(*)::text FROM pg_stat_activity WHERE datname = current_database() AND " \
+  "usename = '" PG_CLUSTER_SUT_ROLE "'" extra
+
+/* Polls a query until it returns `want` or timeout_ms passes; returns the last value. */
+static char *admin_wait(const char *sql, const char *want, int timeout_ms) {
+  int64_t deadline = rc_clock_mono_ms() + timeout_ms;
+  for (;;) {
+    char *v = admin_value(sql);
+    if (strcmp(v, want) == 0 || rc_clock_mono_ms() >= deadline) return v;
+    free(v);
+    sleep_ms(20);
+  }
+}
+
+static void assert_query(const char *sql, const char *want, int timeout_ms, const char *what) {
+  char *v = admin_wait(sql, want, timeout_ms);
+  ck_assert_msg(strcmp(v, want) == 0, "%s\n  Expected: %s\n  Actual: %s", what, want, v);
+  free(v);
+}
+
+/* Accepts the worker's connection and sends what a main sends, then one RDATA. */
+static void feed_rdata(void) {
+  int64_t deadline = rc_clock_mono_ms() + 5000;
+  while ((peer_fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK)) < 0 &&
+         rc_clock_mono_ms() < deadline)
+    sleep_ms(10);
+  ck_assert_msg(peer_fd >= 0, "the worker never connected");
+  static const char lines[] =
+      "SERVER test.local\nPOSITION typing master 0 0\n"
+      "RDATA typing master 1 [\"!r:hs\",[\"@x:hs\"]]\n";
+  ck_assert_int_eq(write(peer_fd, lines, sizeof lines - 1), (ssize_t)(sizeof lines - 1));
+}
+
+static int worker_stop(void) {
+  kill(child, SIGTERM);
+  int64_t deadline = rc_clock_mono_ms() + 5000;
+  int status = -1;
+  while (waitpid(child, &status, WNOHANG) == 0 && rc_clock_mono_ms() < deadline) sleep_ms(10);
+  child = -1;
+  return status;
+}
+
+static size_t unclean_closes(void) {
+  char lines[512];
+  return pg_cluster_log_lines(cluster, db, "unexpected EOF on client connection", lines,
+                              sizeof lines);
+}
+
+/* DB-01/DB-04/DB-06 done right, and positions stored. */
+START_TEST(startup_closed_positions_stored_all_closed) {
+  worker_start(NULL, NULL);
+  ck_assert_msg(log_wait_for("Finished setting up.", 5000), "no 'Finished setting up.'");
+  ck_assert(log_wait_for("Prefilled the stream change cache for 5 room(s)", 100));
+  assert_query(SUT_SESSIONS(""), "0", 2000, "DB-04: the start-up connection is closed");
+  feed_rdata();
+  assert_query(
+      "SELECT stream_name || '/' || instance_name || '/' || stream_id FROM "
+      "stream_positions",
+      "typing/master/1", 5000, "the position is stored");
+  assert_query(SUT_SESSIONS(" AND state = 'idle'"), "1", 2000,
+               "one pooled session, idle outside any transaction");
+  int status = worker_stop();
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+  assert_query(SUT_SESSIONS(""), "0", 5000, "DB-06: no session after exit");
+  ck_assert_uint_eq(unclean_closes(), 0);
+  char *text = test_read_file(log_path, NULL);
+  ck_assert_ptr_null(strstr(text, "from sentinel context"));
+  free(text);
+}
+END_TEST
+
+START_TEST(bug_idle_in_transaction) {
+  worker_start("db-idle-in-transaction", NULL);
+  ck_assert(log_wait_for("Finished setting up.", 5000));
+  assert_query(SUT_SESSIONS(" AND state = 'idle in transaction' AND query LIKE '%FROM events%'"),
+               "1", 2000, "the start-up read is left open");
+  assert_query(
+      "SELECT count(*)::text FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+      "WHERE c.relname = 'events' AND l.granted",
+      "1", 100, "its AccessShareLock on events stays");
+  int status = worker_stop();
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+  assert_query(SUT_SESSIONS(""), "0", 5000, "closed at exit all the same");
+}
+END_TEST
+
+START_TEST(bug_conn_never_closed) {
+  worker_start("db-conn-never-closed", NULL);
+  ck_assert(log_wait_for("Finished setting up.", 5000));
+  assert_query(SUT_SESSIONS(" AND state = 'idle'"), "1", 2000,
+               "the start-up connection is committed but stays");
+  feed_rdata();
+  assert_query(SUT_SESSIONS(" AND state = 'idle'"), "2", 5000, "plus the pooled one");
+  worker_stop();
+  assert_query(SUT_SESSIONS(""), "0", 5000, "the exit drops them");
+  int64_t deadline = rc_clock_mono_ms() + 2000;
+  while (unclean_closes() < 2 && rc_clock_mono_ms() < deadline) sleep_ms(20);
+  ck_assert_uint_eq(unclean_closes(), 2);
+}
+END_TEST
+
+START_TEST(bug_handler_in_sentinel_db) {
+  worker_start("handler-in-sentinel-db", NULL);
+  ck_assert(log_wait_for("Finished setting up.", 5000));
+  feed_rdata();
+  ck_assert(log_wait_for(" - synapse.storage._base - ", 5000));
+  ck_assert(log_wait_for(
+      "WARNING - sentinel - Starting db txn 'store_stream_position' from sentinel context", 100));
+  ck_assert(
+      log_wait_for("WARNING - sentinel - Starting db connection from sentinel context: "
+                   "metrics will be lost",
+                   100));
+  worker_stop();
+}
+END_TEST
+
+START_TEST(unreachable_database) {
+  worker_start(NULL, "host=127.0.0.1 port=1 dbname=nothing user=nobody connect_timeout=2");
+  int64_t deadline = rc_clock_mono_ms() + 5000;
+  int status = -1;
+  while (waitpid(child, &status, WNOHANG) == 0 && rc_clock_mono_ms() < deadline) sleep_ms(10);
+  child = -1;
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d", status);
+  ck_assert(log_wait_for("cannot connect to the database", 100));
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("refworker_db");
+  TCase *tc = tcase_create("db");
+  tcase_add_unchecked_fixture(tc, cluster_setup, cluster_teardown);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, startup_closed_positions_stored_all_closed);
+  tcase_add_test(tc, bug_idle_in_transaction);
+  tcase_add_test(tc, bug_conn_never_closed);
+  tcase_add_test(tc, bug_handler_in_sentinel_db);
+  tcase_add_test(tc, unreachable_database);
+  suite_add_tcase(s, tc);
+  return test_run_suite(s);
+}
