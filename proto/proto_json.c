@@ -1,6 +1,6 @@
 /* A validating JSON scanner (RFC 8259) that builds nothing: one pass, no allocation,
- * no recursion. The container stack is a 256-bit set (1 = object, 0 = array), which
- * is also why nesting is capped at 256. Strings are skipped 8 bytes at a time: rows
+ * no recursion. The container stack holds the closing byte of each open container
+ * (256 bytes on the C stack), which is also why nesting is capped at 256. Strings are skipped 8 bytes at a time: rows
  * are mostly long ASCII strings (event ids, room ids, tokens). */
 #include "proto_internal.h"
 
@@ -29,8 +29,18 @@ static inline bool is_hex(unsigned char c) {
 
 /* Index of the first '"', '\\', control byte (< 0x20) or non-ASCII byte at or after
  * p, or len. */
-static inline size_t skip_string_plain(const unsigned char *s, size_t p, size_t len) {
+static inline __attribute__((always_inline)) size_t skip_string_plain(const unsigned char *s, size_t p, size_t len) {
 #if defined(__SSE2__)
+  if (p + 16 <= len) {
+    /* Most strings of a row end within 16 bytes: one load, no overlap arithmetic. */
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + p));
+    __m128i special = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+        _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+    unsigned mask = (unsigned)_mm_movemask_epi8(special);
+    if (mask != 0) return p + (size_t)__builtin_ctz(mask);
+    p += 16;
+  }
   if (len >= 16) {
     /* One signed compare finds both the control bytes and the non-ASCII ones; the
      * last load overlaps the previous one instead of falling back to bytes. */
@@ -128,6 +138,25 @@ static inline __attribute__((always_inline)) bool scan_string(const unsigned cha
   }
 }
 
+/* Index of the first non-digit at or after p, or len; eight digits per step (tokens and
+ * timestamps in rows are 10-13 digits). */
+static inline size_t skip_digits(const unsigned char *s, size_t p, size_t len) {
+  while (p + 8 <= len) {
+    uint64_t w = load64(s + p);
+    /* A byte is a digit when neither w - '0' nor w + (0x7F - '9') leaves 0..0x7F. */
+    uint64_t bad = ((w - 0x30ULL * ONES) | (w + 0x46ULL * ONES) | w) & HIGH;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* Borrows and carries only run towards later bytes: the first flagged byte is exact. */
+    if (bad != 0) return p + (size_t)__builtin_ctzll(bad) / 8;
+#else
+    if (bad != 0) break;
+#endif
+    p += 8;
+  }
+  while (p < len && is_digit(s[p])) p++;
+  return p;
+}
+
 static bool scan_number(const unsigned char *s, size_t len, size_t *pp, const char **why) {
   size_t p = *pp;
   if (s[p] == '-') p++;
@@ -148,7 +177,7 @@ static bool scan_number(const unsigned char *s, size_t len, size_t *pp, const ch
       return false;
     }
   } else {
-    while (p < len && is_digit(s[p])) p++;
+    p = skip_digits(s, p, len);
   }
   if (p < len && s[p] == '.') {
     p++;
@@ -178,9 +207,11 @@ static const unsigned char whitespace_class[256] = {[' '] = 1, ['\t'] = 1, ['\n'
 
 bool proto_json_check(const char *buf, size_t len, bool line_mode, proto_json_result_t *res) {
   const unsigned char *s = (const unsigned char *)buf;
-  uint64_t stack[MAX_DEPTH / 64] = {0};
+  /* closers[d]: the byte that closes the container at depth d + 1. Only the entries
+   * below depth are read, so the array needs no initialisation. */
+  unsigned char closers[MAX_DEPTH];
   unsigned depth = 0;
-  bool in_object = false; /* the innermost container, cached from the stack */
+  unsigned char closer = 0; /* closers[depth - 1], cached; 0 at the top level */
   size_t top_items = 0;
   const char *why = NULL;
   char top = 0;
@@ -202,34 +233,29 @@ value:
     why = "expected a JSON value, got the end";
     goto fail;
   }
+  /* Strings are most of a row's values: test for them before the general dispatch. */
+  if (s[p] == '"') {
+    if (!scan_string(s, len, &p, &why)) goto fail;
+    goto after_value;
+  }
   switch (s[p]) {
     case '{':
-    case '[': {
+    case '[':
       if (depth == MAX_DEPTH) {
         why = "nesting deeper than 256";
         goto fail;
       }
-      in_object = s[p] == '{';
-      uint64_t bit = 1ULL << (depth & 63);
-      if (in_object) {
-        stack[depth >> 6] |= bit;
-      } else {
-        stack[depth >> 6] &= ~bit;
-      }
-      depth++;
+      closer = s[p] == '{' ? '}' : ']';
+      closers[depth++] = closer;
       p++;
       SKIP_WHITESPACE();
       if (depth == 1) top_items = 1;
-      if (p < len && s[p] == (in_object ? '}' : ']')) {
+      if (p < len && s[p] == closer) {
         if (depth == 1) top_items = 0;
         goto close;
       }
-      if (in_object) goto key;
+      if (closer == '}') goto key;
       goto value;
-    }
-    case '"':
-      if (!scan_string(s, len, &p, &why)) goto fail;
-      goto after_value;
     case 't':
       if (len - p < 4 || memcmp(s + p, "true", 4) != 0) goto bad_literal;
       p += 4;
@@ -273,10 +299,10 @@ key:
 close:
   p++;
   depth--;
-  if (depth > 0) in_object = (stack[(depth - 1) >> 6] >> ((depth - 1) & 63)) & 1;
+  closer = depth > 0 ? closers[depth - 1] : 0;
 after_value:
-  SKIP_WHITESPACE();
   if (depth == 0) {
+    SKIP_WHITESPACE();
     if (p != len) {
       why = "unexpected data after the JSON value";
       goto fail;
@@ -289,15 +315,24 @@ after_value:
     }
     return true;
   }
-  if (p < len && s[p] == ',') {
-    if (depth == 1) top_items++;
-    p++;
-    SKIP_WHITESPACE();
-    if (in_object) goto key;
-    goto value;
+  {
+    /* Rows are compact: a ',' or the closing byte usually follows a value directly. A
+     * NUL stands for the end, which neither matches nor is whitespace. */
+    unsigned char c = p < len ? s[p] : 0;
+    if ((whitespace_class[c] & ws) != 0) {
+      SKIP_WHITESPACE();
+      c = p < len ? s[p] : 0;
+    }
+    if (c == ',') {
+      if (depth == 1) top_items++;
+      p++;
+      SKIP_WHITESPACE();
+      if (closer == '}') goto key;
+      goto value;
+    }
+    if (c == closer) goto close;
   }
-  if (p < len && s[p] == (in_object ? '}' : ']')) goto close;
-  why = in_object ? "expected ',' or '}' in an object" : "expected ',' or ']' in an array";
+  why = closer == '}' ? "expected ',' or '}' in an object" : "expected ',' or ']' in an array";
   goto fail;
 #undef SKIP_WHITESPACE
 
