@@ -483,7 +483,7 @@ proto_error_code_t proto_parse_line(proto_dialect_t dialect, proto_sender_t send
   } else {
     rc = parse_fields(&ctx);
     if (rc == PROTO_OK) {
-      size_t bad = proto_bytes_first_bad(line, ctx.clean_from);
+      size_t bad = proto_bytes_first_bad_inline(line, ctx.clean_from);
       if (bad < ctx.clean_from) return fail_bytes(&ctx, bad, name_len);
       if (!proto_kind_allowed(dialect, ctx.kind, sender)) {
         rc = PROTO_ERR_WRONG_DIRECTION;
