@@ -72,29 +72,24 @@ static inline __attribute__((always_inline)) size_t skip_string_plain(const unsi
   return p;
 }
 
-/* s[*pp] is the opening quote. On success *pp is just past the closing quote; on
- * failure *pp is the offending byte and *why says what is wrong. */
-static inline __attribute__((always_inline)) bool scan_string(const unsigned char *s, size_t len,
-                                                              size_t *pp, const char **why) {
-  size_t p = *pp + 1;
+/* String scanning returns the position after what it read, or FAILED | the offending
+ * offset with *why set, so that the caller's position stays in a register. */
+#define FAILED ((size_t)1 << (sizeof(size_t) * 8 - 1))
+
+static size_t fail_at(size_t at, const char **why, const char *reason) {
+  *why = reason;
+  return FAILED | at;
+}
+
+/* The rest of a string from s[p] on, where s[p] is not a plain byte: escapes,
+ * control bytes, non-ASCII, or the end. Out of line: row strings rarely have them. */
+static size_t scan_string_rest(const unsigned char *s, size_t len, size_t p, const char **why) {
   for (;;) {
-    p = skip_string_plain(s, p, len);
-    if (p >= len) {
-      *pp = len;
-      *why = "unterminated string";
-      return false;
-    }
+    if (p >= len) return fail_at(len, why, "unterminated string");
     unsigned char c = s[p];
-    if (c == '"') {
-      *pp = p + 1;
-      return true;
-    }
+    if (c == '"') return p + 1;
     if (c == '\\') {
-      if (p + 1 >= len) {
-        *pp = len;
-        *why = "unterminated string";
-        return false;
-      }
+      if (p + 1 >= len) return fail_at(len, why, "unterminated string");
       switch (s[p + 1]) {
         case '"':
         case '\\':
@@ -105,37 +100,37 @@ static inline __attribute__((always_inline)) bool scan_string(const unsigned cha
         case 'r':
         case 't':
           p += 2;
-          continue;
+          break;
         case 'u':
           /* Any four hex digits, lone surrogates included: Python's decoder takes them. */
           for (size_t k = 2; k < 6; k++) {
-            if (p + k >= len || !is_hex(s[p + k])) {
-              *pp = p;
-              *why = "\\u must be followed by four hex digits";
-              return false;
-            }
+            if (p + k >= len || !is_hex(s[p + k]))
+              return fail_at(p, why, "\\u must be followed by four hex digits");
           }
           p += 6;
-          continue;
+          break;
         default:
-          *pp = p;
-          *why = "invalid escape in a string";
-          return false;
+          return fail_at(p, why, "invalid escape in a string");
       }
+    } else if (c < 0x20) {
+      return fail_at(p, why, "control character in a string (must be escaped)");
+    } else {
+      size_t n = proto_utf8_sequence_length(s + p, len - p);
+      if (n == 0) return fail_at(p, why, "ill-formed UTF-8 in a string");
+      p += n;
     }
-    if (c < 0x20) {
-      *pp = p;
-      *why = "control character in a string (must be escaped)";
-      return false;
-    }
-    size_t n = proto_utf8_sequence_length(s + p, len - p);
-    if (n == 0) {
-      *pp = p;
-      *why = "ill-formed UTF-8 in a string";
-      return false;
-    }
-    p += n;
+    p = skip_string_plain(s, p, len);
   }
+}
+
+/* s[p] is the opening quote: the position just past the closing one, or FAILED | the
+ * offending offset. */
+static inline __attribute__((always_inline)) size_t scan_string(const unsigned char *s,
+                                                                size_t len, size_t p,
+                                                                const char **why) {
+  p = skip_string_plain(s, p + 1, len);
+  if (p < len && s[p] == '"') return p + 1;
+  return scan_string_rest(s, len, p, why);
 }
 
 /* Index of the first non-digit at or after p, or len; eight digits per step (tokens and
@@ -235,7 +230,8 @@ value:
   }
   /* Strings are most of a row's values: test for them before the general dispatch. */
   if (s[p] == '"') {
-    if (!scan_string(s, len, &p, &why)) goto fail;
+    p = scan_string(s, len, p, &why);
+    if (p & FAILED) goto failed;
     goto after_value;
   }
   switch (s[p]) {
@@ -286,7 +282,8 @@ key:
     why = "expected '\"' to start an object key";
     goto fail;
   }
-  if (!scan_string(s, len, &p, &why)) goto fail;
+  p = scan_string(s, len, p, &why);
+  if (p & FAILED) goto failed;
   SKIP_WHITESPACE();
   if (p >= len || s[p] != ':') {
     why = "expected ':' after an object key";
@@ -338,6 +335,9 @@ after_value:
 
 bad_literal:
   why = "invalid literal (expected true, false or null)";
+  goto fail;
+failed:
+  p &= ~FAILED;
 fail:
   if (res != NULL) {
     res->bad_offset = p;
