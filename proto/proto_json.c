@@ -152,49 +152,33 @@ static inline size_t skip_digits(const unsigned char *s, size_t p, size_t len) {
   return p;
 }
 
-static bool scan_number(const unsigned char *s, size_t len, size_t *pp, const char **why) {
-  size_t p = *pp;
+/* s[p] is '-' or a digit: the position after the number, or FAILED | the offending
+ * offset. */
+static size_t scan_number(const unsigned char *s, size_t len, size_t p, const char **why) {
+  size_t start = p;
   if (s[p] == '-') p++;
-  if (p < len && (s[p] == 'I' || s[p] == 'N')) {
-    *why = "NaN and Infinity are not JSON";
-    return false;
-  }
-  if (p >= len || !is_digit(s[p])) {
-    *pp = p;
-    *why = "expected a digit";
-    return false;
-  }
+  if (p < len && (s[p] == 'I' || s[p] == 'N'))
+    return fail_at(start, why, "NaN and Infinity are not JSON");
+  if (p >= len || !is_digit(s[p])) return fail_at(p, why, "expected a digit");
   if (s[p] == '0') {
     p++;
-    if (p < len && is_digit(s[p])) {
-      *pp = p;
-      *why = "leading zero in a number";
-      return false;
-    }
+    if (p < len && is_digit(s[p])) return fail_at(p, why, "leading zero in a number");
   } else {
     p = skip_digits(s, p, len);
   }
   if (p < len && s[p] == '.') {
     p++;
-    if (p >= len || !is_digit(s[p])) {
-      *pp = p;
-      *why = "expected a digit after the decimal point";
-      return false;
-    }
-    while (p < len && is_digit(s[p])) p++;
+    if (p >= len || !is_digit(s[p]))
+      return fail_at(p, why, "expected a digit after the decimal point");
+    p = skip_digits(s, p, len);
   }
   if (p < len && (s[p] == 'e' || s[p] == 'E')) {
     p++;
     if (p < len && (s[p] == '+' || s[p] == '-')) p++;
-    if (p >= len || !is_digit(s[p])) {
-      *pp = p;
-      *why = "expected a digit in the exponent";
-      return false;
-    }
-    while (p < len && is_digit(s[p])) p++;
+    if (p >= len || !is_digit(s[p])) return fail_at(p, why, "expected a digit in the exponent");
+    p = skip_digits(s, p, len);
   }
-  *pp = p;
-  return true;
+  return p;
 }
 
 /* 1: JSON whitespace allowed in a line; 2: JSON whitespace a line may not contain. */
@@ -270,7 +254,8 @@ value:
       goto fail;
     default:
       if (s[p] == '-' || is_digit(s[p])) {
-        if (!scan_number(s, len, &p, &why)) goto fail;
+        p = scan_number(s, len, p, &why);
+        if (p & FAILED) goto failed;
         goto after_value;
       }
       why = "expected a JSON value";
