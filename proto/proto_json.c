@@ -1,7 +1,7 @@
 /* A validating JSON scanner (RFC 8259) that builds nothing: one pass, no allocation,
  * no recursion. The container stack holds the closing byte of each open container
- * (256 bytes on the C stack), which is also why nesting is capped at 256. Strings are skipped 8 bytes at a time: rows
- * are mostly long ASCII strings (event ids, room ids, tokens). */
+ * (256 bytes on the C stack), which is also why nesting is capped at 256. Strings are skipped 8
+ * bytes at a time: rows are mostly long ASCII strings (event ids, room ids, tokens). */
 #include "proto_internal.h"
 
 #include <string.h>
@@ -29,7 +29,8 @@ static inline bool is_hex(unsigned char c) {
 
 /* Index of the first '"', '\\', control byte (< 0x20) or non-ASCII byte at or after
  * p, or len. */
-static inline __attribute__((always_inline)) size_t skip_string_plain(const unsigned char *s, size_t p, size_t len) {
+static inline __attribute__((always_inline)) size_t skip_string_plain(const unsigned char *s,
+                                                                      size_t p, size_t len) {
 #if defined(__SSE2__)
   if (p + 16 <= len) {
     /* Most strings of a row end within 16 bytes: one load, no overlap arithmetic. */
@@ -125,9 +126,8 @@ static size_t scan_string_rest(const unsigned char *s, size_t len, size_t p, con
 
 /* s[p] is the opening quote: the position just past the closing one, or FAILED | the
  * offending offset. */
-static inline __attribute__((always_inline)) size_t scan_string(const unsigned char *s,
-                                                                size_t len, size_t p,
-                                                                const char **why) {
+static inline __attribute__((always_inline)) size_t scan_string(const unsigned char *s, size_t len,
+                                                                size_t p, const char **why) {
   p = skip_string_plain(s, p + 1, len);
   if (p < len && s[p] == '"') return p + 1;
   return scan_string_rest(s, len, p, why);

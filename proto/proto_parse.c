@@ -100,8 +100,8 @@ static inline __attribute__((always_inline)) unsigned split_fields(const char *d
   return count + 1;
 }
 
-static inline __attribute__((always_inline)) proto_error_code_t take_fields(parse_ctx_t *ctx, const proto_layout_t *layout,
-                                      proto_slice_t *parts) {
+static inline __attribute__((always_inline)) proto_error_code_t take_fields(
+    parse_ctx_t *ctx, const proto_layout_t *layout, proto_slice_t *parts) {
   unsigned count = split_fields(ctx->data, ctx->data_len, layout->nfields, parts);
   if (count < layout->nfields) return fail_missing(ctx, layout, count);
   return PROTO_OK;
@@ -149,10 +149,8 @@ static proto_error_code_t take_integer(parse_ctx_t *ctx, const char *field, prot
 
 /* The refusals of take_json(), out of line so that the accepting path needs no stack
  * frame for their buffers. */
-static __attribute__((noinline, cold)) proto_error_code_t fail_json(parse_ctx_t *ctx,
-                                                                     const char *field,
-                                                                     proto_slice_t s,
-                                                                     const proto_json_result_t *res) {
+static __attribute__((noinline, cold)) proto_error_code_t fail_json(
+    parse_ctx_t *ctx, const char *field, proto_slice_t s, const proto_json_result_t *res) {
   char snippet[SNIPPET_MAX + 4];
   proto_snippet(s.ptr, s.len, SNIPPET_MAX, snippet);
   return proto_error_fill(ctx->err, PROTO_ERR_BAD_FIELD, ctx->kind, field,

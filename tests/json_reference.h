@@ -207,8 +207,8 @@ static bool jref_value(jref_t *j, unsigned depth) {
       j->p++;
       return true;
     }
-    return jref_fail(j, j->p,
-                     object ? "expected ',' or '}' in an object" : "expected ',' or ']' in an array");
+    return jref_fail(
+        j, j->p, object ? "expected ',' or '}' in an object" : "expected ',' or ']' in an array");
   }
 }
 
@@ -237,8 +237,7 @@ static const char *jref_compare(const char *json, size_t len, char *diff, size_t
   bool got = proto_json_valid(json, len, &bad);
   if (want != got || (!want && bad != j.bad)) {
     snprintf(diff, cap, "proto_json_valid: reference %s (offset %zu: %s), codec %s (offset %zu)",
-             want ? "valid" : "invalid", j.bad, want ? "-" : j.why, got ? "valid" : "invalid",
-             bad);
+             want ? "valid" : "invalid", j.bad, want ? "-" : j.why, got ? "valid" : "invalid", bad);
     return diff;
   }
 
@@ -265,7 +264,8 @@ static const char *jref_compare(const char *json, size_t len, char *diff, size_t
   if (same && rc != PROTO_OK) same = err.offset == want_offset;
   if (same && rc == PROTO_ERR_BAD_FIELD) same = strstr(err.message, j.why) != NULL;
   if (!same) {
-    snprintf(diff, cap, "line mode: reference code %d offset %zu (%s), codec code %d offset %zu (%s)",
+    snprintf(diff, cap,
+             "line mode: reference code %d offset %zu (%s), codec code %d offset %zu (%s)",
              (int)want_code, want_offset, want ? "-" : j.why, (int)rc,
              rc == PROTO_OK ? (size_t)0 : err.offset, rc == PROTO_OK ? "-" : err.message);
     return diff;

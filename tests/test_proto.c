@@ -888,7 +888,6 @@ START_TEST(test_json) {
 }
 END_TEST
 
-
 /* ---- JSON against the reference validator ------------------------------------------------------
  */
 
@@ -917,6 +916,7 @@ static void jgen_str(jgen_t *g, const char *s) {
 
 /* Pieces that sit on the edges of the grammar: UTF-8 at the limits of each length and
  * just past them, escapes, numbers, whitespace (CR and LF included). */
+// clang-format off
 static const char *const jgen_string_pieces[] = {
     "a", "plain ascii text, longer than sixteen bytes", "\\\"", "\\\\", "\\/", "\\b", "\\n",
     "\\t", "\\u00e9", "\\uD83D\\uDE00", "\\uD800", "\\uDFFF", "\\u12G4", "\\u12", "\\x", "\\",
@@ -929,6 +929,7 @@ static const char *const jgen_numbers[] = {
     "1.0e308", ".5", "+1",  "0.0", "-0.0e-0", "123456789012345678901234567890", "1e999999",
     "-I", "Infinity", "NaN", "0x10", "1.e5", "9"};
 static const char *const jgen_spaces[] = {"", "", "", " ", "\t", "\n", "\r\n", "  \t "};
+// clang-format on
 
 static void jgen_value(jgen_t *g, int depth) {
   uint64_t r = jgen_next(g);
@@ -981,8 +982,8 @@ static void jgen_value(jgen_t *g, int depth) {
   }
 }
 
-#define JREF_REQ                                                                                   \
-  "the codec's JSON validator accepts exactly RFC 8259 JSON (its documented choices: depth <= "    \
+#define JREF_REQ                                                                                \
+  "the codec's JSON validator accepts exactly RFC 8259 JSON (its documented choices: depth <= " \
   "256, any \\u escape) and names the first offending byte and why"
 
 START_TEST(test_json_against_reference) {
