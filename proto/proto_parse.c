@@ -64,26 +64,27 @@ static inline __attribute__((always_inline)) unsigned split_fields(const char *d
 #if defined(__SSE2__)
   if (len >= 16) {
     const __m128i space = _mm_set1_epi8(' ');
+    const char *end = data + len, *field = data, *at = data;
+    proto_slice_t *part = parts;
     unsigned want = n > 0 ? n - 1 : 0; /* spaces still to find */
-    size_t pos = 0;
-    while (want > 0 && pos < len) {
-      size_t at = pos + 16 <= len ? pos : len - 16;
+    while (want > 0 && at < end) {
+      const char *window = at + 16 <= end ? at : end - 16;
       unsigned mask = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(
-                          _mm_loadu_si128((const __m128i *)(const void *)(data + at)), space)) >>
-                      (pos - at);
+                          _mm_loadu_si128((const __m128i *)(const void *)window), space)) >>
+                      (at - window);
       for (; mask != 0; mask &= mask - 1) {
-        size_t end = pos + (size_t)__builtin_ctz(mask);
-        parts[count].ptr = data + start;
-        parts[count].len = end - start;
-        count++;
-        start = end + 1;
+        const char *sp = at + __builtin_ctz(mask);
+        part->ptr = field;
+        part->len = (size_t)(sp - field);
+        part++;
+        field = sp + 1;
         if (--want == 0) break;
       }
-      pos = at + 16;
+      at = window + 16;
     }
-    parts[count].ptr = data + start;
-    parts[count].len = len - start;
-    return count + 1;
+    part->ptr = field;
+    part->len = (size_t)(end - field);
+    return (unsigned)(part - parts) + 1;
   }
 #endif
   while (count + 1 < n) {
