@@ -4,8 +4,10 @@
  * back with proto_format_command() and parsed again, which must give the same command.
  * Every line is also written as the row of an RDATA by proto_rdata_write(), which must
  * give what proto_format_command() gives (bytes, result, error). Also the whole input
- * through proto_json_valid(). Crashes, sanitizer reports and
- * broken invariants (abort) are findings.
+ * through proto_json_valid(). Every line and the whole input are also checked as JSON
+ * against the plain reference validator in tests/json_reference.h (verdict, offset and
+ * reason, in both modes). Crashes, sanitizer reports and broken invariants (abort) are
+ * findings.
  *
  * Built with libFuzzer when REPLCHECK_FUZZ=ON (clang); tests/test_fuzz_corpora.c calls
  * the same entry (FUZZ_ENTRY) on the seed corpus and on every past finding. */
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_reference.h"
 #include "proto.h"
 
 #ifndef FUZZ_ENTRY
@@ -115,6 +118,8 @@ static void check_all(const char *line, size_t len) {
     for (size_t s = 0; s < 3; s++) check_line(dialects[d], senders[s], line, len);
     check_rdata_writer(dialects[d], line, len);
   }
+  char diff[700];
+  if (jref_compare(line, len, diff, sizeof diff) != NULL) broken(diff, line, len);
 }
 
 int FUZZ_ENTRY(const uint8_t *data, size_t size) {
@@ -140,7 +145,7 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size) {
   }
   /* The whole input as one line too (LFs inside must be refused). */
   if (size <= PROTO_MAX_LINE + 2) check_all(buf, size);
-  size_t bad = 0;
-  (void)proto_json_valid(buf, size, &bad);
+  char diff[700];
+  if (jref_compare(buf, size, diff, sizeof diff) != NULL) broken(diff, buf, size);
   return 0;
 }

@@ -106,24 +106,12 @@ size_t proto_utf8_first_invalid(const char *p, size_t len) {
   return len;
 }
 
-bool proto_int64_parse(const char *p, size_t len, int64_t *out) {
+bool proto_int64_parse_long(const char *p, size_t len, int64_t *out) {
   size_t i = 0;
   bool negative = false;
   if (len > 0 && p[0] == '-') {
     negative = true;
     i = 1;
-  }
-  if (i == len) return false;
-  if (len - i <= 18) {
-    /* Up to 18 digits cannot overflow: no range check per digit. */
-    uint64_t v = 0;
-    for (; i < len; i++) {
-      unsigned d = (unsigned)(unsigned char)p[i] - '0';
-      if (d > 9) return false;
-      v = v * 10 + d;
-    }
-    *out = negative ? -(int64_t)v : (int64_t)v;
-    return true;
   }
   uint64_t limit = negative ? (uint64_t)INT64_MAX + 1u : (uint64_t)INT64_MAX;
   uint64_t v = 0;

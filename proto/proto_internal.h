@@ -42,12 +42,50 @@ size_t proto_utf8_sequence_length(const unsigned char *p, size_t avail);
  * an ill-formed UTF-8 sequence), or len when there is none. */
 size_t proto_bytes_first_bad(const char *p, size_t len);
 
+/* proto_bytes_first_bad() for the parser's hot path: the part of a line before its
+ * JSON value (or the whole of a short line) is a few dozen ASCII bytes, which one or
+ * two 16-byte compares clear without a call; anything below 0x0E or non-ASCII goes to
+ * the full check. */
+static inline size_t proto_bytes_first_bad_inline(const char *p, size_t len) {
+#if defined(__SSE2__)
+  if (len >= 16) {
+    const __m128i limit = _mm_set1_epi8(0x0E);
+    size_t i = 0;
+    for (;;) {
+      size_t at = i + 16 <= len ? i : len - 16;
+      __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + at));
+      if (_mm_movemask_epi8(_mm_cmplt_epi8(v, limit)) != 0) break;
+      i = at + 16;
+      if (i >= len) return len;
+    }
+  }
+#endif
+  return proto_bytes_first_bad(p, len);
+}
+
 /* Offset of the first byte that starts an ill-formed UTF-8 sequence, or len. */
 size_t proto_utf8_first_invalid(const char *p, size_t len);
 
+/* proto_int64_parse() for fields of 19 digits or more (range checked per digit). */
+bool proto_int64_parse_long(const char *p, size_t len, int64_t *out);
+
 /* Parses a whole field as a decimal int64: optional '-', then 1..19 digits, no '+',
- * no spaces, no overflow. */
-bool proto_int64_parse(const char *p, size_t len, int64_t *out);
+ * no spaces, no overflow. Inline: every RDATA, POSITION and PING has one or two, and
+ * the call cost as much as the digits of a short token. */
+static inline bool proto_int64_parse(const char *p, size_t len, int64_t *out) {
+  size_t i = len > 0 && p[0] == '-' ? 1 : 0;
+  if (i == len) return false;
+  if (len - i > 18) return proto_int64_parse_long(p, len, out);
+  /* Up to 18 digits cannot overflow: no range check per digit. */
+  uint64_t v = 0;
+  for (; i < len; i++) {
+    unsigned d = (unsigned)(unsigned char)p[i] - '0';
+    if (d > 9) return false;
+    v = v * 10 + d;
+  }
+  *out = p[0] == '-' ? -(int64_t)v : (int64_t)v;
+  return true;
+}
 
 /* Writes the decimal form of v at out (room for 20 bytes needed); returns its length. */
 size_t proto_int64_format(int64_t v, char *out);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_reference.h"
 #include "proto.h"
 #include "test_proto_cases.h"
 #include "test_support.h"
@@ -887,6 +888,173 @@ START_TEST(test_json) {
 }
 END_TEST
 
+/* ---- JSON against the reference validator ------------------------------------------------------
+ */
+
+typedef struct jgen {
+  uint64_t x;
+  char *buf;
+  size_t len, cap;
+} jgen_t;
+
+static uint64_t jgen_next(jgen_t *g) {
+  g->x ^= g->x << 13;
+  g->x ^= g->x >> 7;
+  g->x ^= g->x << 17;
+  return g->x;
+}
+
+static void jgen_put(jgen_t *g, const char *p, size_t n) {
+  if (g->len + n > g->cap) n = g->cap - g->len;
+  memcpy(g->buf + g->len, p, n);
+  g->len += n;
+}
+
+static void jgen_str(jgen_t *g, const char *s) {
+  jgen_put(g, s, strlen(s));
+}
+
+/* Pieces that sit on the edges of the grammar: UTF-8 at the limits of each length and
+ * just past them, escapes, numbers, whitespace (CR and LF included). */
+// clang-format off
+static const char *const jgen_string_pieces[] = {
+    "a", "plain ascii text, longer than sixteen bytes", "\\\"", "\\\\", "\\/", "\\b", "\\n",
+    "\\t", "\\u00e9", "\\uD83D\\uDE00", "\\uD800", "\\uDFFF", "\\u12G4", "\\u12", "\\x", "\\",
+    "\xc2\x80", "\xdf\xbf", "\xc0\x80", "\xc1\xbf", "\xe0\xa0\x80", "\xe0\x9f\xbf",
+    "\xed\x9f\xbf", "\xed\xa0\x80", "\xed\xbf\xbf", "\xef\xbf\xbf", "\xf0\x90\x80\x80",
+    "\xf0\x8f\xbf\xbf", "\xf4\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xff",
+    "\x80", "\xe2\x82", "\xf0\x9f\x98", "\xc3", "\x1f", "\x7f", "\t", "\xc3\xa9t\xc3\xa9"};
+static const char *const jgen_numbers[] = {
+    "0",     "-0",  "01",   "-01", "1.",   "1.5",  "1e",    "1e+",  "1E-5", "-",   "--1",
+    "1.0e308", ".5", "+1",  "0.0", "-0.0e-0", "123456789012345678901234567890", "1e999999",
+    "-I", "Infinity", "NaN", "0x10", "1.e5", "9"};
+static const char *const jgen_spaces[] = {"", "", "", " ", "\t", "\n", "\r\n", "  \t "};
+// clang-format on
+
+static void jgen_value(jgen_t *g, int depth) {
+  uint64_t r = jgen_next(g);
+  int kind = depth > 6 ? (int)(r % 5) : (int)(r % 8);
+  switch (kind) {
+    case 0: {
+      jgen_str(g, "\"");
+      int pieces = (int)((r >> 8) % 5);
+      for (int i = 0; i < pieces; i++) {
+        uint64_t q = jgen_next(g);
+        /* Mostly well-formed pieces, so most strings are valid and long ones reach the
+         * vector paths; the rest are edge cases. */
+        jgen_str(g, (q & 3) != 0 ? jgen_string_pieces[(q >> 2) % 10]
+                                 : jgen_string_pieces[(q >> 2) % (sizeof jgen_string_pieces /
+                                                                  sizeof jgen_string_pieces[0])]);
+      }
+      jgen_str(g, "\"");
+      break;
+    }
+    case 1:
+      jgen_str(g, jgen_numbers[(r >> 8) % (sizeof jgen_numbers / sizeof jgen_numbers[0])]);
+      break;
+    case 2:
+      jgen_str(g, (r >> 8) % 4 == 0 ? "true" : (r >> 8) % 4 == 1 ? "false" : "null");
+      break;
+    case 3:
+      jgen_str(g, "1795911878002");
+      break;
+    case 4:
+      jgen_str(g, "\"!bXzOUdvAFAfcekmnYl:test.local\"");
+      break;
+    default: {
+      bool object = kind == 5;
+      jgen_str(g, object ? "{" : "[");
+      int n = (int)((r >> 8) % 5);
+      for (int i = 0; i < n; i++) {
+        if (i > 0) jgen_str(g, ",");
+        jgen_str(g, jgen_spaces[jgen_next(g) % 8]);
+        if (object) {
+          jgen_str(g, "\"key\"");
+          jgen_str(g, jgen_spaces[jgen_next(g) % 8]);
+          jgen_str(g, ":");
+        }
+        jgen_value(g, depth + 1);
+        jgen_str(g, jgen_spaces[jgen_next(g) % 8]);
+      }
+      jgen_str(g, object ? "}" : "]");
+      break;
+    }
+  }
+}
+
+#define JREF_REQ                                                                                \
+  "the codec's JSON validator accepts exactly RFC 8259 JSON (its documented choices: depth <= " \
+  "256, any \\u escape) and names the first offending byte and why"
+
+START_TEST(test_json_against_reference) {
+  tally_t t = {0, 0};
+  static char buf[4096];
+  static const char alphabet[] = " \t\r\n\0\"\\[]{},:-+.0eEuntfa1\xc3\xa9\xff\x80\xed\xf4\x90";
+  jgen_t g = {0x2545F4914F6CDD1DULL, buf, 0, sizeof buf};
+  int valid = 0, invalid = 0;
+  for (int round = 0; round < 220000; round++) {
+    g.len = 0;
+    uint64_t r = jgen_next(&g);
+    if (r % 64 == 0) {
+      /* Nesting around the limit of 256, with something inside. */
+      size_t depth = 250 + (size_t)((r >> 8) % 12);
+      for (size_t i = 0; i < depth; i++) jgen_str(&g, (r >> 20) & 1 ? "[" : "{\"k\":");
+      jgen_value(&g, 7);
+      for (size_t i = 0; i < depth; i++) jgen_str(&g, (r >> 20) & 1 ? "]" : "}");
+    } else {
+      jgen_str(&g, jgen_spaces[(r >> 8) % 8]);
+      jgen_value(&g, (int)((r >> 12) % 3));
+      jgen_str(&g, jgen_spaces[(r >> 16) % 8]);
+    }
+    /* Half the inputs are mutated: bytes replaced, inserted, deleted, or the end cut. */
+    if ((r >> 24) & 1) {
+      int edits = 1 + (int)((r >> 28) % 3);
+      for (int e = 0; e < edits && g.len > 0; e++) {
+        uint64_t q = jgen_next(&g);
+        size_t at = (size_t)((q >> 16) % g.len);
+        char c = alphabet[(q >> 40) % (sizeof alphabet - 1)];
+        switch (q % 4) {
+          case 0:
+            buf[at] = c;
+            break;
+          case 1:
+            if (g.len < sizeof buf) {
+              memmove(buf + at + 1, buf + at, g.len - at);
+              buf[at] = c;
+              g.len++;
+            }
+            break;
+          case 2:
+            memmove(buf + at, buf + at + 1, g.len - at - 1);
+            g.len--;
+            break;
+          default:
+            g.len = at;
+            break;
+        }
+      }
+    }
+    char diff[700];
+    const char *d = jref_compare(buf, g.len, diff, sizeof diff);
+    char id[48];
+    snprintf(id, sizeof id, "JREF-%d", round);
+    meta_t m = {id, JREF_REQ, "tests/json_reference.h"};
+    if (!expect(&t, d == NULL, &m, show(buf, g.len), "same as the reference", d ? d : "")) {
+      if (t.failures > 20) break;
+    }
+    jref_t j;
+    if (jref_check(buf, g.len, false, &j)) {
+      valid++;
+    } else {
+      invalid++;
+    }
+  }
+  printf("json against reference: %d valid, %d invalid\n", valid, invalid);
+  ck_assert_msg(valid > 40000 && invalid > 40000, "too one-sided a mix: %d/%d", valid, invalid);
+  finish(&t, "json against reference");
+}
+END_TEST
+
 /* ---- ERROR texts ------------------------------------------------------------------------------
  */
 
@@ -1328,6 +1496,7 @@ static void add_more_tests(Suite *s) {
   tc = tcase_create("errors");
   tcase_add_test(tc, test_malformed);
   tcase_add_test(tc, test_json);
+  tcase_add_test(tc, test_json_against_reference);
   tcase_add_test(tc, test_rejection_texts);
   tcase_add_test(tc, test_mutations);
   suite_add_tcase(s, tc);
