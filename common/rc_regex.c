@@ -65,7 +65,9 @@ static double scan_sequence(scan_t *s) {
   double total = 0, last = 0;
   for (;;) {
     char c = s->p[s->at];
-    if (c == '\0' || c == '|' || c == ')') return total;
+    /* Outside every group glibc's ERE takes ')' as an ordinary character, so quantifiers
+     * after it multiply it like any other piece. */
+    if (c == '\0' || c == '|' || (c == ')' && s->depth > 0)) return total;
     double copies = 0;
     size_t len = 1;
     if (c == '*' || c == '?') copies = 1;
@@ -114,10 +116,7 @@ int rc_regex_compile(regex_t *re, const char *pattern, int cflags, rc_error_t *e
   if (pattern == NULL) return rc_error_set(err, "no regular expression given");
   scan_t s = {.p = pattern};
   double size = 0;
-  while (!s.too_deep && pattern[s.at] != '\0') {
-    size += scan_alternatives(&s);
-    if (pattern[s.at] == ')') s.at++; /* unbalanced: regcomp says so below */
-  }
+  size += scan_alternatives(&s); /* at depth 0 it reads up to the end */
   if (s.too_deep)
     return rc_error_set(err, "regular expression has groups nested deeper than %d",
                         RC_REGEX_MAX_DEPTH);

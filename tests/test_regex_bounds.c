@@ -35,6 +35,7 @@ START_TEST(ordinary_patterns_compile) {
   assert_compiles("a\\+\\+\\+\\+b", "a++++b", "ab");   /* escaped, not quantifiers */
   assert_compiles("[[:digit:]]{3,5}", "1234", "12");
   assert_compiles("(ab|cd){2,}", "abcd", "ab");
+  assert_compiles("ready) now+", "ready) nowww", "ready now"); /* a lone ')' is literal */
 }
 END_TEST
 
@@ -51,6 +52,11 @@ START_TEST(expanding_patterns_are_refused) {
   for (int i = 0; i < 70; i++) strcat(deep, ")");
   assert_refused(deep, "nested deeper than 64");
   assert_refused("a(b", "Unmatched"); /* regcomp's own verdict, as before */
+  /* Outside a group ')' is an ordinary character to glibc, and quantifiers stack on it
+   * (fuzz finding tests/fuzz/profile/oom-unmatched-paren-quantifiers). */
+  char after_paren[200] = "ready)";
+  memset(after_paren + 6, '+', 80);
+  assert_refused(after_paren, "would expand");
 }
 END_TEST
 
