@@ -186,7 +186,7 @@ static char *template_render(const char *text, const profile_var_t *vars, size_t
       char list[512], own[128] = "";
       names_join(PROFILE_PLACEHOLDERS, list, sizeof list);
       if (extra != NULL) names_join(extra, own, sizeof own);
-      rc_error_set(err, "unknown placeholder '{%.*s}' (known: %s%s%s, env:NAME)", shown, name,
+      rc_error_set(err, "unknown placeholder '{%.*s}' (known: %s, env:NAME%s%s)", shown, name,
                    list, own[0] ? ", " : "", own);
       goto fail;
     }
