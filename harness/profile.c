@@ -1004,13 +1004,38 @@ static int load_setup(const loader_t *ld, json_t *root) {
   return 0;
 }
 
+/* "positions": {"stream": token}: the positions the mock announces for streams, so
+ * that they match what a SUT with state of its own (a database) starts from. */
+static int load_positions(const loader_t *ld, json_t *root) {
+  profile_t *p = ld->profile;
+  json_t *obj;
+  if (get_object(ld, root, "positions", &obj) != 0 || obj == NULL) return obj == NULL ? 0 : -1;
+  p->positions = calloc(json_object_size(obj) + 1, sizeof *p->positions);
+  if (p->positions == NULL) return load_fail(ld, NULL, "out of memory");
+  const char *name;
+  json_t *value;
+  json_object_foreach(obj, name, value) {
+    char field[300];
+    snprintf(field, sizeof field, "positions.%.200s", name);
+    if (name[0] == '\0' || strpbrk(name, " \t\r\n") != NULL)
+      return load_fail(ld, field, "a stream name has no blanks and is not empty");
+    if (!json_is_integer(value) || json_integer_value(value) < 0)
+      return load_fail(ld, field, "expected a non-negative integer (the stream token), got %s",
+                       json_is_integer(value) ? "a negative integer" : json_type_word(value));
+    if (copy_string(ld, name, &p->positions[p->position_count].stream) != 0) return -1;
+    p->positions[p->position_count++].position = json_integer_value(value);
+  }
+  return 0;
+}
+
 /* ---------------------------------------------------------------------------------
  * Public API */
 
 static const char *const TOP_LEVEL_KEYS[] = {
     "format", "name",    "description", "dialect",         "transport", "era", "instance_name",
     "roles",  "command", "env",         "config_template", "readiness", "log", "metrics",
-    "http",   "caches",  "timing",      "opt_out",         "setup",     NULL,
+    "http",   "caches",  "timing",      "opt_out",         "setup",     "positions",
+    NULL,
 };
 
 static char *profile_dir_of(const char *path) {
@@ -1065,7 +1090,7 @@ profile_t *profile_load(const char *path, rc_error_t *err) {
              load_config_template(&ld, root) == 0 && load_observation(&ld, root) == 0 &&
              load_caches(&ld, root) == 0 &&
              load_timing(&ld, root) == 0 && load_opt_outs(&ld, root) == 0 &&
-             load_setup(&ld, root) == 0)
+             load_setup(&ld, root) == 0 && load_positions(&ld, root) == 0)
       rc = 0;
   }
   json_decref(root);
@@ -1124,6 +1149,9 @@ void profile_destroy(profile_t *profile) {
   free(profile->setup.stop_on);
   free(profile->setup.config_template);
   free(profile->setup.config_output);
+  for (size_t i = 0; profile->positions != NULL && profile->positions[i].stream != NULL; i++)
+    free(profile->positions[i].stream);
+  free(profile->positions);
   free(profile);
 }
 

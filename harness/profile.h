@@ -79,6 +79,12 @@ typedef struct profile_cache {
   char *read_url;      /* "read_url": template with {key}; a 200 means the key is cached; optional */
 } profile_cache_t;
 
+/* One stream position the mock announces instead of its default ("positions"). */
+typedef struct profile_position {
+  char *stream;
+  long long position;
+} profile_position_t;
+
 typedef struct profile_opt_out {
   char *pattern; /* test id, or an fnmatch glob over ids (its * also spans /) */
   char *reason;  /* shown in the report as the skip reason */
@@ -147,6 +153,9 @@ typedef struct profile {
   size_t opt_out_count;
 
   profile_setup_t setup;         /* "setup": {...}, optional */
+  profile_position_t *positions; /* "positions": {"stream": token, ...}, optional: where the
+                                  * SUT's own state (its database) starts */
+  size_t position_count;
 } profile_t;
 
 /* Loads and validates a profile. Returns NULL with err filled ("<path>: field 'x':

@@ -66,6 +66,15 @@ rc_test_t *rc_test_create(const rc_test_def_t *def, const profile_t *profile,
   }
   mockhs_config_defaults(&t->mock_config, profile->dialect, t->server_name);
   t->mock_config.ping_interval_ms = profile->timing.ping_interval_ms;
+  for (size_t i = 0; i < profile->position_count; i++) {
+    if (mockhs_config_set_position(&t->mock_config, profile->positions[i].stream,
+                                   profile->positions[i].position) != 0) {
+      rc_error_set(err, "profile %s: positions: more than %d streams", profile->path,
+                   MOCKHS_MAX_STREAMS);
+      rc_test_destroy(t);
+      return NULL;
+    }
+  }
   return t;
 }
 

@@ -348,7 +348,7 @@ static const error_case_t ERROR_CASES[] = {
     ERR("", "JSON syntax error:"),
     ERR("[1, 2]", "expected a JSON object at the top level, got array"),
     ERR(WITH("'comand': ['w']"), "unknown top-level key 'comand'",
-        "(known: format, name, description, dialect", "opt_out, setup)"),
+        "(known: format, name, description, dialect", "opt_out, setup, positions)"),
     /* format, name, description */
     ERR("{'name': 'n', 'dialect': 'modern', 'era': '1.66', 'command': ['w']}",
         "field 'format': missing, expected the integer 1"),
@@ -604,6 +604,12 @@ static const error_case_t ERROR_CASES[] = {
         "field 'setup.config_template.output': missing"),
     ERR(WITH("'setup': {'command': ['x'], 'config_template': {'source': 'none.in', 'output': 'o'}}"),
         "field 'setup.config_template.source':", "none.in: No such file or directory"),
+    /* positions */
+    ERR(WITH("'positions': [1]"), "field 'positions': expected an object, got array"),
+    ERR(WITH("'positions': {'a b': 1}"), "field 'positions.a b': a stream name has no blanks"),
+    ERR(WITH("'positions': {'caches': -1}"),
+        "field 'positions.caches': expected a non-negative integer (the stream token), got a negative integer"),
+    ERR(WITH("'positions': {'caches': '1'}"), "field 'positions.caches': expected a non-negative integer", "got string"),
     /* {env:NAME} */
     ERR(WITH("'env': {'A': '{env:}'}"), "field 'env.A': unknown placeholder '{env:}'", "env:NAME)"),
     ERR(WITH("'env': {'A': '{env:1X}'}"), "field 'env.A': unknown placeholder '{env:1X}'"),
@@ -783,6 +789,13 @@ START_TEST(test_setup_loads) {
   profile_destroy(p);
   p = load_ok(MIN_HEAD "}");
   ck_assert_ptr_null(p->setup.command);
+  ck_assert_uint_eq(p->position_count, 0);
+  profile_destroy(p);
+  p = load_ok(WITH("'positions': {'caches': 1, 'events': 9007199254740993}"));
+  ck_assert_uint_eq(p->position_count, 2);
+  ck_assert_str_eq(p->positions[0].stream, "caches");
+  ck_assert_int_eq(p->positions[0].position, 1);
+  ck_assert_int_eq(p->positions[1].position, 9007199254740993LL);
   profile_destroy(p);
 }
 END_TEST
