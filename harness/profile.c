@@ -479,24 +479,34 @@ static int load_roles(const loader_t *ld, json_t *root) {
 
 static bool env_name_valid(const char *name) { return env_name_valid_n(name, strlen(name)); }
 
+/* An argv template array at `field` ("command", "setup.command"): NULL-terminated in
+ * *out, its length in *count. */
+static int load_argv(const loader_t *ld, json_t *command, const char *field, char ***out,
+                     size_t *count) {
+  if (!json_is_array(command) || json_array_size(command) == 0)
+    return load_fail(ld, field, "expected a non-empty array of strings, got %s",
+                     command == NULL            ? "nothing"
+                     : json_is_array(command) ? "an empty array"
+                                              : json_type_word(command));
+  *out = calloc(json_array_size(command) + 1, sizeof **out);
+  if (*out == NULL) return load_fail(ld, NULL, "out of memory");
+  for (size_t i = 0; i < json_array_size(command); i++) {
+    char item[80];
+    snprintf(item, sizeof item, "%s[%zu]", field, i);
+    /* Arguments may be empty (e.g. an empty password); the program may not. */
+    int flags = FIELD_TEMPLATE | (i > 0 ? FIELD_EMPTY_OK : 0);
+    if (take_string(ld, json_array_get(command, i), item, flags, &(*out)[i]) != 0) return -1;
+    *count = i + 1;
+  }
+  return 0;
+}
+
 static int load_command_env(const loader_t *ld, json_t *root) {
   profile_t *p = ld->profile;
   json_t *command = json_object_get(root, "command");
   if (command == NULL)
     return load_fail(ld, "command", "missing, expected a non-empty array of strings");
-  if (!json_is_array(command) || json_array_size(command) == 0)
-    return load_fail(ld, "command", "expected a non-empty array of strings, got %s",
-                     json_is_array(command) ? "an empty array" : json_type_word(command));
-  p->command = calloc(json_array_size(command) + 1, sizeof *p->command);
-  if (p->command == NULL) return load_fail(ld, NULL, "out of memory");
-  for (size_t i = 0; i < json_array_size(command); i++) {
-    char field[64];
-    snprintf(field, sizeof field, "command[%zu]", i);
-    /* Arguments may be empty (e.g. an empty password); the program may not. */
-    int flags = FIELD_TEMPLATE | (i > 0 ? FIELD_EMPTY_OK : 0);
-    if (take_string(ld, json_array_get(command, i), field, flags, &p->command[i]) != 0) return -1;
-    p->command_count = i + 1;
-  }
+  if (load_argv(ld, command, "command", &p->command, &p->command_count) != 0) return -1;
 
   json_t *env;
   if (get_object(ld, root, "env", &env) != 0 || env == NULL) return env == NULL ? 0 : -1;
@@ -968,20 +978,13 @@ static int load_setup(const loader_t *ld, json_t *root) {
   int per = 0;
   if (get_choice(ld, setup, "per", "setup.per", pers, false, &per) != 0) return -1;
   s->per_test = per == 1;
-  json_t *command = json_object_get(setup, "command");
-  if (!json_is_array(command) || json_array_size(command) == 0)
-    return load_fail(ld, "setup.command", "expected a non-empty array of strings, got %s",
-                     command == NULL ? "nothing" : json_is_array(command) ? "an empty array"
-                                                                           : json_type_word(command));
-  s->command = calloc(json_array_size(command) + 1, sizeof *s->command);
-  if (s->command == NULL) return load_fail(ld, NULL, "out of memory");
-  for (size_t i = 0; i < json_array_size(command); i++) {
+  if (load_argv(ld, json_object_get(setup, "command"), "setup.command", &s->command,
+                &s->command_count) != 0)
+    return -1;
+  for (size_t i = 0; !s->per_test && i < s->command_count; i++) {
     char field[64];
     snprintf(field, sizeof field, "setup.command[%zu]", i);
-    int flags = FIELD_TEMPLATE | (i > 0 ? FIELD_EMPTY_OK : 0);
-    if (take_string(ld, json_array_get(command, i), field, flags, &s->command[i]) != 0) return -1;
-    s->command_count = i + 1;
-    if (!s->per_test && check_setup_run_template(ld, field, s->command[i]) != 0) return -1;
+    if (check_setup_run_template(ld, field, s->command[i]) != 0) return -1;
   }
   if (take_string(ld, json_object_get(setup, "stop_on"), "setup.stop_on",
                   FIELD_TEMPLATE | FIELD_REGEX, &s->stop_on) != 0)
