@@ -25,8 +25,12 @@
 const char *const PROFILE_PLACEHOLDERS[] = {
     "repl_host",   "repl_port",     "http_url",   "http_port",   "sut_http_port",
     "log_path",    "work_dir",      "db_dsn",     "server_name", "bin_dir",
-    "profile_dir", "instance_name", "redis_host", "redis_port",  NULL,
+    "profile_dir", "instance_name", "redis_host", "redis_port",  "db_host",
+    "db_port",     "db_name",       "db_user",    NULL,
 };
+
+/* "{env:NAME}" takes its value from the harness's environment (PROFILE_ENV_PREFIX). */
+#define PROFILE_ENV_PREFIX "env:"
 
 /* Profiles and config templates are small text files; anything bigger is a mistake
  * (a binary passed by accident) and must not be slurped into memory. */
@@ -88,6 +92,34 @@ static char *file_read_all(const char *path, size_t *len_out, char *why, size_t 
 /* ---------------------------------------------------------------------------------
  * Templates */
 
+static bool env_name_valid_n(const char *name, size_t len) {
+  if (len == 0 || !(isalpha((unsigned char)name[0]) || name[0] == '_')) return false;
+  for (size_t i = 0; i < len; i++) {
+    if (!(isalnum((unsigned char)name[i]) || name[i] == '_')) return false;
+  }
+  return true;
+}
+
+/* Whether name[0..len) is "env:NAME" with a valid variable name. */
+static bool env_placeholder(const char *name, size_t len) {
+  size_t plen = strlen(PROFILE_ENV_PREFIX);
+  return len > plen && memcmp(name, PROFILE_ENV_PREFIX, plen) == 0 &&
+         env_name_valid_n(name + plen, len - plen);
+}
+
+/* The value of an "{env:NAME}" placeholder: unset or empty is an error, so a profile
+ * never runs a half-filled command line. */
+static bool env_value(const char *name, size_t len, const char **value, rc_error_t *err) {
+  size_t plen = strlen(PROFILE_ENV_PREFIX);
+  char var[256];
+  snprintf(var, sizeof var, "%.*s", (int)(len - plen), name + plen);
+  *value = getenv(var);
+  if (*value != NULL && (*value)[0] != '\0') return true;
+  rc_error_set(err, "placeholder '{%.*s}': environment variable %s is not set",
+               len > 120 ? 120 : (int)len, name, var);
+  return false;
+}
+
 /* Renders a template: "{{" and "}}" become literal braces, "{name}" becomes `fill`
  * when fill is non-NULL (validation: any known placeholder, or one of the field's own
  * `extra` names such as {n}) or the value from vars.
@@ -126,9 +158,11 @@ char *profile_render(const char *text, const profile_var_t *vars, size_t var_cou
       goto fail;
     }
     int shown = len > 80 ? 80 : (int)len;
-    bool known = name_in_list(PROFILE_PLACEHOLDERS, name, len) ||
+    bool from_env = env_placeholder(name, len);
+    bool known = from_env || name_in_list(PROFILE_PLACEHOLDERS, name, len) ||
                  (extra != NULL && name_in_list(extra, name, len));
     const char *value = fill != NULL && known ? fill : NULL;
+    if (from_env && fill == NULL && !env_value(name, len, &value, err)) goto fail;
     for (size_t i = 0; fill == NULL && i < var_count && value == NULL; i++) {
       if (vars[i].name != NULL && strlen(vars[i].name) == len &&
           memcmp(vars[i].name, name, len) == 0)
@@ -150,8 +184,8 @@ char *profile_render(const char *text, const profile_var_t *vars, size_t var_cou
       char list[512], own[128] = "";
       names_join(PROFILE_PLACEHOLDERS, list, sizeof list);
       if (extra != NULL) names_join(extra, own, sizeof own);
-      rc_error_set(err, "unknown placeholder '{%.*s}' (known: %s%s%s)", shown, name, list,
-                   own[0] ? ", " : "", own);
+      rc_error_set(err, "unknown placeholder '{%.*s}' (known: %s, env:NAME%s%s)", shown, name,
+                   list, own[0] ? ", " : "", own);
       goto fail;
     }
     fputs(value, out);
@@ -427,12 +461,28 @@ static int load_roles(const profile_loader_t *ld, json_t *root) {
   return 0;
 }
 
-static bool env_name_valid(const char *name) {
-  if (!(isalpha((unsigned char)name[0]) || name[0] == '_')) return false;
-  for (const char *c = name; *c != '\0'; c++) {
-    if (!(isalnum((unsigned char)*c) || *c == '_')) return false;
+static bool env_name_valid(const char *name) { return env_name_valid_n(name, strlen(name)); }
+
+/* An argv template array at `field` ("command", "setup.command"): NULL-terminated in
+ * *out, its length in *count. */
+static int load_argv(const profile_loader_t *ld, json_t *command, const char *field, char ***out,
+                     size_t *count) {
+  if (!json_is_array(command) || json_array_size(command) == 0)
+    return profile_fail(ld, field, "expected a non-empty array of strings, got %s",
+                     command == NULL            ? "nothing"
+                     : json_is_array(command) ? "an empty array"
+                                              : profile_json_type(command));
+  *out = calloc(json_array_size(command) + 1, sizeof **out);
+  if (*out == NULL) return profile_fail(ld, NULL, "out of memory");
+  for (size_t i = 0; i < json_array_size(command); i++) {
+    char item[80];
+    snprintf(item, sizeof item, "%s[%zu]", field, i);
+    /* Arguments may be empty (e.g. an empty password); the program may not. */
+    int flags = FIELD_TEMPLATE | (i > 0 ? FIELD_EMPTY_OK : 0);
+    if (profile_take_string(ld, json_array_get(command, i), item, flags, &(*out)[i]) != 0) return -1;
+    *count = i + 1;
   }
-  return true;
+  return 0;
 }
 
 static int load_command_env(const profile_loader_t *ld, json_t *root) {
@@ -440,20 +490,7 @@ static int load_command_env(const profile_loader_t *ld, json_t *root) {
   json_t *command = json_object_get(root, "command");
   if (command == NULL)
     return profile_fail(ld, "command", "missing, expected a non-empty array of strings");
-  if (!json_is_array(command) || json_array_size(command) == 0)
-    return profile_fail(ld, "command", "expected a non-empty array of strings, got %s",
-                        json_is_array(command) ? "an empty array" : profile_json_type(command));
-  p->command = calloc(json_array_size(command) + 1, sizeof *p->command);
-  if (p->command == NULL) return profile_fail(ld, NULL, "out of memory");
-  for (size_t i = 0; i < json_array_size(command); i++) {
-    char field[64];
-    snprintf(field, sizeof field, "command[%zu]", i);
-    /* Arguments may be empty (e.g. an empty password); the program may not. */
-    int flags = FIELD_TEMPLATE | (i > 0 ? FIELD_EMPTY_OK : 0);
-    if (profile_take_string(ld, json_array_get(command, i), field, flags, &p->command[i]) != 0)
-      return -1;
-    p->command_count = i + 1;
-  }
+  if (load_argv(ld, command, "command", &p->command, &p->command_count) != 0) return -1;
 
   json_t *env;
   if (get_object(ld, root, "env", &env) != 0 || env == NULL) return env == NULL ? 0 : -1;
@@ -502,8 +539,7 @@ static char *config_source_resolve(const char *dir, const char *source) {
 
 /* A source path without placeholders can be checked now: it must be readable and its
  * content must use only known placeholders (it is expanded like every template). */
-static int check_config_file(const profile_loader_t *ld, const char *source_template) {
-  const char *field = "config_template.source";
+static int check_config_file(const profile_loader_t *ld, const char *field, const char *source_template) {
   rc_error_t terr;
   size_t offset = 0, len = 0;
   char *file_path = profile_render(source_template, NULL, 0, NULL, NULL, &offset, &terr);
@@ -527,27 +563,38 @@ static int check_config_file(const profile_loader_t *ld, const char *source_temp
   return rc;
 }
 
-static int load_config_template(const profile_loader_t *ld, json_t *root) {
+/* A {"source", "output"} object at `prefix` (the SUT's config_template, or the
+ * setup's). */
+static int load_template_pair(const profile_loader_t *ld, json_t *config, const char *prefix,
+                              char **template_out, char **output_out) {
   static const char *const keys[] = {"source", "output", NULL};
-  profile_t *p = ld->profile;
-  json_t *config;
+  char source_field[64], output_field[64];
+  snprintf(source_field, sizeof source_field, "%s.source", prefix);
+  snprintf(output_field, sizeof output_field, "%s.output", prefix);
+  if (!json_is_object(config))
+    return profile_fail(ld, prefix, "expected an object, got %s", profile_json_type(config));
   char *source = NULL;
-  if (get_object(ld, root, "config_template", &config) != 0) return -1;
-  if (config == NULL) return 0;
-  int rc = profile_check_keys(ld, config, "config_template", keys);
+  int rc = profile_check_keys(ld, config, prefix, keys);
   if (rc == 0)
-    rc = profile_take_string(ld, json_object_get(config, "source"), "config_template.source",
-                             FIELD_REQUIRED | FIELD_TEMPLATE, &source);
+    rc = profile_take_string(ld, json_object_get(config, "source"), source_field,
+                     FIELD_REQUIRED | FIELD_TEMPLATE, &source);
   if (rc == 0)
-    rc = profile_take_string(ld, json_object_get(config, "output"), "config_template.output",
-                             FIELD_REQUIRED | FIELD_TEMPLATE, &p->config_output);
+    rc = profile_take_string(ld, json_object_get(config, "output"), output_field,
+                     FIELD_REQUIRED | FIELD_TEMPLATE, output_out);
   if (rc == 0) {
-    p->config_template = config_source_resolve(p->dir, source);
-    rc = p->config_template == NULL ? profile_fail(ld, NULL, "out of memory")
-                                    : check_config_file(ld, p->config_template);
+    *template_out = config_source_resolve(ld->profile->dir, source);
+    rc = *template_out == NULL ? profile_fail(ld, NULL, "out of memory")
+                               : check_config_file(ld, source_field, *template_out);
   }
   free(source);
   return rc;
+}
+
+static int load_config_template(const profile_loader_t *ld, json_t *root) {
+  profile_t *p = ld->profile;
+  json_t *config = json_object_get(root, "config_template");
+  if (config == NULL) return 0;
+  return load_template_pair(ld, config, "config_template", &p->config_template, &p->config_output);
 }
 
 /* "http.paths": the paths the http suite requests under http.url. */
@@ -728,13 +775,103 @@ static int load_opt_outs(const profile_loader_t *ld, json_t *root) {
   return 0;
 }
 
+/* "setup": a command run before the SUT, once per run or before each test. A per-run
+ * step runs before any mock exists, so its templates may use only the placeholders
+ * PROFILE_SETUP_RUN_PLACEHOLDERS names (and {env:NAME}). */
+const char *const PROFILE_SETUP_RUN_PLACEHOLDERS[] = {
+    "work_dir", "bin_dir", "profile_dir", "instance_name", "db_dsn",
+    "db_host",  "db_port", "db_name",     "db_user",       NULL,
+};
+
+static int check_setup_run_template(const profile_loader_t *ld, const char *field, const char *text) {
+  profile_var_t vars[16];
+  size_t n = 0;
+  for (; PROFILE_SETUP_RUN_PLACEHOLDERS[n] != NULL; n++)
+    vars[n] = (profile_var_t){PROFILE_SETUP_RUN_PLACEHOLDERS[n], "x"};
+  rc_error_t why;
+  size_t offset = 0;
+  char *out = profile_render(text, vars, n, NULL, NULL, &offset, &why);
+  if (out != NULL || strstr(why.msg, "environment variable") != NULL) {
+    free(out);
+    return 0; /* {env:NAME} is checked when the step runs */
+  }
+  return profile_fail(ld, field, "%s (a setup with \"per\": \"run\" runs before the mock exists)",
+                   why.msg);
+}
+
+static int load_setup(const profile_loader_t *ld, json_t *root) {
+  static const char *const keys[] = {"command", "per", "timeout_ms", "stop_on",
+                                     "config_template", NULL};
+  static const char *const pers[] = {"run", "test", NULL};
+  profile_setup_t *s = &ld->profile->setup;
+  s->timeout_ms = PROFILE_SETUP_DEFAULT_TIMEOUT_MS;
+  json_t *setup;
+  if (get_object(ld, root, "setup", &setup) != 0 || setup == NULL) return setup == NULL ? 0 : -1;
+  if (profile_check_keys(ld, setup, "setup", keys) != 0) return -1;
+  int per = 0;
+  if (get_choice(ld, setup, "per", "setup.per", pers, false, &per) != 0) return -1;
+  s->per_test = per == 1;
+  if (load_argv(ld, json_object_get(setup, "command"), "setup.command", &s->command,
+                &s->command_count) != 0)
+    return -1;
+  for (size_t i = 0; !s->per_test && i < s->command_count; i++) {
+    char field[64];
+    snprintf(field, sizeof field, "setup.command[%zu]", i);
+    if (check_setup_run_template(ld, field, s->command[i]) != 0) return -1;
+  }
+  if (profile_take_string(ld, json_object_get(setup, "stop_on"), "setup.stop_on",
+                  FIELD_TEMPLATE | FIELD_REGEX, &s->stop_on) != 0)
+    return -1;
+  if (s->stop_on != NULL && !s->per_test &&
+      check_setup_run_template(ld, "setup.stop_on", s->stop_on) != 0)
+    return -1;
+  json_t *config = json_object_get(setup, "config_template");
+  if (config != NULL && load_template_pair(ld, config, "setup.config_template",
+                                           &s->config_template, &s->config_output) != 0)
+    return -1;
+  json_t *timeout = json_object_get(setup, "timeout_ms");
+  if (timeout != NULL) {
+    if (!json_is_integer(timeout) || json_integer_value(timeout) < PROFILE_TIMING_MIN_MS ||
+        json_integer_value(timeout) > PROFILE_TIMING_MAX_MS)
+      return profile_fail(ld, "setup.timeout_ms", "expected an integer in %d..%d (milliseconds)",
+                       PROFILE_TIMING_MIN_MS, PROFILE_TIMING_MAX_MS);
+    s->timeout_ms = (int)json_integer_value(timeout);
+  }
+  return 0;
+}
+
+/* "positions": {"stream": token}: the positions the mock announces for streams, so
+ * that they match what a SUT with state of its own (a database) starts from. */
+static int load_positions(const profile_loader_t *ld, json_t *root) {
+  profile_t *p = ld->profile;
+  json_t *obj;
+  if (get_object(ld, root, "positions", &obj) != 0 || obj == NULL) return obj == NULL ? 0 : -1;
+  p->positions = calloc(json_object_size(obj) + 1, sizeof *p->positions);
+  if (p->positions == NULL) return profile_fail(ld, NULL, "out of memory");
+  const char *name;
+  json_t *value;
+  json_object_foreach(obj, name, value) {
+    char field[300];
+    snprintf(field, sizeof field, "positions.%.200s", name);
+    if (name[0] == '\0' || strpbrk(name, " \t\r\n") != NULL)
+      return profile_fail(ld, field, "a stream name has no blanks and is not empty");
+    if (!json_is_integer(value) || json_integer_value(value) < 0)
+      return profile_fail(ld, field, "expected a non-negative integer (the stream token), got %s",
+                       json_is_integer(value) ? "a negative integer" : profile_json_type(value));
+    if (profile_copy_string(ld, name, &p->positions[p->position_count].stream) != 0) return -1;
+    p->positions[p->position_count++].position = json_integer_value(value);
+  }
+  return 0;
+}
+
 /* ---------------------------------------------------------------------------------
  * Public API */
 
 static const char *const TOP_LEVEL_KEYS[] = {
     "format", "name",    "description", "dialect",         "transport", "era", "instance_name",
     "roles",  "command", "env",         "config_template", "readiness", "log", "metrics",
-    "http",   "caches",  "fedsender",   "timing",          "opt_out",   "database", NULL,
+    "http",   "caches",  "fedsender",   "timing",          "opt_out",   "setup", "positions",
+    "database", NULL,
 };
 
 static char *profile_dir_of(const char *path) {
@@ -785,12 +922,13 @@ profile_t *profile_load(const char *path, rc_error_t *err) {
     profile->dir = profile_dir_of(path);
     if (profile->dir == NULL)
       profile_fail(&ld, NULL, "out of memory");
-    else if (profile_check_keys(&ld, root, NULL, TOP_LEVEL_KEYS) == 0 &&
-             load_identity(&ld, root) == 0 && load_roles(&ld, root) == 0 &&
-             load_command_env(&ld, root) == 0 && load_config_template(&ld, root) == 0 &&
-             load_observation(&ld, root) == 0 && profile_load_caches(&ld, root) == 0 &&
-             profile_load_fedsender(&ld, root) == 0 && load_timing(&ld, root) == 0 &&
-             load_opt_outs(&ld, root) == 0 && profile_database_load(profile, root, err) == 0)
+    else if (profile_check_keys(&ld, root, NULL, TOP_LEVEL_KEYS) == 0 && load_identity(&ld, root) == 0 &&
+             load_roles(&ld, root) == 0 && load_command_env(&ld, root) == 0 &&
+             load_config_template(&ld, root) == 0 && load_observation(&ld, root) == 0 &&
+             profile_load_caches(&ld, root) == 0 && profile_load_fedsender(&ld, root) == 0 &&
+             load_timing(&ld, root) == 0 && load_opt_outs(&ld, root) == 0 &&
+             load_setup(&ld, root) == 0 && load_positions(&ld, root) == 0 &&
+             profile_database_load(profile, root, err) == 0)
       rc = 0;
   }
   json_decref(root);
@@ -836,6 +974,15 @@ void profile_destroy(profile_t *profile) {
     free(profile->opt_outs[i].reason);
   }
   free(profile->opt_outs);
+  for (size_t i = 0; profile->setup.command != NULL && profile->setup.command[i] != NULL; i++)
+    free(profile->setup.command[i]);
+  free(profile->setup.command);
+  free(profile->setup.stop_on);
+  free(profile->setup.config_template);
+  free(profile->setup.config_output);
+  for (size_t i = 0; profile->positions != NULL && profile->positions[i].stream != NULL; i++)
+    free(profile->positions[i].stream);
+  free(profile->positions);
   free(profile);
 }
 

@@ -6,7 +6,9 @@
  * expected. Strings in "command", "env", "log.path", "readiness.pattern",
  * "metrics.url", "http.url", "config_template" and the cache templates may contain
  * placeholders such as {repl_port}; load checks that each placeholder is one of
- * PROFILE_PLACEHOLDERS (cache rows and keys may also use {n}, cache read URLs {key}),
+ * PROFILE_PLACEHOLDERS or {env:NAME} (filled from the harness's environment at
+ * expansion; unset or empty is an error) (cache rows and keys may also use {n},
+ * cache read URLs {key}),
  * and profile_expand() fills them per test. "{{" and "}}" stand for literal braces.
  *
  * Ownership: profile_t and everything in it belongs to the profile; free with
@@ -82,10 +84,34 @@ typedef struct profile_cache {
   char *read_url;      /* "read_url": template with {key}; a 200 means the key is cached; optional */
 } profile_cache_t;
 
+/* One stream position the mock announces instead of its default ("positions"). */
+typedef struct profile_position {
+  char *stream;
+  long long position;
+} profile_position_t;
+
 typedef struct profile_opt_out {
   char *pattern; /* test id, or an fnmatch glob over ids (its * also spans /) */
   char *reason;  /* shown in the report as the skip reason */
 } profile_opt_out_t;
+
+/* "setup": a command the harness runs before the SUT (e.g. to prepare a database).
+ * command is NULL when the profile has none. */
+typedef struct profile_setup {
+  char **command;       /* "setup.command": argv templates, NULL-terminated */
+  size_t command_count;
+  bool per_test;        /* "setup.per": "test" (before each test's SUT) or "run" (once) */
+  int timeout_ms;       /* "setup.timeout_ms": deadline for the step */
+  char *stop_on;        /* "setup.stop_on": ERE template; when the step's output matches,
+                         * it has done its job and is stopped (SIGTERM); optional */
+  char *config_template; /* "setup.config_template.source" (resolved like the SUT's); optional */
+  char *config_output;   /* "setup.config_template.output": template of the file written */
+} profile_setup_t;
+
+#define PROFILE_SETUP_DEFAULT_TIMEOUT_MS 300000
+
+/* Placeholders a per-run setup may use (no mock exists yet), NULL-terminated. */
+extern const char *const PROFILE_SETUP_RUN_PLACEHOLDERS[];
 
 typedef struct profile {
   char *path;         /* as given to profile_load */
@@ -138,6 +164,11 @@ typedef struct profile {
 
   profile_opt_out_t *opt_outs;   /* "opt_out": [{"test": ..., "reason": ...}] */
   size_t opt_out_count;
+
+  profile_setup_t setup;         /* "setup": {...}, optional */
+  profile_position_t *positions; /* "positions": {"stream": token, ...}, optional: where the
+                                  * SUT's own state (its database) starts */
+  size_t position_count;
 } profile_t;
 
 /* Loads and validates a profile. Returns NULL with err filled ("<path>: field 'x':

@@ -20,6 +20,8 @@
 #include "profile.h"
 #include "rc_clock.h"
 #include "run_plan.h"
+#include "db_vars.h"
+#include "setup_step.h"
 #include "sut.h"
 
 /* Bound on initdb, server start and schema set-up (1-2 s on a quiet machine). */
@@ -397,6 +399,44 @@ static int finish_run(FILE *out, run_ctx_t *r, const dispatch_stats_t *stats) {
 
 /* ---- the run -------------------------------------------------------------------------- */
 
+/* The profile's per-run setup (e.g. preparing the SUT's database), once, before the
+ * first test, in <run_dir>/setup; skipped when no test will run. */
+static int run_setup(FILE *out, const runner_options_t *o, const profile_t *p,
+                     const run_plan_t *plan, const char *run_dir) {
+  if (p->setup.command == NULL || p->setup.per_test) return 0;
+  bool any = false;
+  for (size_t i = 0; i < plan->task_count && !any; i++) any = plan->tasks[i].skip_reason == NULL;
+  if (!any) return 0;
+  char dir[4200], output[4300];
+  snprintf(dir, sizeof dir, "%s/setup", run_dir);
+  snprintf(output, sizeof output, "%s/setup-output.txt", dir);
+  rc_error_t err;
+  db_vars_t db;
+  if (mkdir(dir, 0700) != 0) {
+    rc_error_set(&err, "cannot create %s: %s", dir, strerror(errno));
+  } else if (db_vars_from_env(&db, &err) == 0) {
+    profile_var_t vars[16] = {{"work_dir", dir},
+                              {"bin_dir", o->bin_dir},
+                              {"profile_dir", p->dir},
+                              {"instance_name", p->instance_name}};
+    size_t n = 4 + db_vars_list(&db, vars + 4, 16 - 4);
+    setup_step_spec_t spec = {.profile = p, .vars = vars, .var_count = n, .work_dir = dir,
+                              .output_path = output,
+                              .timeout_ms = p->setup.timeout_ms,
+                              .grace_ms = p->timing.shutdown_grace_ms};
+    fprintf(out, "  running the profile's setup step ...\n");
+    fflush(out);
+    int64_t start = rc_clock_mono_ms();
+    if (setup_step_run(&spec, &err) == 0) {
+      fprintf(out, "  profile setup done in %.1f s\n", (double)(rc_clock_mono_ms() - start) / 1000.0);
+      return 0;
+    }
+  }
+  fprintf(stderr, "replcheck: the SUT could not be started: %s\n", err.msg);
+  fprintf(out, "Work directory (setup output): %s\n", run_dir);
+  return -1;
+}
+
 /* The soft descriptor limit up to the hard one: a SUT that opens a thousand connections
  * must meet the mock's limit no sooner than its own (1024 by default on both sides). */
 static void raise_fd_limit(void) {
@@ -468,6 +508,11 @@ static int execute(const runner_options_t *o, profile_t *profile, const run_plan
                  .seed = seed,
                  .check_timeout = case_run_check_timeout(profile, o->timeout_factor)};
   print_header(out, o, profile, plan, seed, in_process);
+  if (run_setup(out, o, profile, plan, run_dir) != 0) {
+    report_destroy(report);
+    free(items);
+    return RC_EXIT_SUT_START;
+  }
   progress_init(&r.progress, out, o->progress_mode, plan->task_count, in_process ? 1 : o->jobs);
   dispatch_options_t dopts = {.jobs = o->jobs, .in_process = in_process, .result_dir = run_dir};
   dispatch_hooks_t hooks = {.arg = &r,
@@ -517,6 +562,7 @@ int runner_run(const runner_options_t *o) {
         scale_ms(profile->timing.startup_timeout_ms, o->timeout_factor);
     profile->timing.shutdown_grace_ms =
         scale_ms(profile->timing.shutdown_grace_ms, o->timeout_factor);
+    profile->setup.timeout_ms = scale_ms(profile->setup.timeout_ms, o->timeout_factor);
   }
   run_plan_options_t popts = {.selectors = o->selectors,
                               .selector_count = o->selector_count,

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "db_vars.h"
 #include "filetail.h"
 #include "fixture_record.h"
 #include "passive.h"
@@ -22,6 +23,7 @@
 #include "rc_regex.h"
 #include "rc_net.h"
 #include "redis_server.h"
+#include "setup_step.h"
 
 /* The ledger note of rc_terminate_sut (also the end of LC-04's window). */
 #define SIGTERM_NOTE "harness: SIGTERM to the SUT"
@@ -76,6 +78,15 @@ rc_test_t *rc_test_create(const rc_test_def_t *def, const profile_t *profile,
       t->mock_config.stream_count < MOCKHS_MAX_STREAMS)
     t->mock_config.streams[t->mock_config.stream_count++] =
         (mockhs_stream_t){.name = "federation", .position = 1};
+  for (size_t i = 0; i < profile->position_count; i++) {
+    if (mockhs_config_set_position(&t->mock_config, profile->positions[i].stream,
+                                   profile->positions[i].position) != 0) {
+      rc_error_set(err, "profile %s: positions: more than %d streams", profile->path,
+                   MOCKHS_MAX_STREAMS);
+      rc_test_destroy(t);
+      return NULL;
+    }
+  }
   return t;
 }
 
@@ -215,7 +226,8 @@ typedef struct rc_vars {
   char sut_http_port[16];
   char redis_port[16];
   char profile_dir[4096];
-  profile_var_t list[20];
+  db_vars_t db;
+  profile_var_t list[24];
   size_t count;
 } vars_t;
 
@@ -244,8 +256,34 @@ static void vars_fill(const rc_test_t *t, vars_t *v) {
   };
   v->count = sizeof list / sizeof list[0];
   memcpy(v->list, list, sizeof list);
-  /* Absent without a database: a profile naming it then gets "no value here". */
-  if (t->db_dsn != NULL) v->list[v->count++] = (profile_var_t){"db_dsn", t->db_dsn};
+  /* The database placeholders come from the test's own database in the run's cluster
+   * (role pg), else from REPLCHECK_DB_DSN; without either (or with a malformed
+   * REPLCHECK_DB_DSN) they have no value, and a template naming one fails naming it. */
+  rc_error_t ignored;
+  int got = t->db_dsn != NULL ? db_vars_parse(t->db_dsn, &v->db, &ignored)
+                              : db_vars_from_env(&v->db, &ignored);
+  if (got == 0)
+    v->count += db_vars_list(&v->db, v->list + v->count,
+                             sizeof v->list / sizeof v->list[0] - v->count);
+}
+
+/* The profile's per-test setup, before the SUT (the mock does not serve meanwhile). */
+static bool run_test_setup(rc_test_t *t, const vars_t *v) {
+  if (t->profile->setup.command == NULL || !t->profile->setup.per_test) return true;
+  char *output = path_join(t->work_dir, "setup-output.txt");
+  if (output == NULL) return rc_error(t, "out of memory");
+  setup_step_spec_t spec = {.profile = t->profile, .vars = v->list, .var_count = v->count,
+                            .work_dir = t->work_dir, .output_path = output,
+                            .timeout_ms = t->profile->setup.timeout_ms,
+                            .grace_ms = t->profile->timing.shutdown_grace_ms};
+  rc_error_t err;
+  bool ok = setup_step_run(&spec, &err) == 0;
+  free(output);
+  if (!ok) {
+    t->sut_start_failed = true;
+    return rc_error(t, "the SUT could not be started: %s", err.msg);
+  }
+  return true;
 }
 
 static void free_strv(char **v) {
@@ -258,28 +296,10 @@ static void free_strv(char **v) {
 static bool write_config(rc_test_t *t, const vars_t *v) {
   if (t->profile->config_template == NULL) return true;
   rc_error_t err;
-  char *source = profile_expand(t->profile->config_template, v->list, v->count, &err);
-  if (source == NULL)
-    return rc_error(t, "profile %s: config_template.source: %s", t->profile->path, err.msg);
-  char *text = filetail_read_all(source, 1 << 20, &err);
-  free(source);
-  if (text == NULL) return rc_error(t, "profile config_template: %s", err.msg);
-  char *expanded = profile_expand(text, v->list, v->count, &err);
-  free(text);
-  if (expanded == NULL)
-    return rc_error(t, "profile %s: config_template: %s", t->profile->path, err.msg);
-  char *out_path = profile_expand(t->profile->config_output, v->list, v->count, &err);
-  if (out_path == NULL) {
-    free(expanded);
-    return rc_error(t, "profile %s: config_template.output: %s", t->profile->path, err.msg);
-  }
-  FILE *f = fopen(out_path, "w");
-  bool ok = f != NULL && fputs(expanded, f) >= 0;
-  if (f != NULL && fclose(f) != 0) ok = false;
-  if (!ok) rc_error(t, "cannot write the SUT config %s: %s", out_path, strerror(errno));
-  free(out_path);
-  free(expanded);
-  return ok;
+  if (setup_write_template(t->profile, "config_template", t->profile->config_template,
+                           t->profile->config_output, v->list, v->count, &err) != 0)
+    return rc_error(t, "%s", err.msg);
+  return true;
 }
 
 /* The file the SUT logs to: the profile's log.path, or else its captured output. */
@@ -442,6 +462,7 @@ bool rc_start(rc_test_t *t) {
   }
   if (ok) ok = write_config(t, vp);
   if (ok) ok = choose_log_file(t, vp);
+  if (ok) ok = run_test_setup(t, vp);
   if (ok) {
     sut_spec_t spec = {.argv = argv,
                        .env_extra = envv,

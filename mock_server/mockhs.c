@@ -55,6 +55,17 @@ void mockhs_config_defaults(mockhs_config_t *cfg, proto_dialect_t dialect,
   cfg->stream_count = n;
 }
 
+int mockhs_config_set_position(mockhs_config_t *cfg, const char *name, int64_t position) {
+  for (size_t i = 0; i < cfg->stream_count; i++) {
+    if (strcmp(cfg->streams[i].name, name) != 0) continue;
+    cfg->streams[i].position = position;
+    return 0;
+  }
+  if (cfg->stream_count >= MOCKHS_MAX_STREAMS) return -1;
+  cfg->streams[cfg->stream_count++] = (mockhs_stream_t){name, position};
+  return 0;
+}
+
 static mock_conn_t *conn_find(const mockhs_t *mock, int conn_id) {
   for (mock_conn_t *c = mock->conns; c != NULL; c = c->next)
     if (c->id == conn_id) return c;

@@ -78,6 +78,12 @@ typedef struct mockhs_config {
 void mockhs_config_defaults(mockhs_config_t *cfg, proto_dialect_t dialect,
                             const char *server_name);
 
+/* Sets the position cfg announces for a stream (after REPLICATE, and its history's
+ * start), adding the stream at the end of the answer order when cfg has no such
+ * stream. name must outlive cfg's use by mockhs_create (which copies it). Returns 0, or
+ * -1 when the stream set is full (MOCKHS_MAX_STREAMS). */
+int mockhs_config_set_position(mockhs_config_t *cfg, const char *name, int64_t position);
+
 /* Binds and listens. Returns NULL with err ("cannot listen on 127.0.0.1:8008: Address
  * already in use"). */
 mockhs_t *mockhs_create(struct event_base *base, const mockhs_config_t *cfg, rc_error_t *err);

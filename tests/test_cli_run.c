@@ -1,7 +1,8 @@
 /* `replcheck run` and `list` end to end, for the runner's options: expected failures
  * (XFAIL, XPASS, stale entries), --strict and NON_STRICT, selectors and --min, --jobs,
  * --shard, --repeat and --seed, --timeout-factor, --list and the list formats,
- * environment variables, --progress, and SIGINT/SIGTERM during a run. Real runs of the
+ * environment variables, --progress, a profile's setup step, and SIGINT/SIGTERM during a
+ * run. Real runs of the
  * real binaries against the reference worker, each picking a few fast tests. */
 #include <check.h>
 #include <dirent.h>
@@ -540,6 +541,62 @@ START_TEST(timeout_factor_scales_the_startup_timeout) {
 }
 END_TEST
 
+/* A profile's setup step: a per-run step runs once before the tests, with the
+ * database placeholders from REPLCHECK_DB_DSN; a per-test step before each test's SUT;
+ * a failing step stops the run as "could not be started" (exit 3) with its output. */
+START_TEST(profile_setup_runs_before_the_sut) {
+  char timing[2048], args[8192], *out;
+  const char *two = "protocol/handshake/name-first protocol/handshake/ping-on-connect";
+  snprintf(timing, sizeof timing,
+           "%s, \"setup\": {\"command\": [\"/bin/sh\", \"-c\", "
+           "\"echo {db_name} >> %s/per-run.txt\"]}",
+           FAST_TIMING, work);
+  char *p = refworker_profile("setup-run.json", FAST_ARGS, timing);
+  snprintf(args, sizeof args, "run --profile '%s' %s", p, two);
+  ck_assert_int_eq(replcheck_env("REPLCHECK_DB_DSN='host=127.0.0.1 dbname=rcx'", args, &out), 0);
+  assert_contains(out, "running the profile's setup step ...");
+  free(out);
+  char *path = test_path(work, "per-run.txt");
+  char *text = test_read_file(path, NULL);
+  ck_assert_ptr_nonnull(text);
+  ck_assert_str_eq(text, "rcx\n");
+  free(text);
+  free(path);
+  free(p);
+
+  snprintf(timing, sizeof timing,
+           "%s, \"setup\": {\"per\": \"test\", \"command\": [\"/bin/sh\", \"-c\", "
+           "\"echo {server_name} >> %s/per-test.txt\"]}",
+           FAST_TIMING, work);
+  p = refworker_profile("setup-test.json", FAST_ARGS, timing);
+  snprintf(args, sizeof args, "run --profile '%s' %s", p, two);
+  ck_assert_int_eq(replcheck(args, &out), 0);
+  free(out);
+  path = test_path(work, "per-test.txt");
+  text = test_read_file(path, NULL);
+  ck_assert_ptr_nonnull(text);
+  int lines = 0;
+  for (const char *c = text; *c != '\0'; c++) lines += *c == '\n';
+  ck_assert_msg(lines == 2 && strstr(text, ".replcheck.test\n") != NULL, "per-test.txt: %s", text);
+  free(text);
+  free(path);
+  free(p);
+
+  snprintf(timing, sizeof timing,
+           "%s, \"setup\": {\"command\": [\"/bin/sh\", \"-c\", \"echo no schema; exit 4\"]}",
+           FAST_TIMING);
+  p = refworker_profile("setup-fail.json", FAST_ARGS, timing);
+  snprintf(args, sizeof args, "run --profile '%s' %s", p, two);
+  ck_assert_int_eq(replcheck(args, &out), 3);
+  assert_contains(out, "replcheck: the SUT could not be started: profile ");
+  assert_contains(out, "setup '/bin/sh' exited with status 4");
+  assert_contains(out, "no schema");
+  assert_lacks(out, "PASS protocol/");
+  free(out);
+  free(p);
+}
+END_TEST
+
 START_TEST(eta_only_on_a_terminal) {
   char *p = fast_profile();
   char script[8192], *out;
@@ -705,6 +762,7 @@ int main(void) {
   tcase_add_test(tc, repeat_seed_and_all_reports);
   tcase_add_test(tc, timeout_factor_scales_the_startup_timeout);
   tcase_add_test(tc, eta_only_on_a_terminal);
+  tcase_add_test(tc, profile_setup_runs_before_the_sut);
   tcase_add_test(tc, sigint_stops_the_run_with_jobs_2);
   tcase_add_test(tc, sigterm_stops_the_run_with_jobs_1);
   tcase_add_test(tc, sigint_stops_the_database_cluster);

@@ -231,8 +231,8 @@ END_TEST
 START_TEST(a_fixture_expecting_the_bug_fails_with_its_location) {
   mutate_fixture("fixtures/protocol/stream-id-backwards.fixture", "from_token=5", "from_token=3",
                  "mine/bug/backwards.fixture");
-  mutate_fixture("fixtures/protocol/batch-interrupted-2018.fixture", "< REPLICATE caches 6",
-                 "< REPLICATE caches 5", "mine/bug/batch.fixture");
+  mutate_fixture("fixtures/protocol/batch-interrupted-2018.fixture", "< REPLICATE caches 1000006",
+                 "< REPLICATE caches 1000005", "mine/bug/batch.fixture");
   char args[4096], *out;
   snprintf(args, sizeof args,
            "run --profile '%s/profiles/refworker.json' --bin-dir '%s' --fixtures mine "

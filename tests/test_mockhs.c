@@ -157,6 +157,44 @@ START_TEST(modern_replicate_gets_every_position) {
 }
 END_TEST
 
+/* A profile's "positions" reach the answer to REPLICATE: a known stream keeps its
+ * place with the new token, an unknown one is announced last. */
+START_TEST(configured_positions_are_announced) {
+  struct event_base *base = event_base_new();
+  mockhs_config_t cfg;
+  mockhs_config_defaults(&cfg, PROTO_DIALECT_MODERN, "test.local");
+  cfg.ping_interval_ms = 0;
+  ck_assert_int_eq(mockhs_config_set_position(&cfg, "caches", 7), 0);
+  ck_assert_int_eq(mockhs_config_set_position(&cfg, "un_partial_stated_room", 5), 0);
+  rc_error_t err;
+  mockhs_t *mock = mockhs_create(base, &cfg, &err);
+  ck_assert_msg(mock != NULL, "%s", err.msg);
+  client_t client = {.used = 0, .fd = client_connect(mockhs_port(mock))};
+  ck_assert_int_ge(client.fd, 0);
+  fixture_t f = {.base = base, .mock = mock, .client = client};
+  free(expect_line(&f));
+  free(expect_line(&f));
+  client_send(&f.client, "NAME worker1\nPING 1\nREPLICATE \n");
+  bool saw_caches = false;
+  char *last = NULL;
+  for (;;) {
+    char *next = client_read_line(&f.client, f.mock, 500, NULL);
+    if (next == NULL) break;
+    if (strcmp(next, "POSITION caches master 7 7") == 0) saw_caches = true;
+    free(last);
+    last = next;
+  }
+  ck_assert_msg(saw_caches, "no 'POSITION caches master 7 7'");
+  ck_assert_ptr_nonnull(last);
+  ck_assert_str_eq(last, "POSITION un_partial_stated_room master 5 5");
+  free(last);
+  while (cfg.stream_count < MOCKHS_MAX_STREAMS)
+    cfg.streams[cfg.stream_count++] = (mockhs_stream_t){"filler", 0};
+  ck_assert_int_eq(mockhs_config_set_position(&cfg, "one-too-many", 1), -1);
+  fixture_close(&f);
+}
+END_TEST
+
 START_TEST(replicate_2018_answers_requested_stream_or_errors) {
   fixture_t f;
   fixture_open(&f, PROTO_DIALECT_2018, 0);
@@ -387,6 +425,7 @@ int main(void) {
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, opening_is_server_then_ping);
   tcase_add_test(tc, modern_replicate_gets_every_position);
+  tcase_add_test(tc, configured_positions_are_announced);
   tcase_add_test(tc, replicate_2018_answers_requested_stream_or_errors);
   tcase_add_test(tc, invalid_line_is_rejected_like_a_real_main);
   tcase_add_test(tc, over_long_line_gets_line_length_exceeded);

@@ -365,7 +365,7 @@ static const error_case_t ERROR_CASES[] = {
     ERR("", "JSON syntax error:"),
     ERR("[1, 2]", "expected a JSON object at the top level, got array"),
     ERR(WITH("'comand': ['w']"), "unknown top-level key 'comand'",
-        "(known: format, name, description, dialect", "opt_out, database)"),
+        "(known: format, name, description, dialect", "opt_out, setup, positions, database)"),
     /* database (role pg) */
     ERR(WITH("'database': 3"), "field 'database': expected an object"),
     ERR(WITH("'database': {'pool_max': 0}"), "field 'database.pool_max': expected an integer in 1..1000"),
@@ -430,7 +430,7 @@ static const error_case_t ERROR_CASES[] = {
         "field 'command[1]': expected a string, got null"),
     ERR(HEAD_NO_COMMAND ", 'command': ['w', '--port', '{rep_port}']}",
         "field 'command[2]': unknown placeholder '{rep_port}'",
-        "(known: repl_host, repl_port, http_url,", "redis_port)"),
+        "(known: repl_host, repl_port, http_url,", "db_user, env:NAME)"),
     ERR(HEAD_NO_COMMAND ", 'command': ['w', '--port={repl_port']}",
         "field 'command[1]': unclosed '{' at offset 7", "'{{'"),
     ERR(HEAD_NO_COMMAND ", 'command': ['w', '{repl_{port}}']}",
@@ -623,6 +623,39 @@ static const error_case_t ERROR_CASES[] = {
         "field 'opt_out[1].reason': missing"),
     ERR(WITH("'opt_out': [{'test': 'a', 'reason': 'r', 'why': 1}]"),
         "field 'opt_out[0]': unknown key 'why' (known: test, reason)"),
+    /* setup */
+    ERR(WITH("'setup': []"), "field 'setup': expected an object, got array"),
+    ERR(WITH("'setup': {}"), "field 'setup.command': expected a non-empty array of strings, got nothing"),
+    ERR(WITH("'setup': {'command': []}"), "field 'setup.command': expected a non-empty array", "an empty array"),
+    ERR(WITH("'setup': {'command': ['']}"), "field 'setup.command[0]': expected a non-empty string"),
+    ERR(WITH("'setup': {'command': ['x'], 'when': 1}"),
+        "field 'setup': unknown key 'when' (known: command, per, timeout_ms, stop_on, config_template)"),
+    ERR(WITH("'setup': {'command': ['x'], 'per': 'suite'}"),
+        "field 'setup.per': expected \"run\" or \"test\", got \"suite\""),
+    ERR(WITH("'setup': {'command': ['x', '{repl_port}']}"),
+        "field 'setup.command[1]': placeholder '{repl_port}' has no value here",
+        "(a setup with \"per\": \"run\" runs before the mock exists)"),
+    ERR(WITH("'setup': {'command': ['x', '{rep}'], 'per': 'test'}"),
+        "field 'setup.command[1]': unknown placeholder '{rep}'"),
+    ERR(WITH("'setup': {'command': ['x'], 'stop_on': '('}"),
+        "field 'setup.stop_on': invalid POSIX extended regular expression"),
+    ERR(WITH("'setup': {'command': ['x'], 'stop_on': 'port {sut_http_port}'}"),
+        "field 'setup.stop_on': placeholder '{sut_http_port}' has no value here"),
+    ERR(WITH("'setup': {'command': ['x'], 'timeout_ms': 0}"),
+        "field 'setup.timeout_ms': expected an integer in 1..3600000 (milliseconds)"),
+    ERR(WITH("'setup': {'command': ['x'], 'config_template': {'source': 'none.in'}}"),
+        "field 'setup.config_template.output': missing"),
+    ERR(WITH("'setup': {'command': ['x'], 'config_template': {'source': 'none.in', 'output': 'o'}}"),
+        "field 'setup.config_template.source':", "none.in: No such file or directory"),
+    /* positions */
+    ERR(WITH("'positions': [1]"), "field 'positions': expected an object, got array"),
+    ERR(WITH("'positions': {'a b': 1}"), "field 'positions.a b': a stream name has no blanks"),
+    ERR(WITH("'positions': {'caches': -1}"),
+        "field 'positions.caches': expected a non-negative integer (the stream token), got a negative integer"),
+    ERR(WITH("'positions': {'caches': '1'}"), "field 'positions.caches': expected a non-negative integer", "got string"),
+    /* {env:NAME} */
+    ERR(WITH("'env': {'A': '{env:}'}"), "field 'env.A': unknown placeholder '{env:}'", "env:NAME)"),
+    ERR(WITH("'env': {'A': '{env:1X}'}"), "field 'env.A': unknown placeholder '{env:1X}'"),
 };
 
 START_TEST(test_error_messages) {
@@ -676,7 +709,8 @@ START_TEST(test_expand_every_placeholder) {
   static const char *const expected_names[] = {
       "repl_host",   "repl_port",     "http_url",   "http_port",   "sut_http_port",
       "log_path",    "work_dir",      "db_dsn",     "server_name", "bin_dir",
-      "profile_dir", "instance_name", "redis_host", "redis_port",  NULL,
+      "profile_dir", "instance_name", "redis_host", "redis_port",  "db_host",
+      "db_port",     "db_name",       "db_user",    NULL,
   };
   size_t count = 0;
   while (PROFILE_PLACEHOLDERS[count] != NULL) count++;
@@ -755,6 +789,57 @@ START_TEST(test_expand_errors) {
   ck_assert_ptr_null(profile_expand(NULL, vars, 2, &err));
   assert_contains(err.msg, "no template", "NULL template");
   ck_assert_ptr_null(profile_expand("{x}", vars, 2, NULL)); /* err is optional */
+}
+END_TEST
+
+/* {env:NAME} takes the harness's environment; unset or empty is an error naming it. */
+START_TEST(test_expand_env) {
+  rc_error_t err = {{0}};
+  setenv("RC_TEST_PY", "/opt/py/bin/python3", 1);
+  char *out = profile_expand("{env:RC_TEST_PY} -m x {{env:RC_TEST_PY}}", NULL, 0, &err);
+  ck_assert_msg(out != NULL, "expansion failed: %s", err.msg);
+  ck_assert_str_eq(out, "/opt/py/bin/python3 -m x {env:RC_TEST_PY}");
+  free(out);
+  unsetenv("RC_TEST_PY");
+  ck_assert_ptr_null(profile_expand("{env:RC_TEST_PY}", NULL, 0, &err));
+  assert_contains(err.msg, "placeholder '{env:RC_TEST_PY}': environment variable RC_TEST_PY is not set",
+                  "unset variable");
+  setenv("RC_TEST_PY", "", 1);
+  ck_assert_ptr_null(profile_expand("{env:RC_TEST_PY}", NULL, 0, &err));
+  assert_contains(err.msg, "RC_TEST_PY is not set", "empty variable");
+  unsetenv("RC_TEST_PY");
+}
+END_TEST
+
+/* A setup loads with its defaults; a per-run setup may use the database placeholders. */
+START_TEST(test_setup_loads) {
+  free(write_raw(tmp_dir, "setup.yaml.in", "db: {db_host}:{db_port}/{db_name} as {db_user}\n"));
+  profile_t *p = load_ok(WITH("'setup': {'command': ['{env:PY}', '{db_dsn}', '{work_dir}'], "
+                              "'config_template': {'source': 'setup.yaml.in', 'output': '{work_dir}/s.yaml'}}"));
+  ck_assert_uint_eq(p->setup.command_count, 3);
+  ck_assert_str_eq(p->setup.command[1], "{db_dsn}");
+  ck_assert(!p->setup.per_test);
+  ck_assert_int_eq(p->setup.timeout_ms, PROFILE_SETUP_DEFAULT_TIMEOUT_MS);
+  ck_assert_ptr_null(p->setup.stop_on);
+  ck_assert_ptr_nonnull(strstr(p->setup.config_template, "/setup.yaml.in"));
+  ck_assert_str_eq(p->setup.config_output, "{work_dir}/s.yaml");
+  profile_destroy(p);
+  p = load_ok(WITH("'setup': {'command': ['x', '{repl_port}'], 'per': 'test', 'timeout_ms': 5, "
+                   "'stop_on': 'ready on {sut_http_port}$'}"));
+  ck_assert(p->setup.per_test);
+  ck_assert_int_eq(p->setup.timeout_ms, 5);
+  ck_assert_str_eq(p->setup.stop_on, "ready on {sut_http_port}$");
+  profile_destroy(p);
+  p = load_ok(MIN_HEAD "}");
+  ck_assert_ptr_null(p->setup.command);
+  ck_assert_uint_eq(p->position_count, 0);
+  profile_destroy(p);
+  p = load_ok(WITH("'positions': {'caches': 1, 'events': 9007199254740993}"));
+  ck_assert_uint_eq(p->position_count, 2);
+  ck_assert_str_eq(p->positions[0].stream, "caches");
+  ck_assert_int_eq(p->positions[0].position, 1);
+  ck_assert_int_eq(p->positions[1].position, 9007199254740993LL);
+  profile_destroy(p);
 }
 END_TEST
 
@@ -879,6 +964,7 @@ static Suite *profile_suite(void) {
   tcase_add_test(load, test_opt_out_matching);
   tcase_add_test(load, test_docs_examples_load);
   tcase_add_test(load, test_bundled_profiles_load);
+  tcase_add_test(load, test_setup_loads);
   suite_add_tcase(s, load);
 
   TCase *errors = tcase_create("errors");
@@ -891,6 +977,7 @@ static Suite *profile_suite(void) {
   tcase_add_test(expand, test_expand_every_placeholder);
   tcase_add_test(expand, test_expand_braces_and_adjacency);
   tcase_add_test(expand, test_expand_errors);
+  tcase_add_test(expand, test_expand_env);
   tcase_add_test(expand, test_destroy_null_and_names);
   suite_add_tcase(s, expand);
   return s;
