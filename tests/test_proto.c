@@ -1488,12 +1488,14 @@ END_TEST
 
 static void add_more_tests(Suite *s) {
   TCase *tc = tcase_create("framing");
+  tcase_set_timeout(tc, 300); /* generated-input loops; slow under ASan on a loaded machine */
   tcase_add_test(tc, test_framing_limits);
   tcase_add_test(tc, test_framing_chunked);
   tcase_add_test(tc, test_parse_length_limit);
   tcase_add_test(tc, test_scan_boundaries);
   suite_add_tcase(s, tc);
   tc = tcase_create("errors");
+  tcase_set_timeout(tc, 300); /* generated-input loops; slow under ASan on a loaded machine */
   tcase_add_test(tc, test_malformed);
   tcase_add_test(tc, test_json);
   tcase_add_test(tc, test_json_against_reference);
@@ -1501,9 +1503,11 @@ static void add_more_tests(Suite *s) {
   tcase_add_test(tc, test_mutations);
   suite_add_tcase(s, tc);
   tc = tcase_create("format");
+  tcase_set_timeout(tc, 300); /* generated-input loops; slow under ASan on a loaded machine */
   tcase_add_test(tc, test_format);
   suite_add_tcase(s, tc);
   tc = tcase_create("names");
+  tcase_set_timeout(tc, 300); /* generated-input loops; slow under ASan on a loaded machine */
   tcase_add_test(tc, test_directions);
   tcase_add_test(tc, test_names);
   tcase_add_test(tc, test_helpers);
@@ -1515,6 +1519,7 @@ static void add_more_tests(Suite *s) {
 static Suite *proto_suite(void) {
   Suite *s = suite_create("proto");
   TCase *tc = tcase_create("examples");
+  tcase_set_timeout(tc, 300); /* generated-input loops; slow under ASan on a loaded machine */
   tcase_add_test(tc, test_spec_examples);
   tcase_add_test(tc, test_fields);
   tcase_add_test(tc, test_real_pair_166);
