@@ -552,14 +552,19 @@ static bool rest_gone_within(rc_test_t *t, int64_t deadline_ms) {
   return false;
 }
 
-bool rc_terminate_sut(rc_test_t *t, double *seconds, int *status) {
+bool rc_sigterm_sut(rc_test_t *t) {
   if (t->sut == NULL) return false;
-  int64_t start = rc_clock_mono_ms();
   /* In the ledger: evidence, and the `terminate` step of a recording. */
   if (t->mock != NULL)
     ledger_append(mockhs_ledger(t->mock), 0, LEDGER_NOTE, LEDGER_SIDE_MOCK, LEDGER_CLOSE_NONE,
                   SIGTERM_NOTE, sizeof SIGTERM_NOTE - 1);
   kill(sut_pid(t->sut), SIGTERM);
+  return true;
+}
+
+bool rc_terminate_sut(rc_test_t *t, double *seconds, int *status) {
+  int64_t start = rc_clock_mono_ms();
+  if (!rc_sigterm_sut(t)) return false;
   exit_state_t s = {.sut = t->sut};
   bool exited = mockhs_run_until(t->mock, sut_exited, &s, t->profile->timing.shutdown_grace_ms, 10);
   if (seconds != NULL) *seconds = (double)(rc_clock_mono_ms() - start) / 1000.0;

@@ -131,6 +131,11 @@ int64_t rc_entry_gap_ms(const ledger_entry_t *a, const ledger_entry_t *b);
  * a note saying what remained. *seconds gets the time the main process took. */
 bool rc_terminate_sut(rc_test_t *t, double *seconds, int *status);
 
+/* Sends SIGTERM to the SUT (with the same ledger note) and returns at once, for tests
+ * that watch what the SUT does while it shuts down; the runner's teardown still stops
+ * whatever is left. Returns false if there is no SUT. */
+bool rc_sigterm_sut(rc_test_t *t);
+
 /* Runner side ---------------------------------------------------------------------- */
 
 /* Creates the context for one test in work_dir (which must exist). */

@@ -48,6 +48,10 @@ static const bug_entry_t bug_table[] = {
     {BUG_HANDLER_IN_SENTINEL_DB, "handler-in-sentinel-db", "C",
      "with --db: replication handlers store stream positions from the sentinel logcontext, "
      "logging \"Starting db txn '...' from sentinel context\" (Synapse v0.33.2, #3606/#3709)"},
+    {BUG_HTTP_CONN_OPEN_ON_SHUTDOWN, "http-conn-open-on-shutdown", "-",
+     "on SIGTERM the replication connection is closed but the keep-alive catch-up "
+     "connections to the main are left open while the process lingers 2 s before exiting "
+     "(CL-05)"},
 };
 
 #define BUG_COUNT (sizeof bug_table / sizeof bug_table[0])

@@ -26,6 +26,7 @@ typedef enum bug {
   BUG_DB_IDLE_IN_TRANSACTION = 1u << 9,     /* seed B (--db only) */
   BUG_DB_CONN_NEVER_CLOSED = 1u << 10,      /* seed B, stricter half (--db only) */
   BUG_HANDLER_IN_SENTINEL_DB = 1u << 11,    /* #3606's warning, seed C's setting (--db only) */
+  BUG_HTTP_CONN_OPEN_ON_SHUTDOWN = 1u << 12, /* CL-05, HTTP half (no seed) */
 } bug_t;
 
 /* A set of bug_t bits. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <event2/event.h>
 
 #include "bgprocess.h"
@@ -32,6 +33,10 @@
 
 /* Bound on the orderly close at shutdown: CL-05 wants the process gone within 10 s. */
 #define REFWORKER_SHUTDOWN_GRACE_MS 5000
+/* --bug http-conn-open-on-shutdown: how long the stopped process lingers with its HTTP
+ * connections open. Below the bundled profiles' shutdown grace (3 s), so only the HTTP
+ * check of CL-05 sees it, not the exit check. */
+#define REFWORKER_BUG_LINGER_MS 2000
 
 typedef struct refworker {
   const refworker_options_t *options;
@@ -219,10 +224,26 @@ static void refworker_log_startup(const refworker_options_t *options) {
     if ((options->bugs & bit) != 0) WLOG_WARNING("Re-introduced bug: %s", bugs_name((bug_t)bit));
 }
 
+/* --bug http-conn-open-on-shutdown: the loop has stopped and the replication connection
+ * is closed, but the catch-up client (and its keep-alive connections to the main) is
+ * not freed yet: like a Python worker whose reactor stopped but whose interpreter takes
+ * seconds to exit, leaving the kernel to close the sockets. A second signal cuts the
+ * linger short (it interrupts the sleep). */
+static void refworker_linger_with_http_open(const refworker_t *worker) {
+  if (worker->http == NULL || !bugs_has(worker->options->bugs, BUG_HTTP_CONN_OPEN_ON_SHUTDOWN))
+    return;
+  WLOG_INFO("Lingering %d ms before exit with the HTTP connections open", REFWORKER_BUG_LINGER_MS);
+  struct timespec linger = {.tv_sec = REFWORKER_BUG_LINGER_MS / 1000,
+                            .tv_nsec = (long)(REFWORKER_BUG_LINGER_MS % 1000) * 1000000L};
+  nanosleep(&linger, NULL);
+}
+
 /* Frees everything in the order that keeps borrowed pointers valid: the listener and the
  * transports first (they feed the rest), then the handler (it owns catch-ups holding
  * HTTP requests and background processes), the HTTP client, the roles, the processes
- * (whose runs are all finished by then) and the metrics they report to. */
+ * (whose runs are all finished by then) and the metrics they report to. Freeing the
+ * HTTP client closes its keep-alive connections to the main: the worker lets go of them
+ * itself right after its replication connection is closed, not at exit (CL-05). */
 static void refworker_free(refworker_t *worker) {
   if (worker->sigterm != NULL) event_free(worker->sigterm);
   if (worker->sigint != NULL) event_free(worker->sigint);
@@ -292,6 +313,7 @@ static int refworker_run(const refworker_options_t *options) {
     goto fail;
   }
   WLOG_INFO("Main loop terminated.");
+  refworker_linger_with_http_open(&worker);
   status = 0;
   goto done;
 

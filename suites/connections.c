@@ -1,5 +1,6 @@
 /* connections: every connection the worker opens is closed when it is done with it
- * (requirements.md §13, CL-01..CL-04, CL-06; CL-05 is protocol/shutdown/sigterm-closes).
+ * (requirements.md §13, CL-01..CL-06; CL-05's replication half and exit are
+ * protocol/shutdown/sigterm-closes, its HTTP half is here).
  *
  * Two channels: the wire ledger (who closed a connection, and how: FIN, RST, timeout)
  * and the SUT's process group in /proc (procfs.h): its open descriptors and the TCP
@@ -20,6 +21,13 @@
 #define RELEASE_MS 2000
 #define CATCHUPS 100
 #define HTTP_POOL_MAX 10
+#define SHUTDOWN_CATCHUPS 3
+#define SHUTDOWN_ANSWER_MS 300
+/* After the worker closed its replication connection on SIGTERM, how long its HTTP
+ * connections may stay open while the process lives on: 1 s, plus a margin for the
+ * harness's own polling. */
+#define SHUTDOWN_HTTP_WINDOW_MS 1000
+#define SHUTDOWN_HTTP_MARGIN_MS 250
 
 /* A snapshot of the SUT's group; false after recording an ERROR. */
 static bool snapshot(rc_test_t *t, procfs_snapshot_t *s) {
@@ -267,29 +275,40 @@ static void storm_no_fd_growth(rc_test_t *t) {
   procfs_snapshot_free(&after);
 }
 
+/* The typing position the next catch-up gap starts from: the mock's, or above the
+ * highest token a probe used. */
+static int64_t typing_position(rc_test_t *t) {
+  int64_t x = 0;
+  stream_history_position(mockhs_history(t->mock), "typing", &x);
+  return t->probe_floor > x ? t->probe_floor : x;
+}
+
+/* Moves the mock's typing stream 10 tokens past *x and announces it with a POSITION (a
+ * gap), so the worker fetches the rows over HTTP; waits up to 1 s for that request.
+ * `number` (1-based) is for the message. Returns false with a failure recorded. */
+static bool catch_up_once(rc_test_t *t, int conn, int64_t *x, int number) {
+  rc_match_t get = {.entry_kind = LEDGER_HTTP,
+                    .prefix = "GET /_synapse/replication/get_repl_stream_updates/typing/"};
+  *x += 10;
+  stream_history_set(mockhs_history(t->mock), "typing", *x);
+  uint64_t seq = rc_now_seq(t);
+  if (!suite_send(t, conn, "POSITION typing master %lld %lld", (long long)*x, (long long)*x))
+    return false;
+  if (rc_wait(t, seq, &get, 1000) != NULL) return true;
+  return rc_fail(t, "PO-03: a catch-up request after each POSITION above the worker's position",
+                 "none within 1 s of POSITION number %d ('POSITION typing master %lld %lld')",
+                 number, (long long)*x, (long long)*x);
+}
+
 /* CL-06: 100 catch-up requests go over a bounded pool of keep-alive connections. */
 static void http_pooled(rc_test_t *t) {
   int conn = suite_start_connected(t);
   if (conn < 0) return;
   uint16_t http_port = (uint16_t)mockhs_http_port(t->mock);
-  int64_t x = 0;
-  stream_history_position(mockhs_history(t->mock), "typing", &x);
-  if (t->probe_floor > x) x = t->probe_floor;
-  rc_match_t get = {.entry_kind = LEDGER_HTTP,
-                    .prefix = "GET /_synapse/replication/get_repl_stream_updates/typing/"};
+  int64_t x = typing_position(t);
   size_t most = 0;
   for (int i = 0; i < CATCHUPS; i++) {
-    x += 10;
-    stream_history_set(mockhs_history(t->mock), "typing", x);
-    uint64_t seq = rc_now_seq(t);
-    if (!suite_send(t, conn, "POSITION typing master %lld %lld", (long long)x, (long long)x))
-      return;
-    if (rc_wait(t, seq, &get, 1000) == NULL) {
-      rc_fail(t, "PO-03: a catch-up request after each POSITION above the worker's position",
-              "none within 1 s of POSITION number %d ('POSITION typing master %lld %lld')", i + 1,
-              (long long)x, (long long)x);
-      return;
-    }
+    if (!catch_up_once(t, conn, &x, i + 1)) return;
     if (i % 10 != 9) continue;
     procfs_snapshot_t s;
     if (!snapshot(t, &s)) return;
@@ -308,6 +327,119 @@ static void http_pooled(rc_test_t *t) {
   t->probe_floor = x;
   rc_note(t, "at most %zu ESTABLISHED connection(s) to the main's HTTP port over %d catch-ups",
           most, CATCHUPS);
+}
+
+typedef struct http_watch {
+  rc_test_t *t;
+  uint16_t port;  /* the mock's HTTP port */
+  bool with_exit; /* whether the SUT's exit ends the watch */
+  bool exited;    /* the SUT's main process has exited */
+  bool failed;    /* /proc could not be read while the SUT ran */
+  procfs_snapshot_t last;
+} http_watch_t;
+
+static size_t http_held(const http_watch_t *w) {
+  return procfs_count_tcp(&w->last, w->port, PROCFS_TCP_ESTABLISHED) +
+         procfs_count_tcp(&w->last, w->port, PROCFS_TCP_CLOSE_WAIT);
+}
+
+/* Whether the SUT holds no socket to the HTTP port in ESTABLISHED or CLOSE_WAIT (or,
+ * with_exit, has exited: the kernel then closed them). last keeps the snapshot. */
+static bool http_released(void *arg) {
+  http_watch_t *w = arg;
+  procfs_snapshot_free(&w->last);
+  if (w->with_exit && sut_has_exited(w->t->sut, NULL)) {
+    w->exited = true;
+    return true;
+  }
+  rc_error_t err;
+  if (procfs_snapshot_group(sut_pid(w->t->sut), &w->last, &err) != 0) {
+    /* Gone between the two looks: exited as well. */
+    w->exited = w->with_exit && sut_has_exited(w->t->sut, NULL);
+    w->failed = !w->exited;
+    return true;
+  }
+  return http_held(w) == 0;
+}
+
+/* Whether the SUT holds a socket to the HTTP port (or /proc failed). */
+static bool http_some(void *arg) {
+  http_watch_t *w = arg;
+  return !http_released(w) || w->failed;
+}
+
+/* How many keep-alive connections to the HTTP port the SUT holds, waited for up to 1 s
+ * (the last catch-up's answer may still be on its way) into *held. False after
+ * recording an ERROR. */
+static bool wait_http_held(rc_test_t *t, uint16_t port, size_t *held) {
+  http_watch_t w = {.t = t, .port = port};
+  if (!http_some(&w)) mockhs_run_until(t->mock, http_some, &w, 1000, 50);
+  *held = w.failed ? 0 : http_held(&w);
+  procfs_snapshot_free(&w.last);
+  if (w.failed) return rc_error(t, "cannot inspect the SUT's processes before SIGTERM");
+  return true;
+}
+
+/* CL-05, HTTP half (issue #5): once the worker has closed its replication connection
+ * on SIGTERM it must not keep its keep-alive HTTP connections to the main open while
+ * the process lingers. An exiting process has them closed by the kernel, so the check
+ * can only see a worker that lingers: for 1 s (+ margin) after the close, while its
+ * group is alive, no socket to the main's HTTP port may stay ESTABLISHED or CLOSE_WAIT. */
+static void shutdown_http_closed(rc_test_t *t) {
+  int conn = suite_start_connected(t);
+  if (conn < 0) return;
+  uint16_t http_port = (uint16_t)mockhs_http_port(t->mock);
+  int64_t x = typing_position(t);
+  for (int i = 0; i < SHUTDOWN_CATCHUPS; i++)
+    if (!catch_up_once(t, conn, &x, i + 1)) return;
+  t->probe_floor = x;
+  /* The mock answers at once; a request still in flight at SIGTERM would be cancelled,
+   * which closes its connection, and the check would prove nothing about idle ones. */
+  rc_observe(t, SHUTDOWN_ANSWER_MS);
+  size_t held = 0;
+  if (!wait_http_held(t, http_port, &held)) return;
+  rc_note(t, "before SIGTERM the SUT held %zu connection(s) to the main's HTTP port %u after "
+          "%d catch-ups", held, http_port, SHUTDOWN_CATCHUPS);
+
+  uint64_t term_seq = rc_now_seq(t);
+  int64_t term_ms = rc_clock_mono_ms();
+  if (!rc_sigterm_sut(t)) {
+    rc_error(t, "harness: no SUT to send SIGTERM to");
+    return;
+  }
+  int grace = t->profile->timing.shutdown_grace_ms;
+  const ledger_entry_t *close = suite_wait_sut_close(t, conn, term_seq, grace);
+  if (close == NULL) {
+    rc_fail(t, "the worker closes its replication connection on SIGTERM (CL-05)",
+            "c%d still open %d ms after SIGTERM", conn, grace);
+    return;
+  }
+  int64_t closed_ms = close->mono_ns / 1000000;
+  http_watch_t w = {.t = t, .port = http_port, .with_exit = true};
+  int64_t left = closed_ms + SHUTDOWN_HTTP_WINDOW_MS + SHUTDOWN_HTTP_MARGIN_MS - rc_clock_mono_ms();
+  bool released = http_released(&w) ||
+                  mockhs_run_until(t->mock, http_released, &w, left > 0 ? (int)left : 0, 20);
+  int64_t since_close = rc_clock_mono_ms() - closed_ms;
+  if (w.failed) {
+    rc_error(t, "cannot inspect the SUT's processes during its shutdown");
+  } else if (!released) {
+    char sockets[1024];
+    rc_fail(t, "the worker closes its keep-alive HTTP connections to the main once it has "
+               "closed its replication connection on SIGTERM, not only when the process exits",
+            "%lld ms after it closed c%d (%lld ms after SIGTERM) the SUT is still running and "
+            "holds %zu ESTABLISHED and %zu CLOSE_WAIT socket(s) to the main's HTTP port %u: %s",
+            (long long)since_close, conn, (long long)(closed_ms - term_ms),
+            procfs_count_tcp(&w.last, http_port, PROCFS_TCP_ESTABLISHED),
+            procfs_count_tcp(&w.last, http_port, PROCFS_TCP_CLOSE_WAIT), http_port,
+            procfs_describe(&w.last, sockets, sizeof sockets));
+  } else if (w.exited) {
+    rc_note(t, "the SUT exited within %lld ms of closing c%d; the kernel closed what it still "
+            "held", (long long)since_close, conn);
+  } else {
+    rc_note(t, "the SUT, still running, held no HTTP connection to port %u %lld ms after "
+            "closing c%d", http_port, (long long)since_close, conn);
+  }
+  procfs_snapshot_free(&w.last);
 }
 
 #define CL_ROW(...) RC_TEST_ROW(.dialects = RC_DIALECT_ALL, __VA_ARGS__)
@@ -346,5 +478,14 @@ const rc_test_def_t connections_tests[] = {
                           "to the main's HTTP port over 100 catch-up requests.",
            .source = "DESIGN.md (connections suite); synapse replication/http/_base.py",
            .run = http_pooled),
+    RC_TEST_ROW(.id = "connections/shutdown/http-closed", .requirements = "CL-05",
+           .level = RC_LEVEL_MUST, .dialects = RC_DIALECT_MODERN, .transports = RC_TRANSPORT_TCP,
+           .requirement = "HTTP keep-alive connections the worker opened to the main are closed "
+                          "on shutdown: once the worker has closed its replication connection "
+                          "on SIGTERM, no socket to the main's HTTP port stays ESTABLISHED or "
+                          "CLOSE_WAIT for more than 1 s while the process lives on (issue #5; "
+                          "an exiting process has them closed by the kernel).",
+           .source = "requirements.md CL-05; issue #5; synapse replication/http/_base.py",
+           .run = shutdown_http_closed),
 };
 const size_t connections_test_count = sizeof connections_tests / sizeof connections_tests[0];

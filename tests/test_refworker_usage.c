@@ -151,7 +151,8 @@ START_TEST(test_list_bugs) {
                                       "presence-per-destination\tH\t",
                                       "logcontext-leak\tI\t",
                                       "replication-socket-leak-on-reconnect\t-\t",
-                                      "http-conn-leak\t-\t"};
+                                      "http-conn-leak\t-\t",
+                                      "http-conn-open-on-shutdown\t-\t"};
   for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
     ck_assert_msg(output_contains("bugs.txt", lines[i]), "--list-bugs lacks '%s'", lines[i]);
 }

@@ -34,6 +34,8 @@
 #define WITH_LEAKS BEHAVIOUR " 'logcontext/*' 'connections/*' 'protocol/reconnect/*'"
 /* The database suite, with the shutdown tests its bugs could disturb. */
 #define DATABASE "'db/*' 'protocol/shutdown/*'"
+/* The connections suite, with the shutdown tests a slow exit could disturb. */
+#define SHUTDOWN "'connections/*' 'protocol/shutdown/*'"
 
 typedef struct run {
   const char *profile; /* under profiles/ */
@@ -59,6 +61,7 @@ static const run_t RUNS[] = {
     {"refworker.json", "replication-socket-leak-on-reconnect", WITH_LEAKS},
     {"refworker-2018.json", "replication-socket-leak-on-reconnect", WITH_LEAKS},
     {"refworker.json", "http-conn-leak", WITH_LEAKS},
+    {"refworker.json", "http-conn-open-on-shutdown", SHUTDOWN},
     {"refworker-pg.json", NULL, DATABASE},
     {"refworker-pg.json", "db-idle-in-transaction", DATABASE},
     {"refworker-pg.json", "db-conn-never-closed", DATABASE},
@@ -181,6 +184,9 @@ static const expectation_t EXPECTED[] = {
      "socket(s) in CLOSE_WAIT"},
     /* one new keep-alive connection per catch-up request */
     {M, "http-conn-leak", "connections/http/pooled", "NON_STRICT", "after 20 catch-up requests"},
+    /* the HTTP connections outlive the replication connection while the process lingers */
+    {M, "http-conn-open-on-shutdown", "connections/shutdown/http-closed", "FAIL",
+     "the SUT is still running and holds"},
     /* seed B: the start-up transaction left open (#3682) */
     {P, "db-idle-in-transaction", "db/init/no-idle-transaction", "FAIL",
      "state 'idle in transaction'"},
