@@ -44,7 +44,7 @@ static uid_t process_uid(pid_t pid) {
 START_TEST(cluster_lifecycle) {
   char *parent = test_make_temp_dir("pgc");
   rc_error_t err;
-  pg_cluster_t *c = pg_cluster_start(parent, 60000, &err);
+  pg_cluster_t *c = pg_cluster_start(parent, PG_CLUSTER_SCHEMA_REFWORKER, 60000, &err);
   ck_assert_msg(c != NULL, "%s", err.msg);
   printf("cluster started in %.2f s on port %d\n", pg_cluster_start_seconds(c), pg_cluster_port(c));
   pid_t pid = pg_cluster_pid(c);
@@ -114,7 +114,7 @@ END_TEST
 START_TEST(cluster_stop_after_crash) {
   char *parent = test_make_temp_dir("pgk");
   rc_error_t err;
-  pg_cluster_t *c = pg_cluster_start(parent, 60000, &err);
+  pg_cluster_t *c = pg_cluster_start(parent, PG_CLUSTER_SCHEMA_REFWORKER, 60000, &err);
   ck_assert_msg(c != NULL, "%s", err.msg);
   char *dir = strdup(pg_cluster_dir(c));
   kill(pg_cluster_pid(c), SIGKILL);
@@ -136,7 +136,7 @@ START_TEST(cluster_outside_closed_directory) {
   char *parent = test_path(closed, "run");
   ck_assert_int_eq(mkdir(parent, 0700), 0);
   rc_error_t err;
-  pg_cluster_t *c = pg_cluster_start(parent, 60000, &err);
+  pg_cluster_t *c = pg_cluster_start(parent, PG_CLUSTER_SCHEMA_REFWORKER, 60000, &err);
   ck_assert_msg(c != NULL, "%s", err.msg);
   char *dir = strdup(pg_cluster_dir(c));
   ck_assert_msg(strncmp(dir, "/tmp/replcheck-pg-", 18) == 0, "cluster in %s", dir);
@@ -155,7 +155,7 @@ START_TEST(cluster_missing_binaries) {
   char *parent = test_make_temp_dir("pgm");
   setenv("REPLCHECK_PG_BIN_DIR", "/nonexistent/pg/bin", 1);
   rc_error_t err;
-  pg_cluster_t *c = pg_cluster_start(parent, 5000, &err);
+  pg_cluster_t *c = pg_cluster_start(parent, PG_CLUSTER_SCHEMA_REFWORKER, 5000, &err);
   unsetenv("REPLCHECK_PG_BIN_DIR");
   ck_assert_ptr_null(c);
   ck_assert_msg(strstr(err.msg, "/nonexistent/pg/bin/initdb") != NULL &&
