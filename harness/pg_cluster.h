@@ -62,8 +62,8 @@ typedef enum pg_cluster_schema {
 
 /* Creates and starts the cluster in a new directory under parent_dir (which must
  * exist), waiting up to timeout_ms for it to accept connections and for the template
- * (with `schema`) to be in place. NULL with err naming what failed: missing binaries ("... not found:
- * install Debian's postgresql package (ci/install-deps.sh)"), no `postgres` user when
+ * (with `schema`) to be in place. NULL with err naming what failed: missing binaries ("... not
+ * found: install Debian's postgresql package (ci/install-deps.sh)"), no `postgres` user when
  * running as root, initdb's or the server's own output. Nothing is left behind on
  * failure. */
 pg_cluster_t *pg_cluster_start(const char *parent_dir, pg_cluster_schema_t schema, int timeout_ms,

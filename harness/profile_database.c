@@ -6,8 +6,7 @@
 #include <string.h>
 
 static int load_pool_max(profile_t *profile, const json_t *value, rc_error_t *err) {
-  if (!json_is_integer(value) || json_integer_value(value) < 1 ||
-      json_integer_value(value) > 1000)
+  if (!json_is_integer(value) || json_integer_value(value) < 1 || json_integer_value(value) > 1000)
     return rc_error_set(err, "%s: field 'database.pool_max': expected an integer in 1..1000",
                         profile->path);
   profile->db_pool_max = (int)json_integer_value(value);
