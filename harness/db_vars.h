@@ -4,9 +4,9 @@
  * ("host=127.0.0.1 port=5433 dbname=synapse user=postgres"), because that is what the
  * harness's throwaway PostgreSQL (role pg) hands out and what libpq programs take;
  * configs that want the parts separately (a Synapse homeserver.yaml) use the others.
- * Until the harness starts its own cluster the string comes from the environment
- * variable REPLCHECK_DB_DSN (db_vars_from_env); wiring the cluster in means calling
- * db_vars_parse() on its DSN instead. Stateless; values live in the struct. */
+ * With role pg the string is the run's cluster's (db_vars_parse() on the test's DSN, or
+ * on the template's for a per-run setup step); otherwise it comes from the environment
+ * variable REPLCHECK_DB_DSN (db_vars_from_env). Stateless; values live in the struct. */
 #ifndef DB_VARS_H
 #define DB_VARS_H
 

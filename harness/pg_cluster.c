@@ -279,16 +279,19 @@ static PGconn *connect_admin(const pg_cluster_t *c, const char *dbname, rc_error
   return conn;
 }
 
-static int create_schema(pg_cluster_t *c, rc_error_t *err) {
+static int create_schema(pg_cluster_t *c, pg_cluster_schema_t schema, rc_error_t *err) {
   PGconn *conn = connect_admin(c, NULL, err);
   if (conn == NULL) return -1;
   int rc = exec_sql(conn, "CREATE ROLE " PG_CLUSTER_SUT_ROLE " LOGIN", err);
   /* The one place PostgreSQL reports a client that left without closing (DEBUG1). */
   if (rc == 0)
     rc = exec_sql(conn, "ALTER ROLE " PG_CLUSTER_SUT_ROLE " SET log_min_messages = 'debug1'", err);
-  if (rc == 0) rc = exec_sql(conn, "CREATE DATABASE " PG_CLUSTER_TEMPLATE, err);
+  if (rc == 0 && schema == PG_CLUSTER_SCHEMA_NONE)
+    rc = exec_sql(conn, "CREATE DATABASE " PG_CLUSTER_TEMPLATE " OWNER " PG_CLUSTER_SUT_ROLE, err);
+  else if (rc == 0)
+    rc = exec_sql(conn, "CREATE DATABASE " PG_CLUSTER_TEMPLATE, err);
   PQfinish(conn);
-  if (rc != 0) return -1;
+  if (rc != 0 || schema == PG_CLUSTER_SCHEMA_NONE) return rc;
   conn = connect_admin(c, PG_CLUSTER_TEMPLATE, err);
   if (conn == NULL) return -1;
   for (size_t i = 0; rc == 0 && SCHEMA_SQL[i] != NULL; i++) rc = exec_sql(conn, SCHEMA_SQL[i], err);
@@ -371,7 +374,8 @@ static int check_binaries(const pg_cluster_t *c, rc_error_t *err) {
   return 0;
 }
 
-pg_cluster_t *pg_cluster_start(const char *parent_dir, int timeout_ms, rc_error_t *err) {
+pg_cluster_t *pg_cluster_start(const char *parent_dir, pg_cluster_schema_t schema, int timeout_ms,
+                               rc_error_t *err) {
   int64_t start = rc_clock_mono_ms();
   int64_t deadline = start + timeout_ms;
   pg_cluster_t *c = calloc(1, sizeof *c);
@@ -408,7 +412,7 @@ pg_cluster_t *pg_cluster_start(const char *parent_dir, int timeout_ms, rc_error_
     started = start_server(c, deadline, err);
   }
   if (started != 0) goto fail;
-  if (create_schema(c, err) != 0) goto fail;
+  if (create_schema(c, schema, err) != 0) goto fail;
   c->start_seconds = (double)(rc_clock_mono_ms() - start) / 1000.0;
   return c;
 fail:

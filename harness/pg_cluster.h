@@ -10,8 +10,11 @@
  *   - the login role PG_CLUSTER_SUT_ROLE, which every SUT connects as: the observer
  *     tells SUT sessions from its own by this role;
  *   - the template database PG_CLUSTER_TEMPLATE holding the schema the SUT reads and
- *     writes (tables `events`, the #3682 start-up read, and `stream_positions`; see
- *     docs/PROFILES.md "Database").
+ *     writes (PG_CLUSTER_SCHEMA_REFWORKER: tables `events`, the #3682 start-up read, and
+ *     `stream_positions`; see docs/PROFILES.md "Database"), or, with
+ *     PG_CLUSTER_SCHEMA_NONE, empty and owned by the SUT role, so that a profile's setup
+ *     step connecting as that role (pg_cluster_sut_dsn(c, PG_CLUSTER_TEMPLATE, ...)) can
+ *     create the SUT's own schema there before the first test.
  * pg_cluster_create_database() then makes one database per test from the template, so
  * tests running in parallel never see each other's sessions.
  *
@@ -51,13 +54,20 @@
 
 typedef struct pg_cluster pg_cluster_t;
 
+/* What the template database holds when pg_cluster_start() returns. */
+typedef enum pg_cluster_schema {
+  PG_CLUSTER_SCHEMA_REFWORKER = 0, /* refworker's tables, owned by the harness's role */
+  PG_CLUSTER_SCHEMA_NONE,          /* nothing; the database is owned by the SUT role */
+} pg_cluster_schema_t;
+
 /* Creates and starts the cluster in a new directory under parent_dir (which must
- * exist), waiting up to timeout_ms for it to accept connections and for the schema to
- * be in place. NULL with err naming what failed: missing binaries ("... not found:
- * install Debian's postgresql package (ci/install-deps.sh)"), no `postgres` user when
+ * exist), waiting up to timeout_ms for it to accept connections and for the template
+ * (with `schema`) to be in place. NULL with err naming what failed: missing binaries ("... not
+ * found: install Debian's postgresql package (ci/install-deps.sh)"), no `postgres` user when
  * running as root, initdb's or the server's own output. Nothing is left behind on
  * failure. */
-pg_cluster_t *pg_cluster_start(const char *parent_dir, int timeout_ms, rc_error_t *err);
+pg_cluster_t *pg_cluster_start(const char *parent_dir, pg_cluster_schema_t schema, int timeout_ms,
+                               rc_error_t *err);
 
 int pg_cluster_port(const pg_cluster_t *cluster);
 pid_t pg_cluster_pid(const pg_cluster_t *cluster);
@@ -75,7 +85,9 @@ char *pg_cluster_admin_dsn(const pg_cluster_t *cluster, const char *dbname,
 char *pg_cluster_sut_dsn(const pg_cluster_t *cluster, const char *dbname,
                          const char *application_name);
 
-/* CREATE DATABASE dbname from the template, owned by the SUT role. dbname must be a
+/* CREATE DATABASE dbname from the template, owned by the SUT role. Nobody may be
+ * connected to the template meanwhile (PostgreSQL refuses the copy): a setup step that
+ * prepared it must have exited. dbname must be a
  * plain lower-case identifier ([a-z0-9_], <= 63 bytes). Any process may call it.
  * Returns 0, or -1 with err. */
 int pg_cluster_create_database(const pg_cluster_t *cluster, const char *dbname, rc_error_t *err);

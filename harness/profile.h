@@ -90,6 +90,12 @@ typedef struct profile_position {
   long long position;
 } profile_position_t;
 
+/* "database.schema": what each test database starts with. */
+typedef enum profile_db_schema {
+  PROFILE_DB_SCHEMA_REFWORKER = 0, /* "refworker": refworker's `events` and `stream_positions` */
+  PROFILE_DB_SCHEMA_NONE,          /* "none": empty; the profile's setup step fills it */
+} profile_db_schema_t;
+
 typedef struct profile_opt_out {
   char *pattern; /* test id, or an fnmatch glob over ids (its * also spans /) */
   char *reason;  /* shown in the report as the skip reason */
@@ -161,6 +167,8 @@ typedef struct profile {
 
   int db_pool_max;               /* "database.pool_max" (role pg): the SUT's connection
                                   * pool maximum, default 10 (profile_database.h) */
+  profile_db_schema_t db_schema; /* "database.schema" (role pg): what the run's template
+                                  * database holds before the setup step (default refworker) */
 
   profile_opt_out_t *opt_outs;   /* "opt_out": [{"test": ..., "reason": ...}] */
   size_t opt_out_count;

@@ -399,14 +399,37 @@ static int finish_run(FILE *out, run_ctx_t *r, const dispatch_stats_t *stats) {
 
 /* ---- the run -------------------------------------------------------------------------- */
 
+/* True when at least one test of the plan will run (is not skipped). */
+static bool plan_runs_any(const run_plan_t *plan) {
+  for (size_t i = 0; i < plan->task_count; i++)
+    if (plan->tasks[i].skip_reason == NULL) return true;
+  return false;
+}
+
+/* The {db_*} values of the per-run setup: with the run's cluster, its template database
+ * as the SUT role (each test's database is then copied from what the step left there);
+ * else REPLCHECK_DB_DSN. */
+static int setup_db_vars(const run_ctx_t *r, db_vars_t *db, rc_error_t *err) {
+  if (r->pg == NULL) return db_vars_from_env(db, err);
+  char *dsn = pg_cluster_sut_dsn(r->pg, PG_CLUSTER_TEMPLATE, "replcheck-setup");
+  if (dsn == NULL) return rc_error_set(err, "out of memory");
+  int rc = db_vars_parse(dsn, db, err);
+  free(dsn);
+  return rc;
+}
+
 /* The profile's per-run setup (e.g. preparing the SUT's database), once, before the
- * first test, in <run_dir>/setup; skipped when no test will run. */
-static int run_setup(FILE *out, const runner_options_t *o, const profile_t *p,
-                     const run_plan_t *plan, const char *run_dir) {
+ * first test and after the cluster started, in <run_dir>/setup; skipped when no test
+ * will run, and when the profile's cluster failed to start (its tests are ERRORs saying
+ * why). */
+static int run_setup(FILE *out, const run_ctx_t *r) {
+  const runner_options_t *o = r->o;
+  const profile_t *p = r->profile;
+  const run_plan_t *plan = r->plan;
+  const char *run_dir = r->run_dir;
   if (p->setup.command == NULL || p->setup.per_test) return 0;
-  bool any = false;
-  for (size_t i = 0; i < plan->task_count && !any; i++) any = plan->tasks[i].skip_reason == NULL;
-  if (!any) return 0;
+  if ((p->roles & PROFILE_ROLE_PG) != 0 && r->pg == NULL) return 0;
+  if (!plan_runs_any(plan)) return 0;
   char dir[4200], output[4300];
   snprintf(dir, sizeof dir, "%s/setup", run_dir);
   snprintf(output, sizeof output, "%s/setup-output.txt", dir);
@@ -414,7 +437,7 @@ static int run_setup(FILE *out, const runner_options_t *o, const profile_t *p,
   db_vars_t db;
   if (mkdir(dir, 0700) != 0) {
     rc_error_set(&err, "cannot create %s: %s", dir, strerror(errno));
-  } else if (db_vars_from_env(&db, &err) == 0) {
+  } else if (setup_db_vars(r, &db, &err) == 0) {
     profile_var_t vars[16] = {{"work_dir", dir},
                               {"bin_dir", o->bin_dir},
                               {"profile_dir", p->dir},
@@ -453,11 +476,11 @@ static void raise_fd_limit(void) {
 static void start_pg_cluster(run_ctx_t *r, FILE *out) {
   snprintf(r->pg_error.msg, sizeof r->pg_error.msg, "no database cluster");
   if ((r->profile->roles & PROFILE_ROLE_PG) == 0) return;
-  bool any = false;
-  for (size_t i = 0; i < r->plan->task_count && !any; i++)
-    any = r->plan->tasks[i].skip_reason == NULL;
-  if (!any) return;
-  r->pg = pg_cluster_start(r->run_dir, PG_CLUSTER_START_TIMEOUT_MS, &r->pg_error);
+  if (!plan_runs_any(r->plan)) return;
+  pg_cluster_schema_t schema = r->profile->db_schema == PROFILE_DB_SCHEMA_NONE
+                                   ? PG_CLUSTER_SCHEMA_NONE
+                                   : PG_CLUSTER_SCHEMA_REFWORKER;
+  r->pg = pg_cluster_start(r->run_dir, schema, PG_CLUSTER_START_TIMEOUT_MS, &r->pg_error);
   if (r->pg == NULL) {
     fprintf(stderr, "replcheck: %s\n", r->pg_error.msg);
     return;
@@ -508,7 +531,10 @@ static int execute(const runner_options_t *o, profile_t *profile, const run_plan
                  .seed = seed,
                  .check_timeout = case_run_check_timeout(profile, o->timeout_factor)};
   print_header(out, o, profile, plan, seed, in_process);
-  if (run_setup(out, o, profile, plan, run_dir) != 0) {
+  /* Cluster, then the setup on its template, then the tests' copies of the template. */
+  start_pg_cluster(&r, out);
+  if (run_setup(out, &r) != 0) {
+    pg_cluster_stop(r.pg);
     report_destroy(report);
     free(items);
     return RC_EXIT_SUT_START;
@@ -520,7 +546,6 @@ static int execute(const runner_options_t *o, profile_t *profile, const run_plan
                             .abandon = hook_abandon,
                             .interrupted = hook_interrupted,
                             .finished = hook_finished};
-  start_pg_cluster(&r, out);
   dispatch_stats_t stats;
   rc_error_t err;
   int64_t start = rc_clock_mono_ms();

@@ -2,10 +2,10 @@
 # Runs one of the real-Synapse profiles (profiles/synapse-*.json) against the real
 # Synapse release it names, when the environment says where that Synapse is:
 #   $PYTHON_VAR        a Python that imports the matching synapse (REPLCHECK_SYNAPSE_1_66_PYTHON, ...)
-#   REPLCHECK_DB_DSN   the PostgreSQL database the profile's setup prepares (or the
-#                      release's own REPLCHECK_SYNAPSE_1_66_DB_DSN, ...)
 #   REPLCHECK_SYNAPSE_SELECT  optional: test selector (default: every test not tagged slow)
-# Without them (CI has no Synapse) it reports SKIP (exit 77) with the reason. The run
+# The database is the run's own PostgreSQL cluster (role pg), whose template the
+# profile's setup step fills with Synapse's schema: nothing to provide.
+# Without the Python (CI has no Synapse) it reports SKIP (exit 77) with the reason. The run
 # passes when every test passes, is skipped with a reason, or fails as listed in the
 # profile's expected-failures file (docs/PROFILES.md, "Real Synapse").
 set -uo pipefail
@@ -15,14 +15,6 @@ xfail=$source_dir/profiles/$profile.expected-failures
 python=${!python_var:-}
 if [ -z "$python" ]; then
   echo "SKIP: $python_var is not set (a Python with the Synapse release of $profile installed)"
-  exit 77
-fi
-# Each release needs a database of its own (the schemas differ): a per-release
-# variable (REPLCHECK_SYNAPSE_1_66_DB_DSN, ...) wins over REPLCHECK_DB_DSN.
-dsn_var=${python_var%_PYTHON}_DB_DSN
-[ -n "${!dsn_var:-}" ] && export REPLCHECK_DB_DSN=${!dsn_var}
-if [ -z "${REPLCHECK_DB_DSN:-}" ]; then
-  echo "SKIP: neither $dsn_var nor REPLCHECK_DB_DSN is set (the PostgreSQL database for $profile)"
   exit 77
 fi
 if ! "$python" -c 'import synapse' 2> /dev/null; then

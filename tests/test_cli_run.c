@@ -597,6 +597,75 @@ START_TEST(profile_setup_runs_before_the_sut) {
 }
 END_TEST
 
+/* Role pg with "database": {"schema": "none"} and a per-run setup step: the step runs
+ * once against the cluster's empty template ({db_name} replcheck_template) and creates a
+ * table with psql; every test's SUT then finds that table, and no refworker table, in a
+ * database of its own copied from the template. The SUT is a shell script that looks
+ * with psql and then execs refworker (without a database) to play the protocol tests. */
+START_TEST(setup_prepares_the_cluster_template) {
+  char text[4096], timing[4096], args[8192], *out;
+  snprintf(text, sizeof text,
+           "echo \"$2\" >> '%s/setup-db.txt'\n"
+           "exec psql -X -q -v ON_ERROR_STOP=1 \"$1\" -c "
+           "'CREATE TABLE synapse_marker (x INT); INSERT INTO synapse_marker VALUES (42)'\n",
+           work);
+  char *setup_sh = write_file("setup.sh", text);
+  snprintf(text, sizeof text,
+           "dsn=$1 name=$2\nshift 2\n"
+           "x=$(psql -X -Atq \"$dsn\" -c 'SELECT x FROM synapse_marker')\n"
+           "n=$(psql -X -Atq \"$dsn\" -c \"SELECT count(*) FROM pg_tables WHERE schemaname = "
+           "'public'\")\n"
+           "echo \"$name $x $n\" >> '%s/seen.txt'\n"
+           "exec \"$@\"\n",
+           work);
+  char *sut_sh = write_file("sut.sh", text);
+  snprintf(timing, sizeof timing,
+           "%s, \"roles\": [\"worker\", \"pg\"], \"database\": {\"schema\": \"none\"},"
+           " \"setup\": {\"command\": [\"/bin/sh\", \"%s\", \"{db_dsn}\", \"{db_name}\"]}",
+           FAST_TIMING, setup_sh);
+  snprintf(marker, sizeof marker, "clirun-%d", (int)getpid());
+  char json[8192];
+  snprintf(json, sizeof json,
+           "{\"format\": 1, \"name\": \"cli-run template\", \"dialect\": \"modern\", \"era\": "
+           "\"1.66\",\n \"command\": [\"/bin/sh\", \"%s\", \"{db_dsn}\", \"{db_name}\", "
+           "\"{bin_dir}/refworker\", \"--host\", \"{repl_host}\", \"--port\", \"{repl_port}\", "
+           "\"--server-name\", \"{server_name}\", \"--dialect\", \"modern\", \"--log\", "
+           "\"{log_path}\", \"--instance-name\", \"%s\"%s],\n \"timing\": %s}\n",
+           sut_sh, marker, FAST_ARGS, timing);
+  char *p = write_file("template.json", json);
+  snprintf(args, sizeof args,
+           "run --profile '%s' --jobs 2 protocol/handshake/name-first "
+           "protocol/handshake/ping-on-connect",
+           p);
+  int rc = replcheck(args, &out);
+  ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
+  assert_contains(out, "running the profile's setup step ...");
+  /* The cluster starts before the setup step that fills its template. */
+  const char *cluster_at = strstr(out, "PostgreSQL test cluster on");
+  ck_assert_msg(cluster_at != NULL && cluster_at < strstr(out, "running the profile's setup step"),
+                "cluster not started before the setup step:\n%s", out);
+  free(out);
+  out = read_work_file("setup-db.txt");
+  ck_assert_str_eq(out, "replcheck_template\n");
+  free(out);
+  out = read_work_file("seen.txt");
+  char name1[64], name2[64];
+  int x1 = 0, x2 = 0, n1 = -1, n2 = -1;
+  ck_assert_msg(sscanf(out, "%63s %d %d\n%63s %d %d", name1, &x1, &n1, name2, &x2, &n2) == 6,
+                "seen.txt: %s", out);
+  /* 42: the template's row; 1: only the setup's table, no `events`/`stream_positions`. */
+  ck_assert_msg(x1 == 42 && x2 == 42 && n1 == 1 && n2 == 1, "seen.txt: %s", out);
+  ck_assert_str_ne(name1, name2);
+  ck_assert_str_ne(name1, "replcheck_template");
+  ck_assert_str_ne(name2, "replcheck_template");
+  free(out);
+  free(p);
+  free(sut_sh);
+  free(setup_sh);
+  assert_no_refworker_left();
+}
+END_TEST
+
 START_TEST(eta_only_on_a_terminal) {
   char *p = fast_profile();
   char script[8192], *out;
@@ -763,6 +832,7 @@ int main(void) {
   tcase_add_test(tc, timeout_factor_scales_the_startup_timeout);
   tcase_add_test(tc, eta_only_on_a_terminal);
   tcase_add_test(tc, profile_setup_runs_before_the_sut);
+  tcase_add_test(tc, setup_prepares_the_cluster_template);
   tcase_add_test(tc, sigint_stops_the_run_with_jobs_2);
   tcase_add_test(tc, sigterm_stops_the_run_with_jobs_1);
   tcase_add_test(tc, sigint_stops_the_database_cluster);

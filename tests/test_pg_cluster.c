@@ -2,7 +2,8 @@
  * a loopback port, answers as the harness's superuser and as the SUT role, makes test
  * databases from the template, and is gone (process and directory) after stop; as root
  * its server runs as the `postgres` user. Missing binaries give an error naming the
- * path and the package. */
+ * path and the package. With an empty template (PG_CLUSTER_SCHEMA_NONE) the SUT role
+ * fills it and each test database is a copy. */
 #include <check.h>
 #include <errno.h>
 #include <libpq-fe.h>
@@ -44,7 +45,7 @@ static uid_t process_uid(pid_t pid) {
 START_TEST(cluster_lifecycle) {
   char *parent = test_make_temp_dir("pgc");
   rc_error_t err;
-  pg_cluster_t *c = pg_cluster_start(parent, 60000, &err);
+  pg_cluster_t *c = pg_cluster_start(parent, PG_CLUSTER_SCHEMA_REFWORKER, 60000, &err);
   ck_assert_msg(c != NULL, "%s", err.msg);
   printf("cluster started in %.2f s on port %d\n", pg_cluster_start_seconds(c), pg_cluster_port(c));
   pid_t pid = pg_cluster_pid(c);
@@ -114,7 +115,7 @@ END_TEST
 START_TEST(cluster_stop_after_crash) {
   char *parent = test_make_temp_dir("pgk");
   rc_error_t err;
-  pg_cluster_t *c = pg_cluster_start(parent, 60000, &err);
+  pg_cluster_t *c = pg_cluster_start(parent, PG_CLUSTER_SCHEMA_REFWORKER, 60000, &err);
   ck_assert_msg(c != NULL, "%s", err.msg);
   char *dir = strdup(pg_cluster_dir(c));
   kill(pg_cluster_pid(c), SIGKILL);
@@ -136,7 +137,7 @@ START_TEST(cluster_outside_closed_directory) {
   char *parent = test_path(closed, "run");
   ck_assert_int_eq(mkdir(parent, 0700), 0);
   rc_error_t err;
-  pg_cluster_t *c = pg_cluster_start(parent, 60000, &err);
+  pg_cluster_t *c = pg_cluster_start(parent, PG_CLUSTER_SCHEMA_REFWORKER, 60000, &err);
   ck_assert_msg(c != NULL, "%s", err.msg);
   char *dir = strdup(pg_cluster_dir(c));
   ck_assert_msg(strncmp(dir, "/tmp/replcheck-pg-", 18) == 0, "cluster in %s", dir);
@@ -151,11 +152,50 @@ START_TEST(cluster_outside_closed_directory) {
 }
 END_TEST
 
+/* PG_CLUSTER_SCHEMA_NONE: the template is empty and owned by the SUT role, which can
+ * create tables there (as a profile's setup step does); a test database is a copy of
+ * them, and a session still open on the template makes the copy fail, naming it. */
+START_TEST(cluster_empty_template) {
+  char *parent = test_make_temp_dir("pge");
+  rc_error_t err;
+  pg_cluster_t *c = pg_cluster_start(parent, PG_CLUSTER_SCHEMA_NONE, 60000, &err);
+  ck_assert_msg(c != NULL, "%s", err.msg);
+  char *tpl = pg_cluster_sut_dsn(c, PG_CLUSTER_TEMPLATE, "setup");
+  char *v = query_one(tpl,
+                      "SELECT pg_get_userbyid(datdba) || ' ' || (SELECT count(*) FROM pg_tables "
+                      "WHERE schemaname = 'public')::text FROM pg_database WHERE datname = "
+                      "current_database()");
+  ck_assert_str_eq(v, PG_CLUSTER_SUT_ROLE " 0");
+  free(v);
+  PGconn *setup = PQconnectdb(tpl);
+  ck_assert_int_eq(PQstatus(setup), CONNECTION_OK);
+  PGresult *res = PQexec(setup, "CREATE TABLE marker (x INT); INSERT INTO marker VALUES (42)");
+  ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(setup));
+  PQclear(res);
+  /* Still connected: PostgreSQL refuses to copy a template in use. */
+  ck_assert_int_eq(pg_cluster_create_database(c, "replcheck_busy", &err), -1);
+  ck_assert_msg(strstr(err.msg, "being accessed by other users") != NULL, "%s", err.msg);
+  PQfinish(setup);
+  ck_assert_int_eq(pg_cluster_create_database(c, "replcheck_e1", &err), 0);
+  char *sut = pg_cluster_sut_dsn(c, "replcheck_e1", "t");
+  v = query_one(sut,
+                "SELECT x::text || ' ' || (SELECT count(*) FROM pg_tables WHERE "
+                "schemaname = 'public')::text FROM marker");
+  ck_assert_str_eq(v, "42 1");
+  free(v);
+  free(sut);
+  free(tpl);
+  pg_cluster_stop(c);
+  test_remove_tree(parent);
+  free(parent);
+}
+END_TEST
+
 START_TEST(cluster_missing_binaries) {
   char *parent = test_make_temp_dir("pgm");
   setenv("REPLCHECK_PG_BIN_DIR", "/nonexistent/pg/bin", 1);
   rc_error_t err;
-  pg_cluster_t *c = pg_cluster_start(parent, 5000, &err);
+  pg_cluster_t *c = pg_cluster_start(parent, PG_CLUSTER_SCHEMA_REFWORKER, 5000, &err);
   unsetenv("REPLCHECK_PG_BIN_DIR");
   ck_assert_ptr_null(c);
   ck_assert_msg(strstr(err.msg, "/nonexistent/pg/bin/initdb") != NULL &&
@@ -172,6 +212,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, cluster_lifecycle);
   tcase_add_test(tc, cluster_stop_after_crash);
+  tcase_add_test(tc, cluster_empty_template);
   tcase_add_test(tc, cluster_missing_binaries);
   tcase_add_test(tc, cluster_outside_closed_directory);
   suite_add_tcase(s, tc);

@@ -232,12 +232,24 @@ START_TEST(test_minimal_profile_gets_defaults) {
   ck_assert_uint_eq(p->opt_out_count, 0);
   ck_assert_ptr_null(profile_opt_out_reason(p, "protocol/handshake/ping"));
   ck_assert_int_eq(p->db_pool_max, 10); /* Synapse's cp_max */
+  ck_assert_int_eq(p->db_schema, PROFILE_DB_SCHEMA_REFWORKER);
   profile_destroy(p);
 
   p = load_ok("{'format': 1, 'name': 'n', 'dialect': 'modern', 'era': '1.66', 'command': ['w'],"
               " 'roles': ['worker', 'pg'], 'database': {'pool_max': 3}}");
   ck_assert_uint_eq(p->roles, PROFILE_ROLE_WORKER | PROFILE_ROLE_PG);
   ck_assert_int_eq(p->db_pool_max, 3);
+  ck_assert_int_eq(p->db_schema, PROFILE_DB_SCHEMA_REFWORKER);
+  profile_destroy(p);
+
+  p = load_ok("{'format': 1, 'name': 'n', 'dialect': 'modern', 'era': '1.66', 'command': ['w'],"
+              " 'roles': ['worker', 'pg'], 'database': {'schema': 'none'}}");
+  ck_assert_int_eq(p->db_schema, PROFILE_DB_SCHEMA_NONE);
+  ck_assert_int_eq(p->db_pool_max, 10);
+  profile_destroy(p);
+  p = load_ok("{'format': 1, 'name': 'n', 'dialect': 'modern', 'era': '1.66', 'command': ['w'],"
+              " 'roles': ['worker', 'pg'], 'database': {'schema': 'refworker'}}");
+  ck_assert_int_eq(p->db_schema, PROFILE_DB_SCHEMA_REFWORKER);
   profile_destroy(p);
 }
 END_TEST
@@ -370,7 +382,14 @@ static const error_case_t ERROR_CASES[] = {
     ERR(WITH("'database': 3"), "field 'database': expected an object"),
     ERR(WITH("'database': {'pool_max': 0}"), "field 'database.pool_max': expected an integer in 1..1000"),
     ERR(WITH("'database': {'pool_max': '2'}"), "field 'database.pool_max'"),
-    ERR(WITH("'database': {'poolmax': 2}"), "field 'database.poolmax': unknown field (known: pool_max)"),
+    ERR(WITH("'database': {'poolmax': 2}"),
+        "field 'database.poolmax': unknown field (known: pool_max, schema)"),
+    ERR(WITH("'roles': ['worker', 'pg'], 'database': {'schema': 'synapse'}"),
+        "field 'database.schema': expected \"refworker\" or \"none\""),
+    ERR(WITH("'roles': ['worker', 'pg'], 'database': {'schema': 1}"),
+        "field 'database.schema': expected \"refworker\" or \"none\""),
+    ERR(WITH("'database': {'schema': 'none'}"),
+        "field 'database.schema': needs role \"pg\" in 'roles'"),
     /* format, name, description */
     ERR("{'name': 'n', 'dialect': 'modern', 'era': '1.66', 'command': ['w']}",
         "field 'format': missing, expected the integer 1"),

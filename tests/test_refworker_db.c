@@ -29,7 +29,7 @@ static pg_cluster_t *cluster;
 static void cluster_setup(void) {
   parent = test_make_temp_dir("pgr");
   rc_error_t err;
-  cluster = pg_cluster_start(parent, 60000, &err);
+  cluster = pg_cluster_start(parent, PG_CLUSTER_SCHEMA_REFWORKER, 60000, &err);
   if (cluster == NULL) fprintf(stderr, "%s\n", err.msg);
 }
 
