@@ -26,7 +26,9 @@ static void broken(const char *what) {
   abort();
 }
 
-/* Expands a template with a value for every placeholder: must never fail. */
+/* Expands a template with a value for every placeholder: must never fail, except for
+ * an {env:NAME} whose variable is unset here (checked when the run expands it, with an
+ * error naming the variable). */
 static void expand_all(const char *template_text) {
   if (template_text == NULL) return;
   profile_var_t vars[64];
@@ -35,7 +37,7 @@ static void expand_all(const char *template_text) {
     vars[n++] = (profile_var_t){PROFILE_PLACEHOLDERS[i], "v"};
   rc_error_t err;
   char *out = profile_expand(template_text, vars, n, &err);
-  if (out == NULL) {
+  if (out == NULL && strstr(err.msg, "environment variable") == NULL) {
     fprintf(stderr, "fuzz_profile: '%.200s': %s\n", template_text, err.msg);
     broken("a template accepted at load does not expand with every placeholder given");
   }
