@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 
+#include "fake_remote.h"
 #include "fixture.h"
 #include "mockhs.h"
 
@@ -27,6 +28,10 @@ typedef struct fixture_env {
    * deadline (and 2 s per scrape). */
   const char *metrics_url;
   const char *http_url;
+  /* The fake federation remotes, one per name of the fixture's `remotes` header, in
+   * that order, on the mock's event base (remote steps); NULL: they cannot be checked. */
+  fake_remote_t *const *remotes;
+  size_t remote_count;
   int first_connect_ms; /* at least this long for the first connection (0: its deadline) */
   /* Optional: told each step's trace line as it completes, and called at least every
    * 100 ms while the play waits (to print the ledger as it grows). */

@@ -47,7 +47,7 @@ bool fixture_op_holds(fixture_op_t op, double a, double b) {
   }
 }
 
-static fixture_op_t op_of(const char *word, size_t len) {
+fixture_op_t fixture_op_parse(const char *word, size_t len) {
   for (size_t i = 0; i < sizeof OPS / sizeof OPS[0]; i++)
     if (strlen(OPS[i].text) == len && memcmp(OPS[i].text, word, len) == 0) return OPS[i].op;
   return FIXTURE_OP_NONE;
@@ -155,7 +155,7 @@ static int metric_parse(parser_t *p, const char *kw, const char *arg, const char
     size_t rest = len, value_len, op_len;
     const char *value_word = pop_word(arg, &rest, &value_len);
     const char *op_word = pop_word(arg, &rest, &op_len);
-    op = rest > 0 ? op_of(op_word, op_len) : FIXTURE_OP_NONE;
+    op = rest > 0 ? fixture_op_parse(op_word, op_len) : FIXTURE_OP_NONE;
     /* "!metric x{a=\"b == 1\"}": the words are inside a label value, not an OP VALUE */
     if (op != FIXTURE_OP_NONE && kind == FIXTURE_STEP_METRIC_NOT &&
         !parse_value(value_word, value_len, &value, &relative)) {

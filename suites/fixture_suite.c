@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fake_remote.h"
 #include "fixture.h"
 #include "fixture_play.h"
 #include "registry.h"
@@ -65,6 +66,33 @@ static bool terminate_sut(void *arg, char *why, size_t cap) {
   return false;
 }
 
+/* The fixture's fake federation remotes on the test's loop, given to the SUT through the
+ * profile's fedsender.remote_args (the registry skipped profiles without role fedsender).
+ * false after recording an ERROR; stop_remotes() either way. */
+static bool start_remotes(rc_test_t *t, const fixture_t *f, fake_remote_t **remotes,
+                          rc_remote_t *args) {
+  rc_error_t err;
+  for (size_t i = 0; i < f->remote_count; i++) {
+    if ((remotes[i] = fake_remote_create(t->base, f->remotes[i], &err)) == NULL)
+      return rc_error(t, "%s", err.msg);
+    args[i] = (rc_remote_t){f->remotes[i], fake_remote_url(remotes[i])};
+  }
+  t->remotes = args;
+  t->remote_count = f->remote_count;
+  return true;
+}
+
+static void stop_remotes(rc_test_t *t, fake_remote_t **remotes, size_t count) {
+  char line[2048];
+  for (size_t i = 0; i < count && remotes[i] != NULL; i++)
+    rc_note(t, "%s", fake_remote_describe(remotes[i], 12, line, sizeof line));
+  t->remotes = NULL;
+  t->remote_count = 0;
+  for (size_t i = 0; i < count; i++) fake_remote_destroy(remotes[i]);
+}
+
+static void fixture_play_test(rc_test_t *t, const entry_t *e, fake_remote_t *const *remotes);
+
 static void fixture_test(rc_test_t *t) {
   const entry_t *e = entry_of(t->def->id);
   if (e == NULL) {
@@ -76,7 +104,14 @@ static void fixture_test(rc_test_t *t) {
     return;
   }
   fixture_apply_config(e->fixture, &t->mock_config);
-  if (!rc_start(t)) return;
+  fake_remote_t *remotes[FIXTURE_MAX_REMOTES] = {0};
+  rc_remote_t args[FIXTURE_MAX_REMOTES];
+  if (start_remotes(t, e->fixture, remotes, args) && rc_start(t))
+    fixture_play_test(t, e, remotes);
+  stop_remotes(t, remotes, e->fixture->remote_count);
+}
+
+static void fixture_play_test(rc_test_t *t, const entry_t *e, fake_remote_t *const *remotes) {
   /* The registry skipped the test when the profile lacks a channel the fixture needs. */
   char *metrics_url = NULL, *http_url = NULL;
   if ((e->fixture->needs & FIXTURE_NEEDS_METRICS) &&
@@ -93,6 +128,8 @@ static void fixture_test(rc_test_t *t) {
       .log_path = t->log_file,
       .metrics_url = metrics_url,
       .http_url = http_url,
+      .remotes = remotes,
+      .remote_count = e->fixture->remote_count,
       .terminate = terminate_sut,
       .terminate_arg = t};
   fixture_result_t r;
@@ -222,7 +259,8 @@ static void fill_row(rc_test_def_t *row, const entry_t *e) {
   row->dialects = f->dialects; /* same bits: 1 << proto_dialect_t */
   row->transports = ((f->transports & FIXTURE_TRANSPORT_TCP) ? RC_TRANSPORT_TCP : 0) |
                     ((f->transports & FIXTURE_TRANSPORT_REDIS) ? RC_TRANSPORT_REDIS : 0);
-  row->roles = e->roles;
+  /* Fake remotes reach the SUT only through fedsender.remote_args. */
+  row->roles = e->roles | ((f->needs & FIXTURE_NEEDS_REMOTES) ? PROFILE_ROLE_FEDSENDER : 0);
   row->tags = f->tags;
   /* A profile without the channel skips the fixture, saying so ("not applicable: needs
    * the SUT's metrics; ..."), rather than passing it unchecked. */
