@@ -72,6 +72,8 @@ typedef enum fixture_step_kind {
   FIXTURE_STEP_REMOTE,      /* remote NAME http|http~|presence ... (fixture_remote.h) */
   FIXTURE_STEP_REMOTE_NOT,  /* !remote NAME http|http~|presence ... */
   FIXTURE_STEP_REMOTE_COUNT, /* remote NAME count USER OP N */
+  FIXTURE_STEP_DB,           /* db QUANTITY OP N */
+  FIXTURE_STEP_DB_NOT,       /* !db QUANTITY OP N */
 } fixture_step_kind_t;
 
 /* Comparisons of metric steps (0: none, "!metric SELECTOR" alone). */
@@ -99,6 +101,7 @@ typedef enum fixture_check {
 #define FIXTURE_NEEDS_METRICS (1u << 1)
 #define FIXTURE_NEEDS_SUT_HTTP (1u << 2)
 #define FIXTURE_NEEDS_REMOTES (1u << 3) /* fake federation remotes: role fedsender */
+#define FIXTURE_NEEDS_DB (1u << 4)      /* the SUT's database: role pg */
 
 #define FIXTURE_MAX_REMOTES 8
 
@@ -125,7 +128,8 @@ typedef struct fixture_step {
   int64_t token;                 /* row */
   struct fixture_step *children; /* unordered */
   size_t child_count;
-  /* metric, !metric, metric-mark: text is the selector NAME{LABELS} as written.
+  /* db, !db: text is the QUANTITY (sessions, idle-in-transaction), op and value N.
+   * metric, !metric, metric-mark: text is the selector NAME{LABELS} as written.
    * sut-http: text is the path (placeholders unexpanded), number the status. */
   fixture_op_t op; /* metric, !metric */
   double value;    /* metric, !metric: the number compared with */

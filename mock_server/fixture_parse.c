@@ -377,6 +377,8 @@ static bool checks_something(const fixture_step_t *s) {
     case FIXTURE_STEP_REMOTE:
     case FIXTURE_STEP_REMOTE_NOT:
     case FIXTURE_STEP_REMOTE_COUNT:
+    case FIXTURE_STEP_DB:
+    case FIXTURE_STEP_DB_NOT:
       return true;
     default:
       return false;

@@ -668,6 +668,44 @@ static void sut_http_step(play_t *p, const fixture_step_t *s) {
   free(url);
 }
 
+/* ---- the SUT's database --------------------------------------------------------------- */
+
+/* db: polled until the quantity satisfies OP N; !db: fails at the first sample that
+ * does (or that cannot be taken: a negation must not pass unobserved). */
+static void db_step(play_t *p, const fixture_step_t *s) {
+  if (p->env->db_sample == NULL) {
+    finish_step(p, FIXTURE_BROKEN, "no SUT database to observe (only replcheck can, for a "
+                                   "profile with role pg)");
+    return;
+  }
+  bool negated = s->kind == FIXTURE_STEP_DB_NOT;
+  waiter_t w = waiter_begin(p, s->deadline_ms);
+  char seen[1024] = "";
+  double value = 0;
+  int samples = 0, rc = 0;
+  bool hit = false;
+  for (;;) {
+    rc = p->env->db_sample(p->env->db_arg, s->text, &value, seen, sizeof seen);
+    samples++;
+    hit = rc == 0 && fixture_op_holds(s->op, value, s->value);
+    if (hit || (rc != 0 && negated) || rc_clock_mono_ms() >= waiter_deadline(p, &w)) break;
+    observe(p, left_ms(p, &w, 1, SIDE_POLL_MS));
+  }
+  double at = now_rel_s(p);
+  if (rc != 0)
+    finish_step(p, FIXTURE_FAILED, "the database could not be observed: %s", seen);
+  else if (negated && hit)
+    finish_step(p, FIXTURE_FAILED, "%s %g at +%.3f: %s", s->text, value, at, seen);
+  else if (negated)
+    trace_add(p, "ok", s, "[not within %d ms: %d samples, the last %s %g]", s->deadline_ms, samples,
+              s->text, value);
+  else if (hit)
+    trace_add(p, "ok", s, "[%s %g at +%.3f]", s->text, value, at);
+  else
+    finish_step(p, FIXTURE_FAILED, "%s %g at +%.3f (the last of %d samples in %d ms): %s", s->text,
+                value, at, samples, s->deadline_ms, seen);
+}
+
 /* ---- fake federation remotes ---------------------------------------------------------- */
 
 /* Counts only grow: whether the count step's outcome can no longer change. */
@@ -849,6 +887,10 @@ static void play_step(play_t *p, const fixture_step_t *s) {
     case FIXTURE_STEP_REMOTE_NOT:
     case FIXTURE_STEP_REMOTE_COUNT:
       remote_step(p, s);
+      break;
+    case FIXTURE_STEP_DB:
+    case FIXTURE_STEP_DB_NOT:
+      db_step(p, s);
       break;
     case FIXTURE_STEP_SUT_HTTP:
       sut_http_step(p, s);

@@ -32,6 +32,12 @@ typedef struct fixture_env {
    * that order, on the mock's event base (remote steps); NULL: they cannot be checked. */
   fake_remote_t *const *remotes;
   size_t remote_count;
+  /* Samples a quantity of the SUT's database (db steps: "sessions",
+   * "idle-in-transaction") into *value, with the sessions it counted described in seen;
+   * -1 with seen saying why it could not. Blocks the mock's loop for one query. NULL: db
+   * steps cannot be checked. */
+  int (*db_sample)(void *arg, const char *quantity, double *value, char *seen, size_t cap);
+  void *db_arg;
   int first_connect_ms; /* at least this long for the first connection (0: its deadline) */
   /* Optional: told each step's trace line as it completes, and called at least every
    * 100 ms while the play waits (to print the ledger as it grows). */

@@ -321,8 +321,36 @@ static int sut_http_parse(parser_t *p, const char *kw, const char *arg, const ch
   return rc;
 }
 
+/* The quantities a db step may observe (docs/FIXTURES.md "The SUT's database"). */
+static const char *const DB_QUANTITIES[] = {"sessions", "idle-in-transaction"};
+
+static int db_parse(parser_t *p, const char *kw, const char *arg, const char *src) {
+  char quantity[32], op[8], number[32], extra;
+  int64_t n = 0;
+  bool known = false;
+  if (sscanf(arg, "%31s %7s %31s %c", quantity, op, number, &extra) == 3)
+    for (size_t i = 0; i < sizeof DB_QUANTITIES / sizeof DB_QUANTITIES[0]; i++)
+      known = known || strcmp(quantity, DB_QUANTITIES[i]) == 0;
+  fixture_op_t parsed = known ? fixture_op_parse(op, strlen(op)) : FIXTURE_OP_NONE;
+  if (parsed == FIXTURE_OP_NONE || !fixture_parser_int64(number, 0, 100000, &n)) {
+    char why[200];
+    snprintf(why, sizeof why,
+             "expected '%s QUANTITY OP N' (QUANTITY sessions or idle-in-transaction; OP one of "
+             "== != < <= > >=; N >= 0)",
+             kw);
+    return fixture_parser_step_error(p, kw, why);
+  }
+  fixture_step_t *s = fixture_parser_new_step(p, kw[0] == '!' ? FIXTURE_STEP_DB_NOT : FIXTURE_STEP_DB, src);
+  if (s == NULL) return -1;
+  s->op = parsed;
+  s->value = (double)n;
+  p->f->needs |= FIXTURE_NEEDS_DB;
+  return (s->text = strdup(quantity)) == NULL ? rc_error_set(p->err, "out of memory") : 0;
+}
+
 int fixture_side_parse(parser_t *p, const char *kw, const char *arg, const char *src) {
   if (strcmp(kw, "sut-http") == 0) return sut_http_parse(p, kw, arg, src);
+  if (strcmp(kw, "db") == 0 || strcmp(kw, "!db") == 0) return db_parse(p, kw, arg, src);
   return metric_parse(p, kw, arg, src);
 }
 

@@ -213,7 +213,7 @@ static const char *const STEP_NAMES =
     "connect, >, >raw, >split, <, <~, <raw, !<, !<~, unordered, end, close, reset, stall, "
     "closed, open, wait, deadline, http, http~, !http, !http~, log~, !log~, ping, listen, "
     "http-fail, http-delay, http-page-size, row, terminate, metric, !metric, metric-mark, sut-http, "
-    "remote, !remote";
+    "remote, !remote, db, !db";
 
 int fixture_parser_script_line(parser_t *p, const char *line) {
   const char *s = line;
@@ -342,7 +342,7 @@ int fixture_parser_script_line(parser_t *p, const char *line) {
   }
   if (strcmp(kw, "row") == 0) return row_step(p, arg, line);
   if (strcmp(kw, "metric") == 0 || strcmp(kw, "!metric") == 0 || strcmp(kw, "metric-mark") == 0 ||
-      strcmp(kw, "sut-http") == 0)
+      strcmp(kw, "sut-http") == 0 || strcmp(kw, "db") == 0 || strcmp(kw, "!db") == 0)
     return fixture_side_parse(p, kw, arg, line);
   if (strcmp(kw, "remote") == 0 || strcmp(kw, "!remote") == 0)
     return fixture_remote_parse(p, kw, arg, line);

@@ -65,6 +65,14 @@ int mockhs_play_fixture(struct event_base *base, const mockhs_args_t *a) {
     fixture_destroy(f);
     return 2;
   }
+  if (f->needs & FIXTURE_NEEDS_DB) {
+    fprintf(stderr,
+            "mockhs: %s cannot be played: its db steps observe the worker's database, which only "
+            "replcheck run can (a profile with role pg)\n",
+            a->fixture_path);
+    fixture_destroy(f);
+    return 2;
+  }
   proto_dialect_t dialect = a->dialect;
   unsigned bit = 1u << dialect;
   char dialects[32];

@@ -13,11 +13,14 @@
 #include "fake_remote.h"
 #include "fixture.h"
 #include "fixture_play.h"
+#include "pg_cluster.h"
+#include "pg_observer.h"
 #include "registry.h"
 #include "testctx.h"
 
 #define MAX_FIXTURES 10000
 #define MAX_DEPTH 16
+#define IDLE_IN_TRANSACTION_MS 1000 /* db idle-in-transaction: idle that long in a transaction */
 
 typedef struct entry {
   char *id;    /* "fixtures/<rel>" */
@@ -91,6 +94,54 @@ static void stop_remotes(rc_test_t *t, fake_remote_t **remotes, size_t count) {
   for (size_t i = 0; i < count; i++) fake_remote_destroy(remotes[i]);
 }
 
+/* A db step's sample of the test's database (fixture_env_t.db_sample): the SUT's
+ * sessions, all or those idle in a transaction for IDLE_IN_TRANSACTION_MS or more. */
+static int db_sample(void *arg, const char *quantity, double *value, char *seen, size_t cap) {
+  pg_observer_t *o = arg;
+  pg_session_t *list = NULL;
+  size_t n = 0;
+  rc_error_t err;
+  if (pg_observer_sessions(o, &list, &n, &err) != 0) {
+    snprintf(seen, cap, "%s", err.msg);
+    return -1;
+  }
+  bool idle_only = strcmp(quantity, "idle-in-transaction") == 0;
+  size_t counted = 0, used = 0;
+  seen[0] = '\0';
+  for (size_t i = 0; i < n; i++) {
+    /* A transaction between two statements is not one left open. */
+    if (idle_only && (strcmp(list[i].state, "idle in transaction") != 0 ||
+                      list[i].state_age_ms < IDLE_IN_TRANSACTION_MS))
+      continue;
+    char one[512];
+    pg_session_describe(&list[i], one, sizeof one);
+    int w = used + 1 < cap ? snprintf(seen + used, cap - used, "%s%s", counted ? "; " : "", one) : 0;
+    used = w < 0 ? used : (size_t)w >= cap - used ? cap - 1 : used + (size_t)w;
+    counted++;
+  }
+  if (counted == 0) snprintf(seen, cap, "no such session (%zu in all)", n);
+  free(list);
+  *value = (double)counted;
+  return 0;
+}
+
+/* The harness's session on the test's database for db steps, or NULL after an ERROR. */
+static pg_observer_t *db_observe(rc_test_t *t) {
+  char *dsn = t->pg != NULL && t->db_name != NULL
+                  ? pg_cluster_admin_dsn(t->pg, t->db_name, "replcheck-fixture")
+                  : NULL;
+  if (dsn == NULL) {
+    rc_error(t, "harness: no test database to observe (%s)",
+             t->pg_error ? t->pg_error : "no cluster, or out of memory");
+    return NULL;
+  }
+  rc_error_t err;
+  pg_observer_t *o = pg_observer_connect(dsn, &err);
+  free(dsn);
+  if (o == NULL) rc_error(t, "%s", err.msg);
+  return o;
+}
+
 static void fixture_play_test(rc_test_t *t, const entry_t *e, fake_remote_t *const *remotes);
 
 static void fixture_test(rc_test_t *t) {
@@ -122,6 +173,12 @@ static void fixture_play_test(rc_test_t *t, const entry_t *e, fake_remote_t *con
     free(metrics_url);
     return;
   }
+  pg_observer_t *db = NULL;
+  if ((e->fixture->needs & FIXTURE_NEEDS_DB) && (db = db_observe(t)) == NULL) {
+    free(metrics_url);
+    free(http_url);
+    return;
+  }
   fixture_env_t env = {
       .mock = t->mock,
       .vars = {.server_name = t->server_name, .instance_name = t->profile->instance_name},
@@ -130,10 +187,13 @@ static void fixture_play_test(rc_test_t *t, const entry_t *e, fake_remote_t *con
       .http_url = http_url,
       .remotes = remotes,
       .remote_count = e->fixture->remote_count,
+      .db_sample = db != NULL ? db_sample : NULL,
+      .db_arg = db,
       .terminate = terminate_sut,
       .terminate_arg = t};
   fixture_result_t r;
   fixture_play(e->fixture, &env, &r);
+  pg_observer_destroy(db);
   free(metrics_url);
   free(http_url);
   if (r.outcome != FIXTURE_PASSED) {
@@ -259,8 +319,10 @@ static void fill_row(rc_test_def_t *row, const entry_t *e) {
   row->dialects = f->dialects; /* same bits: 1 << proto_dialect_t */
   row->transports = ((f->transports & FIXTURE_TRANSPORT_TCP) ? RC_TRANSPORT_TCP : 0) |
                     ((f->transports & FIXTURE_TRANSPORT_REDIS) ? RC_TRANSPORT_REDIS : 0);
-  /* Fake remotes reach the SUT only through fedsender.remote_args. */
-  row->roles = e->roles | ((f->needs & FIXTURE_NEEDS_REMOTES) ? PROFILE_ROLE_FEDSENDER : 0);
+  /* Fake remotes reach the SUT only through fedsender.remote_args; the database is the
+   * test's own in the run's cluster. */
+  row->roles = e->roles | ((f->needs & FIXTURE_NEEDS_REMOTES) ? PROFILE_ROLE_FEDSENDER : 0) |
+               ((f->needs & FIXTURE_NEEDS_DB) ? PROFILE_ROLE_PG : 0);
   row->tags = f->tags;
   /* A profile without the channel skips the fixture, saying so ("not applicable: needs
    * the SUT's metrics; ..."), rather than passing it unchecked. */
