@@ -44,33 +44,33 @@ typedef enum fixture_mock_mode {
 } fixture_mock_mode_t;
 
 typedef enum fixture_step_kind {
-  FIXTURE_STEP_CONNECT = 1, /* connect cN */
-  FIXTURE_STEP_SEND,        /* >, >raw (use RAW), >split K (number = K) */
-  FIXTURE_STEP_EXPECT,      /* <, <~, <raw */
-  FIXTURE_STEP_EXPECT_NOT,  /* !<, !<~ */
-  FIXTURE_STEP_UNORDERED,   /* unordered ... end: children are EXPECT steps */
-  FIXTURE_STEP_CLOSE,       /* close (flag false) / reset (flag true) */
-  FIXTURE_STEP_STALL,       /* stall MS */
-  FIXTURE_STEP_CLOSED,      /* closed [by sut|by mock] [fin|rst] */
-  FIXTURE_STEP_OPEN,        /* open */
-  FIXTURE_STEP_WAIT,        /* wait MS */
-  FIXTURE_STEP_HTTP,        /* http, http~ */
-  FIXTURE_STEP_HTTP_NOT,    /* !http, !http~ */
-  FIXTURE_STEP_LOG,         /* log~ */
-  FIXTURE_STEP_LOG_NOT,     /* !log~ */
-  FIXTURE_STEP_PING,        /* ping on|off (flag) */
-  FIXTURE_STEP_LISTEN,      /* listen on|off (flag) */
-  FIXTURE_STEP_HTTP_FAIL,   /* http-fail STATUS COUNT (number, number2) */
-  FIXTURE_STEP_HTTP_DELAY,  /* http-delay MS */
-  FIXTURE_STEP_HTTP_PAGE,   /* http-page-size N (number) */
-  FIXTURE_STEP_ROW,         /* row STREAM TOKEN JSON */
-  FIXTURE_STEP_TERMINATE,   /* terminate: the harness sends the SUT SIGTERM */
-  FIXTURE_STEP_METRIC,      /* metric SELECTOR OP VALUE */
-  FIXTURE_STEP_METRIC_NOT,  /* !metric SELECTOR [OP VALUE] */
-  FIXTURE_STEP_METRIC_MARK, /* metric-mark SELECTOR */
-  FIXTURE_STEP_SUT_HTTP,    /* sut-http METHOD PATH -> CHECK */
-  FIXTURE_STEP_REMOTE,      /* remote NAME http|http~|presence ... (fixture_remote.h) */
-  FIXTURE_STEP_REMOTE_NOT,  /* !remote NAME http|http~|presence ... */
+  FIXTURE_STEP_CONNECT = 1,  /* connect cN */
+  FIXTURE_STEP_SEND,         /* >, >raw (use RAW), >split K (number = K) */
+  FIXTURE_STEP_EXPECT,       /* <, <~, <raw */
+  FIXTURE_STEP_EXPECT_NOT,   /* !<, !<~ */
+  FIXTURE_STEP_UNORDERED,    /* unordered ... end: children are EXPECT steps */
+  FIXTURE_STEP_CLOSE,        /* close (flag false) / reset (flag true) */
+  FIXTURE_STEP_STALL,        /* stall MS */
+  FIXTURE_STEP_CLOSED,       /* closed [by sut|by mock] [fin|rst] */
+  FIXTURE_STEP_OPEN,         /* open */
+  FIXTURE_STEP_WAIT,         /* wait MS */
+  FIXTURE_STEP_HTTP,         /* http, http~ */
+  FIXTURE_STEP_HTTP_NOT,     /* !http, !http~ */
+  FIXTURE_STEP_LOG,          /* log~ */
+  FIXTURE_STEP_LOG_NOT,      /* !log~ */
+  FIXTURE_STEP_PING,         /* ping on|off (flag) */
+  FIXTURE_STEP_LISTEN,       /* listen on|off (flag) */
+  FIXTURE_STEP_HTTP_FAIL,    /* http-fail STATUS COUNT (number, number2) */
+  FIXTURE_STEP_HTTP_DELAY,   /* http-delay MS */
+  FIXTURE_STEP_HTTP_PAGE,    /* http-page-size N (number) */
+  FIXTURE_STEP_ROW,          /* row STREAM TOKEN JSON */
+  FIXTURE_STEP_TERMINATE,    /* terminate: the harness sends the SUT SIGTERM */
+  FIXTURE_STEP_METRIC,       /* metric SELECTOR OP VALUE */
+  FIXTURE_STEP_METRIC_NOT,   /* !metric SELECTOR [OP VALUE] */
+  FIXTURE_STEP_METRIC_MARK,  /* metric-mark SELECTOR */
+  FIXTURE_STEP_SUT_HTTP,     /* sut-http METHOD PATH -> CHECK */
+  FIXTURE_STEP_REMOTE,       /* remote NAME http|http~|presence ... (fixture_remote.h) */
+  FIXTURE_STEP_REMOTE_NOT,   /* !remote NAME http|http~|presence ... */
   FIXTURE_STEP_REMOTE_COUNT, /* remote NAME count USER OP N */
   FIXTURE_STEP_DB,           /* db QUANTITY OP N */
   FIXTURE_STEP_DB_NOT,       /* !db QUANTITY OP N */

@@ -192,7 +192,8 @@ static int set_remotes(parser_t *p, const char *value) {
     return -1;
   int rc = 0;
   char *save = NULL;
-  for (char *name = strtok_r(list, ",", &save); name && rc == 0; name = strtok_r(NULL, ",", &save)) {
+  for (char *name = strtok_r(list, ",", &save); name && rc == 0;
+       name = strtok_r(NULL, ",", &save)) {
     for (size_t i = 0; i < f->remote_count && rc == 0; i++)
       if (strcmp(f->remotes[i], name) == 0)
         rc = field_error(p, "remotes", "remote '%s' is named twice", name);

@@ -674,8 +674,9 @@ static void sut_http_step(play_t *p, const fixture_step_t *s) {
  * does (or that cannot be taken: a negation must not pass unobserved). */
 static void db_step(play_t *p, const fixture_step_t *s) {
   if (p->env->db_sample == NULL) {
-    finish_step(p, FIXTURE_BROKEN, "no SUT database to observe (only replcheck can, for a "
-                                   "profile with role pg)");
+    finish_step(p, FIXTURE_BROKEN,
+                "no SUT database to observe (only replcheck can, for a "
+                "profile with role pg)");
     return;
   }
   bool negated = s->kind == FIXTURE_STEP_DB_NOT;
@@ -751,8 +752,9 @@ static void remote_step(play_t *p, const fixture_step_t *s) {
   if (count && fixture_op_holds(s->op, (double)n, s->value))
     trace_add(p, "ok", s, "[%zu at +%.3f]", n, now_rel_s(p));
   else if (count)
-    finish_step(p, FIXTURE_FAILED, "%s received %zu matching presence updates by +%.3f (wanted %s %g); %s",
-                name, n, now_rel_s(p), fixture_op_text(s->op), s->value, all);
+    finish_step(p, FIXTURE_FAILED,
+                "%s received %zu matching presence updates by +%.3f (wanted %s %g); %s", name, n,
+                now_rel_s(p), fixture_op_text(s->op), s->value, all);
   else if (negated && found >= 0)
     finish_step(p, FIXTURE_FAILED, "%s received the %s '%.300s'; %s", name, what, seen, all);
   else if (negated)

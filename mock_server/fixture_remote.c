@@ -7,10 +7,10 @@
 
 #include "fixture_parser.h"
 
-#define REMOTE_USAGE                                                                     \
+#define REMOTE_USAGE                                                                       \
   "expected 'remote NAME http PATTERN', 'remote NAME http~ REGEX', 'remote NAME presence " \
   "USER [STATE]' or 'remote NAME count USER OP N'"
-#define NOT_REMOTE_USAGE                                                                   \
+#define NOT_REMOTE_USAGE                                                               \
   "expected '!remote NAME http PATTERN', '!remote NAME http~ REGEX' or '!remote NAME " \
   "presence USER [STATE]'"
 #define COUNT_USAGE "expected 'remote NAME count USER OP N' (OP one of == != < <= > >=; N >= 0)"
@@ -53,8 +53,8 @@ static bool is_state(const char *s) {
 }
 
 /* USER [STATE] (presence) or USER OP N (count) into s. */
-static int presence_args(parser_t *p, const char *kw, fixture_step_t *s, const char *at,
-                         bool count, const char *usage) {
+static int presence_args(parser_t *p, const char *kw, fixture_step_t *s, const char *at, bool count,
+                         const char *usage) {
   char user[512], word[64];
   if (!take_word(&at, user, sizeof user)) return fixture_parser_step_error(p, kw, usage);
   rc_error_t why;

@@ -340,7 +340,8 @@ static int db_parse(parser_t *p, const char *kw, const char *arg, const char *sr
              kw);
     return fixture_parser_step_error(p, kw, why);
   }
-  fixture_step_t *s = fixture_parser_new_step(p, kw[0] == '!' ? FIXTURE_STEP_DB_NOT : FIXTURE_STEP_DB, src);
+  fixture_step_t *s =
+      fixture_parser_new_step(p, kw[0] == '!' ? FIXTURE_STEP_DB_NOT : FIXTURE_STEP_DB, src);
   if (s == NULL) return -1;
   s->op = parsed;
   s->value = (double)n;

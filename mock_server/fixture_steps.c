@@ -212,7 +212,8 @@ static int side_step(parser_t *p, const char *kw, const char *arg, const char *s
 static const char *const STEP_NAMES =
     "connect, >, >raw, >split, <, <~, <raw, !<, !<~, unordered, end, close, reset, stall, "
     "closed, open, wait, deadline, http, http~, !http, !http~, log~, !log~, ping, listen, "
-    "http-fail, http-delay, http-page-size, row, terminate, metric, !metric, metric-mark, sut-http, "
+    "http-fail, http-delay, http-page-size, row, terminate, metric, !metric, metric-mark, "
+    "sut-http, "
     "remote, !remote, db, !db";
 
 int fixture_parser_script_line(parser_t *p, const char *line) {

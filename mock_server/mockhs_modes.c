@@ -136,7 +136,10 @@ int mockhs_play_fixture(struct event_base *base, const mockhs_args_t *a) {
   fixture_result_t r = {0};
   if (status == 0) fixture_play(f, &env, &r);
   on_tick(&live);
-  status = status != 0 ? status : r.outcome == FIXTURE_PASSED ? 0 : r.outcome == FIXTURE_FAILED ? 1 : 2;
+  status = status != 0                   ? status
+           : r.outcome == FIXTURE_PASSED ? 0
+           : r.outcome == FIXTURE_FAILED ? 1
+                                         : 2;
   if (status == 0)
     printf("mockhs: PASSED: %zu of %zu steps (%s)\n", r.steps_passed, r.steps_total,
            f->requirements);

@@ -115,7 +115,8 @@ static int db_sample(void *arg, const char *quantity, double *value, char *seen,
       continue;
     char one[512];
     pg_session_describe(&list[i], one, sizeof one);
-    int w = used + 1 < cap ? snprintf(seen + used, cap - used, "%s%s", counted ? "; " : "", one) : 0;
+    int w =
+        used + 1 < cap ? snprintf(seen + used, cap - used, "%s%s", counted ? "; " : "", one) : 0;
     used = w < 0 ? used : (size_t)w >= cap - used ? cap - 1 : used + (size_t)w;
     counted++;
   }
@@ -157,8 +158,7 @@ static void fixture_test(rc_test_t *t) {
   fixture_apply_config(e->fixture, &t->mock_config);
   fake_remote_t *remotes[FIXTURE_MAX_REMOTES] = {0};
   rc_remote_t args[FIXTURE_MAX_REMOTES];
-  if (start_remotes(t, e->fixture, remotes, args) && rc_start(t))
-    fixture_play_test(t, e, remotes);
+  if (start_remotes(t, e->fixture, remotes, args) && rc_start(t)) fixture_play_test(t, e, remotes);
   stop_remotes(t, remotes, e->fixture->remote_count);
 }
 

@@ -621,18 +621,35 @@ START_TEST(mockhs_starts_the_fake_remotes_of_a_fixture) {
     }
     free(out);
     snprintf(log, sizeof log, "%s/fedsender-%d.log", work, bug);
-    char *wargv[] = {wbin,         "--host",     "127.0.0.1",  "--port",     port,
-                     "--server-name", "t.local", "--dialect",  "2018",       "--log",
-                     log,          "--fedsender", "--remote",  remotes[0],   "--remote",
-                     remotes[1],   "--remote",   remotes[2],   bug ? "--bug" : NULL,
-                     "presence-per-destination", NULL};
+    char *wargv[] = {wbin,
+                     "--host",
+                     "127.0.0.1",
+                     "--port",
+                     port,
+                     "--server-name",
+                     "t.local",
+                     "--dialect",
+                     "2018",
+                     "--log",
+                     log,
+                     "--fedsender",
+                     "--remote",
+                     remotes[0],
+                     "--remote",
+                     remotes[1],
+                     "--remote",
+                     remotes[2],
+                     bug ? "--bug" : NULL,
+                     "presence-per-destination",
+                     NULL};
     proc_t worker = spawn("fedsender.out", wargv);
     int rc = await_exit(&mock, 20000);
     out = test_read_file(mock.out, NULL);
     ck_assert_msg(rc == bug, "bug %d: exit %d:\n%s", bug, rc, out);
     if (bug)
-      assert_contains(out, "presence-once-per-destination.fixture:37: remote remote1.example "
-                           "count @alice:${server_name} == 1");
+      assert_contains(out,
+                      "presence-once-per-destination.fixture:37: remote remote1.example "
+                      "count @alice:${server_name} == 1");
     else
       assert_contains(out, "!remote remote3.example presence *  [none within 2000 ms]");
     free(out);

@@ -196,8 +196,10 @@ START_TEST(load_errors_name_file_line_and_field) {
       {HEADER "script:\ndb connections > 1\n",
        "fx/t.fixture:7: step 'db': expected 'db QUANTITY OP N' (QUANTITY sessions or "
        "idle-in-transaction"},
-      {HEADER "script:\n!db sessions >> 1\n", "fx/t.fixture:7: step '!db': expected '!db QUANTITY OP N'"},
-      {HEADER "script:\ndb sessions > 1 2\n", "fx/t.fixture:7: step 'db': expected 'db QUANTITY OP N'"},
+      {HEADER "script:\n!db sessions >> 1\n",
+       "fx/t.fixture:7: step '!db': expected '!db QUANTITY OP N'"},
+      {HEADER "script:\ndb sessions > 1 2\n",
+       "fx/t.fixture:7: step 'db': expected 'db QUANTITY OP N'"},
       /* side channels: metrics and the SUT's HTTP answers */
       {HEADER "script:\nmetric up\n",
        "fx/t.fixture:7: step 'metric': expected 'metric NAME{LABELS} OP VALUE'"},

@@ -30,8 +30,7 @@
 #define WITH_RDATA BEHAVIOUR " 'protocol/rdata/*'"
 /* The logcontext and connections suites; with the behaviour suites and the reconnect
  * tests for the leaks, to show that nothing else fails on them. */
-#define LOGCONTEXT \
-  "'logcontext/*' 'connections/*' 'fixtures/seeds/*' protocol/passive/wire-grammar"
+#define LOGCONTEXT "'logcontext/*' 'connections/*' 'fixtures/seeds/*' protocol/passive/wire-grammar"
 #define WITH_LEAKS BEHAVIOUR " 'logcontext/*' 'connections/*' 'protocol/reconnect/*'"
 /* The database suite and the seed fixtures (seed B's observes the database), with the
  * shutdown tests its bugs could disturb. */
