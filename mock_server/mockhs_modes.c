@@ -106,20 +106,20 @@ int mockhs_play_fixture(struct event_base *base, const mockhs_args_t *a) {
       proto_dialect_name(dialect), a->server_name, a->instance_name);
   if (a->torture_level > 0)
     printf("mockhs: torture level %d, seed %llu\n", a->torture_level, (unsigned long long)a->seed);
-  printf("mockhs: waiting up to %d ms for the worker to connect\n", a->connect_timeout_ms);
-  fflush(stdout);
   /* The fixture's fake federation remotes: the worker is told their URLs by hand. */
   fake_remote_t *remotes[FIXTURE_MAX_REMOTES] = {0};
-  int status = 0;
-  for (size_t i = 0; i < f->remote_count && status == 0; i++) {
+  for (size_t i = 0; i < f->remote_count; i++) {
     if ((remotes[i] = fake_remote_create(base, f->remotes[i], &err)) == NULL) {
       fprintf(stderr, "mockhs: %s\n", err.msg);
-      status = 1;
-    } else {
-      printf("mockhs: fake remote %s at %s (refworker: --remote %s=%s)\n", f->remotes[i],
-             fake_remote_url(remotes[i]), f->remotes[i], fake_remote_url(remotes[i]));
+      for (size_t k = 0; k < i; k++) fake_remote_destroy(remotes[k]);
+      mockhs_destroy(mock);
+      fixture_destroy(f);
+      return 1;
     }
+    printf("mockhs: fake remote %s at %s (refworker: --remote %s=%s)\n", f->remotes[i],
+           fake_remote_url(remotes[i]), f->remotes[i], fake_remote_url(remotes[i]));
   }
+  printf("mockhs: waiting up to %d ms for the worker to connect\n", a->connect_timeout_ms);
   fflush(stdout);
   live_t live = {.mock = mock, .next_seq = 1};
   fixture_env_t env = {.mock = mock,
@@ -133,13 +133,10 @@ int mockhs_play_fixture(struct event_base *base, const mockhs_args_t *a) {
                        .on_step = on_step,
                        .on_tick = on_tick,
                        .arg = &live};
-  fixture_result_t r = {0};
-  if (status == 0) fixture_play(f, &env, &r);
+  fixture_result_t r;
+  fixture_play(f, &env, &r);
   on_tick(&live);
-  status = status != 0                   ? status
-           : r.outcome == FIXTURE_PASSED ? 0
-           : r.outcome == FIXTURE_FAILED ? 1
-                                         : 2;
+  int status = r.outcome == FIXTURE_PASSED ? 0 : r.outcome == FIXTURE_FAILED ? 1 : 2;
   if (status == 0)
     printf("mockhs: PASSED: %zu of %zu steps (%s)\n", r.steps_passed, r.steps_total,
            f->requirements);
