@@ -28,7 +28,7 @@ covered=$(printf '%s\n' "$table" | awk -F' [|] ' 'NR > 2 { n = split($3, ids, ",
     id=$(printf '%s' "$line" | awk '{print $2}')
     level=$(printf '%s' "$line" | awk -F' · ' '{print $2}')
     rest=$(printf '%s' "$line" | awk -F' · ' '{for (i = 3; i <= NF; i++) printf "%s%s", (i > 3 ? " · " : ""), $i}')
-    if ! printf '%s\n' "$covered" | grep -qx "$id"; then
+    if ! grep -qx -- "$id" <<< "$covered"; then
       echo "| $id | $level | $rest |"
     fi
   done

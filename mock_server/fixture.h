@@ -44,31 +44,36 @@ typedef enum fixture_mock_mode {
 } fixture_mock_mode_t;
 
 typedef enum fixture_step_kind {
-  FIXTURE_STEP_CONNECT = 1, /* connect cN */
-  FIXTURE_STEP_SEND,        /* >, >raw (use RAW), >split K (number = K) */
-  FIXTURE_STEP_EXPECT,      /* <, <~, <raw */
-  FIXTURE_STEP_EXPECT_NOT,  /* !<, !<~ */
-  FIXTURE_STEP_UNORDERED,   /* unordered ... end: children are EXPECT steps */
-  FIXTURE_STEP_CLOSE,       /* close (flag false) / reset (flag true) */
-  FIXTURE_STEP_STALL,       /* stall MS */
-  FIXTURE_STEP_CLOSED,      /* closed [by sut|by mock] [fin|rst] */
-  FIXTURE_STEP_OPEN,        /* open */
-  FIXTURE_STEP_WAIT,        /* wait MS */
-  FIXTURE_STEP_HTTP,        /* http, http~ */
-  FIXTURE_STEP_HTTP_NOT,    /* !http, !http~ */
-  FIXTURE_STEP_LOG,         /* log~ */
-  FIXTURE_STEP_LOG_NOT,     /* !log~ */
-  FIXTURE_STEP_PING,        /* ping on|off (flag) */
-  FIXTURE_STEP_LISTEN,      /* listen on|off (flag) */
-  FIXTURE_STEP_HTTP_FAIL,   /* http-fail STATUS COUNT (number, number2) */
-  FIXTURE_STEP_HTTP_DELAY,  /* http-delay MS */
-  FIXTURE_STEP_HTTP_PAGE,   /* http-page-size N (number) */
-  FIXTURE_STEP_ROW,         /* row STREAM TOKEN JSON */
-  FIXTURE_STEP_TERMINATE,   /* terminate: the harness sends the SUT SIGTERM */
-  FIXTURE_STEP_METRIC,      /* metric SELECTOR OP VALUE */
-  FIXTURE_STEP_METRIC_NOT,  /* !metric SELECTOR [OP VALUE] */
-  FIXTURE_STEP_METRIC_MARK, /* metric-mark SELECTOR */
-  FIXTURE_STEP_SUT_HTTP,    /* sut-http METHOD PATH -> CHECK */
+  FIXTURE_STEP_CONNECT = 1,  /* connect cN */
+  FIXTURE_STEP_SEND,         /* >, >raw (use RAW), >split K (number = K) */
+  FIXTURE_STEP_EXPECT,       /* <, <~, <raw */
+  FIXTURE_STEP_EXPECT_NOT,   /* !<, !<~ */
+  FIXTURE_STEP_UNORDERED,    /* unordered ... end: children are EXPECT steps */
+  FIXTURE_STEP_CLOSE,        /* close (flag false) / reset (flag true) */
+  FIXTURE_STEP_STALL,        /* stall MS */
+  FIXTURE_STEP_CLOSED,       /* closed [by sut|by mock] [fin|rst] */
+  FIXTURE_STEP_OPEN,         /* open */
+  FIXTURE_STEP_WAIT,         /* wait MS */
+  FIXTURE_STEP_HTTP,         /* http, http~ */
+  FIXTURE_STEP_HTTP_NOT,     /* !http, !http~ */
+  FIXTURE_STEP_LOG,          /* log~ */
+  FIXTURE_STEP_LOG_NOT,      /* !log~ */
+  FIXTURE_STEP_PING,         /* ping on|off (flag) */
+  FIXTURE_STEP_LISTEN,       /* listen on|off (flag) */
+  FIXTURE_STEP_HTTP_FAIL,    /* http-fail STATUS COUNT (number, number2) */
+  FIXTURE_STEP_HTTP_DELAY,   /* http-delay MS */
+  FIXTURE_STEP_HTTP_PAGE,    /* http-page-size N (number) */
+  FIXTURE_STEP_ROW,          /* row STREAM TOKEN JSON */
+  FIXTURE_STEP_TERMINATE,    /* terminate: the harness sends the SUT SIGTERM */
+  FIXTURE_STEP_METRIC,       /* metric SELECTOR OP VALUE */
+  FIXTURE_STEP_METRIC_NOT,   /* !metric SELECTOR [OP VALUE] */
+  FIXTURE_STEP_METRIC_MARK,  /* metric-mark SELECTOR */
+  FIXTURE_STEP_SUT_HTTP,     /* sut-http METHOD PATH -> CHECK */
+  FIXTURE_STEP_REMOTE,       /* remote NAME http|http~|presence ... (fixture_remote.h) */
+  FIXTURE_STEP_REMOTE_NOT,   /* !remote NAME http|http~|presence ... */
+  FIXTURE_STEP_REMOTE_COUNT, /* remote NAME count USER OP N */
+  FIXTURE_STEP_DB,           /* db QUANTITY OP N */
+  FIXTURE_STEP_DB_NOT,       /* !db QUANTITY OP N */
 } fixture_step_kind_t;
 
 /* Comparisons of metric steps (0: none, "!metric SELECTOR" alone). */
@@ -95,6 +100,10 @@ typedef enum fixture_check {
 #define FIXTURE_NEEDS_LOG (1u << 0)
 #define FIXTURE_NEEDS_METRICS (1u << 1)
 #define FIXTURE_NEEDS_SUT_HTTP (1u << 2)
+#define FIXTURE_NEEDS_REMOTES (1u << 3) /* fake federation remotes: role fedsender */
+#define FIXTURE_NEEDS_DB (1u << 4)      /* the SUT's database: role pg */
+
+#define FIXTURE_MAX_REMOTES 8
 
 /* Who closed, for FIXTURE_STEP_CLOSED (0 = either). */
 enum { FIXTURE_BY_ANY = 0, FIXTURE_BY_MOCK = 1, FIXTURE_BY_SUT = 2 };
@@ -119,7 +128,8 @@ typedef struct fixture_step {
   int64_t token;                 /* row */
   struct fixture_step *children; /* unordered */
   size_t child_count;
-  /* metric, !metric, metric-mark: text is the selector NAME{LABELS} as written.
+  /* db, !db: text is the QUANTITY (sessions, idle-in-transaction), op and value N.
+   * metric, !metric, metric-mark: text is the selector NAME{LABELS} as written.
    * sut-http: text is the path (placeholders unexpanded), number the status. */
   fixture_op_t op; /* metric, !metric */
   double value;    /* metric, !metric: the number compared with */
@@ -128,6 +138,13 @@ typedef struct fixture_step {
   fixture_check_t check;
   char *header; /* sut-http: header name */
   char *regex;  /* sut-http: header value regex (placeholders unexpanded) */
+  /* remote steps: which of fixture_t.remotes, what they look at; text is the request
+   * pattern (http, http~: use PATTERN or REGEX) or the user id (presence, count:
+   * placeholders unexpanded; "*" any user); state the presence state or NULL; count
+   * uses op and value. */
+  int remote;
+  bool presence; /* remote, !remote: presence updates rather than requests */
+  char *state;
 } fixture_step_t;
 
 typedef struct fixture_stream {
@@ -154,6 +171,8 @@ typedef struct fixture {
   size_t ignore_count;
   int deadline_ms; /* default deadline */
   bool unexpected_fail;
+  char **remotes; /* fake federation remote server names (header `remotes`) */
+  size_t remote_count;
   fixture_step_t *steps;
   size_t step_count;
   int conn_count; /* connections the script uses */
@@ -169,6 +188,8 @@ void fixture_destroy(fixture_t *fixture);
 
 /* "==", "!=", "<", "<=", ">", ">=" ("" for none). */
 const char *fixture_op_text(fixture_op_t op);
+/* The OP written as word[0..len) (FIXTURE_OP_NONE: not one). */
+fixture_op_t fixture_op_parse(const char *word, size_t len);
 /* Whether `a OP b` holds (false for FIXTURE_OP_NONE). */
 bool fixture_op_holds(fixture_op_t op, double a, double b);
 

@@ -130,6 +130,7 @@ enum {
   F_PING = 1u << 9,
   F_DEADLINE = 1u << 10,
   F_UNEXPECTED = 1u << 11,
+  F_REMOTES = 1u << 12,
 };
 
 static const struct {
@@ -150,6 +151,7 @@ static const struct {
     {"ignore", 0},
     {"deadline", F_DEADLINE},
     {"unexpected", F_UNEXPECTED},
+    {"remotes", F_REMOTES},
 };
 
 static int add_stream(parser_t *p, const char *value) {
@@ -175,6 +177,40 @@ static int add_stream(parser_t *p, const char *value) {
   if (f->streams[f->stream_count].name == NULL) return rc_error_set(p->err, "out of memory");
   f->stream_count++;
   return 0;
+}
+
+static bool is_server_name(const char *s) {
+  return strlen(s) <= 255 && is_name(s, ".-:");
+}
+
+/* "remotes: a.example,b.example": the fake federation remotes the suite starts. */
+static int set_remotes(parser_t *p, const char *value) {
+  fixture_t *f = p->f;
+  char *list = NULL;
+  if (parse_list(p, "remotes", value, is_server_name,
+                 "server names made of a-z, 0-9, '.', '-' and ':'", &list) != 0)
+    return -1;
+  int rc = 0;
+  char *save = NULL;
+  for (char *name = strtok_r(list, ",", &save); name && rc == 0;
+       name = strtok_r(NULL, ",", &save)) {
+    for (size_t i = 0; i < f->remote_count && rc == 0; i++)
+      if (strcmp(f->remotes[i], name) == 0)
+        rc = field_error(p, "remotes", "remote '%s' is named twice", name);
+    if (rc == 0 && f->remote_count == FIXTURE_MAX_REMOTES)
+      rc = field_error(p, "remotes", "at most 8 remotes, got more at '%s'", name);
+    char **grown = rc == 0 ? realloc(f->remotes, (f->remote_count + 1) * sizeof *grown) : NULL;
+    if (rc == 0 && grown == NULL) rc = rc_error_set(p->err, "out of memory");
+    if (rc != 0) break;
+    f->remotes = grown;
+    if ((f->remotes[f->remote_count] = strdup(name)) == NULL)
+      rc = rc_error_set(p->err, "out of memory");
+    else
+      f->remote_count++;
+  }
+  free(list);
+  if (rc == 0) f->needs |= FIXTURE_NEEDS_REMOTES;
+  return rc;
 }
 
 static int add_ignore(parser_t *p, const char *value) {
@@ -204,7 +240,8 @@ static int header_field(parser_t *p, const char *name, const char *value) {
     return rc_error_set(p->err,
                         "%s:%d: unknown field '%s' (known: replcheck-fixture, requirements, "
                         "level, requirement, source, dialects, transports, roles, tags, mock, "
-                        "ping-interval, stream, ignore, deadline, unexpected; the script starts "
+                        "ping-interval, stream, ignore, deadline, unexpected, remotes; the "
+                        "script starts "
                         "after 'script:')",
                         p->path, p->line, name);
   if (bit != 0 && (p->seen & bit)) return field_error(p, name, "given twice%s", "");
@@ -277,6 +314,8 @@ static int header_field(parser_t *p, const char *name, const char *value) {
       else
         return field_error(p, name, "expected ignore or fail, got '%s'", value);
       return 0;
+    case F_REMOTES:
+      return set_remotes(p, value);
     default:
       return strcmp(name, "stream") == 0 ? add_stream(p, value) : add_ignore(p, value);
   }
@@ -336,6 +375,11 @@ static bool checks_something(const fixture_step_t *s) {
     case FIXTURE_STEP_METRIC:
     case FIXTURE_STEP_METRIC_NOT:
     case FIXTURE_STEP_SUT_HTTP:
+    case FIXTURE_STEP_REMOTE:
+    case FIXTURE_STEP_REMOTE_NOT:
+    case FIXTURE_STEP_REMOTE_COUNT:
+    case FIXTURE_STEP_DB:
+    case FIXTURE_STEP_DB_NOT:
       return true;
     default:
       return false;
@@ -494,6 +538,7 @@ static void step_free(fixture_step_t *s) {
   free(s->method);
   free(s->header);
   free(s->regex);
+  free(s->state);
   for (size_t i = 0; i < s->child_count; i++) step_free(&s->children[i]);
   free(s->children);
 }
@@ -510,6 +555,8 @@ void fixture_destroy(fixture_t *f) {
   free(f->streams);
   for (size_t i = 0; i < f->ignore_count; i++) free(f->ignore[i]);
   free(f->ignore);
+  for (size_t i = 0; i < f->remote_count; i++) free(f->remotes[i]);
+  free(f->remotes);
   for (size_t i = 0; i < f->step_count; i++) step_free(&f->steps[i]);
   free(f->steps);
   free(f);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture_remote.h"
 #include "fixture_side.h"
 #include "http_probe.h"
 #include "mock_http.h"
@@ -38,6 +39,7 @@ typedef struct play {
     double value;
   } * marks; /* [step_count], latest last */
   size_t mark_count;
+  size_t remote_cursor[FIXTURE_MAX_REMOTES][2]; /* per remote: requests, updates matched */
   const fixture_step_t *step; /* the step being played */
   bool done;                  /* a step failed or broke */
 } play_t;
@@ -666,6 +668,106 @@ static void sut_http_step(play_t *p, const fixture_step_t *s) {
   free(url);
 }
 
+/* ---- the SUT's database --------------------------------------------------------------- */
+
+/* db: polled until the quantity satisfies OP N; !db: fails at the first sample that
+ * does (or that cannot be taken: a negation must not pass unobserved). */
+static void db_step(play_t *p, const fixture_step_t *s) {
+  if (p->env->db_sample == NULL) {
+    finish_step(p, FIXTURE_BROKEN,
+                "no SUT database to observe (only replcheck can, for a "
+                "profile with role pg)");
+    return;
+  }
+  bool negated = s->kind == FIXTURE_STEP_DB_NOT;
+  waiter_t w = waiter_begin(p, s->deadline_ms);
+  char seen[1024] = "";
+  double value = 0;
+  int samples = 0, rc = 0;
+  bool hit = false;
+  for (;;) {
+    rc = p->env->db_sample(p->env->db_arg, s->text, &value, seen, sizeof seen);
+    samples++;
+    hit = rc == 0 && fixture_op_holds(s->op, value, s->value);
+    if (hit || (rc != 0 && negated) || rc_clock_mono_ms() >= waiter_deadline(p, &w)) break;
+    observe(p, left_ms(p, &w, 1, SIDE_POLL_MS));
+  }
+  double at = now_rel_s(p);
+  if (rc != 0)
+    finish_step(p, FIXTURE_FAILED, "the database could not be observed: %s", seen);
+  else if (negated && hit)
+    finish_step(p, FIXTURE_FAILED, "%s %g at +%.3f: %s", s->text, value, at, seen);
+  else if (negated)
+    trace_add(p, "ok", s, "[not within %d ms: %d samples, the last %s %g]", s->deadline_ms, samples,
+              s->text, value);
+  else if (hit)
+    trace_add(p, "ok", s, "[%s %g at +%.3f]", s->text, value, at);
+  else
+    finish_step(p, FIXTURE_FAILED, "%s %g at +%.3f (the last of %d samples in %d ms): %s", s->text,
+                value, at, samples, s->deadline_ms, seen);
+}
+
+/* ---- fake federation remotes ---------------------------------------------------------- */
+
+/* Counts only grow: whether the count step's outcome can no longer change. */
+static bool count_settled(const fixture_step_t *s, double n) {
+  bool holds = fixture_op_holds(s->op, n, s->value);
+  if (s->op == FIXTURE_OP_GT || s->op == FIXTURE_OP_GE) return holds;
+  return (s->op == FIXTURE_OP_EQ || s->op == FIXTURE_OP_LT || s->op == FIXTURE_OP_LE) && !holds &&
+         n > s->value;
+}
+
+static void remote_step(play_t *p, const fixture_step_t *s) {
+  const char *name = p->f->remotes[s->remote];
+  if ((size_t)s->remote >= p->env->remote_count || p->env->remotes[s->remote] == NULL) {
+    finish_step(p, FIXTURE_BROKEN, "no fake remote %s is running (nobody started the remotes)",
+                name);
+    return;
+  }
+  const fake_remote_t *remote = p->env->remotes[s->remote];
+  fixture_remote_want_t want;
+  rc_error_t err;
+  if (fixture_remote_want_init(&want, s, &p->vars, &err) != 0) {
+    finish_step(p, FIXTURE_BROKEN, "%s", err.msg);
+    return;
+  }
+  bool count = s->kind == FIXTURE_STEP_REMOTE_COUNT, negated = s->kind == FIXTURE_STEP_REMOTE_NOT;
+  size_t *cursor = &p->remote_cursor[s->remote][s->presence ? 1 : 0];
+  const char *what = s->presence ? "presence update" : "request";
+  waiter_t w = waiter_begin(p, s->deadline_ms);
+  char seen[2048] = "", all[2048];
+  long found = -1;
+  size_t n = 0;
+  for (;;) {
+    if (count) {
+      if (count_settled(s, (double)(n = fixture_remote_count(remote, &want)))) break;
+    } else if ((found = fixture_remote_find(remote, s, &want, *cursor, seen, sizeof seen)) >= 0) {
+      break;
+    }
+    if (rc_clock_mono_ms() >= waiter_deadline(p, &w)) break;
+    observe(p, left_ms(p, &w, 1, 20));
+  }
+  fixture_remote_want_clear(&want);
+  fake_remote_describe(remote, 12, all, sizeof all);
+  if (count && fixture_op_holds(s->op, (double)n, s->value))
+    trace_add(p, "ok", s, "[%zu at +%.3f]", n, now_rel_s(p));
+  else if (count)
+    finish_step(p, FIXTURE_FAILED,
+                "%s received %zu matching presence updates by +%.3f (wanted %s %g); %s", name, n,
+                now_rel_s(p), fixture_op_text(s->op), s->value, all);
+  else if (negated && found >= 0)
+    finish_step(p, FIXTURE_FAILED, "%s received the %s '%.300s'; %s", name, what, seen, all);
+  else if (negated)
+    trace_add(p, "ok", s, "[none within %d ms]", s->deadline_ms);
+  else if (found < 0)
+    finish_step(p, FIXTURE_FAILED, "%s received no such %s within %d ms; %s", name, what,
+                s->deadline_ms, all);
+  else {
+    *cursor = (size_t)found + 1;
+    trace_add(p, "ok", s, "[+%.3f '%.300s']", now_rel_s(p), seen);
+  }
+}
+
 /* ---- the mock's state ----------------------------------------------------------------- */
 
 static void mock_step(play_t *p, const fixture_step_t *s) {
@@ -783,6 +885,15 @@ static void play_step(play_t *p, const fixture_step_t *s) {
     case FIXTURE_STEP_METRIC_MARK:
       metric_step(p, s);
       break;
+    case FIXTURE_STEP_REMOTE:
+    case FIXTURE_STEP_REMOTE_NOT:
+    case FIXTURE_STEP_REMOTE_COUNT:
+      remote_step(p, s);
+      break;
+    case FIXTURE_STEP_DB:
+    case FIXTURE_STEP_DB_NOT:
+      db_step(p, s);
+      break;
     case FIXTURE_STEP_SUT_HTTP:
       sut_http_step(p, s);
       break;
@@ -804,6 +915,13 @@ void fixture_apply_config(const fixture_t *f, mockhs_config_t *cfg) {
       cfg->streams[i] = (mockhs_stream_t){f->streams[i].name, f->streams[i].position};
     cfg->stream_count = n;
   }
+  /* Fake remotes mean a federation sender, which replicates the federation stream a
+   * main with send_federation off writes (the harness adds it for such profiles too). */
+  bool federation = false;
+  for (size_t i = 0; i < cfg->stream_count; i++)
+    federation = federation || strcmp(cfg->streams[i].name, "federation") == 0;
+  if (f->remote_count > 0 && !federation && cfg->stream_count < MOCKHS_MAX_STREAMS)
+    cfg->streams[cfg->stream_count++] = (mockhs_stream_t){.name = "federation", .position = 1};
 }
 
 void fixture_play(const fixture_t *f, const fixture_env_t *env, fixture_result_t *out) {

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 
+#include "fake_remote.h"
 #include "fixture.h"
 #include "mockhs.h"
 
@@ -27,6 +28,16 @@ typedef struct fixture_env {
    * deadline (and 2 s per scrape). */
   const char *metrics_url;
   const char *http_url;
+  /* The fake federation remotes, one per name of the fixture's `remotes` header, in
+   * that order, on the mock's event base (remote steps); NULL: they cannot be checked. */
+  fake_remote_t *const *remotes;
+  size_t remote_count;
+  /* Samples a quantity of the SUT's database (db steps: "sessions",
+   * "idle-in-transaction") into *value, with the sessions it counted described in seen;
+   * -1 with seen saying why it could not. Blocks the mock's loop for one query. NULL: db
+   * steps cannot be checked. */
+  int (*db_sample)(void *arg, const char *quantity, double *value, char *seen, size_t cap);
+  void *db_arg;
   int first_connect_ms; /* at least this long for the first connection (0: its deadline) */
   /* Optional: told each step's trace line as it completes, and called at least every
    * 100 ms while the play waits (to print the ledger as it grows). */

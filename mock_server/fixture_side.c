@@ -47,7 +47,7 @@ bool fixture_op_holds(fixture_op_t op, double a, double b) {
   }
 }
 
-static fixture_op_t op_of(const char *word, size_t len) {
+fixture_op_t fixture_op_parse(const char *word, size_t len) {
   for (size_t i = 0; i < sizeof OPS / sizeof OPS[0]; i++)
     if (strlen(OPS[i].text) == len && memcmp(OPS[i].text, word, len) == 0) return OPS[i].op;
   return FIXTURE_OP_NONE;
@@ -155,7 +155,7 @@ static int metric_parse(parser_t *p, const char *kw, const char *arg, const char
     size_t rest = len, value_len, op_len;
     const char *value_word = pop_word(arg, &rest, &value_len);
     const char *op_word = pop_word(arg, &rest, &op_len);
-    op = rest > 0 ? op_of(op_word, op_len) : FIXTURE_OP_NONE;
+    op = rest > 0 ? fixture_op_parse(op_word, op_len) : FIXTURE_OP_NONE;
     /* "!metric x{a=\"b == 1\"}": the words are inside a label value, not an OP VALUE */
     if (op != FIXTURE_OP_NONE && kind == FIXTURE_STEP_METRIC_NOT &&
         !parse_value(value_word, value_len, &value, &relative)) {
@@ -321,8 +321,37 @@ static int sut_http_parse(parser_t *p, const char *kw, const char *arg, const ch
   return rc;
 }
 
+/* The quantities a db step may observe (docs/FIXTURES.md "The SUT's database"). */
+static const char *const DB_QUANTITIES[] = {"sessions", "idle-in-transaction"};
+
+static int db_parse(parser_t *p, const char *kw, const char *arg, const char *src) {
+  char quantity[32], op[8], number[32], extra;
+  int64_t n = 0;
+  bool known = false;
+  if (sscanf(arg, "%31s %7s %31s %c", quantity, op, number, &extra) == 3)
+    for (size_t i = 0; i < sizeof DB_QUANTITIES / sizeof DB_QUANTITIES[0]; i++)
+      known = known || strcmp(quantity, DB_QUANTITIES[i]) == 0;
+  fixture_op_t parsed = known ? fixture_op_parse(op, strlen(op)) : FIXTURE_OP_NONE;
+  if (parsed == FIXTURE_OP_NONE || !fixture_parser_int64(number, 0, 100000, &n)) {
+    char why[200];
+    snprintf(why, sizeof why,
+             "expected '%s QUANTITY OP N' (QUANTITY sessions or idle-in-transaction; OP one of "
+             "== != < <= > >=; N >= 0)",
+             kw);
+    return fixture_parser_step_error(p, kw, why);
+  }
+  fixture_step_t *s =
+      fixture_parser_new_step(p, kw[0] == '!' ? FIXTURE_STEP_DB_NOT : FIXTURE_STEP_DB, src);
+  if (s == NULL) return -1;
+  s->op = parsed;
+  s->value = (double)n;
+  p->f->needs |= FIXTURE_NEEDS_DB;
+  return (s->text = strdup(quantity)) == NULL ? rc_error_set(p->err, "out of memory") : 0;
+}
+
 int fixture_side_parse(parser_t *p, const char *kw, const char *arg, const char *src) {
   if (strcmp(kw, "sut-http") == 0) return sut_http_parse(p, kw, arg, src);
+  if (strcmp(kw, "db") == 0 || strcmp(kw, "!db") == 0) return db_parse(p, kw, arg, src);
   return metric_parse(p, kw, arg, src);
 }
 

@@ -20,7 +20,7 @@
 
 struct parser;
 
-/* Parses one of the steps metric, !metric, metric-mark (kw) or sut-http with its
+/* Parses one of the steps metric, !metric, metric-mark (kw), sut-http, db or !db with its
  * argument into a new step. Returns 0, or -1 with the parser's error naming file, line
  * and step. */
 int fixture_side_parse(struct parser *p, const char *kw, const char *arg, const char *src);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "fixture_parser.h"
+#include "fixture_remote.h"
 #include "fixture_side.h"
 
 /* ---- script --------------------------------------------------------------------------- */
@@ -211,7 +212,9 @@ static int side_step(parser_t *p, const char *kw, const char *arg, const char *s
 static const char *const STEP_NAMES =
     "connect, >, >raw, >split, <, <~, <raw, !<, !<~, unordered, end, close, reset, stall, "
     "closed, open, wait, deadline, http, http~, !http, !http~, log~, !log~, ping, listen, "
-    "http-fail, http-delay, http-page-size, row, terminate, metric, !metric, metric-mark, sut-http";
+    "http-fail, http-delay, http-page-size, row, terminate, metric, !metric, metric-mark, "
+    "sut-http, "
+    "remote, !remote, db, !db";
 
 int fixture_parser_script_line(parser_t *p, const char *line) {
   const char *s = line;
@@ -340,8 +343,10 @@ int fixture_parser_script_line(parser_t *p, const char *line) {
   }
   if (strcmp(kw, "row") == 0) return row_step(p, arg, line);
   if (strcmp(kw, "metric") == 0 || strcmp(kw, "!metric") == 0 || strcmp(kw, "metric-mark") == 0 ||
-      strcmp(kw, "sut-http") == 0)
+      strcmp(kw, "sut-http") == 0 || strcmp(kw, "db") == 0 || strcmp(kw, "!db") == 0)
     return fixture_side_parse(p, kw, arg, line);
+  if (strcmp(kw, "remote") == 0 || strcmp(kw, "!remote") == 0)
+    return fixture_remote_parse(p, kw, arg, line);
   if (strcmp(kw, "terminate") == 0) {
     if (*arg != '\0') return fixture_parser_step_error(p, kw, "takes no argument");
     return fixture_parser_new_step(p, FIXTURE_STEP_TERMINATE, line) == NULL ? -1 : 0;

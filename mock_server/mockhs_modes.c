@@ -65,6 +65,14 @@ int mockhs_play_fixture(struct event_base *base, const mockhs_args_t *a) {
     fixture_destroy(f);
     return 2;
   }
+  if (f->needs & FIXTURE_NEEDS_DB) {
+    fprintf(stderr,
+            "mockhs: %s cannot be played: its db steps observe the worker's database, which only "
+            "replcheck run can (a profile with role pg)\n",
+            a->fixture_path);
+    fixture_destroy(f);
+    return 2;
+  }
   proto_dialect_t dialect = a->dialect;
   unsigned bit = 1u << dialect;
   char dialects[32];
@@ -98,6 +106,19 @@ int mockhs_play_fixture(struct event_base *base, const mockhs_args_t *a) {
       proto_dialect_name(dialect), a->server_name, a->instance_name);
   if (a->torture_level > 0)
     printf("mockhs: torture level %d, seed %llu\n", a->torture_level, (unsigned long long)a->seed);
+  /* The fixture's fake federation remotes: the worker is told their URLs by hand. */
+  fake_remote_t *remotes[FIXTURE_MAX_REMOTES] = {0};
+  for (size_t i = 0; i < f->remote_count; i++) {
+    if ((remotes[i] = fake_remote_create(base, f->remotes[i], &err)) == NULL) {
+      fprintf(stderr, "mockhs: %s\n", err.msg);
+      for (size_t k = 0; k < i; k++) fake_remote_destroy(remotes[k]);
+      mockhs_destroy(mock);
+      fixture_destroy(f);
+      return 1;
+    }
+    printf("mockhs: fake remote %s at %s (refworker: --remote %s=%s)\n", f->remotes[i],
+           fake_remote_url(remotes[i]), f->remotes[i], fake_remote_url(remotes[i]));
+  }
   printf("mockhs: waiting up to %d ms for the worker to connect\n", a->connect_timeout_ms);
   fflush(stdout);
   live_t live = {.mock = mock, .next_seq = 1};
@@ -106,6 +127,8 @@ int mockhs_play_fixture(struct event_base *base, const mockhs_args_t *a) {
                        .log_path = a->sut_log,
                        .metrics_url = a->sut_metrics,
                        .http_url = a->sut_http,
+                       .remotes = remotes,
+                       .remote_count = f->remote_count,
                        .first_connect_ms = a->connect_timeout_ms,
                        .on_step = on_step,
                        .on_tick = on_tick,
@@ -131,6 +154,7 @@ int mockhs_play_fixture(struct event_base *base, const mockhs_args_t *a) {
   }
   fflush(stdout);
   fixture_result_clear(&r);
+  for (size_t i = 0; i < f->remote_count; i++) fake_remote_destroy(remotes[i]);
   mockhs_destroy(mock);
   fixture_destroy(f);
   return status;

@@ -10,13 +10,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fake_remote.h"
 #include "fixture.h"
 #include "fixture_play.h"
+#include "pg_cluster.h"
+#include "pg_observer.h"
 #include "registry.h"
 #include "testctx.h"
 
 #define MAX_FIXTURES 10000
 #define MAX_DEPTH 16
+#define IDLE_IN_TRANSACTION_MS 1000 /* db idle-in-transaction: idle that long in a transaction */
 
 typedef struct entry {
   char *id;    /* "fixtures/<rel>" */
@@ -65,6 +69,82 @@ static bool terminate_sut(void *arg, char *why, size_t cap) {
   return false;
 }
 
+/* The fixture's fake federation remotes on the test's loop, given to the SUT through the
+ * profile's fedsender.remote_args (the registry skipped profiles without role fedsender).
+ * false after recording an ERROR; stop_remotes() either way. */
+static bool start_remotes(rc_test_t *t, const fixture_t *f, fake_remote_t **remotes,
+                          rc_remote_t *args) {
+  rc_error_t err;
+  for (size_t i = 0; i < f->remote_count; i++) {
+    if ((remotes[i] = fake_remote_create(t->base, f->remotes[i], &err)) == NULL)
+      return rc_error(t, "%s", err.msg);
+    args[i] = (rc_remote_t){f->remotes[i], fake_remote_url(remotes[i])};
+  }
+  t->remotes = args;
+  t->remote_count = f->remote_count;
+  return true;
+}
+
+static void stop_remotes(rc_test_t *t, fake_remote_t **remotes, size_t count) {
+  char line[2048];
+  for (size_t i = 0; i < count && remotes[i] != NULL; i++)
+    rc_note(t, "%s", fake_remote_describe(remotes[i], 12, line, sizeof line));
+  t->remotes = NULL;
+  t->remote_count = 0;
+  for (size_t i = 0; i < count; i++) fake_remote_destroy(remotes[i]);
+}
+
+/* A db step's sample of the test's database (fixture_env_t.db_sample): the SUT's
+ * sessions, all or those idle in a transaction for IDLE_IN_TRANSACTION_MS or more. */
+static int db_sample(void *arg, const char *quantity, double *value, char *seen, size_t cap) {
+  pg_observer_t *o = arg;
+  pg_session_t *list = NULL;
+  size_t n = 0;
+  rc_error_t err;
+  if (pg_observer_sessions(o, &list, &n, &err) != 0) {
+    snprintf(seen, cap, "%s", err.msg);
+    return -1;
+  }
+  bool idle_only = strcmp(quantity, "idle-in-transaction") == 0;
+  size_t counted = 0, used = 0;
+  seen[0] = '\0';
+  for (size_t i = 0; i < n; i++) {
+    /* A transaction between two statements is not one left open. */
+    if (idle_only && (strcmp(list[i].state, "idle in transaction") != 0 ||
+                      list[i].state_age_ms < IDLE_IN_TRANSACTION_MS))
+      continue;
+    char one[512];
+    pg_session_describe(&list[i], one, sizeof one);
+    int w =
+        used + 1 < cap ? snprintf(seen + used, cap - used, "%s%s", counted ? "; " : "", one) : 0;
+    used = w < 0 ? used : (size_t)w >= cap - used ? cap - 1 : used + (size_t)w;
+    counted++;
+  }
+  if (counted == 0) snprintf(seen, cap, "no such session (%zu in all)", n);
+  free(list);
+  *value = (double)counted;
+  return 0;
+}
+
+/* The harness's session on the test's database for db steps, or NULL after an ERROR. */
+static pg_observer_t *db_observe(rc_test_t *t) {
+  char *dsn = t->pg != NULL && t->db_name != NULL
+                  ? pg_cluster_admin_dsn(t->pg, t->db_name, "replcheck-fixture")
+                  : NULL;
+  if (dsn == NULL) {
+    rc_error(t, "harness: no test database to observe (%s)",
+             t->pg_error ? t->pg_error : "no cluster, or out of memory");
+    return NULL;
+  }
+  rc_error_t err;
+  pg_observer_t *o = pg_observer_connect(dsn, &err);
+  free(dsn);
+  if (o == NULL) rc_error(t, "%s", err.msg);
+  return o;
+}
+
+static void fixture_play_test(rc_test_t *t, const entry_t *e, fake_remote_t *const *remotes);
+
 static void fixture_test(rc_test_t *t) {
   const entry_t *e = entry_of(t->def->id);
   if (e == NULL) {
@@ -76,7 +156,13 @@ static void fixture_test(rc_test_t *t) {
     return;
   }
   fixture_apply_config(e->fixture, &t->mock_config);
-  if (!rc_start(t)) return;
+  fake_remote_t *remotes[FIXTURE_MAX_REMOTES] = {0};
+  rc_remote_t args[FIXTURE_MAX_REMOTES];
+  if (start_remotes(t, e->fixture, remotes, args) && rc_start(t)) fixture_play_test(t, e, remotes);
+  stop_remotes(t, remotes, e->fixture->remote_count);
+}
+
+static void fixture_play_test(rc_test_t *t, const entry_t *e, fake_remote_t *const *remotes) {
   /* The registry skipped the test when the profile lacks a channel the fixture needs. */
   char *metrics_url = NULL, *http_url = NULL;
   if ((e->fixture->needs & FIXTURE_NEEDS_METRICS) &&
@@ -87,16 +173,27 @@ static void fixture_test(rc_test_t *t) {
     free(metrics_url);
     return;
   }
+  pg_observer_t *db = NULL;
+  if ((e->fixture->needs & FIXTURE_NEEDS_DB) && (db = db_observe(t)) == NULL) {
+    free(metrics_url);
+    free(http_url);
+    return;
+  }
   fixture_env_t env = {
       .mock = t->mock,
       .vars = {.server_name = t->server_name, .instance_name = t->profile->instance_name},
       .log_path = t->log_file,
       .metrics_url = metrics_url,
       .http_url = http_url,
+      .remotes = remotes,
+      .remote_count = e->fixture->remote_count,
+      .db_sample = db != NULL ? db_sample : NULL,
+      .db_arg = db,
       .terminate = terminate_sut,
       .terminate_arg = t};
   fixture_result_t r;
   fixture_play(e->fixture, &env, &r);
+  pg_observer_destroy(db);
   free(metrics_url);
   free(http_url);
   if (r.outcome != FIXTURE_PASSED) {
@@ -222,7 +319,10 @@ static void fill_row(rc_test_def_t *row, const entry_t *e) {
   row->dialects = f->dialects; /* same bits: 1 << proto_dialect_t */
   row->transports = ((f->transports & FIXTURE_TRANSPORT_TCP) ? RC_TRANSPORT_TCP : 0) |
                     ((f->transports & FIXTURE_TRANSPORT_REDIS) ? RC_TRANSPORT_REDIS : 0);
-  row->roles = e->roles;
+  /* Fake remotes reach the SUT only through fedsender.remote_args; the database is the
+   * test's own in the run's cluster. */
+  row->roles = e->roles | ((f->needs & FIXTURE_NEEDS_REMOTES) ? PROFILE_ROLE_FEDSENDER : 0) |
+               ((f->needs & FIXTURE_NEEDS_DB) ? PROFILE_ROLE_PG : 0);
   row->tags = f->tags;
   /* A profile without the channel skips the fixture, saying so ("not applicable: needs
    * the SUT's metrics; ..."), rather than passing it unchecked. */

@@ -334,6 +334,28 @@ START_TEST(side_channels_missing_from_the_profile_skip) {
 }
 END_TEST
 
+/* A fixture with fake remotes or db steps needs role fedsender or pg: without it, it is
+ * skipped with the reason, never passed unchecked. */
+START_TEST(remotes_and_db_without_their_role_skip) {
+  static const struct {
+    const char *profile, *fixture, *role;
+  } cases[] = {{"refworker-2018.json", "presence-once-per-destination", "fedsender"},
+               {"refworker.json", "no-idle-transaction-after-start", "pg"}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char args[4096], reason[160], *out;
+    snprintf(args, sizeof args, "run --profile '%s/profiles/%s' --progress plain fixtures/seeds/%s",
+             test_env("REPLCHECK_SOURCE_DIR"), cases[i].profile, cases[i].fixture);
+    int rc = replcheck(NULL, args, &out);
+    ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
+    assert_contains(out, "0 passed, 0 failed, 1 skipped");
+    snprintf(reason, sizeof reason,
+             "not applicable: needs role %s, which the profile does not declare", cases[i].role);
+    assert_contains(out, reason);
+    free(out);
+  }
+}
+END_TEST
+
 START_TEST(a_broken_fixture_is_an_error_never_a_pass) {
   free(write_work("mine/broken.fixture",
                   "replcheck-fixture: 1\nrequirements: RD-06\nlevel: OFTEN\n"));
@@ -581,6 +603,77 @@ START_TEST(mockhs_checks_side_channels_of_a_worker_started_by_hand) {
 }
 END_TEST
 
+/* `mockhs --fixture` starts a fixture's fake remotes and prints their URLs; a federation
+ * sender started by hand with them passes seed H's fixture, and fails it at the count
+ * step with the bug. A fixture with db steps is refused at once. */
+START_TEST(mockhs_starts_the_fake_remotes_of_a_fixture) {
+  char *fixture = src_path("fixtures/seeds/presence-once-per-destination.fixture");
+  char bin[4096], wbin[4096];
+  snprintf(bin, sizeof bin, "%s/mockhs", test_env("REPLCHECK_BIN_DIR"));
+  snprintf(wbin, sizeof wbin, "%s/refworker", test_env("REPLCHECK_BIN_DIR"));
+  for (int bug = 0; bug < 2; bug++) {
+    char *argv[] = {bin, "--fixture", fixture, "--server-name", "t.local", NULL};
+    proc_t mock = spawn("mockhs-remotes.out", argv);
+    char *out = await_output(&mock, "waiting up to", 5000);
+    char port[16], remotes[3][160], log[4200];
+    snprintf(port, sizeof port, "%d", port_after(out, "listening on 127.0.0.1:"));
+    for (int k = 0; k < 3; k++) {
+      char marker[80];
+      snprintf(marker, sizeof marker, "fake remote remote%d.example at http://127.0.0.1:", k + 1);
+      snprintf(remotes[k], sizeof remotes[k], "remote%d.example=http://127.0.0.1:%d", k + 1,
+               port_after(out, marker));
+    }
+    free(out);
+    snprintf(log, sizeof log, "%s/fedsender-%d.log", work, bug);
+    char *wargv[] = {wbin,
+                     "--host",
+                     "127.0.0.1",
+                     "--port",
+                     port,
+                     "--server-name",
+                     "t.local",
+                     "--dialect",
+                     "2018",
+                     "--log",
+                     log,
+                     "--fedsender",
+                     "--remote",
+                     remotes[0],
+                     "--remote",
+                     remotes[1],
+                     "--remote",
+                     remotes[2],
+                     bug ? "--bug" : NULL,
+                     "presence-per-destination",
+                     NULL};
+    proc_t worker = spawn("fedsender.out", wargv);
+    int rc = await_exit(&mock, 20000);
+    out = test_read_file(mock.out, NULL);
+    ck_assert_msg(rc == bug, "bug %d: exit %d:\n%s", bug, rc, out);
+    if (bug)
+      assert_contains(out,
+                      "presence-once-per-destination.fixture:37: remote remote1.example "
+                      "count @alice:${server_name} == 1");
+    else
+      assert_contains(out, "!remote remote3.example presence *  [none within 2000 ms]");
+    free(out);
+    stop(&worker);
+    stop(&mock);
+  }
+  free(fixture);
+  char *db = src_path("fixtures/seeds/no-idle-transaction-after-start.fixture");
+  char cmd[8400];
+  snprintf(cmd, sizeof cmd, "'%s' --fixture '%s' > '%s/db.out' 2>&1", bin, db, work);
+  ck_assert_int_eq(test_run(cmd), 2);
+  char *db_out_path = test_path(work, "db.out");
+  char *db_out = test_read_file(db_out_path, NULL);
+  assert_contains(db_out, "cannot be played: its db steps observe the worker's database");
+  free(db_out);
+  free(db_out_path);
+  free(db);
+}
+END_TEST
+
 START_TEST(proxy_records_a_session_that_replays) {
   /* The "real main" is a mock playing a main-side script that ends by closing. */
   char *main_side = write_work("main-side.fixture",
@@ -754,11 +847,13 @@ int main(void) {
   tcase_add_test(tc, a_fixture_expecting_the_bug_fails_with_its_location);
   tcase_add_test(tc, interrupted_batch_probe_sees_the_batch);
   tcase_add_test(tc, side_channels_missing_from_the_profile_skip);
+  tcase_add_test(tc, remotes_and_db_without_their_role_skip);
   tcase_add_test(tc, a_broken_fixture_is_an_error_never_a_pass);
   tcase_add_test(tc, every_step_kind_plays);
   tcase_add_test(tc, recorded_tests_replay_against_refworker);
   tcase_add_test(tc, mockhs_plays_a_fixture_to_a_worker_started_by_hand);
   tcase_add_test(tc, mockhs_checks_side_channels_of_a_worker_started_by_hand);
+  tcase_add_test(tc, mockhs_starts_the_fake_remotes_of_a_fixture);
   tcase_add_test(tc, proxy_records_a_session_that_replays);
   tcase_add_test(tc, the_same_seed_gives_the_same_schedule);
   tcase_add_test(tc, protocol_suites_pass_under_torture);

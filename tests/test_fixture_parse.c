@@ -164,6 +164,42 @@ START_TEST(load_errors_name_file_line_and_field) {
        "fx/t.fixture:7: step 'http-fail': expected 'http-fail STATUS COUNT'"},
       {HEADER "script:\nping maybe\n< X\n", "fx/t.fixture:7: step 'ping': expected on or off"},
       {HEADER "script:\n< X\r\n", "fx/t.fixture:7: a carriage return"},
+      /* fake federation remotes and the database */
+      {HEADER "remotes: r1.example, R2\n",
+       "fx/t.fixture:6: field 'remotes': expected server names made of a-z, 0-9, '.', '-' and "
+       "':', got 'R2'"},
+      {HEADER "remotes: r1.example,r1.example\n",
+       "fx/t.fixture:6: field 'remotes': remote 'r1.example' is named twice"},
+      {HEADER "remotes: a,b,c,d,e,f,g,h,i\n",
+       "fx/t.fixture:6: field 'remotes': at most 8 remotes, got more at 'i'"},
+      {HEADER "script:\nremote r1.example http PUT /x\n",
+       "fx/t.fixture:7: step 'remote': remote 'r1.example' is not declared: name the fake remotes "
+       "in the header field 'remotes'"},
+      {HEADER "remotes: r1.example\nscript:\nremote r9.example presence @a:hs\n",
+       "fx/t.fixture:8: step 'remote': remote 'r9.example' is not one of the header's 'remotes'"},
+      {HEADER "remotes: r1.example\nscript:\nremote r1.example mail @a:hs\n",
+       "fx/t.fixture:8: step 'remote': expected 'remote NAME http PATTERN'"},
+      {HEADER "remotes: r1.example\nscript:\n!remote r1.example count @a:hs == 1\n",
+       "fx/t.fixture:8: step '!remote': expected '!remote NAME http PATTERN'"},
+      {HEADER "remotes: r1.example\nscript:\nremote r1.example count @a:hs ~ 1\n",
+       "fx/t.fixture:8: step 'remote': expected 'remote NAME count USER OP N'"},
+      {HEADER "remotes: r1.example\nscript:\nremote r1.example count @a:hs == -1\n",
+       "fx/t.fixture:8: step 'remote': expected 'remote NAME count USER OP N'"},
+      {HEADER "remotes: r1.example\nscript:\nremote r1.example presence @a:${int}\n",
+       "fx/t.fixture:8: step 'remote': USER: placeholder '${int}' cannot be sent"},
+      {HEADER "remotes: r1.example\nscript:\nremote r1.example presence @a:hs On-line\n",
+       "fx/t.fixture:8: step 'remote': STATE must be one word of a-z and '_'"},
+      {HEADER "remotes: r1.example\nscript:\nremote r1.example http~ (\n",
+       "fx/t.fixture:8: step 'remote': bad regular expression"},
+      {HEADER "remotes: r1.example\nscript:\nremote r1.example http\n",
+       "fx/t.fixture:8: step 'remote': expected a request pattern"},
+      {HEADER "script:\ndb connections > 1\n",
+       "fx/t.fixture:7: step 'db': expected 'db QUANTITY OP N' (QUANTITY sessions or "
+       "idle-in-transaction"},
+      {HEADER "script:\n!db sessions >> 1\n",
+       "fx/t.fixture:7: step '!db': expected '!db QUANTITY OP N'"},
+      {HEADER "script:\ndb sessions > 1 2\n",
+       "fx/t.fixture:7: step 'db': expected 'db QUANTITY OP N'"},
       /* side channels: metrics and the SUT's HTTP answers */
       {HEADER "script:\nmetric up\n",
        "fx/t.fixture:7: step 'metric': expected 'metric NAME{LABELS} OP VALUE'"},
@@ -298,6 +334,64 @@ START_TEST(side_channel_steps_load) {
   ck_assert(fixture_op_holds(FIXTURE_OP_LE, 1, 1) && !fixture_op_holds(FIXTURE_OP_LT, 1, 1));
   ck_assert(!fixture_op_holds(FIXTURE_OP_NONE, 1, 1));
   ck_assert_str_eq(fixture_op_text(FIXTURE_OP_NE), "!=");
+  fixture_destroy(f);
+}
+END_TEST
+
+/* The remote and db steps: what they hold, and the needs (roles) they imply. */
+START_TEST(remote_and_db_steps_load) {
+  const char *text = HEADER
+      "remotes: remote1.example , r2.test:8448\n"
+      "script:\n"
+      "remote remote1.example http PUT /_matrix/federation/v1/send/${word}\n"
+      "!remote r2.test:8448 http~ GET /.*\n"
+      "deadline 700\n"
+      "remote remote1.example presence @alice:${server_name} online\n"
+      "!remote r2.test:8448 presence *\n"
+      "remote remote1.example count @alice:${server_name} <= 2\n"
+      "db sessions >= 1\n"
+      "!db idle-in-transaction > 0\n";
+  rc_error_t err = {.msg = ""};
+  fixture_t *f = parse(text, &err);
+  ck_assert_msg(f != NULL, "%s", err.msg);
+  ck_assert_uint_eq(f->remote_count, 2);
+  ck_assert_str_eq(f->remotes[0], "remote1.example");
+  ck_assert_str_eq(f->remotes[1], "r2.test:8448");
+  ck_assert_uint_eq(f->needs, FIXTURE_NEEDS_REMOTES | FIXTURE_NEEDS_DB);
+  ck_assert_uint_eq(f->step_count, 7);
+  const fixture_step_t *s = f->steps;
+  ck_assert_int_eq(s[0].kind, FIXTURE_STEP_REMOTE);
+  ck_assert_int_eq(s[0].remote, 0);
+  ck_assert(!s[0].presence);
+  ck_assert_int_eq(s[0].use, FIXTURE_TEXT_PATTERN);
+  ck_assert_str_eq(s[0].text, "PUT /_matrix/federation/v1/send/${word}");
+  ck_assert_int_eq(s[1].kind, FIXTURE_STEP_REMOTE_NOT);
+  ck_assert_int_eq(s[1].remote, 1);
+  ck_assert_int_eq(s[1].use, FIXTURE_TEXT_REGEX);
+  ck_assert_str_eq(s[1].text, "GET /.*");
+  ck_assert_int_eq(s[2].kind, FIXTURE_STEP_REMOTE);
+  ck_assert(s[2].presence);
+  ck_assert_str_eq(s[2].text, "@alice:${server_name}");
+  ck_assert_str_eq(s[2].state, "online");
+  ck_assert_int_eq(s[2].deadline_ms, 700);
+  ck_assert_int_eq(s[3].kind, FIXTURE_STEP_REMOTE_NOT);
+  ck_assert_str_eq(s[3].text, "*");
+  ck_assert_ptr_null(s[3].state);
+  ck_assert_int_eq(s[4].kind, FIXTURE_STEP_REMOTE_COUNT);
+  ck_assert_int_eq(s[4].op, FIXTURE_OP_LE);
+  ck_assert(s[4].value == 2.0);
+  ck_assert_int_eq(s[5].kind, FIXTURE_STEP_DB);
+  ck_assert_str_eq(s[5].text, "sessions");
+  ck_assert_int_eq(s[5].op, FIXTURE_OP_GE);
+  ck_assert(s[5].value == 1.0);
+  ck_assert_int_eq(s[6].kind, FIXTURE_STEP_DB_NOT);
+  ck_assert_str_eq(s[6].text, "idle-in-transaction");
+  ck_assert_int_eq(s[6].op, FIXTURE_OP_GT);
+  fixture_destroy(f);
+  /* A remote step alone checks something. */
+  text = HEADER "remotes: r\nscript:\n!remote r presence @a:hs\n";
+  f = parse(text, &err);
+  ck_assert_msg(f != NULL, "%s", err.msg);
   fixture_destroy(f);
 }
 END_TEST
@@ -584,6 +678,7 @@ int main(void) {
   tcase_add_test(tc, valid_fixture_loads);
   tcase_add_test(tc, load_errors_name_file_line_and_field);
   tcase_add_test(tc, side_channel_steps_load);
+  tcase_add_test(tc, remote_and_db_steps_load);
   tcase_add_test(tc, load_reads_files_and_names_them);
   tcase_add_test(tc, placeholders_and_matchers);
   tcase_add_test(tc, escapes_round_trip);
