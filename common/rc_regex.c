@@ -8,6 +8,7 @@ typedef struct scan {
   size_t at;
   int depth;
   bool too_deep;
+  bool too_stacked; /* more than RC_REGEX_MAX_STACKED quantifiers in a row */
 } scan_t;
 
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -63,6 +64,7 @@ static double scan_alternatives(scan_t *s);
 /* A sequence of pieces up to '|', ')' or the end: the sum of their expanded sizes. */
 static double scan_sequence(scan_t *s) {
   double total = 0, last = 0;
+  int stacked = 0; /* quantifiers since the last piece */
   for (;;) {
     char c = s->p[s->at];
     /* Outside every group glibc's ERE takes ')' as an ordinary character, so quantifiers
@@ -74,6 +76,13 @@ static double scan_sequence(scan_t *s) {
     else if (c == '+') copies = 2;
     else if (c == '{' && !parse_bound(s, &copies, &len)) copies = 0;
     if (copies > 0) {
+      /* Stacked quantifiers mean nothing more than one does, but each adds a level of
+       * empty transitions whose closure glibc computes at a cost far above the element
+       * count (49 '?' between '+'s took minutes): refused beyond a few. */
+      if (++stacked > RC_REGEX_MAX_STACKED) {
+        s->too_stacked = true;
+        return total;
+      }
       /* A quantifier multiplies the piece before it, quantifiers included. */
       total += last * (copies - 1);
       last *= copies;
@@ -89,7 +98,7 @@ static double scan_sequence(scan_t *s) {
       }
       cost += scan_alternatives(s);
       s->depth--;
-      if (s->too_deep) return total;
+      if (s->too_deep || s->too_stacked) return total;
       if (s->p[s->at] == ')') s->at++;
     } else if (c == '[') {
       skip_bracket(s);
@@ -100,12 +109,13 @@ static double scan_sequence(scan_t *s) {
     }
     last = cost;
     total += cost;
+    stacked = 0;
   }
 }
 
 static double scan_alternatives(scan_t *s) {
   double total = scan_sequence(s);
-  while (!s->too_deep && s->p[s->at] == '|') {
+  while (!s->too_deep && !s->too_stacked && s->p[s->at] == '|') {
     s->at++;
     total += scan_sequence(s);
   }
@@ -120,6 +130,11 @@ int rc_regex_compile(regex_t *re, const char *pattern, int cflags, rc_error_t *e
   if (s.too_deep)
     return rc_error_set(err, "regular expression has groups nested deeper than %d",
                         RC_REGEX_MAX_DEPTH);
+  if (s.too_stacked)
+    return rc_error_set(err,
+                        "regular expression stacks more than %d quantifiers on one piece "
+                        "(at offset %zu); one is enough",
+                        RC_REGEX_MAX_STACKED, s.at);
   if (size > RC_REGEX_MAX_EXPANSION)
     return rc_error_set(err,
                         "regular expression would expand to more than %d elements "

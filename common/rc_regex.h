@@ -6,8 +6,10 @@
  * expression multiplies ("a++++..." doubles per '+', "(a{99}){99}" makes 9801 copies).
  * A fuzzed fixture with 84 stacked '+' took regcomp past 2 GB. rc_regex_compile()
  * first estimates the expanded size of the pattern from its syntax (the same
- * multiplication, per nesting) and refuses one above RC_REGEX_MAX_EXPANSION, or nested
- * deeper than RC_REGEX_MAX_DEPTH; then it calls regcomp(). Patterns people write stay
+ * multiplication, per nesting) and refuses one above RC_REGEX_MAX_EXPANSION, nested
+ * deeper than RC_REGEX_MAX_DEPTH, or with more than RC_REGEX_MAX_STACKED quantifiers in
+ * a row on one piece (each adds a level of empty transitions whose closure glibc
+ * computes at a cost far above the element count); then it calls regcomp(). Patterns people write stay
  * far below (a profile's readiness pattern: tens). Stateless; thread-safe. */
 #ifndef RC_REGEX_H
 #define RC_REGEX_H
@@ -18,6 +20,7 @@
 
 #define RC_REGEX_MAX_EXPANSION 20000
 #define RC_REGEX_MAX_DEPTH 64
+#define RC_REGEX_MAX_STACKED 3
 
 /* Compiles pattern with regcomp(re, pattern, cflags) unless it would expand too far.
  * Returns 0 (re then needs regfree()), or -1 with err: "pattern would expand to more
