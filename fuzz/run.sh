@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bounded libFuzzer runs of every fuzz target, seeded from tests/fuzz/<target>/.
 #   fuzz/run.sh BIN_DIR [SECONDS_PER_TARGET=30]
+# An input that takes over 20 s counts as a finding too (-timeout), so a run stays bounded.
 # A finding fails the run and is copied next to the seeds as
 # tests/fuzz/<target>/crash-<sha1> -- commit it there with the fix: from then on
 # tests/test_fuzz_corpora.c replays it in every build (ASan+UBSan and valgrind included).
@@ -17,7 +18,7 @@ for target in proto profile fixture prom sutlog; do
   mkdir -p "$work/$target/corpus" "$work/$target/artifacts"
   echo "== fuzz_$target for ${seconds}s"
   set +e
-  "$bin/fuzz_$target" -max_total_time="$seconds" -max_len="${max_len[$target]}" \
+  "$bin/fuzz_$target" -max_total_time="$seconds" -timeout=20 -max_len="${max_len[$target]}" \
     $( [ -f "$src/fuzz/$target.dict" ] && echo "-dict=$src/fuzz/$target.dict") \
     -artifact_prefix="$work/$target/artifacts/" \
     -print_final_stats=1 "$work/$target/corpus" "$src/tests/fuzz/$target" \
