@@ -223,6 +223,8 @@ static void fill_row(rc_test_def_t *row, const entry_t *e) {
   row->transports = ((f->transports & FIXTURE_TRANSPORT_TCP) ? RC_TRANSPORT_TCP : 0) |
                     ((f->transports & FIXTURE_TRANSPORT_REDIS) ? RC_TRANSPORT_REDIS : 0);
   row->roles = e->roles;
+  row->needs_paths = f->needs_paths;
+  row->needs_caches = f->needs_caches;
   row->tags = f->tags;
   /* A profile without the channel skips the fixture, saying so ("not applicable: needs
    * the SUT's metrics; ..."), rather than passing it unchecked. */
