@@ -36,6 +36,23 @@ bool passive_check_log(const char *log_file, const profile_t *profile, char *why
 bool passive_check_logcontext(const char *log_file, const profile_t *profile,
                               long long lc04_until_ms, char *why, size_t cap);
 
+/* How long before the mock sees a close the SUT made the SUT may have made it: Synapse
+ * logs its LC-05 warning ~1 ms after its own close, the mock notices a few ms later, and
+ * log times have ms precision. Small, because a leaking worker (refworker's
+ * logcontext-leak) may warn only ~50 ms before a close it makes after a short test. */
+#define PASSIVE_LC04_CLOSE_SLACK_MS 25
+/* For a close by the mock: the SUT logs its reaction within the same ms, log times are
+ * truncated to ms and the mock's time is converted from the monotonic clock. */
+#define PASSIVE_LC04_CLOCK_SLACK_MS 2
+
+/* The end of LC-04's window (wall ms) from the harness's view of the run (each < 0 if it
+ * did not happen): the earliest of the first replication close seen by the mock (minus
+ * PASSIVE_LC04_CLOSE_SLACK_MS if the SUT closed it, PASSIVE_LC04_CLOCK_SLACK_MS if the mock did),
+ * the harness's SIGTERM, and the end of the test body. Returns -1 (no bound) if all are
+ * < 0. */
+long long passive_lc04_until_ms(long long first_close_ms, bool closed_by_sut,
+                                long long sigterm_ms, long long body_end_ms);
+
 /* "LC-03" or "LC-04" if the record is one of the texts those rules forbid (for the
  * profile's era), else NULL. */
 struct sutlog_record;

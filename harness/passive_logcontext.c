@@ -85,6 +85,22 @@ const char *passive_logcontext_rule(const profile_t *profile, const sutlog_recor
   return NULL;
 }
 
+static long long earliest(long long a, long long b) {
+  if (a < 0) return b;
+  if (b < 0) return a;
+  return a < b ? a : b;
+}
+
+long long passive_lc04_until_ms(long long first_close_ms, bool closed_by_sut,
+                                long long sigterm_ms, long long body_end_ms) {
+  /* The SIGTERM and body end are the harness's own acts, timed before they happen; the
+   * SUT's close is seen after the fact, and even the mock's own is timed only to the ms. */
+  long long slack = closed_by_sut ? PASSIVE_LC04_CLOSE_SLACK_MS : PASSIVE_LC04_CLOCK_SLACK_MS;
+  long long close_edge = first_close_ms < 0 ? -1 : first_close_ms - slack;
+  if (close_edge < 0 && first_close_ms >= 0) close_edge = 0;
+  return earliest(earliest(close_edge, sigterm_ms), body_end_ms);
+}
+
 typedef struct lc_scan {
   const profile_t *profile;
   long long lc04_until_ms;

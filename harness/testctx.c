@@ -644,22 +644,30 @@ static void record_body(rc_test_t *t) {
     rc_note(t, "not recorded: %s", err.msg);
 }
 
-/* Wall-clock ms up to which LC-04 applies (passive.h): the first replication close or
- * the harness's SIGTERM in the ledger, else `body_end_ns` (the teardown's SIGTERM). */
+static long long mono_to_wall_ms(int64_t mono_ns) {
+  return (long long)(rc_clock_wall_ms() - (rc_clock_mono_ns() - mono_ns) / 1000000);
+}
+
+/* Wall-clock ms up to which LC-04 applies (passive.h): from the first replication close
+ * and the harness's SIGTERM in the ledger, and `body_end_ns` (the teardown's SIGTERM). */
 static long long lc04_until_wall_ms(rc_test_t *t, int64_t body_end_ns) {
-  int64_t until_ns = body_end_ns;
+  long long close_ms = -1, sigterm_ms = -1;
+  bool closed_by_sut = false;
   ledger_t *ledger = t->mock != NULL ? mockhs_ledger(t->mock) : NULL;
   for (uint64_t seq = ledger ? ledger_first_seq(ledger) : 0;
        ledger != NULL && seq < ledger_next_seq(ledger); seq++) {
     const ledger_entry_t *e = ledger_get(ledger, seq);
     if (e == NULL) continue;
-    if (e->kind == LEDGER_CLOSE ||
-        (e->kind == LEDGER_NOTE && strcmp(e->text, SIGTERM_NOTE) == 0)) {
-      if (e->mono_ns < until_ns) until_ns = e->mono_ns;
-      break;
+    if (e->kind == LEDGER_CLOSE && close_ms < 0) {
+      close_ms = mono_to_wall_ms(e->mono_ns);
+      closed_by_sut = e->side == LEDGER_SIDE_SUT;
     }
+    if (e->kind == LEDGER_NOTE && sigterm_ms < 0 && strcmp(e->text, SIGTERM_NOTE) == 0)
+      sigterm_ms = mono_to_wall_ms(e->mono_ns);
+    if (close_ms >= 0 && sigterm_ms >= 0) break;
   }
-  return (long long)(rc_clock_wall_ms() - (rc_clock_mono_ns() - until_ns) / 1000000);
+  return passive_lc04_until_ms(close_ms, closed_by_sut, sigterm_ms,
+                               mono_to_wall_ms(body_end_ns));
 }
 
 void rc_test_execute(rc_test_t *t, report_case_t *out) {

@@ -162,6 +162,9 @@ typedef struct fixture {
   unsigned transports; /* FIXTURE_TRANSPORT_* */
   char *roles;         /* comma-separated names as written (checked by the suite), or NULL */
   int roles_line;
+  char *needs_paths;  /* "needs-paths": comma-separated paths the profile's http.paths must
+                       * list, or NULL */
+  char *needs_caches; /* "needs-caches": comma-separated names its "caches" must have, or NULL */
   char *tags; /* comma-separated, or NULL */
   fixture_mock_mode_t mock;
   int ping_interval_ms;      /* -1: the profile's */

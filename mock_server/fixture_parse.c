@@ -102,6 +102,13 @@ static bool is_tag(const char *s) {
 static bool is_role(const char *s) {
   return is_name(s, "_");
 }
+/* An absolute URL path without spaces, commas or a query: what http.paths lists. */
+static bool is_http_path(const char *s) {
+  if (s[0] != '/') return false;
+  for (const char *c = s; *c; c++)
+    if (*c <= ' ' || *c > '~' || *c == ',' || *c == '?' || *c == '#') return false;
+  return true;
+}
 static bool is_dialect(const char *s) {
   return strcmp(s, "2018") == 0 || strcmp(s, "modern") == 0;
 }
@@ -131,6 +138,8 @@ enum {
   F_DEADLINE = 1u << 10,
   F_UNEXPECTED = 1u << 11,
   F_REMOTES = 1u << 12,
+  F_NEEDS_PATHS = 1u << 13,
+  F_NEEDS_CACHES = 1u << 14,
 };
 
 static const struct {
@@ -152,6 +161,8 @@ static const struct {
     {"deadline", F_DEADLINE},
     {"unexpected", F_UNEXPECTED},
     {"remotes", F_REMOTES},
+    {"needs-paths", F_NEEDS_PATHS},
+    {"needs-caches", F_NEEDS_CACHES},
 };
 
 static int add_stream(parser_t *p, const char *value) {
@@ -240,8 +251,8 @@ static int header_field(parser_t *p, const char *name, const char *value) {
     return rc_error_set(p->err,
                         "%s:%d: unknown field '%s' (known: replcheck-fixture, requirements, "
                         "level, requirement, source, dialects, transports, roles, tags, mock, "
-                        "ping-interval, stream, ignore, deadline, unexpected, remotes; the "
-                        "script starts "
+                        "ping-interval, stream, ignore, deadline, unexpected, remotes, "
+                        "needs-paths, needs-caches; the script starts "
                         "after 'script:')",
                         p->path, p->line, name);
   if (bit != 0 && (p->seen & bit)) return field_error(p, name, "given twice%s", "");
@@ -287,6 +298,12 @@ static int header_field(parser_t *p, const char *name, const char *value) {
     case F_ROLES:
       f->roles_line = p->line;
       return parse_list(p, name, value, is_role, "role names like 'fedsender'", &f->roles);
+    case F_NEEDS_PATHS:
+      return parse_list(p, name, value, is_http_path, "URL paths starting with '/'",
+                        &f->needs_paths);
+    case F_NEEDS_CACHES:
+      return parse_list(p, name, value, is_role, "cache names like 'device_updates'",
+                        &f->needs_caches);
     case F_TAGS:
       return parse_list(p, name, value, is_tag, "tags made of a-z, 0-9 and '-'", &f->tags);
     case F_MOCK:
@@ -550,6 +567,8 @@ void fixture_destroy(fixture_t *f) {
   free(f->requirement);
   free(f->source);
   free(f->roles);
+  free(f->needs_paths);
+  free(f->needs_caches);
   free(f->tags);
   for (size_t i = 0; i < f->stream_count; i++) free(f->streams[i].name);
   free(f->streams);

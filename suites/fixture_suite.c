@@ -323,6 +323,8 @@ static void fill_row(rc_test_def_t *row, const entry_t *e) {
    * test's own in the run's cluster. */
   row->roles = e->roles | ((f->needs & FIXTURE_NEEDS_REMOTES) ? PROFILE_ROLE_FEDSENDER : 0) |
                ((f->needs & FIXTURE_NEEDS_DB) ? PROFILE_ROLE_PG : 0);
+  row->needs_paths = f->needs_paths;
+  row->needs_caches = f->needs_caches;
   row->tags = f->tags;
   /* A profile without the channel skips the fixture, saying so ("not applicable: needs
    * the SUT's metrics; ..."), rather than passing it unchecked. */

@@ -107,6 +107,31 @@ const char *registry_transports_text(unsigned transports, char *buf, size_t cap)
   return buf;
 }
 
+static bool profile_lists(const profile_t *profile, bool paths, const char *name, size_t n) {
+  size_t count = paths ? profile->http_path_count : profile->cache_count;
+  for (size_t i = 0; i < count; i++) {
+    const char *have = paths ? profile->http_paths[i] : profile->caches[i].name;
+    if (strlen(have) == n && strncmp(have, name, n) == 0) return true;
+  }
+  return false;
+}
+
+/* Whether an item of `wanted` (comma-separated, as the fixture loader joins them) is not
+ * among the profile's http.paths (kind "path") or cache names; if so the skip reason. */
+static bool registry_names_unmet(const char *kind, const char *field, const char *wanted,
+                                 const profile_t *profile, char *buf, size_t cap) {
+  for (const char *item = wanted; item != NULL && *item != '\0';) {
+    size_t n = strcspn(item, ",");
+    if (!profile_lists(profile, strcmp(kind, "path") == 0, item, n)) {
+      snprintf(buf, cap, "not applicable: needs %s %.*s, which the profile's %s does not list",
+               kind, (int)n, item, field);
+      return true;
+    }
+    item += n + (item[n] == ',');
+  }
+  return false;
+}
+
 const char *registry_not_applicable(const rc_test_def_t *def, const profile_t *profile, char *buf,
                                     size_t cap) {
   char want[32];
@@ -144,7 +169,12 @@ const char *registry_not_applicable(const rc_test_def_t *def, const profile_t *p
              missing);
     return buf;
   }
-  return registry_needs_unmet(def->needs, profile, buf, cap);
+  /* A missing channel is the plainer reason, so it comes before a missing path or cache. */
+  if (registry_needs_unmet(def->needs, profile, buf, cap) != NULL ||
+      registry_names_unmet("path", "\"http.paths\"", def->needs_paths, profile, buf, cap) ||
+      registry_names_unmet("cache", "\"caches\"", def->needs_caches, profile, buf, cap))
+    return buf;
+  return NULL;
 }
 
 const profile_cache_t *registry_cache_for(const profile_t *profile, unsigned needs) {

@@ -55,6 +55,8 @@ typedef struct rc_test_def {
   unsigned transports;      /* RC_TRANSPORT_* */
   unsigned roles;           /* PROFILE_ROLE_* the SUT must have (0 = any) */
   unsigned needs;           /* RC_NEEDS_* the profile must declare (0 = nothing more) */
+  const char *needs_paths;  /* comma-separated paths its "http.paths" must list, or NULL */
+  const char *needs_caches; /* comma-separated names its "caches" must have, or NULL */
   const char *tags;         /* comma-separated: "slow,timing-dependent" */
   rc_test_fn run;
   const char *file;         /* __FILE__ of the row */

@@ -302,12 +302,33 @@ START_TEST(interrupted_batch_probe_sees_the_batch) {
 }
 END_TEST
 
-/* A profile without metrics.url or http.url skips fixtures that need them, saying why. */
-START_TEST(side_channels_missing_from_the_profile_skip) {
+/* The reference profile's text (for a test to edit). */
+static char *refworker_profile_text(void) {
   char *path = src_path("profiles/refworker.json");
   char *text = test_read_file(path, NULL);
   ck_assert_ptr_nonnull(text);
   free(path);
+  return text;
+}
+
+/* Runs the two seed fixtures under `profile_text` (written as work/name; {bin_dir} comes
+ * from --bin-dir), expects both skipped, and returns the output. */
+static char *run_seeds_expecting_skips(const char *name, const char *profile_text,
+                                       const char *seed1, const char *seed2) {
+  free(write_work(name, profile_text));
+  char args[4096], *out;
+  snprintf(args, sizeof args,
+           "run --profile %s --bin-dir '%s' --progress plain fixtures/seeds/%s fixtures/seeds/%s",
+           name, test_env("REPLCHECK_BIN_DIR"), seed1, seed2);
+  int rc = replcheck(NULL, args, &out);
+  ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
+  assert_contains(out, "0 passed, 0 failed, 2 skipped");
+  return out;
+}
+
+/* A profile without metrics.url or http.url skips fixtures that need them, saying why. */
+START_TEST(side_channels_missing_from_the_profile_skip) {
+  char *text = refworker_profile_text();
   char *metrics = strstr(text, "  \"metrics\": {");
   char *http = strstr(text, "  \"http\": {");
   char *caches = strstr(text, "  \"caches\": [");
@@ -315,17 +336,9 @@ START_TEST(side_channels_missing_from_the_profile_skip) {
   char *bare = NULL;
   ck_assert_int_ge(asprintf(&bare, "%.*s%s", (int)(metrics - text), text, caches), 0);
   free(text);
-  /* {bin_dir} is expanded from --bin-dir; the profile lives in work */
-  free(write_work("bare.json", bare));
+  char *out = run_seeds_expecting_skips("bare.json", bare, "server-header-on-errors",
+                                        "handlers-in-background");
   free(bare);
-  char args[4096], *out;
-  snprintf(args, sizeof args,
-           "run --profile bare.json --bin-dir '%s' --progress plain "
-           "fixtures/seeds/server-header-on-errors fixtures/seeds/handlers-in-background",
-           test_env("REPLCHECK_BIN_DIR"));
-  int rc = replcheck(NULL, args, &out);
-  ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
-  assert_contains(out, "0 passed, 0 failed, 2 skipped");
   assert_contains(out,
                   "not applicable: needs the SUT's metrics; the profile declares no metrics.url");
   assert_contains(
@@ -353,6 +366,26 @@ START_TEST(remotes_and_db_without_their_role_skip) {
     assert_contains(out, reason);
     free(out);
   }
+}
+END_TEST
+
+/* A profile whose http.paths or caches lack what a fixture's needs-paths/needs-caches name
+ * (a real Synapse has no /_refworker/fail) skips it, naming the missing one. */
+START_TEST(paths_and_caches_missing_from_the_profile_skip) {
+  char *text = refworker_profile_text();
+  char *fail = strstr(text, "\"paths\": [\"/health\", \"/_refworker/fail\"]");
+  char *cache = strstr(text, "{\"name\": \"device_updates\"");
+  ck_assert(fail != NULL && cache != NULL);
+  memcpy(strstr(fail, "fail"), "gone", 4);
+  memcpy(strstr(cache, "updates"), "changes", 7);
+  char *out = run_seeds_expecting_skips("renamed.json", text, "server-header-on-errors",
+                                        "cache-reaps-unprompted");
+  free(text);
+  assert_contains(out, "not applicable: needs path /_refworker/fail, which the profile's "
+                       "\"http.paths\" does not list");
+  assert_contains(out, "not applicable: needs cache device_updates, which the profile's "
+                       "\"caches\" does not list");
+  free(out);
 }
 END_TEST
 
@@ -848,6 +881,7 @@ int main(void) {
   tcase_add_test(tc, interrupted_batch_probe_sees_the_batch);
   tcase_add_test(tc, side_channels_missing_from_the_profile_skip);
   tcase_add_test(tc, remotes_and_db_without_their_role_skip);
+  tcase_add_test(tc, paths_and_caches_missing_from_the_profile_skip);
   tcase_add_test(tc, a_broken_fixture_is_an_error_never_a_pass);
   tcase_add_test(tc, every_step_kind_plays);
   tcase_add_test(tc, recorded_tests_replay_against_refworker);

@@ -37,6 +37,8 @@ START_TEST(valid_fixture_loads) {
       "dialects: 2018, modern\n"
       "transports: tcp\n"
       "roles: worker\n"
+      "needs-paths: /health , /_x/fail\n"
+      "needs-caches: device_updates\n"
       "tags: bug,slow\n"
       "mock: scripted\n"
       "ping-interval: 0\n"
@@ -70,6 +72,8 @@ START_TEST(valid_fixture_loads) {
   ck_assert_uint_eq(f->dialects, FIXTURE_DIALECT_2018 | FIXTURE_DIALECT_MODERN);
   ck_assert_uint_eq(f->transports, FIXTURE_TRANSPORT_TCP);
   ck_assert_str_eq(f->tags, "bug,slow");
+  ck_assert_str_eq(f->needs_paths, "/health,/_x/fail");
+  ck_assert_str_eq(f->needs_caches, "device_updates");
   ck_assert_int_eq(f->mock, FIXTURE_MOCK_SCRIPTED);
   ck_assert_int_eq(f->ping_interval_ms, 0);
   ck_assert_uint_eq(f->stream_count, 2);
@@ -82,7 +86,7 @@ START_TEST(valid_fixture_loads) {
   ck_assert_uint_eq(f->step_count, 11);
   const fixture_step_t *s = f->steps;
   ck_assert_int_eq(s[0].kind, FIXTURE_STEP_CONNECT);
-  ck_assert_int_eq(s[0].line, 20);
+  ck_assert_int_eq(s[0].line, 22);
   ck_assert_int_eq(s[1].kind, FIXTURE_STEP_SEND);
   ck_assert_str_eq(s[1].text, "SERVER ${server_name}"); /* trailing blanks dropped */
   ck_assert_int_eq(s[1].deadline_ms, 3000);
@@ -118,6 +122,15 @@ START_TEST(load_errors_name_file_line_and_field) {
       {HEADER "level: MAY\nscript:\n< X\n",
        "fx/t.fixture:6: field 'level': expected MUST or SHOULD, got 'MAY'"},
       {HEADER "colour: red\n", "fx/t.fixture:6: unknown field 'colour'"},
+      {HEADER "needs-paths: health\n",
+       "fx/t.fixture:6: field 'needs-paths': expected URL paths starting with '/', got 'health'"},
+      {HEADER "needs-paths: /a b\n",
+       "fx/t.fixture:6: field 'needs-paths': expected URL paths starting with '/', got '/a b'"},
+      {HEADER "needs-caches: Device\n",
+       "fx/t.fixture:6: field 'needs-caches': expected cache names like 'device_updates', got "
+       "'Device'"},
+      {HEADER "needs-caches: a\nneeds-caches: b\n",
+       "fx/t.fixture:7: field 'needs-caches': given twice"},
       {HEADER "source: again\n", "fx/t.fixture:6: field 'source': given twice"},
       {HEADER "requirements: RD06\n", "fx/t.fixture:6: field 'requirements': given twice"},
       {"replcheck-fixture: 1\nrequirements: rd-06\n",

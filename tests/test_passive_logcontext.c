@@ -131,6 +131,44 @@ START_TEST(test_log_checks) {
 }
 END_TEST
 
+/* The window's edge: a warning the SUT logs just after closing replication itself (seen
+ * by the mock a little later) is LC-05's, one from before the close is LC-04's. */
+START_TEST(test_window_edge) {
+  setenv("TZ", "UTC", 1);
+  tzset();
+  ck_assert_int_eq(passive_lc04_until_ms(-1, false, -1, -1), -1);
+  ck_assert_int_eq(passive_lc04_until_ms(5000, true, -1, 9000),
+                   5000 - PASSIVE_LC04_CLOSE_SLACK_MS);
+  ck_assert_int_eq(passive_lc04_until_ms(5000, false, -1, 9000),
+                   5000 - PASSIVE_LC04_CLOCK_SLACK_MS); /* the mock's own close */
+  ck_assert_int_eq(passive_lc04_until_ms(5000, true, 4900, 9000), 4900);
+  ck_assert_int_eq(passive_lc04_until_ms(-1, false, 7000, 9000), 7000);
+  ck_assert_int_eq(passive_lc04_until_ms(-1, false, -1, 9000), 9000);
+  ck_assert_int_eq(passive_lc04_until_ms(20, true, -1, -1), 0);
+  tmp = test_make_temp_dir("rc-passive-lc-edge");
+  char *path = test_path(tmp, "sut.log");
+  profile_t p = era(1, 66, 0, PROFILE_LOG_SYNAPSE_TEXT);
+  char why[512];
+  long long closed_seen = 1795910401005LL; /* mock saw the SUT's close at 00:00:01.005 */
+  long long until = passive_lc04_until_ms(closed_seen, true, -1, closed_seen + 5000);
+  /* Synapse 1.66 at its own close (00:00:01.000 .. .001): not LC-04. */
+  const char *at_close = "2026-11-29 00:00:01,001 - synapse.logging.context - 1 - WARNING - "
+                         "replication-conn-X - Re-starting finished log context "
+                         "replication-conn-X\n";
+  ck_assert_int_eq(test_write_file(path, at_close, strlen(at_close)), 0);
+  ck_assert_msg(passive_check_logcontext(path, &p, until, why, sizeof why), "%s", why);
+  /* A leak warning 50 ms before the close (refworker's bug, short test): still LC-04. */
+  const char *leak = "2026-11-29 00:00:00,955 - synapse.logging.context - 1 - WARNING - "
+                     "GET-0 - Expected logging context GET-0 was lost\n";
+  ck_assert_int_eq(test_write_file(path, leak, strlen(leak)), 0);
+  ck_assert(!passive_check_logcontext(path, &p, until, why, sizeof why));
+  ck_assert_msg(strncmp(why, "LC-04: ", 7) == 0, "%s", why);
+  free(path);
+  test_remove_tree(tmp);
+  free(tmp);
+}
+END_TEST
+
 /* The real 1.66 worker: its one warning comes 4 ms after SIGTERM. */
 START_TEST(test_real_synapse_log) {
   setenv("TZ", "UTC", 1);
@@ -153,6 +191,7 @@ static Suite *passive_lc_suite(void) {
   tcase_add_test(tc, test_format_matching);
   tcase_add_test(tc, test_rules_by_era);
   tcase_add_test(tc, test_log_checks);
+  tcase_add_test(tc, test_window_edge);
   tcase_add_test(tc, test_real_synapse_log);
   suite_add_tcase(s, tc);
   return s;

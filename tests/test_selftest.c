@@ -105,7 +105,7 @@ static const expectation_t EXPECTED[] = {
     {M, "cache-needs-start", "cache/expiry/counted", "FAIL", "it went from 0 to 0"},
     {M, "cache-needs-start", "cache/expiry/reset-on-get", "FAIL", "still holds both entries"},
     {M, "cache-needs-start", "fixtures/seeds/cache-reaps-unprompted", "FAIL",
-     "[at fixtures/seeds/cache-reaps-unprompted.fixture:21: metric "
+     "[at fixtures/seeds/cache-reaps-unprompted.fixture:22: metric "
      "synapse_background_process_start_count{name=\"prune_cache_device_updates\"} >= 1]"},
     {O, "cache-needs-start", "cache/reaper/unprompted", "FAIL",
      "no prune_cache_device_updates series"},
@@ -136,7 +136,7 @@ static const expectation_t EXPECTED[] = {
     {M, "missing-server-header", "http/server-header/present", "FAIL",
      "GET /_refworker/fail (500) has no Server header"},
     {M, "missing-server-header", "fixtures/seeds/server-header-on-errors", "FAIL",
-     "no Server header (status 404) [at fixtures/seeds/server-header-on-errors.fixture:20: "
+     "no Server header (status 404) [at fixtures/seeds/server-header-on-errors.fixture:22: "
      "sut-http GET /_refworker/no-such-path -> header Server"},
     /* seed G: no prompt ERROR; Twisted's late CRITICAL report instead */
     {M, "unhandled-background-error", "background/handler-error/logged", "FAIL",
