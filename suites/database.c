@@ -45,16 +45,7 @@ static const char *const UNCLEAN_CLOSE_TEXTS[] = {
 
 /* The harness's session on this test's database, or NULL after recording an ERROR. */
 static pg_observer_t *db_observe(rc_test_t *t) {
-  char *dsn = pg_cluster_admin_dsn(t->pg, t->db_name, "replcheck-observer");
-  if (dsn == NULL) {
-    rc_error(t, "out of memory");
-    return NULL;
-  }
-  rc_error_t err;
-  pg_observer_t *o = pg_observer_connect(dsn, &err);
-  free(dsn);
-  if (o == NULL) rc_error(t, "%s", err.msg);
-  return o;
+  return suite_db_observer(t, "replcheck-observer");
 }
 
 /* The SUT's sessions now; false after recording an ERROR. */

@@ -15,6 +15,7 @@
 #include "fixture_play.h"
 #include "pg_cluster.h"
 #include "pg_observer.h"
+#include "suite_util.h"
 #include "registry.h"
 #include "testctx.h"
 
@@ -128,19 +129,7 @@ static int db_sample(void *arg, const char *quantity, double *value, char *seen,
 
 /* The harness's session on the test's database for db steps, or NULL after an ERROR. */
 static pg_observer_t *db_observe(rc_test_t *t) {
-  char *dsn = t->pg != NULL && t->db_name != NULL
-                  ? pg_cluster_admin_dsn(t->pg, t->db_name, "replcheck-fixture")
-                  : NULL;
-  if (dsn == NULL) {
-    rc_error(t, "harness: no test database to observe (%s)",
-             t->pg_error ? t->pg_error : "no cluster, or out of memory");
-    return NULL;
-  }
-  rc_error_t err;
-  pg_observer_t *o = pg_observer_connect(dsn, &err);
-  free(dsn);
-  if (o == NULL) rc_error(t, "%s", err.msg);
-  return o;
+  return suite_db_observer(t, "replcheck-fixture");
 }
 
 static void fixture_play_test(rc_test_t *t, const entry_t *e, fake_remote_t *const *remotes);

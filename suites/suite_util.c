@@ -7,6 +7,8 @@
 
 #include "stream_history.h"
 
+#include "pg_cluster.h"
+#include "pg_observer.h"
 #include "rc_clock.h"
 
 const ledger_entry_t *suite_opening_server_line(rc_test_t *t, int *conn_id) {
@@ -193,4 +195,22 @@ static bool probe_2018(rc_test_t *t, int *conn, const char *stream, int64_t *pos
 bool suite_probe_position(rc_test_t *t, int *conn, const char *stream, int64_t *position) {
   if (t->profile->dialect == PROTO_DIALECT_MODERN) return probe_modern(t, *conn, stream, position);
   return probe_2018(t, conn, stream, position);
+}
+
+pg_observer_t *suite_db_observer(rc_test_t *t, const char *app) {
+  if (t->pg == NULL || t->db_name == NULL) {
+    rc_error(t, "harness: no test database to observe (%s)",
+             t->pg_error ? t->pg_error : "no cluster");
+    return NULL;
+  }
+  char *dsn = pg_cluster_admin_dsn(t->pg, t->db_name, app);
+  if (dsn == NULL) {
+    rc_error(t, "out of memory");
+    return NULL;
+  }
+  rc_error_t err;
+  pg_observer_t *o = pg_observer_connect(dsn, &err);
+  free(dsn);
+  if (o == NULL) rc_error(t, "%s", err.msg);
+  return o;
 }

@@ -61,4 +61,10 @@ int suite_start_connected(rc_test_t *t);
 bool suite_sut_closed_within(rc_test_t *t, int conn, uint64_t from_seq, int timeout_ms,
                              const ledger_entry_t **close);
 
+/* A harness session (superuser) on this test's own database in the run's cluster, with
+ * `app` as its application_name; NULL after recording an ERROR (no cluster or test
+ * database, or the connection failed). The caller destroys it (pg_observer_destroy). */
+struct pg_observer;
+struct pg_observer *suite_db_observer(rc_test_t *t, const char *app);
+
 #endif
