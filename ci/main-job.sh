@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job (README's first command): install dependencies, build, and run every
-# suite against the bundled reference worker in both dialects, as a plain worker and as a
-# federation sender (presence suite), and the database suite with PostgreSQL. Reports go
-# to reports/.
+# suite against the bundled reference worker in both dialects, as a plain worker (over TCP
+# and over Redis) and as a federation sender (presence suite), and the database suite with
+# PostgreSQL. Reports go to reports/.
 # Exit status: that of the worst replcheck run (0 all passed, 1 failures, ...).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,8 @@ cmake --build build -j2 || exit 2
 mkdir -p reports
 status=0
 for profile in profiles/refworker.json profiles/refworker-2018.json \
-    profiles/refworker-fedsender-2018.json profiles/refworker-fedsender.json; do
+    profiles/refworker-fedsender-2018.json profiles/refworker-fedsender.json \
+    profiles/refworker-redis.json; do
   name=$(basename "$profile" .json)
   echo "== replcheck run --profile $profile"
   build/bin/replcheck run --profile "$profile" --junit "reports/$name.junit.xml"

@@ -52,6 +52,12 @@ static const bug_entry_t bug_table[] = {
      "on SIGTERM the replication connection is closed but the keep-alive catch-up "
      "connections to the main are left open while the process lingers 2 s before exiting "
      "(CL-05)"},
+    {BUG_REDIS_SOCKET_LEAK, "redis-socket-leak-on-reconnect", "-",
+     "with --redis: when a redis connection is lost the worker reconnects but keeps the old "
+     "socket open: one descriptor in CLOSE_WAIT per loss (CL-04)"},
+    {BUG_DB_CONN_PER_TRANSACTION, "db-conn-per-transaction", "-",
+     "with --db: every stored stream position opens a new connection and the previous one "
+     "is left open and idle until exit: sessions grow with replication activity (DB-05)"},
 };
 
 #define BUG_COUNT (sizeof bug_table / sizeof bug_table[0])

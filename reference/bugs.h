@@ -27,6 +27,8 @@ typedef enum bug {
   BUG_DB_CONN_NEVER_CLOSED = 1u << 10,      /* seed B, stricter half (--db only) */
   BUG_HANDLER_IN_SENTINEL_DB = 1u << 11,    /* #3606's warning, seed C's setting (--db only) */
   BUG_HTTP_CONN_OPEN_ON_SHUTDOWN = 1u << 12, /* CL-05, HTTP half (no seed) */
+  BUG_REDIS_SOCKET_LEAK = 1u << 24,          /* CL-04 over redis (no seed) */
+  BUG_DB_CONN_PER_TRANSACTION = 1u << 25,    /* DB-05 (no seed; --db only) */
 } bug_t;
 
 /* A set of bug_t bits. */

@@ -25,7 +25,30 @@ struct db_store {
   bug_set_t bugs;
   PGconn *pool;    /* the one pooled connection (cp_max 1), NULL until first use */
   PGconn *startup; /* BUG_DB_IDLE_IN_TRANSACTION: the start-up connection, still open */
+  /* BUG_DB_CONN_PER_TRANSACTION: the connections given up for a new one, still open
+   * (closed at exit, so only DB-05 sees them). */
+  PGconn **abandoned;
+  size_t abandoned_count, abandoned_cap;
 };
+
+/* BUG_DB_CONN_PER_TRANSACTION: the pooled connection is set aside, open, so the next
+ * transaction opens another. Without room to keep it, it is closed (the bug just stops
+ * growing). */
+static void abandon_pool(db_store_t *store) {
+  if (store->abandoned_count == store->abandoned_cap) {
+    size_t cap = store->abandoned_cap ? store->abandoned_cap * 2 : 16;
+    PGconn **grown = realloc(store->abandoned, cap * sizeof *grown);
+    if (grown == NULL) {
+      PQfinish(store->pool);
+      store->pool = NULL;
+      return;
+    }
+    store->abandoned = grown;
+    store->abandoned_cap = cap;
+  }
+  store->abandoned[store->abandoned_count++] = store->pool;
+  store->pool = NULL;
+}
 
 static void drop_connection(PGconn *conn) {
   for (size_t i = 0; i < DB_DROPPED_MAX; i++) {
@@ -130,6 +153,8 @@ int db_store_save_position(db_store_t *store, const char *stream, const char *in
     PQfinish(store->pool);
     store->pool = NULL;
   }
+  if (store->pool != NULL && bugs_has(store->bugs, BUG_DB_CONN_PER_TRANSACTION))
+    abandon_pool(store);
   if (store->pool == NULL && (store->pool = db_connect(store->dsn, &err)) == NULL) {
     WLOG_WARNING("[TXN FAIL] {%s} %s", desc, err.msg);
     return -1;
@@ -163,6 +188,8 @@ void db_store_close(db_store_t *store) {
     PQfinish(store->pool);
     PQfinish(store->startup);
   }
+  for (size_t i = 0; i < store->abandoned_count; i++) PQfinish(store->abandoned[i]);
+  free(store->abandoned);
   free(store->dsn);
   free(store);
 }

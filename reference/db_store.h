@@ -20,7 +20,9 @@
  *
  * Bugs (bugs.h): BUG_DB_IDLE_IN_TRANSACTION leaves the start-up transaction open and
  * its connection idle in it until exit; BUG_DB_CONN_NEVER_CLOSED commits it but keeps
- * the connection, and closes nothing at exit (the process drops the sockets).
+ * the connection, and closes nothing at exit (the process drops the sockets);
+ * BUG_DB_CONN_PER_TRANSACTION opens a new connection for every stored position and
+ * leaves the previous one open and idle until exit (then closes it).
  * Ownership: the caller owns the store; single-threaded. */
 #ifndef DB_STORE_H
 #define DB_STORE_H

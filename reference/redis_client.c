@@ -162,6 +162,10 @@ static void on_disconnect(const redisAsyncContext *cac, int status) {
     return;
   }
   WLOG_WARNING("Lost connection to redis (%s): %s", link->config.role, reason);
+  if (link->config.leak_socket_on_loss && cac->c.fd >= 0) {
+    int leaked = dup(cac->c.fd); /* never closed: that is the bug */
+    (void)leaked;
+  }
   link->down(link->arg, link, reason);
   link_schedule_retry(link);
 }

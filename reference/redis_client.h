@@ -22,6 +22,7 @@
 
 #include <event2/event.h>
 #include <hiredis/async.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "rc_error.h"
@@ -36,6 +37,9 @@ typedef struct redis_link_config {
   int64_t reconnect_max_ms;
   int64_t ping_interval_ms;
   int64_t connect_timeout_ms;
+  /* BUG_REDIS_SOCKET_LEAK: a lost connection's socket is kept open (a duplicate of it
+   * is never closed), so it sits in CLOSE_WAIT for the life of the process. */
+  bool leak_socket_on_loss;
 } redis_link_config_t;
 
 /* The connection is up; `ac` is valid until `down` (or destroy). */

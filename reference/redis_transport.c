@@ -232,6 +232,7 @@ redis_transport_t *redis_transport_create(struct event_base *base,
       .reconnect_max_ms = config->subscriber_max_ms,
       .ping_interval_ms = config->ping_interval_ms,
       .connect_timeout_ms = REDIS_CONNECT_TIMEOUT_MS,
+      .leak_socket_on_loss = config->leak_socket_on_loss,
   };
   t->subscriber =
       redis_link_create(base, &link_config, on_subscriber_up, on_subscriber_down, t, err);

@@ -25,6 +25,7 @@
 #define REDIS_TRANSPORT_H
 
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "rc_error.h"
@@ -43,6 +44,7 @@ typedef struct redis_transport_config {
   int64_t subscriber_max_ms; /* reconnect caps */
   int64_t publisher_max_ms;
   int64_t ping_interval_ms; /* Redis-protocol PING period */
+  bool leak_socket_on_loss; /* BUG_REDIS_SOCKET_LEAK, see redis_client.h */
 } redis_transport_config_t;
 
 typedef void (*redis_transport_stopped_fn)(void *arg);

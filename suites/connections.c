@@ -12,12 +12,14 @@
 
 #include "mock_http.h"
 #include "procfs.h"
+#include "redis_server.h"
 #include "rc_clock.h"
 #include "stream_history.h"
 #include "suite_util.h"
 
 #define STORM_CYCLES 50
 #define STORM_FD_SLACK 5
+#define REDIS_RESTARTS 10
 #define RELEASE_MS 2000
 #define CATCHUPS 100
 #define HTTP_POOL_MAX 10
@@ -275,6 +277,63 @@ static void storm_no_fd_growth(rc_test_t *t) {
   procfs_snapshot_free(&after);
 }
 
+/* CL-04 over redis: 10 redis-server restarts, each waited out until the worker has
+ * subscribed again and published REPLICATE (RE-09), leave its descriptors at most 5
+ * above the start and no CLOSE_WAIT socket to redis. */
+static void storm_redis_restarts(rc_test_t *t) {
+  if (suite_start_connected(t) < 0) return;
+  uint16_t port = (uint16_t)redis_server_port(t->redis);
+  rc_observe(t, 200);
+  procfs_snapshot_t base;
+  if (!snapshot(t, &base)) return;
+  size_t fds0 = base.fds;
+  char base_text[512];
+  procfs_describe(&base, base_text, sizeof base_text);
+  procfs_snapshot_free(&base);
+  /* Synapse: subscriber cap 5 s, publisher cap 10 s, jitter; the profile's cap here. */
+  int bound = 2 * suite_reconnect_bound_ms(t) + 1000;
+  if (bound < 2000) bound = 2000;
+  rc_match_t rep = {.side = LEDGER_SIDE_SUT, .command = PROTO_CMD_REPLICATE};
+  for (int cycle = 0; cycle < REDIS_RESTARTS; cycle++) {
+    redis_server_kill(t->redis);
+    /* Long enough for the worker to see both connections drop. */
+    rc_observe(t, 300);
+    rc_error_t err;
+    if (redis_server_relaunch(t->redis, 5000, &err) != 0 ||
+        mockhs_redis_reconnect(t->mock, 5000, &err) != 0) {
+      rc_error(t, "restart %d of redis-server: %s", cycle + 1, err.msg);
+      return;
+    }
+    uint64_t seq = rc_now_seq(t);
+    if (rc_wait(t, seq, &rep, bound) == NULL) {
+      rc_error(t, "the worker did not publish REPLICATE within %d ms of redis-server's restart "
+               "%d (RE-09)", bound, cycle + 1);
+      return;
+    }
+  }
+  settle_t settle = {.t = t, .port = port, .max_established = 2};
+  mockhs_run_until(t->mock, settled, &settle, RELEASE_MS, 50);
+  procfs_snapshot_free(&settle.last);
+  procfs_snapshot_t after;
+  if (!snapshot(t, &after)) return;
+  size_t close_wait = procfs_count_tcp(&after, port, PROCFS_TCP_CLOSE_WAIT);
+  char held[1024];
+  if (after.fds > fds0 + STORM_FD_SLACK) {
+    rc_fail(t, "open descriptors at most 5 above the start after 10 redis-server restarts",
+            "they grew from %zu to %zu, %zu socket(s) to redis in CLOSE_WAIT (start: %s; now: "
+            "%s)", fds0, after.fds, close_wait, base_text,
+            procfs_describe(&after, held, sizeof held));
+  } else if (close_wait > 0) {
+    rc_fail(t, "no CLOSE_WAIT socket to redis 2 s after 10 redis-server restarts",
+            "%zu socket(s) in CLOSE_WAIT: %s", close_wait,
+            procfs_describe(&after, held, sizeof held));
+  } else {
+    rc_note(t, "descriptors: %zu before, %zu after %d redis-server restarts", fds0, after.fds,
+            REDIS_RESTARTS);
+  }
+  procfs_snapshot_free(&after);
+}
+
 /* The typing position the next catch-up gap starts from: the mock's, or above the
  * highest token a probe used. */
 static int64_t typing_position(rc_test_t *t) {
@@ -472,6 +531,13 @@ const rc_test_def_t connections_tests[] = {
                           "CLOSE_WAIT socket.",
            .source = "DESIGN.md (connections suite); requirements.md CL-04",
            .run = storm_no_fd_growth),
+    CL_ROW(.id = "connections/storm/redis-restarts", .requirements = "CL-04",
+           .level = RC_LEVEL_MUST, .transports = RC_TRANSPORT_REDIS, .tags = "slow",
+           .requirement = "10 redis-server restarts, each followed by the worker's new "
+                          "subscription and REPLICATE, leave the worker's open descriptors at "
+                          "most 5 above the start and no CLOSE_WAIT socket to redis.",
+           .source = "requirements.md CL-04 (redis: 10 redis-server restarts)",
+           .run = storm_redis_restarts),
     RC_TEST_ROW(.id = "connections/http/pooled", .requirements = "CL-06",
            .level = RC_LEVEL_SHOULD, .dialects = RC_DIALECT_MODERN, .transports = RC_TRANSPORT_TCP, .tags = "slow",
            .requirement = "Outbound catch-up HTTP connections are pooled: at most 10 ESTABLISHED "
