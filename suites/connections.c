@@ -216,19 +216,58 @@ static void single_connection(rc_test_t *t) {
   }
 }
 
+/* The SUT's descriptors before a storm, for storm_check. */
+typedef struct storm_start {
+  size_t fds;
+  char text[512];
+} storm_start_t;
+
+/* Records where the SUT's descriptors start; false after recording an ERROR. */
+static bool storm_begin(rc_test_t *t, storm_start_t *start) {
+  procfs_snapshot_t base;
+  if (!snapshot(t, &base)) return false;
+  start->fds = base.fds;
+  procfs_describe(&base, start->text, sizeof start->text);
+  procfs_snapshot_free(&base);
+  return true;
+}
+
+/* CL-04's verdict after a storm (`what`, e.g. "50 forced reconnects"): closes in flight
+ * settle (up to 2 s), then the SUT holds at most 5 descriptors more than at the start
+ * and no CLOSE_WAIT socket to `port` (`peer`: how messages name it, "" or " to redis"). */
+static void storm_check(rc_test_t *t, const storm_start_t *start, uint16_t port,
+                        size_t max_established, const char *what, const char *peer) {
+  settle_t settle = {.t = t, .port = port, .max_established = max_established};
+  mockhs_run_until(t->mock, settled, &settle, RELEASE_MS, 50);
+  procfs_snapshot_free(&settle.last);
+  procfs_snapshot_t after;
+  if (!snapshot(t, &after)) return;
+  size_t close_wait = procfs_count_tcp(&after, port, PROCFS_TCP_CLOSE_WAIT);
+  char held[1024];
+  if (after.fds > start->fds + STORM_FD_SLACK) {
+    rc_fail(t, "open descriptors at most 5 above the start after a reconnect storm",
+            "they grew from %zu to %zu after %s, %zu socket(s)%s in CLOSE_WAIT (start: %s; "
+            "now: %s)",
+            start->fds, after.fds, what, close_wait, peer, start->text,
+            procfs_describe(&after, held, sizeof held));
+  } else if (close_wait > 0) {
+    rc_fail(t, "no CLOSE_WAIT socket 2 s after a reconnect storm",
+            "%zu socket(s)%s in CLOSE_WAIT after %s: %s", close_wait, peer, what,
+            procfs_describe(&after, held, sizeof held));
+  } else {
+    rc_note(t, "descriptors: %zu before, %zu after %s", start->fds, after.fds, what);
+  }
+  procfs_snapshot_free(&after);
+}
+
 /* CL-04: 50 forced reconnects (FIN, RST, protocol error and a few ping timeouts) leave
  * the SUT's descriptors at most 5 above where they started and no CLOSE_WAIT socket. */
 static void storm_no_fd_growth(rc_test_t *t) {
   int conn = suite_start_connected(t);
   if (conn < 0) return;
-  uint16_t port = (uint16_t)mockhs_port(t->mock);
   rc_observe(t, 200);
-  procfs_snapshot_t base;
-  if (!snapshot(t, &base)) return;
-  size_t fds0 = base.fds;
-  char base_text[512];
-  procfs_describe(&base, base_text, sizeof base_text);
-  procfs_snapshot_free(&base);
+  storm_start_t start;
+  if (!storm_begin(t, &start)) return;
   int bound = suite_reconnect_bound_ms(t);
   const profile_timing_t *tm = &t->profile->timing;
   int timeouts = 0;
@@ -254,27 +293,10 @@ static void storm_no_fd_growth(rc_test_t *t) {
       return;
     }
   }
-  /* Closes in flight settle (up to 2 s); then the count must be back near the start. */
-  settle_t settle = {.t = t, .port = port, .max_established = 1};
-  mockhs_run_until(t->mock, settled, &settle, RELEASE_MS, 50);
-  procfs_snapshot_free(&settle.last);
-  procfs_snapshot_t after;
-  if (!snapshot(t, &after)) return;
-  size_t close_wait = procfs_count_tcp(&after, port, PROCFS_TCP_CLOSE_WAIT);
-  char held[1024];
-  if (after.fds > fds0 + STORM_FD_SLACK) {
-    rc_fail(t, "open descriptors at most 5 above the start after 50 forced reconnects",
-            "they grew from %zu to %zu, %zu socket(s) in CLOSE_WAIT (start: %s; now: %s)", fds0,
-            after.fds, close_wait, base_text, procfs_describe(&after, held, sizeof held));
-  } else if (close_wait > 0) {
-    rc_fail(t, "no CLOSE_WAIT socket 2 s after 50 forced reconnects",
-            "%zu socket(s) in CLOSE_WAIT: %s", close_wait,
-            procfs_describe(&after, held, sizeof held));
-  } else {
-    rc_note(t, "descriptors: %zu before, %zu after %d reconnects (%d by ping timeout)", fds0,
-            after.fds, STORM_CYCLES, timeouts);
-  }
-  procfs_snapshot_free(&after);
+  char what[96];
+  snprintf(what, sizeof what, "%d forced reconnects (%d by ping timeout)", STORM_CYCLES,
+           timeouts);
+  storm_check(t, &start, (uint16_t)mockhs_port(t->mock), 1, what, "");
 }
 
 /* CL-04 over redis: 10 redis-server restarts, each waited out until the worker has
@@ -282,14 +304,9 @@ static void storm_no_fd_growth(rc_test_t *t) {
  * above the start and no CLOSE_WAIT socket to redis. */
 static void storm_redis_restarts(rc_test_t *t) {
   if (suite_start_connected(t) < 0) return;
-  uint16_t port = (uint16_t)redis_server_port(t->redis);
   rc_observe(t, 200);
-  procfs_snapshot_t base;
-  if (!snapshot(t, &base)) return;
-  size_t fds0 = base.fds;
-  char base_text[512];
-  procfs_describe(&base, base_text, sizeof base_text);
-  procfs_snapshot_free(&base);
+  storm_start_t start;
+  if (!storm_begin(t, &start)) return;
   /* Synapse: subscriber cap 5 s, publisher cap 10 s, jitter; the profile's cap here. */
   int bound = 2 * suite_reconnect_bound_ms(t) + 1000;
   if (bound < 2000) bound = 2000;
@@ -311,27 +328,10 @@ static void storm_redis_restarts(rc_test_t *t) {
       return;
     }
   }
-  settle_t settle = {.t = t, .port = port, .max_established = 2};
-  mockhs_run_until(t->mock, settled, &settle, RELEASE_MS, 50);
-  procfs_snapshot_free(&settle.last);
-  procfs_snapshot_t after;
-  if (!snapshot(t, &after)) return;
-  size_t close_wait = procfs_count_tcp(&after, port, PROCFS_TCP_CLOSE_WAIT);
-  char held[1024];
-  if (after.fds > fds0 + STORM_FD_SLACK) {
-    rc_fail(t, "open descriptors at most 5 above the start after 10 redis-server restarts",
-            "they grew from %zu to %zu, %zu socket(s) to redis in CLOSE_WAIT (start: %s; now: "
-            "%s)", fds0, after.fds, close_wait, base_text,
-            procfs_describe(&after, held, sizeof held));
-  } else if (close_wait > 0) {
-    rc_fail(t, "no CLOSE_WAIT socket to redis 2 s after 10 redis-server restarts",
-            "%zu socket(s) in CLOSE_WAIT: %s", close_wait,
-            procfs_describe(&after, held, sizeof held));
-  } else {
-    rc_note(t, "descriptors: %zu before, %zu after %d redis-server restarts", fds0, after.fds,
-            REDIS_RESTARTS);
-  }
-  procfs_snapshot_free(&after);
+  char what[64];
+  snprintf(what, sizeof what, "%d redis-server restarts", REDIS_RESTARTS);
+  /* Two connections: the subscriber and the publisher. */
+  storm_check(t, &start, (uint16_t)redis_server_port(t->redis), 2, what, " to redis");
 }
 
 /* The typing position the next catch-up gap starts from: the mock's, or above the
