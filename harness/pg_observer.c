@@ -12,6 +12,7 @@
 
 struct pg_observer {
   PGconn *conn;
+  int64_t probe_started_ms; /* when the lock probe's LOCK was sent */
 };
 
 /* Ages in milliseconds from clock_timestamp(): now() would be the start of this
@@ -145,34 +146,61 @@ int pg_observer_exec(pg_observer_t *o, const char *sql, rc_error_t *err) {
   return rc;
 }
 
-pg_probe_result_t pg_observer_lock_probe(pg_observer_t *o, const char *table, int lock_timeout_ms,
-                                         long *waited_ms, rc_error_t *err) {
-  *waited_ms = 0;
+int pg_observer_lock_probe_start(pg_observer_t *o, const char *table, int lock_timeout_ms,
+                                 rc_error_t *err) {
   for (const char *p = table; *p; p++)
-    if (!((*p >= 'a' && *p <= 'z') || *p == '_' || (*p >= '0' && *p <= '9'))) {
-      rc_error_set(err, "table name '%s' is not a plain identifier", table);
-      return PG_PROBE_FAILED;
-    }
+    if (!((*p >= 'a' && *p <= 'z') || *p == '_' || (*p >= '0' && *p <= '9')))
+      return rc_error_set(err, "table name '%s' is not a plain identifier", table);
   char sql[160];
-  if (pg_observer_exec(o, "BEGIN", err) != 0) return PG_PROBE_FAILED;
+  if (pg_observer_exec(o, "BEGIN", err) != 0) return -1;
   snprintf(sql, sizeof sql, "SET LOCAL lock_timeout = '%dms'", lock_timeout_ms);
-  pg_probe_result_t result = PG_PROBE_FAILED;
   if (pg_observer_exec(o, sql, err) == 0) {
     snprintf(sql, sizeof sql, "LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", table);
-    int64_t start = rc_clock_mono_ms();
-    PGresult *res = PQexec(o->conn, sql);
-    *waited_ms = (long)(rc_clock_mono_ms() - start);
+    o->probe_started_ms = rc_clock_mono_ms();
+    if (PQsendQuery(o->conn, sql) == 1) return 0;
+    rc_error_set(err, "%s: %s", sql, PQerrorMessage(o->conn));
+  }
+  rc_error_t ignored;
+  pg_observer_exec(o, "ROLLBACK", &ignored);
+  return -1;
+}
+
+bool pg_observer_lock_probe_ready(pg_observer_t *o) {
+  /* A failed read means the answer will not come: finish reports the error. */
+  return PQconsumeInput(o->conn) == 0 || PQisBusy(o->conn) == 0;
+}
+
+pg_probe_result_t pg_observer_lock_probe_finish(pg_observer_t *o, long *waited_ms,
+                                                rc_error_t *err) {
+  pg_probe_result_t result = PG_PROBE_FAILED;
+  bool answered = false;
+  /* PQgetResult blocks until the answer (the server ends the LOCK at its lock timeout);
+   * the loop drains every result of the one statement. */
+  for (PGresult *res; (res = PQgetResult(o->conn)) != NULL; PQclear(res)) {
+    if (answered) continue;
+    answered = true;
+    *waited_ms = (long)(rc_clock_mono_ms() - o->probe_started_ms);
     if (PQresultStatus(res) == PGRES_COMMAND_OK) {
       result = PG_PROBE_GRANTED;
     } else {
       const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
       /* 55P03 lock_not_available: what lock_timeout raises. */
       result = state != NULL && strcmp(state, "55P03") == 0 ? PG_PROBE_TIMED_OUT : PG_PROBE_FAILED;
-      rc_error_set(err, "%s: %s", sql, PQerrorMessage(o->conn));
+      rc_error_set(err, "LOCK TABLE: %s", PQerrorMessage(o->conn));
     }
-    PQclear(res);
+  }
+  if (!answered) {
+    *waited_ms = (long)(rc_clock_mono_ms() - o->probe_started_ms);
+    rc_error_set(err, "LOCK TABLE: no answer: %s", PQerrorMessage(o->conn));
   }
   rc_error_t ignored;
   pg_observer_exec(o, "ROLLBACK", &ignored);
   return result;
+}
+
+pg_probe_result_t pg_observer_lock_probe(pg_observer_t *o, const char *table, int lock_timeout_ms,
+                                         long *waited_ms, rc_error_t *err) {
+  *waited_ms = 0;
+  if (pg_observer_lock_probe_start(o, table, lock_timeout_ms, err) != 0) return PG_PROBE_FAILED;
+  return pg_observer_lock_probe_finish(o, waited_ms, err);
 }

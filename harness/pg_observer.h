@@ -9,8 +9,9 @@
  * checked too.
  *
  * Ownership: the observer owns its connection; one thread; calls block for at most the
- * statement they run (the lock probe for at most its lock timeout; any statement for
- * at most 15 s, the session's statement_timeout; connecting for at most 10 s). */
+ * statement they run (any statement for at most 15 s, the session's statement_timeout;
+ * connecting for at most 10 s). The lock probe also comes in two halves, so a caller
+ * can keep its event loop turning while the LOCK waits (up to its lock timeout). */
 #ifndef PG_OBSERVER_H
 #define PG_OBSERVER_H
 
@@ -59,9 +60,21 @@ typedef enum pg_probe_result {
 
 /* Runs `LOCK TABLE <table> IN ACCESS EXCLUSIVE MODE` in a transaction with
  * lock_timeout = lock_timeout_ms, then rolls back. table must be a plain identifier.
- * *waited_ms gets how long the LOCK took. */
+ * *waited_ms gets how long the LOCK took. Blocks: start + finish below. */
 pg_probe_result_t pg_observer_lock_probe(pg_observer_t *observer, const char *table,
                                          int lock_timeout_ms, long *waited_ms, rc_error_t *err);
+
+/* The same in halves. start opens the transaction, sets the lock timeout and sends the
+ * LOCK without waiting for it; returns 0, or -1 with err (nothing is left open then).
+ * ready says, without blocking, whether the answer has come (true also when the
+ * connection failed: finish then says how). finish waits for the answer if it has not
+ * come (at most the lock timeout), rolls back and returns the result as above; it must
+ * follow every successful start before any other call on the observer. */
+int pg_observer_lock_probe_start(pg_observer_t *observer, const char *table, int lock_timeout_ms,
+                                 rc_error_t *err);
+bool pg_observer_lock_probe_ready(pg_observer_t *observer);
+pg_probe_result_t pg_observer_lock_probe_finish(pg_observer_t *observer, long *waited_ms,
+                                                rc_error_t *err);
 
 /* Runs one statement (no result wanted). Returns 0, or -1 with err. */
 int pg_observer_exec(pg_observer_t *observer, const char *sql, rc_error_t *err);

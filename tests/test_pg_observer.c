@@ -102,7 +102,24 @@ START_TEST(idle_transaction_and_locks) {
   ck_assert_int_ge(waited, 250);
   ck_assert_ptr_nonnull(strstr(err.msg, "lock timeout"));
 
+  /* The same in halves: not answered while the holder keeps its lock, answered (timed
+   * out) once the lock timeout has passed, polled without blocking. */
+  ck_assert_int_eq(pg_observer_lock_probe_start(o, "events", 400, &err), 0);
+  ck_assert(!pg_observer_lock_probe_ready(o));
+  int64_t probe_deadline = rc_clock_mono_ms() + 5000;
+  while (!pg_observer_lock_probe_ready(o) && rc_clock_mono_ms() < probe_deadline)
+    nanosleep(&ts, NULL);
+  ck_assert_int_eq(pg_observer_lock_probe_finish(o, &waited, &err), PG_PROBE_TIMED_OUT);
+  ck_assert_int_ge(waited, 350);
+  ck_assert_ptr_nonnull(strstr(err.msg, "lock timeout"));
+
   exec_ok(sut, "COMMIT");
+  ck_assert_int_eq(pg_observer_lock_probe_start(o, "events", 5000, &err), 0);
+  probe_deadline = rc_clock_mono_ms() + 5000;
+  while (!pg_observer_lock_probe_ready(o) && rc_clock_mono_ms() < probe_deadline)
+    nanosleep(&ts, NULL);
+  ck_assert_int_eq(pg_observer_lock_probe_finish(o, &waited, &err), PG_PROBE_GRANTED);
+  ck_assert_int_lt(waited, 5000);
   ck_assert_int_eq(pg_observer_idle_locks(o, NULL, 0, &err), 0);
   ck_assert_int_eq(pg_observer_lock_probe(o, "events", 300, &waited, &err), PG_PROBE_GRANTED);
   ck_assert_uint_eq(session_count(o, &list), 1);
