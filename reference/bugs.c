@@ -58,6 +58,17 @@ static const bug_entry_t bug_table[] = {
     {BUG_DB_CONN_PER_TRANSACTION, "db-conn-per-transaction", "-",
      "with --db: every stored stream position opens a new connection and the previous one "
      "is left open and idle until exit: sessions grow with replication activity (DB-05)"},
+    {BUG_PRESENCE_FOREIGN_USERS, "presence-foreign-users", "-",
+     "with --fedsender: presence rows of other servers' users are sent on to the servers "
+     "sharing a room with them, as if they were ours (PR-03)"},
+    {BUG_PRESENCE_LEAVE_IGNORED, "presence-leave-ignored", "-",
+     "with --fedsender: membership rows other than joins are ignored, so a server whose "
+     "users left a room keeps getting presence (PR-06)"},
+    {BUG_PRESENCE_FAILURE_BLOCKS, "presence-failure-blocks", "-",
+     "with --fedsender: after a failed transaction to any server, sending to every server "
+     "stops for 10 s (one shared backoff instead of one per destination) (PR-07)"},
+    {BUG_PRESENCE_NO_ORIGIN, "presence-no-origin", "-",
+     "with --fedsender: transactions lack the \"origin\" field (PR-04)"},
 };
 
 #define BUG_COUNT (sizeof bug_table / sizeof bug_table[0])

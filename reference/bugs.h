@@ -29,6 +29,10 @@ typedef enum bug {
   BUG_HTTP_CONN_OPEN_ON_SHUTDOWN = 1u << 12, /* CL-05, HTTP half (no seed) */
   BUG_REDIS_SOCKET_LEAK = 1u << 24,          /* CL-04 over redis (no seed) */
   BUG_DB_CONN_PER_TRANSACTION = 1u << 25,    /* DB-05 (no seed; --db only) */
+  BUG_PRESENCE_FOREIGN_USERS = 1u << 26,     /* PR-03 (no seed; fedsender only) */
+  BUG_PRESENCE_LEAVE_IGNORED = 1u << 27,     /* PR-06 (no seed; fedsender only) */
+  BUG_PRESENCE_FAILURE_BLOCKS = 1u << 28,    /* PR-07 (no seed; fedsender only) */
+  BUG_PRESENCE_NO_ORIGIN = 1u << 29,         /* PR-04 (no seed; fedsender only) */
 } bug_t;
 
 /* A set of bug_t bits. */

@@ -43,6 +43,10 @@ struct fedsender {
   char *server_name;
   int64_t timeout_ms;
   bool per_member; /* BUG_PRESENCE_PER_DESTINATION */
+  bug_set_t bugs;  /* the other presence bugs (bugs.h) */
+  /* BUG_PRESENCE_FAILURE_BLOCKS: every destination waits until this timer fires. */
+  struct event *unblock;
+  bool blocked;
   fedsender_ack_fn ack;
   void *ack_arg;
   room_t *rooms;
@@ -141,11 +145,31 @@ static destination_t *destination_get(fedsender_t *sender, const char *name) {
 
 static void destination_send(destination_t *d);
 
+#define FAILURE_BLOCK_MS 10000
+
+/* BUG_PRESENCE_FAILURE_BLOCKS: the shared backoff is over; every queue goes again. */
+static void on_unblock(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  wlog_callback_begin();
+  fedsender_t *sender = arg;
+  sender->blocked = false;
+  for (destination_t *d = sender->destinations; d != NULL; d = d->next) destination_send(d);
+  wlog_callback_end();
+}
+
 static void on_transaction_done(struct evhttp_request *req, void *arg) {
   wlog_callback_begin();
   destination_t *d = arg;
   d->request = NULL;
   int status = req != NULL ? evhttp_request_get_response_code(req) : 0;
+  fedsender_t *sender = d->sender;
+  if (status != 200 && bugs_has(sender->bugs, BUG_PRESENCE_FAILURE_BLOCKS) && !sender->blocked &&
+      sender->unblock != NULL) {
+    struct timeval tv = {.tv_sec = FAILURE_BLOCK_MS / 1000, .tv_usec = 0};
+    sender->blocked = true;
+    evtimer_add(sender->unblock, &tv);
+  }
   if (status == 200)
     WLOG_INFO("TX [%s] {%s} got 200 response", d->name, d->txn_id);
   else if (status == 0)
@@ -173,7 +197,7 @@ static json_t *take_pending(destination_t *d) {
 
 static void destination_send(destination_t *d) {
   fedsender_t *sender = d->sender;
-  if (d->request != NULL || json_array_size(d->pending) == 0) return;
+  if (d->request != NULL || json_array_size(d->pending) == 0 || sender->blocked) return;
   if (d->evcon == NULL) {
     d->evcon = evhttp_connection_base_new(sender->base, NULL, d->host, (ev_uint16_t)d->port);
     if (d->evcon == NULL) {
@@ -192,6 +216,8 @@ static void destination_send(destination_t *d) {
                                           (json_int_t)rc_clock_wall_ms(), "pdus", "edus",
                                           "edu_type", "m.presence", "content", "push", push)
                               : NULL;
+  if (body != NULL && bugs_has(sender->bugs, BUG_PRESENCE_NO_ORIGIN))
+    json_object_del(body, "origin");
   char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
   snprintf(d->txn_id, sizeof d->txn_id, "%" PRIu64, sender->next_txn++);
@@ -288,6 +314,7 @@ static void apply_event_row(fedsender_t *sender, json_t *row) {
       membership == NULL || json_is_true(json_array_get(event, 7)))
     return;
   bool joined = strcmp(membership, "join") == 0;
+  if (!joined && bugs_has(sender->bugs, BUG_PRESENCE_LEAVE_IGNORED)) return;
   room_t *room = room_get(sender, room_id, joined);
   if (room == NULL) return;
   room_set_member(room, state_key, joined);
@@ -343,7 +370,9 @@ static void apply_presence_row(fedsender_t *sender, json_t *row) {
   const char *user = json_string_value(json_object_get(state, "user_id"));
   if (kind == NULL || strcmp(kind, "p") != 0 || user == NULL) return;
   const char *server = user_server(user);
-  if (server == NULL || strcmp(server, sender->server_name) != 0) {
+  if (server == NULL ||
+      (strcmp(server, sender->server_name) != 0 &&
+       !bugs_has(sender->bugs, BUG_PRESENCE_FOREIGN_USERS))) {
     WLOG_DEBUG("Ignoring presence of %s: not a user of this server", user);
     return;
   }
@@ -414,6 +443,14 @@ fedsender_t *fedsender_create(struct event_base *base, const fedsender_config_t 
   sender->base = base;
   sender->timeout_ms = config->timeout_ms > 0 ? config->timeout_ms : 10000;
   sender->per_member = bugs_has(config->bugs, BUG_PRESENCE_PER_DESTINATION);
+  sender->bugs = config->bugs;
+  if (bugs_has(config->bugs, BUG_PRESENCE_FAILURE_BLOCKS) &&
+      (sender->unblock = evtimer_new(base, on_unblock, sender)) == NULL) {
+    rc_error_set(err, "federation sender: out of memory");
+    free(sender->server_name);
+    free(sender);
+    return NULL;
+  }
   sender->ack = ack;
   sender->ack_arg = ack_arg;
   /* Synapse numbers transactions from the clock at start-up. */
@@ -448,6 +485,7 @@ void fedsender_destroy(fedsender_t *sender) {
     free(sender->rooms[r].id);
   }
   free(sender->rooms);
+  if (sender->unblock != NULL) event_free(sender->unblock);
   free(sender->server_name);
   free(sender);
 }

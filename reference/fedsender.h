@@ -51,7 +51,7 @@ typedef struct fedsender_config {
   const fedsender_remote_t *remotes;
   size_t remote_count;
   int64_t timeout_ms; /* deadline of one transaction */
-  bug_set_t bugs;     /* only BUG_PRESENCE_PER_DESTINATION matters here */
+  bug_set_t bugs;     /* the BUG_PRESENCE_* ones matter here */
 } fedsender_config_t;
 
 /* A federation unit at `token` has been processed. */

@@ -28,6 +28,9 @@
   "'http/*' 'background/*' 'cache/*' 'presence/*' 'fixtures/seeds/*' protocol/passive/wire-grammar"
 #define WITH_POSITION BEHAVIOUR " 'protocol/position/*'"
 #define WITH_RDATA BEHAVIOUR " 'protocol/rdata/*'"
+/* The presence suite and the seed fixtures (seed H's is a presence one), for the presence
+ * bugs other than H. */
+#define PRESENCE "'presence/*' 'fixtures/seeds/*'"
 /* The logcontext and connections suites; with the behaviour suites and the reconnect
  * tests for the leaks, to show that nothing else fails on them. */
 #define LOGCONTEXT "'logcontext/*' 'connections/*' 'fixtures/seeds/*' protocol/passive/wire-grammar"
@@ -60,6 +63,10 @@ static const run_t RUNS[] = {
     {"refworker-2018.json", "unhandled-background-error", BEHAVIOUR},
     {"refworker-fedsender-2018.json", NULL, WITH_RDATA},
     {"refworker-fedsender-2018.json", "presence-per-destination", WITH_RDATA},
+    {"refworker-fedsender-2018.json", "presence-foreign-users", PRESENCE},
+    {"refworker-fedsender-2018.json", "presence-leave-ignored", PRESENCE},
+    {"refworker-fedsender-2018.json", "presence-failure-blocks", PRESENCE},
+    {"refworker-fedsender-2018.json", "presence-no-origin", PRESENCE},
     {"refworker.json", "logcontext-leak", LOGCONTEXT},
     {"refworker-2018.json", "logcontext-leak", LOGCONTEXT},
     {"refworker.json", "replication-socket-leak-on-reconnect", WITH_LEAKS},
@@ -188,6 +195,15 @@ static const expectation_t EXPECTED[] = {
     {O, "logcontext-leak", "fixtures/seeds/logcontext-restored-2018", "FAIL",
      LEAK_WARNING " main' [at fixtures/seeds/logcontext-restored-2018.fixture:51: !log~ "},
     {O, "logcontext-leak", "*", "FAIL", PASSIVE_LC04},
+    /* presence without a seed: one bug per requirement of the presence suite */
+    {F, "presence-foreign-users", "presence/fan-out/foreign-user-ignored", "FAIL",
+     "@r0u0:remote1.example but received"},
+    {F, "presence-leave-ignored", "presence/membership/join-leave", "FAIL",
+     "remote2.example received 2 updates for @u0:"},
+    {F, "presence-failure-blocks", "presence/failure/isolated", "FAIL",
+     "remote2.example had 1 of 2 updates"},
+    {F, "presence-no-origin", "presence/edu/form", "FAIL",
+     "has an origin other than the SUT's server name"},
     /* the main's closes leave the worker's socket in CLOSE_WAIT */
     {M, "replication-socket-leak-on-reconnect", "connections/peer-close/released", "FAIL",
      "still holds c1's socket"},
