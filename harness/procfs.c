@@ -145,7 +145,8 @@ int procfs_snapshot_group(pid_t pgid, procfs_snapshot_t *out, rc_error_t *err) {
   if (rc == 0 && (scan_tcp_table(first, "tcp", &sockets, out) != 0 ||
                   scan_tcp_table(first, "tcp6", &sockets, out) != 0))
     rc = rc_error_set(err, "procfs: out of memory");
-  free(sockets.items);
+  out->socket_inodes = sockets.items;
+  out->socket_inode_count = sockets.count;
   return rc;
 }
 
@@ -153,6 +154,14 @@ void procfs_snapshot_free(procfs_snapshot_t *snapshot) {
   free(snapshot->tcp);
   snapshot->tcp = NULL;
   snapshot->tcp_count = 0;
+  free(snapshot->socket_inodes);
+  snapshot->socket_inodes = NULL;
+  snapshot->socket_inode_count = 0;
+}
+
+bool procfs_holds_socket(const procfs_snapshot_t *snapshot, unsigned long inode) {
+  inode_set_t set = {.items = snapshot->socket_inodes, .count = snapshot->socket_inode_count};
+  return inode_has(&set, inode);
 }
 
 size_t procfs_count_tcp(const procfs_snapshot_t *snapshot, uint16_t remote_port,

@@ -48,6 +48,10 @@ typedef struct procfs_snapshot {
   size_t sockets;   /* of which sockets (any family) */
   procfs_tcp_t *tcp; /* the TCP sockets among them, owned */
   size_t tcp_count;
+  /* The inodes of every socket descriptor, owned: a TCP socket that was reset is no
+   * longer in /proc/net/tcp (so not in `tcp`) while a descriptor still holds it. */
+  unsigned long *socket_inodes;
+  size_t socket_inode_count;
 } procfs_snapshot_t;
 
 /* Takes a snapshot of process group `pgid`. Returns 0, or -1 with err filled (no
@@ -62,6 +66,10 @@ size_t procfs_count_tcp(const procfs_snapshot_t *snapshot, uint16_t remote_port,
 
 /* The TCP socket of the snapshot with that local port, or NULL. */
 const procfs_tcp_t *procfs_find_local(const procfs_snapshot_t *snapshot, uint16_t local_port);
+
+/* Whether a descriptor of the snapshot holds the socket with that inode (in any state,
+ * also one gone from the TCP table). */
+bool procfs_holds_socket(const procfs_snapshot_t *snapshot, unsigned long inode);
 
 /* "ESTABLISHED", "CLOSE_WAIT", ...; "UNKNOWN" for other numbers. */
 const char *procfs_tcp_state_name(procfs_tcp_state_t state);

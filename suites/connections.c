@@ -53,6 +53,7 @@ typedef struct settle {
   rc_test_t *t;
   uint16_t port;       /* the mock's port */
   uint16_t old_local;  /* a closed connection's local port that must be gone (0: none) */
+  unsigned long old_inode; /* its socket, which no descriptor may hold (0: unknown) */
   size_t max_established;
   bool failed; /* /proc could not be read */
   procfs_snapshot_t last;
@@ -70,16 +71,34 @@ static bool settled(void *arg) {
   }
   return procfs_count_tcp(&s->last, s->port, PROCFS_TCP_CLOSE_WAIT) == 0 &&
          procfs_count_tcp(&s->last, s->port, PROCFS_TCP_ESTABLISHED) <= s->max_established &&
-         (s->old_local == 0 || procfs_find_local(&s->last, s->old_local) == NULL);
+         (s->old_local == 0 || procfs_find_local(&s->last, s->old_local) == NULL) &&
+         (s->old_inode == 0 || !procfs_holds_socket(&s->last, s->old_inode));
 }
 
-/* Waits up to timeout_ms until connection old_conn's socket is released (and settled()
- * holds); fails the test with `expected` when it does not come. Returns whether it did. */
-static bool wait_released(rc_test_t *t, int old_conn, int timeout_ms, const char *expected,
-                          const char *after) {
+/* The inode of the SUT's socket of connection conn (while it is still open), or 0 when
+ * it cannot be seen. Taken before a close: once reset, a socket leaves the TCP table, and
+ * only its inode shows that a descriptor still holds it. */
+static unsigned long conn_socket_inode(rc_test_t *t, int conn) {
+  uint16_t local = conn_local_port(t, conn);
+  procfs_snapshot_t s;
+  rc_error_t err;
+  unsigned long inode = 0;
+  if (local != 0 && procfs_snapshot_group(sut_pid(t->sut), &s, &err) == 0) {
+    const procfs_tcp_t *tcp = procfs_find_local(&s, local);
+    if (tcp != NULL) inode = tcp->inode;
+  }
+  procfs_snapshot_free(&s);
+  return inode;
+}
+
+/* Waits up to timeout_ms until connection old_conn's socket (old_inode, from
+ * conn_socket_inode before the close; 0 if unknown) is released and settled() holds;
+ * fails the test with `expected` when it does not come. Returns whether it did. */
+static bool wait_released(rc_test_t *t, int old_conn, unsigned long old_inode, int timeout_ms,
+                          const char *expected, const char *after) {
   uint16_t port = (uint16_t)mockhs_port(t->mock);
   settle_t s = {.t = t, .port = port, .old_local = conn_local_port(t, old_conn),
-                .max_established = 1};
+                .old_inode = old_inode, .max_established = 1};
   bool ok = settled(&s) || mockhs_run_until(t->mock, settled, &s, timeout_ms, 50);
   if (s.failed) {
     procfs_snapshot_free(&s.last);
@@ -88,11 +107,14 @@ static bool wait_released(rc_test_t *t, int old_conn, int timeout_ms, const char
   if (!ok) {
     char held[1024];
     const procfs_tcp_t *old = s.old_local ? procfs_find_local(&s.last, s.old_local) : NULL;
+    bool kept = s.old_inode != 0 && procfs_holds_socket(&s.last, s.old_inode);
     rc_fail(t, expected,
             "%d ms after %s the SUT still holds c%d's socket (:%u, %s); %zu CLOSE_WAIT and %zu "
             "ESTABLISHED socket(s) to port %u: %s",
             timeout_ms, after, old_conn, s.old_local,
-            old != NULL ? procfs_tcp_state_name(old->state) : "released",
+            old != NULL ? procfs_tcp_state_name(old->state)
+            : kept      ? "reset: gone from the TCP table, its descriptor still open"
+                        : "released",
             procfs_count_tcp(&s.last, port, PROCFS_TCP_CLOSE_WAIT),
             procfs_count_tcp(&s.last, port, PROCFS_TCP_ESTABLISHED), port,
             procfs_describe(&s.last, held, sizeof held));
@@ -107,6 +129,7 @@ static bool wait_released(rc_test_t *t, int old_conn, int timeout_ms, const char
 static void error_then_close(rc_test_t *t) {
   int conn = suite_start_connected(t);
   if (conn < 0) return;
+  unsigned long inode = conn_socket_inode(t, conn);
   uint64_t seq = rc_now_seq(t);
   if (!suite_send(t, conn, "HELLO world")) return;
   rc_match_t error = {.conn_id = conn, .side = LEDGER_SIDE_SUT, .command = PROTO_CMD_ERROR};
@@ -132,7 +155,7 @@ static void error_then_close(rc_test_t *t) {
   }
   if (t->profile->transport != PROFILE_TRANSPORT_TCP) return;
   /* The next connection may be up already: one ESTABLISHED socket is allowed. */
-  wait_released(t, conn, RELEASE_MS,
+  wait_released(t, conn, inode, RELEASE_MS,
                 "the closed connection's socket released (no CLOSE_WAIT, at most the new "
                 "connection ESTABLISHED)",
                 "the worker's close");
@@ -143,6 +166,7 @@ static void peer_close_released(rc_test_t *t) {
   int conn = suite_start_connected(t);
   if (conn < 0) return;
   for (int step = 0; step < 2; step++) {
+    unsigned long inode = conn_socket_inode(t, conn);
     uint64_t seq = rc_now_seq(t);
     mockhs_close_conn(t->mock, conn, step == 1);
     const char *how = step == 0 ? "the mock's FIN" : "the mock's RST";
@@ -153,7 +177,7 @@ static void peer_close_released(rc_test_t *t) {
       return;
     }
     /* A worker that reconnects at once still must not keep the old socket. */
-    if (!wait_released(t, conn, RELEASE_MS,
+    if (!wait_released(t, conn, inode, RELEASE_MS,
                        "the worker closes its end when the main closes the connection (no "
                        "CLOSE_WAIT socket left)",
                        how))

@@ -129,10 +129,37 @@ START_TEST(test_group_snapshot) {
   procfs_describe(&s, text, 60);
   ck_assert_uint_eq(strlen(text), 59);
   ck_assert_str_eq(text + 56, "...");
+  /* A reset socket leaves the TCP table while the child's descriptor still holds it:
+   * only its inode shows that. */
+  struct sockaddr_in peer;
+  socklen_t peer_len = sizeof peer;
+  ck_assert_int_eq(getpeername(accepted[1], (struct sockaddr *)&peer, &peer_len), 0);
+  const procfs_tcp_t *before = procfs_find_local(&s, ntohs(peer.sin_port));
+  ck_assert_ptr_nonnull(before);
+  unsigned long inode = before->inode;
+  ck_assert(procfs_holds_socket(&s, inode));
+  ck_assert(!procfs_holds_socket(&s, 1));
+  procfs_snapshot_free(&s);
+  struct linger abort_close = {.l_onoff = 1, .l_linger = 0};
+  ck_assert_int_eq(setsockopt(accepted[1], SOL_SOCKET, SO_LINGER, &abort_close, sizeof abort_close),
+                   0);
+  close(accepted[1]);
+  int64_t reset_deadline = rc_clock_mono_ms() + 1000;
+  rc_error_t snap_err;
+  for (;;) {
+    ck_assert_msg(procfs_snapshot_group(child, &s, &snap_err) == 0, "%s", snap_err.msg);
+    if (procfs_find_local(&s, ntohs(peer.sin_port)) == NULL || rc_clock_mono_ms() > reset_deadline)
+      break;
+    procfs_snapshot_free(&s);
+    usleep(10000);
+  }
+  ck_assert_ptr_null(procfs_find_local(&s, ntohs(peer.sin_port)));
+  ck_assert(procfs_holds_socket(&s, inode));
+  ck_assert_uint_eq(s.fds, fds);
   procfs_snapshot_free(&s);
   kill(-child, SIGKILL);
   waitpid(child, NULL, 0);
-  for (int i = 1; i < 3; i++) close(accepted[i]);
+  close(accepted[2]);
   close(listener);
   /* The group is gone (the grandchild may need a moment to be reaped by init). */
   rc_error_t err;
