@@ -871,7 +871,7 @@ static const char *const TOP_LEVEL_KEYS[] = {
     "format", "name",    "description", "dialect",         "transport", "era", "instance_name",
     "roles",  "command", "env",         "config_template", "readiness", "log", "metrics",
     "http",   "caches",  "fedsender",   "timing",          "opt_out",   "setup", "positions",
-    "database", NULL,
+    "database", "client", NULL,
 };
 
 static char *profile_dir_of(const char *path) {
@@ -926,6 +926,7 @@ profile_t *profile_load(const char *path, rc_error_t *err) {
              load_roles(&ld, root) == 0 && load_command_env(&ld, root) == 0 &&
              load_config_template(&ld, root) == 0 && load_observation(&ld, root) == 0 &&
              profile_load_caches(&ld, root) == 0 && profile_load_fedsender(&ld, root) == 0 &&
+             profile_load_client(&ld, root) == 0 &&
              load_timing(&ld, root) == 0 && load_opt_outs(&ld, root) == 0 &&
              load_setup(&ld, root) == 0 && load_positions(&ld, root) == 0 &&
              profile_database_load(profile, root, err) == 0)
@@ -969,6 +970,7 @@ void profile_destroy(profile_t *profile) {
   free(profile->http_paths);
   profile_free_caches(profile);
   profile_free_fedsender(profile);
+  profile_free_client(profile);
   for (size_t i = 0; profile->opt_outs != NULL && profile->opt_outs[i].pattern != NULL; i++) {
     free(profile->opt_outs[i].pattern);
     free(profile->opt_outs[i].reason);

@@ -62,4 +62,8 @@ void profile_free_caches(profile_t *profile);
 int profile_load_fedsender(const profile_loader_t *ld, json_t *root);
 void profile_free_fedsender(profile_t *profile);
 
+/* "client" (profile_client.c): required with roles sync or client, refused without. */
+int profile_load_client(const profile_loader_t *ld, json_t *root);
+void profile_free_client(profile_t *profile);
+
 #endif
