@@ -37,6 +37,9 @@
 #define DATABASE "'db/*' 'fixtures/seeds/*' 'protocol/shutdown/*'"
 /* The connections suite, with the shutdown tests a slow exit could disturb. */
 #define SHUTDOWN "'connections/*' 'protocol/shutdown/*'"
+/* The outbound suite (roles sync and client), with the reconnect and shutdown tests its
+ * USER_SYNC lines at the opening and at SIGTERM could disturb. */
+#define OUTBOUND "'outbound/*' 'protocol/reconnect/*' 'protocol/shutdown/*' protocol/passive/wire-grammar"
 
 typedef struct run {
   const char *profile; /* under profiles/ */
@@ -67,6 +70,13 @@ static const run_t RUNS[] = {
     {"refworker-pg.json", "db-idle-in-transaction", DATABASE},
     {"refworker-pg.json", "db-conn-never-closed", DATABASE},
     {"refworker-pg.json", "handler-in-sentinel-db", DATABASE},
+    {"refworker-sync.json", NULL, OUTBOUND},
+    {"refworker-sync-2018.json", NULL, OUTBOUND},
+    {"refworker-sync-redis.json", NULL, "'outbound/*'"},
+    {"refworker-sync.json", "no-user-sync-on-reconnect", OUTBOUND},
+    {"refworker-sync-2018.json", "no-user-sync-on-reconnect", "'outbound/*'"},
+    {"refworker-sync.json", "user-sync-end-immediately", "'outbound/*'"},
+    {"refworker-sync-2018.json", "user-ip-every-request", "'outbound/*'"},
 };
 #define RUN_COUNT (sizeof RUNS / sizeof RUNS[0])
 
@@ -96,6 +106,8 @@ typedef struct expectation {
 #define O "refworker-2018.json"
 #define F "refworker-fedsender-2018.json"
 #define P "refworker-pg.json"
+#define S "refworker-sync.json"
+#define S18 "refworker-sync-2018.json"
 
 static const expectation_t EXPECTED[] = {
     /* seed A: the reaper waits for a start call nobody makes */
@@ -224,6 +236,22 @@ static const expectation_t EXPECTED[] = {
     {P, "handler-in-sentinel-db", "fixtures/seeds/logcontext-restored", "FAIL", PASSIVE_LC03},
     {P, "handler-in-sentinel-db", "fixtures/seeds/no-idle-transaction-after-start", "FAIL",
      PASSIVE_LC03},
+    /* a new connection does not repeat the starts of the users syncing (HS-08); OUT-05
+     * reads the instance id from those starts */
+    {S, "no-user-sync-on-reconnect", "outbound/user-sync/reconnect-restart", "FAIL",
+     "HS-08: no USER_SYNC for @alice:test on c2"},
+    {S, "no-user-sync-on-reconnect", "outbound/user-sync/instance-id", "FAIL",
+     "OUT-05: none on c2 (HS-08: the user's /sync is in flight)"},
+    {S18, "no-user-sync-on-reconnect", "outbound/user-sync/reconnect-restart", "FAIL",
+     "HS-08: no USER_SYNC for @alice:test on c2"},
+    /* USER_SYNC end as soon as the sync ends, without the U_sync grace */
+    {S, "user-sync-end-immediately", "outbound/user-sync/end-after-grace", "FAIL",
+     "OUT-03: 'USER_SYNC "},
+    {S, "user-sync-end-immediately", "outbound/user-sync/resync-grace", "NON_STRICT",
+     "OUT-04: start "},
+    /* USER_IP for every request */
+    {S18, "user-ip-every-request", "outbound/user-ip/rate-limited", "NON_STRICT",
+     "OUT-08: 5 USER_IP lines for @alice:test"},
 };
 #define EXPECTED_COUNT (sizeof EXPECTED / sizeof EXPECTED[0])
 
