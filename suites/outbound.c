@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "rc_clock.h"
+#include "redis_server.h"
 #include "suite_observe.h"
 #include "suite_util.h"
 
@@ -321,21 +322,53 @@ static bool sync_resync_grace_body(outbound_t *o) {
   return true;
 }
 
-/* HS-08: a new connection repeats the start of a user whose /sync is in flight. */
+/* Over Redis a new "connection" is a new subscription: redis-server restarts, and the
+ * worker subscribes again and publishes its REPLICATE (RE-09). Returns the sequence
+ * number from which the new subscription's lines count, or 0 after recording an
+ * outcome. */
+static uint64_t redis_new_subscription(outbound_t *o) {
+  rc_test_t *t = o->t;
+  redis_server_kill(t->redis);
+  rc_observe(t, 300);
+  rc_error_t err;
+  if (redis_server_relaunch(t->redis, 5000, &err) != 0 ||
+      mockhs_redis_reconnect(t->mock, 5000, &err) != 0) {
+    rc_error(t, "%s", err.msg);
+    return 0;
+  }
+  uint64_t seq = rc_now_seq(t);
+  int bound = 2 * suite_reconnect_bound_ms(t) + 1000;
+  if (bound < 2000) bound = 2000;
+  rc_match_t rep = {.side = LEDGER_SIDE_SUT, .command = PROTO_CMD_REPLICATE};
+  if (rc_wait(t, seq, &rep, bound) == NULL) {
+    rc_fail(t, "RE-09: REPLICATE published again after redis-server came back",
+            "nothing within %d ms of the restart", bound);
+    return 0;
+  }
+  return seq;
+}
+
+/* HS-08: a new connection (Redis: subscription) repeats the start of a user whose /sync
+ * is in flight. */
 CLIENT_TEST(sync_restart_on_reconnect)
 static bool sync_restart_on_reconnect_body(outbound_t *o) {
   int conn = suite_start_connected(o->t);
   if (conn < 0) return false;
   proto_command_t cmd;
-  if (held_sync(o, 8000, &cmd) == NULL) return false;
+  if (held_sync(o, 10000, &cmd) == NULL) return false;
   uint64_t seq = rc_now_seq(o->t);
-  mockhs_close_conn(o->t->mock, conn, false);
-  int bound = suite_reconnect_bound_ms(o->t) + 1000;
-  int next = suite_wait_new_conn(o->t, seq, bound);
-  if (next < 0)
-    return rc_fail(o->t, "RC-01: a new connection after the mock closed c1",
-                         "none within %d ms", bound);
-  /* suite_wait_new_conn returns once the opening is answered: "after the opening". */
+  int next = 0; /* the new connection; 0 over Redis (one pseudo-connection per channel) */
+  if (o->t->profile->transport == PROFILE_TRANSPORT_REDIS) {
+    if ((seq = redis_new_subscription(o)) == 0) return false;
+  } else {
+    mockhs_close_conn(o->t->mock, conn, false);
+    int bound = suite_reconnect_bound_ms(o->t) + 1000;
+    next = suite_wait_new_conn(o->t, seq, bound);
+    if (next < 0)
+      return rc_fail(o->t, "RC-01: a new connection after the mock closed c1",
+                     "none within %d ms", bound);
+  }
+  /* Both waits return once the opening is answered: "after the opening lines". */
   uint64_t at = seq;
   const ledger_entry_t *e =
       next_user_sync(o, &at, next, rc_clock_mono_ns() + (int64_t)PROMPT_MS * 1000000, &cmd);
@@ -345,13 +378,14 @@ static bool sync_restart_on_reconnect_body(outbound_t *o) {
   char lines[1024];
   if (e == NULL)
     return rc_fail(o->t,
-                         "USER_SYNC start for the user with a /sync in flight on the new "
-                         "connection, within 1 s of its opening",
-                         "no USER_SYNC for %s on c%d (%s); the worker sent: %s",
-                         o->user->user_id, next, history,
-                         suite_sut_lines(o->t, next, lines, sizeof lines));
+                   "USER_SYNC start for the user with a /sync in flight on the new "
+                   "connection, within 1 s of its opening",
+                   "no USER_SYNC for %s on %s%d (%s); the worker sent: %s", o->user->user_id,
+                   next ? "c" : "the new subscription of c", next ? next : conn, history,
+                   next ? suite_sut_lines(o->t, next, lines, sizeof lines) : "see the ledger");
   if (!cmd.sync_start || ends > 0)
-    rc_fail(o->t, "a start on the new connection before any end for the user", "%s", history);
+    return rc_fail(o->t, "a start on the new connection before any end for the user", "%s",
+                   history);
   return true;
 }
 
@@ -583,11 +617,12 @@ const rc_test_def_t outbound_tests[] = {
              .source = "synapse app/synchrotron.py@v0.33.3 mark_as_coming_online",
              .run = sync_resync_grace),
     SYNC_ROW(.id = "outbound/user-sync/reconnect-restart", .dialects = RC_DIALECT_ALL, .requirements = "HS-08",
-             .level = RC_LEVEL_MUST, .transports = RC_TRANSPORT_TCP,
-             .requirement = "Every new connection carries USER_SYNC start for each user with a "
-                            "/sync in flight, within 1 s of its opening and before any end.",
+             .level = RC_LEVEL_MUST, .transports = RC_TRANSPORT_ALL,
+             .requirement = "Every new connection (Redis: subscription) carries USER_SYNC start "
+                            "for each user with a /sync in flight, within 1 s of its opening "
+                            "and before any end.",
              .source = "synapse protocol.py@v0.33.3 connectionMade; handler.py@v1.66.0 "
-                       "new_connection",
+                       "new_connection; redis.py@v1.67.0 _send_subscribe",
              .run = sync_restart_on_reconnect),
     SYNC_ROW(.id = "outbound/user-sync/instance-id", .requirements = "OUT-05",
              .level = RC_LEVEL_MUST, .dialects = RC_DIALECT_MODERN,
