@@ -331,6 +331,26 @@ int profile_take_string(const profile_loader_t *ld, json_t *value, const char *f
   return profile_take_template(ld, value, field, flags, NULL, dst);
 }
 
+int profile_take_arg_templates(const profile_loader_t *ld, json_t *list, const char *field,
+                               const char *const *extra, char ***dst, size_t *count) {
+  if (!json_is_array(list) || json_array_size(list) == 0)
+    return profile_fail(ld, field, "expected a non-empty array of argument templates, got %s",
+                        json_is_array(list) ? "an empty array" : profile_json_type(list));
+  *dst = calloc(json_array_size(list) + 1, sizeof **dst);
+  if (*dst == NULL) return profile_fail(ld, NULL, "out of memory");
+  size_t index;
+  json_t *item;
+  json_array_foreach(list, index, item) {
+    char name[96];
+    snprintf(name, sizeof name, "%s[%zu]", field, index);
+    if (profile_take_template(ld, item, name, FIELD_TEMPLATE | FIELD_EMPTY_OK, extra,
+                              &(*dst)[index]) != 0)
+      return -1;
+    *count = index + 1;
+  }
+  return 0;
+}
+
 /* ---------------------------------------------------------------------------------
  * Fields */
 

@@ -73,24 +73,12 @@ static int load_users(const profile_loader_t *ld, json_t *list) {
 static int load_user_args(const profile_loader_t *ld, json_t *list) {
   profile_t *p = ld->profile;
   if (list == NULL) return 0;
-  if (!json_is_array(list) || json_array_size(list) == 0)
-    return profile_fail(ld, "client.user_args",
-                        "expected a non-empty array of argument templates, got %s",
-                        json_is_array(list) ? "an empty array" : profile_json_type(list));
-  p->user_args = calloc(json_array_size(list) + 1, sizeof *p->user_args);
-  if (p->user_args == NULL) return profile_fail(ld, NULL, "out of memory");
+  if (profile_take_arg_templates(ld, list, "client.user_args", PROFILE_USER_PLACEHOLDERS,
+                                 &p->user_args, &p->user_arg_count) != 0)
+    return -1;
   bool uses_device = false;
-  size_t index;
-  json_t *item;
-  json_array_foreach(list, index, item) {
-    char field[64];
-    snprintf(field, sizeof field, "client.user_args[%zu]", index);
-    if (profile_take_template(ld, item, field, FIELD_TEMPLATE | FIELD_EMPTY_OK,
-                              PROFILE_USER_PLACEHOLDERS, &p->user_args[index]) != 0)
-      return -1;
-    p->user_arg_count = index + 1;
-    if (strstr(p->user_args[index], "{device_id}") != NULL) uses_device = true;
-  }
+  for (size_t i = 0; i < p->user_arg_count; i++)
+    if (strstr(p->user_args[i], "{device_id}") != NULL) uses_device = true;
   /* Without a device id the argument would be cut short where the SUT expects one. */
   for (size_t i = 0; uses_device && i < p->user_count; i++)
     if (p->users[i].device_id == NULL)

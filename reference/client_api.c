@@ -21,6 +21,7 @@ typedef struct pending_sync {
   const client_user_t *user;
   bool affects_presence;
   struct event *timer;
+  char context[64]; /* the request's log context ("GET-3"), for its answer's lines */
 } pending_sync_t;
 
 struct client_api {
@@ -176,7 +177,11 @@ static void on_sync_timeout(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   wlog_callback_begin();
-  sync_answer(arg);
+  pending_sync_t *p = arg;
+  /* The answer belongs to the request, as a Deferred resumes its caller's context. */
+  wlog_context_enter(p->context);
+  sync_answer(p);
+  wlog_context_reset();
   wlog_callback_end();
 }
 
@@ -225,6 +230,7 @@ static void start_sync(client_api_t *api, http_server_t *server, struct evhttp_r
   p->evcon = evhttp_request_get_connection(req);
   p->user = user;
   p->affects_presence = set_presence == NULL || strcmp(set_presence, "offline") != 0;
+  snprintf(p->context, sizeof p->context, "%s", wlog_context_current());
   p->next = api->pending;
   api->pending = p;
   evhttp_connection_set_closecb(p->evcon, on_sync_conn_closed, p);

@@ -322,6 +322,17 @@ static bool sync_resync_grace_body(outbound_t *o) {
   return true;
 }
 
+/* SIGTERM, then the SUT's CLEAR_USER_SYNC within the shutdown grace (*clear NULL when
+ * none came). false after an ERROR. */
+static bool sigterm_and_wait_clear(outbound_t *o, const ledger_entry_t **clear) {
+  uint64_t seq = rc_now_seq(o->t);
+  *clear = NULL;
+  if (!rc_sigterm_sut(o->t)) return rc_error(o->t, "the SUT is gone before SIGTERM");
+  rc_match_t m = {.side = LEDGER_SIDE_SUT, .command = PROTO_CMD_CLEAR_USER_SYNC};
+  *clear = rc_wait(o->t, seq, &m, o->t->profile->timing.shutdown_grace_ms);
+  return true;
+}
+
 /* Over Redis a new "connection" is a new subscription: redis-server restarts, and the
  * worker subscribes again and publishes its REPLICATE (RE-09). Returns the sequence
  * number from which the new subscription's lines count, or 0 after recording an
@@ -415,10 +426,7 @@ static bool sync_instance_id_stable_body(outbound_t *o) {
                            "'%s' on c%d after '%s' on the first", proto_slice_copy(cmd.instance, seen, sizeof seen),
                            conn, first);
   }
-  uint64_t seq = rc_now_seq(o->t);
-  if (!rc_sigterm_sut(o->t)) return rc_error(o->t, "the SUT is gone before SIGTERM");
-  rc_match_t clear = {.side = LEDGER_SIDE_SUT, .command = PROTO_CMD_CLEAR_USER_SYNC};
-  e = rc_wait(o->t, seq, &clear, o->t->profile->timing.shutdown_grace_ms);
+  if (!sigterm_and_wait_clear(o, &e)) return false;
   if (e == NULL) {
     rc_note(o->t, "no CLEAR_USER_SYNC at shutdown to compare (OUT-06's concern)");
     return false;
@@ -437,10 +445,8 @@ static bool clear_on_shutdown_body(outbound_t *o) {
   if (held_sync(o, 5000, &cmd) == NULL) return false;
   char instance[128];
   proto_slice_copy(cmd.instance, instance, sizeof instance);
-  uint64_t seq = rc_now_seq(o->t);
-  if (!rc_sigterm_sut(o->t)) return rc_error(o->t, "the SUT is gone before SIGTERM");
-  rc_match_t clear = {.side = LEDGER_SIDE_SUT, .command = PROTO_CMD_CLEAR_USER_SYNC};
-  const ledger_entry_t *e = rc_wait(o->t, seq, &clear, o->t->profile->timing.shutdown_grace_ms);
+  const ledger_entry_t *e;
+  if (!sigterm_and_wait_clear(o, &e)) return false;
   if (e == NULL)
     return rc_fail(o->t, "CLEAR_USER_SYNC <instance_id> between SIGTERM and exit",
                          "nothing within the %d ms shutdown grace",

@@ -75,6 +75,7 @@ static const run_t RUNS[] = {
     {"refworker-sync-redis.json", NULL, "'outbound/*'"},
     {"refworker-sync.json", "no-user-sync-on-reconnect", OUTBOUND},
     {"refworker-sync-2018.json", "no-user-sync-on-reconnect", "'outbound/*'"},
+    {"refworker-sync-redis.json", "no-user-sync-on-reconnect", "'outbound/user-sync/*'"},
     {"refworker-sync.json", "user-sync-end-immediately", "'outbound/*'"},
     {"refworker-sync-2018.json", "user-ip-every-request", "'outbound/*'"},
 };
@@ -108,6 +109,7 @@ typedef struct expectation {
 #define P "refworker-pg.json"
 #define S "refworker-sync.json"
 #define S18 "refworker-sync-2018.json"
+#define SR "refworker-sync-redis.json"
 
 static const expectation_t EXPECTED[] = {
     /* seed A: the reaper waits for a start call nobody makes */
@@ -244,6 +246,8 @@ static const expectation_t EXPECTED[] = {
      "OUT-05: none on c2 (HS-08: the user's /sync is in flight)"},
     {S18, "no-user-sync-on-reconnect", "outbound/user-sync/reconnect-restart", "FAIL",
      "HS-08: no USER_SYNC for @alice:test on c2"},
+    {SR, "no-user-sync-on-reconnect", "outbound/user-sync/reconnect-restart", "FAIL",
+     "HS-08: no USER_SYNC for @alice:test on the new subscription"},
     /* USER_SYNC end as soon as the sync ends, without the U_sync grace */
     {S, "user-sync-end-immediately", "outbound/user-sync/end-after-grace", "FAIL",
      "OUT-03: 'USER_SYNC "},
