@@ -58,7 +58,8 @@ static int load_users(const profile_loader_t *ld, json_t *list) {
       return profile_fail(ld, sub, "expected a Matrix user id '@local:server', got '%s'",
                           u->user_id);
     snprintf(sub, sizeof sub, "%s.access_token", field);
-    if (take_identifier(ld, json_object_get(item, "access_token"), sub, true, &u->access_token) != 0)
+    if (take_identifier(ld, json_object_get(item, "access_token"), sub, true, &u->access_token) !=
+        0)
       return -1;
     for (size_t j = 0; j < index; j++)
       if (strcmp(p->users[j].access_token, u->access_token) == 0)
@@ -100,7 +101,8 @@ int profile_load_client(const profile_loader_t *ld, json_t *root) {
   if (!json_is_object(obj))
     return profile_fail(ld, "client", "expected an object, got %s", profile_json_type(obj));
   if (!role)
-    return profile_fail(ld, "client", "only meaningful with role \"sync\" or \"client\" in 'roles'");
+    return profile_fail(ld, "client",
+                        "only meaningful with role \"sync\" or \"client\" in 'roles'");
   if (profile_check_keys(ld, obj, "client", keys) != 0) return -1;
   if (load_users(ld, json_object_get(obj, "users")) != 0) return -1;
   return load_user_args(ld, json_object_get(obj, "user_args"));

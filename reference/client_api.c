@@ -50,7 +50,8 @@ int client_user_parse(const char *text, client_user_t *user, rc_error_t *err) {
   user->user_id = strndup(text, (size_t)(eq - text));
   user->access_token = strndup(eq + 1, (size_t)(token_end - eq - 1));
   user->device_id = eq2 != NULL ? strdup(eq2 + 1) : NULL;
-  if (user->user_id == NULL || user->access_token == NULL || (eq2 != NULL && user->device_id == NULL)) {
+  if (user->user_id == NULL || user->access_token == NULL ||
+      (eq2 != NULL && user->device_id == NULL)) {
     client_user_free(user);
     return rc_error_set(err, "--user: out of memory");
   }
@@ -166,8 +167,7 @@ static void answer_whoami(http_server_t *server, struct evhttp_request *req,
 
 static void sync_answer(pending_sync_t *p) {
   char body[160];
-  snprintf(body, sizeof body,
-           "{\"next_batch\":\"s%lu\",\"rooms\":{},\"presence\":{\"events\":[]}}",
+  snprintf(body, sizeof body, "{\"next_batch\":\"s%lu\",\"rooms\":{},\"presence\":{\"events\":[]}}",
            ++p->api->batch_seq);
   http_server_reply(p->server, p->req, 200, "OK", body);
   pending_finish(p);
@@ -234,7 +234,8 @@ static void start_sync(client_api_t *api, http_server_t *server, struct evhttp_r
   p->next = api->pending;
   api->pending = p;
   evhttp_connection_set_closecb(p->evcon, on_sync_conn_closed, p);
-  if (p->affects_presence && api->presence != NULL) presence_sync_begin(api->presence, user->user_id);
+  if (p->affects_presence && api->presence != NULL)
+    presence_sync_begin(api->presence, user->user_id);
   struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
   evtimer_add(p->timer, &tv);
 }
@@ -255,8 +256,7 @@ bool client_api_route(void *arg, http_server_t *server, struct evhttp_request *r
     return false;
   enum evhttp_cmd_type method = evhttp_request_get_command(req);
   if (method != EVHTTP_REQ_GET) {
-    reply_error(server, req, 405, "Method Not Allowed", "M_UNRECOGNIZED",
-                "Unrecognized request");
+    reply_error(server, req, 405, "Method Not Allowed", "M_UNRECOGNIZED", "Unrecognized request");
     return true;
   }
   struct evkeyvalq query; /* initialised by the parse, whatever its result */

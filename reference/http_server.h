@@ -51,7 +51,7 @@ typedef struct http_server_config {
   metrics_t *metrics;                 /* rendered by GET /metrics */
   http_server_cache_get_fn cache_get; /* NULL: no caches */
   void *cache_arg;
-  bug_set_t bugs; /* only BUG_MISSING_SERVER_HEADER matters here */
+  bug_set_t bugs;             /* only BUG_MISSING_SERVER_HEADER matters here */
   http_server_route_fn route; /* NULL: no routes of the owner */
   void *route_arg;
 } http_server_config_t;

@@ -126,8 +126,7 @@ void presence_sync_begin(presence_sync_t *sync, const char *user_id) {
   user->in_flight = 1;
   user->next = sync->users;
   sync->users = user;
-  send_user_sync(sync, sync->config.send, sync->config.send_arg, user_id, true,
-                 rc_clock_wall_ms());
+  send_user_sync(sync, sync->config.send, sync->config.send_arg, user_id, true, rc_clock_wall_ms());
 }
 
 void presence_sync_end(presence_sync_t *sync, const char *user_id) {

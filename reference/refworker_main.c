@@ -222,8 +222,10 @@ static int refworker_make_roles(refworker_t *worker, const refworker_options_t *
     if (worker->fedsender == NULL) return -1;
   }
   if (options->sync) {
-    presence_sync_config_t config = {
-        .dialect = options->dialect, .bugs = options->bugs, .send = refworker_send, .send_arg = worker};
+    presence_sync_config_t config = {.dialect = options->dialect,
+                                     .bugs = options->bugs,
+                                     .send = refworker_send,
+                                     .send_arg = worker};
     worker->presence = presence_sync_create(worker->base, &config, err);
     if (worker->presence == NULL) return -1;
     WLOG_INFO("Presence enabled; instance id %s", presence_sync_instance_id(worker->presence));

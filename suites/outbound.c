@@ -56,7 +56,9 @@ static void with_client(rc_test_t *t, outbound_body_fn body) {
 
 #define CLIENT_TEST(name)                 \
   static bool name##_body(outbound_t *o); \
-  static void name(rc_test_t *t) { with_client(t, name##_body); }
+  static void name(rc_test_t *t) {        \
+    with_client(t, name##_body);          \
+  }
 
 /* Wall-clock ms at a moment of the monotonic clock (the SUT stamps USER_SYNC with its
  * wall clock; the ledger records monotonic times). */
@@ -130,8 +132,9 @@ static bool whoami(outbound_t *o, const char *user_agent) {
   long status = r->status;
   http_response_destroy(r);
   if (status != 200)
-    return rc_error(o->t, "GET %s as %s answered %ld: the profile's client.users must name an "
-                          "account the SUT accepts",
+    return rc_error(o->t,
+                    "GET %s as %s answered %ld: the profile's client.users must name an "
+                    "account the SUT accepts",
                     WHOAMI_PATH, o->user->user_id, status);
   return true;
 }
@@ -214,13 +217,13 @@ static bool sync_start_sent_body(outbound_t *o) {
       next_user_sync(o, &at, 0, first->started_ns + (int64_t)PROMPT_MS * 1000000, &cmd);
   if (e == NULL)
     return rc_fail(o->t, "USER_SYNC ... start <now_ms> within 1 s of the /sync",
-                         "no USER_SYNC for %s within 1 s", o->user->user_id);
+                   "no USER_SYNC for %s within 1 s", o->user->user_id);
   if (!cmd.sync_start)
     return rc_fail(o->t, "a start first", "the first USER_SYNC was '%s'", e->text);
   int64_t skew = cmd.last_sync_ms - wall_ms_at(e->mono_ns);
   if (skew < -2000 || skew > 2000)
     return rc_fail(o->t, "<ms> within 2 s of the current time",
-                         "'%s' is %+.1f s off the harness clock", e->text, (double)skew / 1000.0);
+                   "'%s' is %+.1f s off the harness clock", e->text, (double)skew / 1000.0);
   rc_note(o->t, "'%s' %.3f s after the /sync was sent", e->text,
           seconds_between(first->started_ns, e->mono_ns));
   sync_request_t *second = sync_begin(o, 1000, NULL);
@@ -229,8 +232,7 @@ static bool sync_start_sent_body(outbound_t *o) {
   int starts, ends;
   char history[600];
   user_sync_history(o, seq, first->started_ns, &starts, &ends, history, sizeof history);
-  if (starts != 1)
-    rc_fail(o->t, "one start for two concurrent syncs of the user", "%s", history);
+  if (starts != 1) rc_fail(o->t, "one start for two concurrent syncs of the user", "%s", history);
   return true;
 }
 
@@ -271,21 +273,20 @@ static bool sync_end_after_grace_body(outbound_t *o) {
   if (end == NULL) {
     user_sync_history(o, seq, r->ended_ns, &starts, &ends, history, sizeof history);
     return rc_fail(o->t, "USER_SYNC ... end 10-21 s after the user's last sync ended",
-                         "none within %.0f s (relative to the end: %s)",
-                         END_WINDOW_MAX_MS / 1000.0, history);
+                   "none within %.0f s (relative to the end: %s)", END_WINDOW_MAX_MS / 1000.0,
+                   history);
   }
   double after = seconds_between(r->ended_ns, end->mono_ns);
   if (after < U_SYNC_MS / 1000.0)
     return rc_fail(o->t, "the end no sooner than U_sync = 10 s after the sync ended",
-                         "'%s' %.2f s after it", end->text, after);
+                   "'%s' %.2f s after it", end->text, after);
   int64_t off = cmd.last_sync_ms - wall_ms_at(r->ended_ns);
   if (off < -1000 || off > 1000)
     return rc_fail(o->t, "the end's <ms> within 1 s of the time the sync ended",
-                         "'%s' is %+.2f s off it", end->text, (double)off / 1000.0);
+                   "'%s' is %+.2f s off it", end->text, (double)off / 1000.0);
   rc_observe(o->t, 1000);
   user_sync_history(o, seq, r->ended_ns, &starts, &ends, history, sizeof history);
-  if (starts != 1 || ends != 1)
-    return rc_fail(o->t, "exactly one end per start", "%s", history);
+  if (starts != 1 || ends != 1) return rc_fail(o->t, "exactly one end per start", "%s", history);
   rc_note(o->t, "end %.2f s after the sync ended, <ms> %+lld ms off", after, (long long)off);
   return true;
 }
@@ -312,8 +313,7 @@ static bool sync_resync_grace_body(outbound_t *o) {
   char history[600];
   int starts, ends;
   user_sync_history(o, seq, second->ended_ns, &starts, &ends, history, sizeof history);
-  bool late_enough =
-      end != NULL && end->mono_ns - second->ended_ns >= (int64_t)U_SYNC_MS * 1000000;
+  bool late_enough = end != NULL && end->mono_ns - second->ended_ns >= (int64_t)U_SYNC_MS * 1000000;
   if (starts != 1 || ends != 1 || !late_enough)
     rc_fail(o->t,
             "one start, and one end >= 10 s after the second sync ended (times relative to "
@@ -376,8 +376,8 @@ static bool sync_restart_on_reconnect_body(outbound_t *o) {
     int bound = suite_reconnect_bound_ms(o->t) + 1000;
     next = suite_wait_new_conn(o->t, seq, bound);
     if (next < 0)
-      return rc_fail(o->t, "RC-01: a new connection after the mock closed c1",
-                     "none within %d ms", bound);
+      return rc_fail(o->t, "RC-01: a new connection after the mock closed c1", "none within %d ms",
+                     bound);
   }
   /* Both waits return once the opening is answered: "after the opening lines". */
   uint64_t at = seq;
@@ -416,15 +416,15 @@ static bool sync_instance_id_stable_body(outbound_t *o) {
     int bound = suite_reconnect_bound_ms(o->t) + 1000;
     if ((conn = suite_wait_new_conn(o->t, seq, bound)) < 0)
       return rc_fail(o->t, "RC-01: a new connection after each close",
-                           "none within %d ms after close %d", bound, round);
+                     "none within %d ms after close %d", bound, round);
     e = next_user_sync(o, &seq, conn, rc_clock_mono_ns() + (int64_t)PROMPT_MS * 1000000, &cmd);
     if (e == NULL)
       return rc_fail(o->t, "a USER_SYNC on every connection to read the instance id from",
-                           "none on c%d (HS-08: the user's /sync is in flight)", conn);
+                     "none on c%d (HS-08: the user's /sync is in flight)", conn);
     if (!proto_slice_eq(cmd.instance, first))
       return rc_fail(o->t, "the same instance id on every connection",
-                           "'%s' on c%d after '%s' on the first", proto_slice_copy(cmd.instance, seen, sizeof seen),
-                           conn, first);
+                     "'%s' on c%d after '%s' on the first",
+                     proto_slice_copy(cmd.instance, seen, sizeof seen), conn, first);
   }
   if (!sigterm_and_wait_clear(o, &e)) return false;
   if (e == NULL) {
@@ -449,8 +449,8 @@ static bool clear_on_shutdown_body(outbound_t *o) {
   if (!sigterm_and_wait_clear(o, &e)) return false;
   if (e == NULL)
     return rc_fail(o->t, "CLEAR_USER_SYNC <instance_id> between SIGTERM and exit",
-                         "nothing within the %d ms shutdown grace",
-                         o->t->profile->timing.shutdown_grace_ms);
+                   "nothing within the %d ms shutdown grace",
+                   o->t->profile->timing.shutdown_grace_ms);
   if (!rc_parse_sut_line(o->t, e, &cmd) || !proto_slice_eq(cmd.instance, instance))
     rc_fail(o->t, "CLEAR_USER_SYNC with the instance id of the USER_SYNC lines",
             "'%s' after a start with '%s'", e->text, instance);
@@ -483,8 +483,7 @@ static const ledger_entry_t *wait_user_ip(outbound_t *o, uint64_t seq) {
   const ledger_entry_t *e;
   while ((e = rc_wait(o->t, seq, &m, (int)((deadline - rc_clock_mono_ns()) / 1000000))) != NULL) {
     proto_command_t cmd;
-    if (rc_parse_sut_line(o->t, e, &cmd) && proto_slice_eq(cmd.user_id, o->user->user_id))
-      return e;
+    if (rc_parse_sut_line(o->t, e, &cmd) && proto_slice_eq(cmd.user_id, o->user->user_id)) return e;
     seq = e->seq + 1;
     if (rc_clock_mono_ns() >= deadline) break;
   }
@@ -492,8 +491,8 @@ static const ledger_entry_t *wait_user_ip(outbound_t *o, uint64_t seq) {
 }
 
 /* What is wrong with a USER_IP row for this request, or NULL. */
-static const char *user_ip_row_problem(outbound_t *o, const proto_command_t *cmd,
-                                       const char *agent, char *buf, size_t cap) {
+static const char *user_ip_row_problem(outbound_t *o, const proto_command_t *cmd, const char *agent,
+                                       char *buf, size_t cap) {
   json_t *row = json_loadb(cmd->row.ptr, cmd->row.len, JSON_DECODE_ANY, NULL);
   const char *token = json_string_value(json_array_get(row, 0));
   const char *ip = json_string_value(json_array_get(row, 1));
@@ -529,7 +528,7 @@ static bool user_ip_reported_body(outbound_t *o) {
   const ledger_entry_t *e = wait_user_ip(o, seq);
   if (e == NULL)
     return rc_fail(o->t, "USER_IP <user_id> <json> within 1 s of an authenticated request",
-                         "no USER_IP for %s", o->user->user_id);
+                   "no USER_IP for %s", o->user->user_id);
   proto_command_t cmd;
   char why[200];
   if (rc_parse_sut_line(o->t, e, &cmd) && user_ip_row_problem(o, &cmd, agent, why, sizeof why))
@@ -566,7 +565,7 @@ static bool user_ip_redis_channel_body(outbound_t *o) {
   const ledger_entry_t *e = wait_user_ip(o, seq);
   if (e == NULL)
     return rc_fail(o->t, "OUT-07: a USER_IP for the request", "no USER_IP for %s",
-                         o->user->user_id);
+                   o->user->user_id);
   /* The mock records each channel as a pseudo-connection opened with its name. */
   ledger_t *ledger = mockhs_ledger(o->t->mock);
   const char *channel = NULL;
@@ -584,8 +583,8 @@ static bool user_ip_redis_channel_body(outbound_t *o) {
   bool on_ip = channel != NULL && strlen(channel) > strlen(suffix) &&
                strcmp(channel + strlen(channel) - strlen(suffix), suffix) == 0;
   if (!on_ip)
-    return rc_fail(o->t, "USER_IP published on <server_name>/USER_IP",
-                         "'%.200s' on %s", e->text, channel ? channel : "an unknown channel");
+    return rc_fail(o->t, "USER_IP published on <server_name>/USER_IP", "'%.200s' on %s", e->text,
+                   channel ? channel : "an unknown channel");
   if (others_on_ip)
     rc_fail(o->t, "only USER_IP on <server_name>/USER_IP", "other commands were published there");
   return true;
@@ -597,33 +596,35 @@ static bool user_ip_redis_channel_body(outbound_t *o) {
 #define SOURCE_SYNCHROTRON "synapse app/synchrotron.py@v0.33.3; handlers/presence.py@v1.66.0"
 
 const rc_test_def_t outbound_tests[] = {
-    SYNC_ROW(.id = "outbound/user-sync/start", .dialects = RC_DIALECT_ALL, .requirements = "OUT-01", .level = RC_LEVEL_MUST,
-             .transports = RC_TRANSPORT_ALL,
+    SYNC_ROW(.id = "outbound/user-sync/start", .dialects = RC_DIALECT_ALL, .requirements = "OUT-01",
+             .level = RC_LEVEL_MUST, .transports = RC_TRANSPORT_ALL,
              .requirement = "A user's first presence-affecting /sync sends USER_SYNC start with "
                             "the current time within 1 s; a concurrent second one adds nothing.",
              .source = SOURCE_SYNCHROTRON " user_syncing; 1.66/fake-main c1, 1.12/real-pair",
              .run = sync_start_sent),
-    SYNC_ROW(.id = "outbound/user-sync/offline-silent", .dialects = RC_DIALECT_ALL, .requirements = "OUT-02",
-             .level = RC_LEVEL_MUST, .transports = RC_TRANSPORT_ALL,
+    SYNC_ROW(.id = "outbound/user-sync/offline-silent", .dialects = RC_DIALECT_ALL,
+             .requirements = "OUT-02", .level = RC_LEVEL_MUST, .transports = RC_TRANSPORT_ALL,
              .requirement = "A /sync with set_presence=offline produces no USER_SYNC.",
              .source = "synapse app/synchrotron.py@v0.33.3 (affect_presence); "
                        "1.67-redis/fake-main",
              .run = sync_offline_silent),
-    SYNC_ROW(.id = "outbound/user-sync/end-after-grace", .dialects = RC_DIALECT_ALL, .requirements = "OUT-03",
-             .level = RC_LEVEL_MUST, .transports = RC_TRANSPORT_ALL, .tags = "slow",
+    SYNC_ROW(.id = "outbound/user-sync/end-after-grace", .dialects = RC_DIALECT_ALL,
+             .requirements = "OUT-03", .level = RC_LEVEL_MUST, .transports = RC_TRANSPORT_ALL,
+             .tags = "slow",
              .requirement = "When the user's last /sync has ended and no new one starts, one "
                             "USER_SYNC end follows 10-21 s later, stamped with the time the "
                             "sync ended.",
              .source = "synapse app/synchrotron.py@v0.33.3 send_stop_syncing; 1.66/fake-main c1",
              .run = sync_end_after_grace),
-    SYNC_ROW(.id = "outbound/user-sync/resync-grace", .dialects = RC_DIALECT_ALL, .requirements = "OUT-04",
-             .level = RC_LEVEL_SHOULD, .transports = RC_TRANSPORT_ALL, .tags = "slow",
+    SYNC_ROW(.id = "outbound/user-sync/resync-grace", .dialects = RC_DIALECT_ALL,
+             .requirements = "OUT-04", .level = RC_LEVEL_SHOULD, .transports = RC_TRANSPORT_ALL,
+             .tags = "slow",
              .requirement = "A /sync starting within U_sync of the previous one's end causes "
                             "neither an end nor a new start.",
              .source = "synapse app/synchrotron.py@v0.33.3 mark_as_coming_online",
              .run = sync_resync_grace),
-    SYNC_ROW(.id = "outbound/user-sync/reconnect-restart", .dialects = RC_DIALECT_ALL, .requirements = "HS-08",
-             .level = RC_LEVEL_MUST, .transports = RC_TRANSPORT_ALL,
+    SYNC_ROW(.id = "outbound/user-sync/reconnect-restart", .dialects = RC_DIALECT_ALL,
+             .requirements = "HS-08", .level = RC_LEVEL_MUST, .transports = RC_TRANSPORT_ALL,
              .requirement = "Every new connection (Redis: subscription) carries USER_SYNC start "
                             "for each user with a /sync in flight, within 1 s of its opening "
                             "and before any end.",
@@ -631,8 +632,7 @@ const rc_test_def_t outbound_tests[] = {
                        "new_connection; redis.py@v1.67.0 _send_subscribe",
              .run = sync_restart_on_reconnect),
     SYNC_ROW(.id = "outbound/user-sync/instance-id", .requirements = "OUT-05",
-             .level = RC_LEVEL_MUST, .dialects = RC_DIALECT_MODERN,
-             .transports = RC_TRANSPORT_TCP,
+             .level = RC_LEVEL_MUST, .dialects = RC_DIALECT_MODERN, .transports = RC_TRANSPORT_TCP,
              .requirement = "The instance id of USER_SYNC is one token that stays the same across "
                             "reconnects and in CLEAR_USER_SYNC.",
              .source = "replication-protocol.md §2.2 USER_SYNC; synapse server.py instance_id",
@@ -644,16 +644,14 @@ const rc_test_def_t outbound_tests[] = {
                             "closing.",
              .source = "synapse handlers/presence.py@v1.66.0 _on_shutdown",
              .run = clear_on_shutdown),
-    CLIENT_ROW(.id = "outbound/user-ip/reported", .requirements = "OUT-07",
-               .level = RC_LEVEL_MUST, .dialects = RC_DIALECT_ALL,
-               .transports = RC_TRANSPORT_ALL,
+    CLIENT_ROW(.id = "outbound/user-ip/reported", .requirements = "OUT-07", .level = RC_LEVEL_MUST,
+               .dialects = RC_DIALECT_ALL, .transports = RC_TRANSPORT_ALL,
                .requirement = "An authenticated request produces USER_IP <user_id> [access_token, "
                               "ip, user_agent, device_id, last_seen_ms] within 1 s.",
                .source = "replication-protocol.md §2.2 USER_IP; 1.66/real-pair, 1.12/real-pair",
                .run = user_ip_reported),
     CLIENT_ROW(.id = "outbound/user-ip/rate-limited", .requirements = "OUT-08",
-               .level = RC_LEVEL_SHOULD, .dialects = RC_DIALECT_ALL,
-               .transports = RC_TRANSPORT_ALL,
+               .level = RC_LEVEL_SHOULD, .dialects = RC_DIALECT_ALL, .transports = RC_TRANSPORT_ALL,
                .requirement = "At most one USER_IP per (user, access token, IP) per G_ip: five "
                               "requests within 10 s give one.",
                .source = "synapse slave/storage/client_ips.py@v0.33.3 (LAST_SEEN_GRANULARITY)",

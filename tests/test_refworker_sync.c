@@ -117,13 +117,27 @@ static void worker_start(bool sync, const char *bug) {
   ck_assert_int_gt(http_port, 0);
   snprintf(http, sizeof http, "%d", http_port);
   char *bin = test_path(test_env("REPLCHECK_BIN_DIR"), "refworker");
-  const char *argv[40] = {bin,          "--host",        "127.0.0.1",
-                          "--port",     port,            "--server-name",
-                          SERVER_NAME,  "--dialect",     proto_dialect_name(dialect),
-                          "--log",      log_path,        "--http-port",
-                          http,         "--user",        USER "=" TOKEN "=" DEVICE,
-                          "--user",     "@bob:test=syt_bob", "--reconnect-initial-ms",
-                          "50",         "--reconnect-max-ms", "250"};
+  const char *argv[40] = {bin,
+                          "--host",
+                          "127.0.0.1",
+                          "--port",
+                          port,
+                          "--server-name",
+                          SERVER_NAME,
+                          "--dialect",
+                          proto_dialect_name(dialect),
+                          "--log",
+                          log_path,
+                          "--http-port",
+                          http,
+                          "--user",
+                          USER "=" TOKEN "=" DEVICE,
+                          "--user",
+                          "@bob:test=syt_bob",
+                          "--reconnect-initial-ms",
+                          "50",
+                          "--reconnect-max-ms",
+                          "250"};
   size_t argc = 0;
   while (argv[argc] != NULL) argc++;
   if (sync) argv[argc++] = "--sync";
@@ -172,8 +186,8 @@ static bool probe_done(void *arg) {
 }
 
 static reply_t request_finish(http_probe_async_t *p, int timeout_ms) {
-  ck_assert_msg(mockhs_run_until(mock, probe_done, p, timeout_ms, 5),
-                "no HTTP answer within %d ms", timeout_ms);
+  ck_assert_msg(mockhs_run_until(mock, probe_done, p, timeout_ms, 5), "no HTTP answer within %d ms",
+                timeout_ms);
   rc_error_t err;
   http_response_t *r = http_probe_async_take(p, &err);
   ck_assert_msg(r != NULL, "%s", err.msg);
@@ -198,14 +212,16 @@ typedef struct line_match {
 static bool sut_line(const ledger_entry_t *e, void *arg) {
   const line_match_t *m = arg;
   return e->kind == LEDGER_LINE && e->side == LEDGER_SIDE_SUT &&
-         (m->conn == 0 || e->conn_id == m->conn) && strncmp(e->text, m->prefix, strlen(m->prefix)) == 0;
+         (m->conn == 0 || e->conn_id == m->conn) &&
+         strncmp(e->text, m->prefix, strlen(m->prefix)) == 0;
 }
 
 static uint64_t now_seq(void) {
   return ledger_next_seq(mockhs_ledger(mock));
 }
 
-static const ledger_entry_t *wait_line(uint64_t from, const char *prefix, int conn, int timeout_ms) {
+static const ledger_entry_t *wait_line(uint64_t from, const char *prefix, int conn,
+                                       int timeout_ms) {
   line_match_t m = {prefix, conn};
   return mockhs_wait_for(mock, from, sut_line, &m, timeout_ms);
 }
@@ -225,11 +241,10 @@ static size_t count_lines(uint64_t from, const char *prefix) {
 static proto_command_t parse_user_sync(const ledger_entry_t *e) {
   proto_command_t cmd;
   proto_error_t perr;
-  ck_assert_msg(proto_parse_line(dialect, PROTO_SENDER_CLIENT, e->text, e->len, &cmd, &perr) ==
-                        PROTO_OK &&
-                    cmd.kind == PROTO_CMD_USER_SYNC,
-                "FR-02\n  Expected: a valid USER_SYNC line\n  Actual: '%s' (%s)", e->text,
-                perr.message);
+  ck_assert_msg(
+      proto_parse_line(dialect, PROTO_SENDER_CLIENT, e->text, e->len, &cmd, &perr) == PROTO_OK &&
+          cmd.kind == PROTO_CMD_USER_SYNC,
+      "FR-02\n  Expected: a valid USER_SYNC line\n  Actual: '%s' (%s)", e->text, perr.message);
   return cmd;
 }
 
@@ -276,7 +291,8 @@ START_TEST(test_sync_start_grace_end) {
   reply_t again = request("/_matrix/client/r0/sync?timeout=200&set_presence=online", TOKEN, NULL);
   ck_assert_int_eq(again.status, 200);
   uint64_t from = start->seq + 1;
-  const ledger_entry_t *end = wait_line(from, "USER_SYNC ", 0, (int)(END_DELAY_MS + 2 * margin_ms + 1000));
+  const ledger_entry_t *end =
+      wait_line(from, "USER_SYNC ", 0, (int)(END_DELAY_MS + 2 * margin_ms + 1000));
   ck_assert_msg(end != NULL, "OUT-03\n  Expected: USER_SYNC end\n  Actual: none");
   cmd = parse_user_sync(end);
   double after = (double)(end->mono_ns - again.ended_ns) / 1e9;
@@ -393,11 +409,11 @@ START_TEST(test_whoami_user_ip) {
   setup_dialect(PROTO_DIALECT_2018);
   worker_start(false, bug ? "user-ip-every-request" : NULL);
   reply_t r = request("/_matrix/client/r0/sync?timeout=0", NULL, NULL);
-  ck_assert_msg(r.status == 401 && strstr(r.body, "M_MISSING_TOKEN"), "no token: %ld %s",
-                r.status, r.body);
+  ck_assert_msg(r.status == 401 && strstr(r.body, "M_MISSING_TOKEN"), "no token: %ld %s", r.status,
+                r.body);
   r = request("/_matrix/client/r0/account/whoami", "nope", NULL);
-  ck_assert_msg(r.status == 401 && strstr(r.body, "M_UNKNOWN_TOKEN"), "bad token: %ld %s",
-                r.status, r.body);
+  ck_assert_msg(r.status == 401 && strstr(r.body, "M_UNKNOWN_TOKEN"), "bad token: %ld %s", r.status,
+                r.body);
   mockhs_run_for(mock, 200);
   uint64_t seq = now_seq();
   r = request("/_matrix/client/r0/account/whoami", TOKEN, "agent-1");
@@ -407,12 +423,13 @@ START_TEST(test_whoami_user_ip) {
   ck_assert_msg(ip != NULL, "OUT-07\n  Expected: USER_IP within 1 s\n  Actual: none");
   regex_t re;
   ck_assert_int_eq(regcomp(&re,
-                           "^USER_IP " USER " \\[\"" TOKEN "\",\"127\\.0\\.0\\.1\",\"agent-1\",\""
-                           DEVICE "\",[0-9]+\\]$",
+                           "^USER_IP " USER " \\[\"" TOKEN
+                           "\",\"127\\.0\\.0\\.1\",\"agent-1\",\"" DEVICE "\",[0-9]+\\]$",
                            REG_EXTENDED),
                    0);
   ck_assert_msg(regexec(&re, ip->text, 0, NULL, 0) == 0,
-                "OUT-07\n  Expected: USER_IP " USER " [token, ip, agent, device, ms]\n"
+                "OUT-07\n  Expected: USER_IP " USER
+                " [token, ip, agent, device, ms]\n"
                 "  Actual: '%s'",
                 ip->text);
   regfree(&re);
@@ -423,9 +440,11 @@ START_TEST(test_whoami_user_ip) {
                      200);
   ck_assert_int_eq(request("/_matrix/client/r0/account/whoami", "syt_bob", NULL).status, 200);
   mockhs_run_for(mock, 500);
-  size_t alice = count_lines(seq, "USER_IP " USER " "), bob = count_lines(seq, "USER_IP @bob:test ");
+  size_t alice = count_lines(seq, "USER_IP " USER " "),
+         bob = count_lines(seq, "USER_IP @bob:test ");
   ck_assert_msg(alice == (bug ? 4u : 1u) && bob == 1,
-                "OUT-08\n  Expected: %s USER_IP for " USER ", one for @bob\n"
+                "OUT-08\n  Expected: %s USER_IP for " USER
+                ", one for @bob\n"
                 "  Actual: %zu and %zu",
                 bug ? "4 (the bug)" : "one", alice, bob);
   ck_assert_msg(strstr(wait_line(seq, "USER_IP @bob:test ", 0, 0)->text, ",null,") != NULL,

@@ -39,7 +39,8 @@
 #define SHUTDOWN "'connections/*' 'protocol/shutdown/*'"
 /* The outbound suite (roles sync and client), with the reconnect and shutdown tests its
  * USER_SYNC lines at the opening and at SIGTERM could disturb. */
-#define OUTBOUND "'outbound/*' 'protocol/reconnect/*' 'protocol/shutdown/*' protocol/passive/wire-grammar"
+#define OUTBOUND \
+  "'outbound/*' 'protocol/reconnect/*' 'protocol/shutdown/*' protocol/passive/wire-grammar"
 
 typedef struct run {
   const char *profile; /* under profiles/ */
