@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job (README's first command): install dependencies, build, and run every
 # suite against the bundled reference worker in both dialects, as a plain worker (over TCP
-# and over Redis) and as a federation sender (presence suite), and the database suite with
-# PostgreSQL. Reports go to reports/.
+# and over Redis) and as a federation sender (presence suite), the database suite with
+# PostgreSQL and the outbound suite with the sync and client roles. Reports go to reports/.
 # Exit status: that of the worst replcheck run (0 all passed, 1 failures, ...).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,5 +29,15 @@ build/bin/replcheck run --profile profiles/refworker-pg.json --jobs 2 'db/*' \
   --junit reports/refworker-pg.junit.xml
 rc=$?
 [ "$rc" -gt "$status" ] && status=$rc
+# The outbound suite (roles sync and client: USER_SYNC, CLEAR_USER_SYNC, USER_IP) in both
+# dialects and over Redis; the rest of the suite is the plain profiles' above.
+for profile in profiles/refworker-sync.json profiles/refworker-sync-2018.json \
+    profiles/refworker-sync-redis.json; do
+  name=$(basename "$profile" .json)
+  echo "== replcheck run --profile $profile 'outbound/*'"
+  build/bin/replcheck run --profile "$profile" --jobs 2 'outbound/*' --junit "reports/$name.junit.xml"
+  rc=$?
+  [ "$rc" -gt "$status" ] && status=$rc
+done
 echo "Reports: $(ls reports/*.xml | tr '\n' ' ')"
 exit "$status"

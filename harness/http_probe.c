@@ -1,5 +1,6 @@
 /* http_probe: libcurl requests to the SUT (see http_probe.h). */
 #include "http_probe.h"
+#include "http_probe_internal.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -140,7 +141,28 @@ static void describe_failure(CURLcode code, long os_errno, const char *errbuf, c
     snprintf(buf, cap, "%s%s%s", curl_easy_strerror(code), errbuf[0] ? ": " : "", errbuf);
 }
 
-http_response_t *http_probe(const http_request_t *req, rc_error_t *err) {
+/* One request being set up, performed and turned into a response: shared by the
+ * blocking http_probe and the asynchronous http_probe_start. */
+struct transfer {
+  char method[32];
+  char *url;
+  int timeout_ms;
+  CURL *curl;
+  struct curl_slist *extra;
+  collect_t collect;
+  char errbuf[CURL_ERROR_SIZE];
+};
+
+void transfer_destroy(transfer_t *x) {
+  if (x == NULL) return;
+  curl_slist_free_all(x->extra);
+  if (x->curl != NULL) curl_easy_cleanup(x->curl);
+  http_response_destroy(x->collect.response);
+  free(x->url);
+  free(x);
+}
+
+transfer_t *transfer_create(const http_request_t *req, rc_error_t *err) {
   const char *method = req != NULL && req->method != NULL ? req->method : "GET";
   if (req == NULL || req->url == NULL ||
       (strncmp(req->url, "http://", 7) != 0 && strncmp(req->url, "https://", 8) != 0)) {
@@ -148,70 +170,81 @@ http_response_t *http_probe(const http_request_t *req, rc_error_t *err) {
                  req != NULL && req->url != NULL ? req->url : "(no URL)");
     return NULL;
   }
-  int timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS;
-  http_response_t *r = calloc(1, sizeof *r);
-  CURL *curl = curl_easy_init();
-  struct curl_slist *extra = NULL;
-  bool setup_ok = r != NULL && curl != NULL;
+  transfer_t *x = calloc(1, sizeof *x);
+  bool setup_ok = x != NULL && (x->url = strdup(req->url)) != NULL &&
+                  (x->collect.response = calloc(1, sizeof *x->collect.response)) != NULL &&
+                  (x->curl = curl_easy_init()) != NULL;
   for (size_t i = 0; setup_ok && req->extra_headers != NULL && req->extra_headers[i] != NULL; i++) {
-    struct curl_slist *next = curl_slist_append(extra, req->extra_headers[i]);
+    struct curl_slist *next = curl_slist_append(x->extra, req->extra_headers[i]);
     if (next == NULL)
       setup_ok = false;
     else
-      extra = next;
+      x->extra = next;
   }
   if (!setup_ok) {
     rc_error_set(err, "%s %s: out of memory", method, req->url);
-    curl_slist_free_all(extra);
-    if (curl != NULL) curl_easy_cleanup(curl);
-    free(r);
+    transfer_destroy(x);
     return NULL;
   }
-  collect_t c = {.response = r,
-                 .max_body = req->max_body > 0 ? req->max_body : HTTP_PROBE_DEFAULT_MAX_BODY};
-  char errbuf[CURL_ERROR_SIZE] = "";
-  curl_easy_setopt(curl, CURLOPT_URL, req->url);
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+  snprintf(x->method, sizeof x->method, "%s", method);
+  x->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS;
+  x->collect.max_body = req->max_body > 0 ? req->max_body : HTTP_PROBE_DEFAULT_MAX_BODY;
+  CURL *curl = x->curl;
+  curl_easy_setopt(curl, CURLOPT_URL, x->url);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, x->errbuf);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_PROXY, ""); /* never through a proxy from the environment */
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
 #if LIBCURL_VERSION_NUM >= 0x075500
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)x->timeout_ms);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)x->timeout_ms);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &c);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &x->collect);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &c);
-  if (extra != NULL) curl_easy_setopt(curl, CURLOPT_HTTPHEADER, extra);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &x->collect);
+  if (x->extra != NULL) curl_easy_setopt(curl, CURLOPT_HTTPHEADER, x->extra);
   if (strcmp(method, "HEAD") == 0)
     curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
   else if (strcmp(method, "GET") != 0)
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+  return x;
+}
 
-  CURLcode code = curl_easy_perform(curl);
-  bool cut_short = code == CURLE_WRITE_ERROR && r->body_truncated && !c.out_of_memory;
+CURL *transfer_handle(transfer_t *x) {
+  return x->curl;
+}
+
+http_response_t *transfer_finish(transfer_t *x, int code_value, rc_error_t *err) {
+  CURLcode code = (CURLcode)code_value;
+  http_response_t *r = x->collect.response;
+  collect_t *c = &x->collect;
+  bool cut_short = code == CURLE_WRITE_ERROR && r->body_truncated && !c->out_of_memory;
   if (code != CURLE_OK && !cut_short) {
     char why[RC_ERROR_MAX / 2];
     long os_errno = 0;
-    curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
-    describe_failure(code, os_errno, errbuf, &c, timeout_ms, why, sizeof why);
-    rc_error_set(err, "%s %s: %s", method, req->url, why);
-    http_response_destroy(r);
-    r = NULL;
-  } else {
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_easy_getinfo(curl, CURLINFO_TOTAL_TIME, &r->seconds);
-    if (r->body == NULL) r->body = calloc(1, 1);
-    if (r->body == NULL) {
-      rc_error_set(err, "%s %s: out of memory", method, req->url);
-      http_response_destroy(r);
-      r = NULL;
-    }
+    curl_easy_getinfo(x->curl, CURLINFO_OS_ERRNO, &os_errno);
+    describe_failure(code, os_errno, x->errbuf, c, x->timeout_ms, why, sizeof why);
+    rc_error_set(err, "%s %s: %s", x->method, x->url, why);
+    return NULL;
   }
-  curl_slist_free_all(extra);
-  curl_easy_cleanup(curl);
+  curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &r->status);
+  curl_easy_getinfo(x->curl, CURLINFO_TOTAL_TIME, &r->seconds);
+  if (r->body == NULL) r->body = calloc(1, 1);
+  if (r->body == NULL) {
+    rc_error_set(err, "%s %s: out of memory", x->method, x->url);
+    return NULL;
+  }
+  x->collect.response = NULL; /* the caller's now */
+  return r;
+}
+
+http_response_t *http_probe(const http_request_t *req, rc_error_t *err) {
+  transfer_t *x = transfer_create(req, err);
+  if (x == NULL) return NULL;
+  http_response_t *r = transfer_finish(x, curl_easy_perform(x->curl), err);
+  transfer_destroy(x);
   return r;
 }
 

@@ -58,6 +58,27 @@ size_t http_response_header_count(const http_response_t *response, const char *n
 /* The value of the index-th header called `name`, or NULL. */
 const char *http_response_header(const http_response_t *response, const char *name, size_t index);
 
+/* ---- on an event loop ---------------------------------------------------------------
+ * A request that must not stop the caller's loop (a /sync long-poll held open while the
+ * mock keeps serving the SUT): libcurl's multi interface, driven by a timer on `base`
+ * every HTTP_PROBE_ASYNC_TICK_MS while the transfer runs. Same rules and deadline as
+ * http_probe. The request's strings are copied. */
+#define HTTP_PROBE_ASYNC_TICK_MS 5
+
+struct event_base;
+typedef struct http_probe_async http_probe_async_t;
+
+/* Starts the request; NULL with err on a bad URL or no memory. */
+http_probe_async_t *http_probe_start(struct event_base *base, const http_request_t *request,
+                                     rc_error_t *err);
+/* Whether the transfer has ended (response, failure or deadline). */
+bool http_probe_async_done(const http_probe_async_t *probe);
+/* Once done: the response (the caller's), or NULL with err as http_probe says it. Only
+ * once; before the end, NULL with "still running". */
+http_response_t *http_probe_async_take(http_probe_async_t *probe, rc_error_t *err);
+/* Abandons a running transfer (closing its connection) and frees. NULL is fine. */
+void http_probe_async_destroy(http_probe_async_t *probe);
+
 /* GETs a Prometheus text endpoint and parses it. Returns NULL with err on a transport
  * error, a status other than 200, a truncated body or a parse error ("metrics at URL:
  * line 3, column 1: ..."). */

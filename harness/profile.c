@@ -331,6 +331,26 @@ int profile_take_string(const profile_loader_t *ld, json_t *value, const char *f
   return profile_take_template(ld, value, field, flags, NULL, dst);
 }
 
+int profile_take_arg_templates(const profile_loader_t *ld, json_t *list, const char *field,
+                               const char *const *extra, char ***dst, size_t *count) {
+  if (!json_is_array(list) || json_array_size(list) == 0)
+    return profile_fail(ld, field, "expected a non-empty array of argument templates, got %s",
+                        json_is_array(list) ? "an empty array" : profile_json_type(list));
+  *dst = calloc(json_array_size(list) + 1, sizeof **dst);
+  if (*dst == NULL) return profile_fail(ld, NULL, "out of memory");
+  size_t index;
+  json_t *item;
+  json_array_foreach(list, index, item) {
+    char name[96];
+    snprintf(name, sizeof name, "%s[%zu]", field, index);
+    if (profile_take_template(ld, item, name, FIELD_TEMPLATE | FIELD_EMPTY_OK, extra,
+                              &(*dst)[index]) != 0)
+      return -1;
+    *count = index + 1;
+  }
+  return 0;
+}
+
 /* ---------------------------------------------------------------------------------
  * Fields */
 
@@ -871,7 +891,7 @@ static const char *const TOP_LEVEL_KEYS[] = {
     "format", "name",    "description", "dialect",         "transport", "era", "instance_name",
     "roles",  "command", "env",         "config_template", "readiness", "log", "metrics",
     "http",   "caches",  "fedsender",   "timing",          "opt_out",   "setup", "positions",
-    "database", NULL,
+    "database", "client", NULL,
 };
 
 static char *profile_dir_of(const char *path) {
@@ -926,6 +946,7 @@ profile_t *profile_load(const char *path, rc_error_t *err) {
              load_roles(&ld, root) == 0 && load_command_env(&ld, root) == 0 &&
              load_config_template(&ld, root) == 0 && load_observation(&ld, root) == 0 &&
              profile_load_caches(&ld, root) == 0 && profile_load_fedsender(&ld, root) == 0 &&
+             profile_load_client(&ld, root) == 0 &&
              load_timing(&ld, root) == 0 && load_opt_outs(&ld, root) == 0 &&
              load_setup(&ld, root) == 0 && load_positions(&ld, root) == 0 &&
              profile_database_load(profile, root, err) == 0)
@@ -969,6 +990,7 @@ void profile_destroy(profile_t *profile) {
   free(profile->http_paths);
   profile_free_caches(profile);
   profile_free_fedsender(profile);
+  profile_free_client(profile);
   for (size_t i = 0; profile->opt_outs != NULL && profile->opt_outs[i].pattern != NULL; i++) {
     free(profile->opt_outs[i].pattern);
     free(profile->opt_outs[i].reason);

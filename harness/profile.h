@@ -27,6 +27,8 @@
 extern const char *const PROFILE_PLACEHOLDERS[];
 /* The extra ones of "fedsender.remote_args": remote_name, remote_url. */
 extern const char *const PROFILE_REMOTE_PLACEHOLDERS[];
+/* The extra ones of "client.user_args": user_id, access_token, device_id. */
+extern const char *const PROFILE_USER_PLACEHOLDERS[];
 
 typedef enum profile_transport {
   PROFILE_TRANSPORT_TCP = 1,
@@ -83,6 +85,13 @@ typedef struct profile_cache {
   char *insert_key;    /* "insert.key": template of the inserted entry's key, with {n}; optional */
   char *read_url;      /* "read_url": template with {key}; a 200 means the key is cached; optional */
 } profile_cache_t;
+
+/* One account of the SUT's client API ("client.users", roles sync and client). */
+typedef struct profile_user {
+  char *user_id;      /* "@alice:test" */
+  char *access_token; /* sent as "Authorization: Bearer <token>" */
+  char *device_id;    /* optional (NULL) */
+} profile_user_t;
 
 /* One stream position the mock announces instead of its default ("positions"). */
 typedef struct profile_position {
@@ -162,6 +171,13 @@ typedef struct profile {
                                   * per fake remote server, with {remote_name} and
                                   * {remote_url} (role fedsender); NULL-terminated */
   size_t remote_arg_count;
+
+  profile_user_t *users;         /* "client.users" (roles sync, client): at least one */
+  size_t user_count;
+  char **user_args;              /* "client.user_args": argv templates appended once per
+                                  * user, with {user_id}, {access_token}, {device_id};
+                                  * NULL-terminated, or NULL when absent */
+  size_t user_arg_count;
 
   profile_timing_t timing;       /* "timing": {...} */
 

@@ -43,22 +43,9 @@ int profile_load_fedsender(const profile_loader_t *ld, json_t *root) {
   if (list == NULL)
     return profile_fail(ld, "fedsender.remote_args",
                         "missing, expected a non-empty array of argument templates");
-  if (!json_is_array(list) || json_array_size(list) == 0)
-    return profile_fail(ld, "fedsender.remote_args",
-                        "expected a non-empty array of argument templates, got %s",
-                        json_is_array(list) ? "an empty array" : profile_json_type(list));
-  p->remote_args = calloc(json_array_size(list) + 1, sizeof *p->remote_args);
-  if (p->remote_args == NULL) return profile_fail(ld, NULL, "out of memory");
-  size_t index;
-  json_t *item;
-  json_array_foreach(list, index, item) {
-    char field[64];
-    snprintf(field, sizeof field, "fedsender.remote_args[%zu]", index);
-    if (profile_take_template(ld, item, field, FIELD_TEMPLATE | FIELD_EMPTY_OK,
-                              PROFILE_REMOTE_PLACEHOLDERS, &p->remote_args[index]) != 0)
-      return -1;
-    p->remote_arg_count = index + 1;
-  }
+  if (profile_take_arg_templates(ld, list, "fedsender.remote_args", PROFILE_REMOTE_PLACEHOLDERS,
+                                 &p->remote_args, &p->remote_arg_count) != 0)
+    return -1;
   /* Without both the SUT could not tell the remotes apart or reach them. */
   for (size_t i = 0; PROFILE_REMOTE_PLACEHOLDERS[i] != NULL; i++)
     if (!uses_placeholder(p->remote_args, p->remote_arg_count, PROFILE_REMOTE_PLACEHOLDERS[i]))

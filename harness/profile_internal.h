@@ -45,6 +45,11 @@ int profile_take_template(const profile_loader_t *ld, json_t *value, const char 
                           const char *const *extra, char **dst);
 int profile_take_string(const profile_loader_t *ld, json_t *value, const char *field, int flags,
                         char **dst);
+/* A non-empty array of argv templates (argv elements appended per remote, per user...)
+ * that may also use the `extra` placeholders, into a NULL-terminated *dst (freed by the
+ * caller's free function, also when half filled) and *count. */
+int profile_take_arg_templates(const profile_loader_t *ld, json_t *list, const char *field,
+                               const char *const *extra, char ***dst, size_t *count);
 /* A URL template (NULL = absent, fine) must be http:// or https://. */
 int profile_check_url(const profile_loader_t *ld, const char *field, const char *url);
 /* Renders a template: {name} from vars, or every known/extra placeholder as `fill`
@@ -61,5 +66,9 @@ void profile_free_caches(profile_t *profile);
 /* "fedsender" (profile_fedsender.c): required with role fedsender, refused without. */
 int profile_load_fedsender(const profile_loader_t *ld, json_t *root);
 void profile_free_fedsender(profile_t *profile);
+
+/* "client" (profile_client.c): required with roles sync or client, refused without. */
+int profile_load_client(const profile_loader_t *ld, json_t *root);
+void profile_free_client(profile_t *profile);
 
 #endif

@@ -390,6 +390,25 @@ static bool expand_remote_args(rc_test_t *t, char **argv) {
   return true;
 }
 
+/* client.user_args once per profile user, into argv (room for all); returns how many
+ * elements it wrote, or -1 after recording an ERROR. */
+static long expand_user_args(rc_test_t *t, char **argv) {
+  const profile_t *p = t->profile;
+  size_t n = 0;
+  for (size_t u = 0; u < p->user_count && p->user_arg_count > 0; u++) {
+    const profile_var_t user[] = {{"user_id", p->users[u].user_id},
+                                  {"access_token", p->users[u].access_token},
+                                  {"device_id", p->users[u].device_id ? p->users[u].device_id : ""}};
+    for (size_t i = 0; i < p->user_arg_count; i++) {
+      char field[64];
+      snprintf(field, sizeof field, "client.user_args[%zu]", i);
+      argv[n] = rc_expand(t, field, p->user_args[i], user, 3);
+      if (argv[n++] == NULL) return -1;
+    }
+  }
+  return (long)n;
+}
+
 /* Role pg: a database of this test's own in the run's cluster, and its DSN, whose
  * application_name says which test the session belongs to (docs/PROFILES.md). */
 static bool create_database(rc_test_t *t) {
@@ -435,7 +454,8 @@ bool rc_start(rc_test_t *t) {
   if (t->vars == NULL) return rc_error(t, "out of memory");
   vars_fill(t, t->vars);
   const vars_t *vp = t->vars;
-  size_t argc = t->profile->command_count + t->remote_count * t->profile->remote_arg_count;
+  size_t argc = t->profile->command_count + t->profile->user_count * t->profile->user_arg_count +
+                t->remote_count * t->profile->remote_arg_count;
   char **argv = calloc(argc + 1, sizeof *argv);
   char **envv = calloc(t->profile->env_count + 1, sizeof *envv);
   if (argv == NULL || envv == NULL) {
@@ -448,7 +468,9 @@ bool rc_start(rc_test_t *t) {
     argv[i] = profile_expand(t->profile->command[i], vp->list, vp->count, &err);
     if (argv[i] == NULL) ok = rc_error(t, "profile %s: command[%zu]: %s", t->profile->path, i, err.msg);
   }
-  if (ok) ok = expand_remote_args(t, argv + t->profile->command_count);
+  long user_argc = ok ? expand_user_args(t, argv + t->profile->command_count) : 0;
+  if (user_argc < 0) ok = false;
+  if (ok) ok = expand_remote_args(t, argv + t->profile->command_count + user_argc);
   for (size_t i = 0; ok && i < t->profile->env_count; i++) {
     char *value = profile_expand(t->profile->env_values[i], vp->list, vp->count, &err);
     if (value == NULL) {

@@ -69,6 +69,15 @@ static const bug_entry_t bug_table[] = {
      "stops for 10 s (one shared backoff instead of one per destination) (PR-07)"},
     {BUG_PRESENCE_NO_ORIGIN, "presence-no-origin", "-",
      "with --fedsender: transactions lack the \"origin\" field (PR-04)"},
+    {BUG_NO_USER_SYNC_ON_RECONNECT, "no-user-sync-on-reconnect", "-",
+     "with --sync: a new replication connection does not repeat USER_SYNC start for the "
+     "users with a /sync in flight, so a 2018 main thinks they went offline (HS-08)"},
+    {BUG_USER_SYNC_END_IMMEDIATELY, "user-sync-end-immediately", "-",
+     "with --sync: USER_SYNC end goes out as soon as a user's last /sync ends, without the "
+     "U_sync grace, so every resync sends end and start again (OUT-03, OUT-04)"},
+    {BUG_USER_IP_EVERY_REQUEST, "user-ip-every-request", "-",
+     "with --user: USER_IP is sent for every authenticated request instead of once per "
+     "(user, token, ip) per LAST_SEEN_GRANULARITY (OUT-08)"},
 };
 
 #define BUG_COUNT (sizeof bug_table / sizeof bug_table[0])

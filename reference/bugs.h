@@ -27,6 +27,9 @@ typedef enum bug {
   BUG_DB_CONN_NEVER_CLOSED = 1u << 10,      /* seed B, stricter half (--db only) */
   BUG_HANDLER_IN_SENTINEL_DB = 1u << 11,    /* #3606's warning, seed C's setting (--db only) */
   BUG_HTTP_CONN_OPEN_ON_SHUTDOWN = 1u << 12, /* CL-05, HTTP half (no seed) */
+  BUG_NO_USER_SYNC_ON_RECONNECT = 1u << 13,  /* HS-08 (--sync only) */
+  BUG_USER_SYNC_END_IMMEDIATELY = 1u << 14,  /* OUT-03, OUT-04 (--sync only) */
+  BUG_USER_IP_EVERY_REQUEST = 1u << 15,      /* OUT-08 (--user only) */
   BUG_REDIS_SOCKET_LEAK = 1u << 24,          /* CL-04 over redis (no seed) */
   BUG_DB_CONN_PER_TRANSACTION = 1u << 25,    /* DB-05 (no seed; --db only) */
   BUG_PRESENCE_FOREIGN_USERS = 1u << 26,     /* PR-03 (no seed; fedsender only) */

@@ -192,6 +192,11 @@ static void on_request(struct evhttp_request *req, void *arg) {
   const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
   const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
   if (path == NULL || path[0] == '\0') path = "/";
+  if (method != EVHTTP_REQ_OPTIONS && server->config.route != NULL &&
+      server->config.route(server->config.route_arg, server, req, path)) {
+    wlog_context_reset();
+    return;
+  }
   if (method == EVHTTP_REQ_OPTIONS) {
     answer_text(&answer, 200, "OK", JSON_TYPE, strdup("{}"));
     answer.preflight = true;
@@ -204,6 +209,16 @@ static void on_request(struct evhttp_request *req, void *arg) {
   log_access(server, req, method_name(method), &answer, started_ns);
   free(answer.body);
   wlog_context_reset();
+}
+
+void http_server_reply(http_server_t *server, struct evhttp_request *req, int status,
+                       const char *reason, const char *body) {
+  http_answer_t answer = {0};
+  answer_text(&answer, status, reason, JSON_TYPE, body != NULL ? strdup(body) : NULL);
+  int64_t now = rc_clock_mono_ns();
+  http_send(server, req, &answer);
+  log_access(server, req, method_name(evhttp_request_get_command(req)), &answer, now);
+  free(answer.body);
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------- */

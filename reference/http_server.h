@@ -7,6 +7,7 @@
  *                                     read), else 404 {"errcode":"M_NOT_FOUND",...}
  *   GET /_refworker/fail              500 {"errcode":"M_UNKNOWN","error":"deliberate failure"}
  *   OPTIONS <any path>                200 {} with Access-Control-Allow-* (a CORS preflight)
+ *   anything the config's `route` takes (the client API, client_api.h), before the above
  *   anything else                     404 {"errcode":"M_UNRECOGNIZED","error":"Unrecognized
  * request"} HEAD is answered like GET, without a body. <name> and <key> are percent-decoded.
  *
@@ -25,6 +26,7 @@
 #define HTTP_SERVER_H
 
 #include <event2/event.h>
+#include <event2/http.h>
 #include <stdbool.h>
 
 #include "bugs.h"
@@ -38,12 +40,20 @@ typedef struct http_server http_server_t;
 typedef const char *(*http_server_cache_get_fn)(void *arg, const char *cache, const char *key,
                                                 bool *cache_known);
 
+/* Offers a request (any method but OPTIONS) to the owner. Returning true takes it: the
+ * owner answers it with http_server_reply, now or later (a long-poll), or lets it go
+ * when the client's connection closes first. */
+typedef bool (*http_server_route_fn)(void *arg, http_server_t *server, struct evhttp_request *req,
+                                     const char *path);
+
 typedef struct http_server_config {
   const char *version;                /* the header is "refworker/<version>" */
   metrics_t *metrics;                 /* rendered by GET /metrics */
   http_server_cache_get_fn cache_get; /* NULL: no caches */
   void *cache_arg;
-  bug_set_t bugs; /* only BUG_MISSING_SERVER_HEADER matters here */
+  bug_set_t bugs;             /* only BUG_MISSING_SERVER_HEADER matters here */
+  http_server_route_fn route; /* NULL: no routes of the owner */
+  void *route_arg;
 } http_server_config_t;
 
 /* Listens on 127.0.0.1:port (0 picks a free port: see http_server_port). Returns NULL
@@ -52,6 +62,11 @@ http_server_t *http_server_create(struct event_base *base, int port,
                                   const http_server_config_t *config, rc_error_t *err);
 /* Closes the listener and any open connection. NULL is fine. */
 void http_server_destroy(http_server_t *server);
+
+/* Answers a request the route took, through the same path as every other response
+ * (Server header, access log). body is JSON text (copied); NULL sends an empty body. */
+void http_server_reply(http_server_t *server, struct evhttp_request *req, int status,
+                       const char *reason, const char *body);
 
 /* The port actually bound. */
 int http_server_port(const http_server_t *server);

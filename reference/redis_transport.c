@@ -20,6 +20,11 @@
  * pending lines too (max_line_buffer, spec §3.3). */
 #define REDIS_PENDING_MAX 10000
 
+typedef struct pending_line {
+  char *line;
+  bool user_ip; /* goes to the USER_IP channel */
+} pending_line_t;
+
 struct redis_transport {
   redis_transport_config_t config;
   stream_state_t *streams;
@@ -28,7 +33,8 @@ struct redis_transport {
   redis_link_t *publisher;
   bool subscribed; /* the current subscription has been acknowledged */
 
-  char **pending; /* formatted lines waiting for the publisher */
+  char user_ip_channel[512]; /* "<channel>/USER_IP" (RE-07) */
+  pending_line_t *pending;   /* formatted lines waiting for the publisher */
   size_t pending_count;
   size_t pending_cap;
 
@@ -52,9 +58,11 @@ static void on_published(redisAsyncContext *ac, void *reply, void *privdata) {
     WLOG_WARNING("PUBLISH failed: %s", r->str);
 }
 
-static void publish_now(redis_transport_t *t, redisAsyncContext *ac, const char *line) {
-  if (redisAsyncCommand(ac, on_published, t, "PUBLISH %b %b", t->config.channel,
-                        strlen(t->config.channel), line, strlen(line)) != REDIS_OK)
+static void publish_now(redis_transport_t *t, redisAsyncContext *ac, const char *line,
+                        bool user_ip) {
+  const char *channel = user_ip ? t->user_ip_channel : t->config.channel;
+  if (redisAsyncCommand(ac, on_published, t, "PUBLISH %b %b", channel, strlen(channel), line,
+                        strlen(line)) != REDIS_OK)
     WLOG_WARNING("Failed to publish %s: the redis connection is closing", line);
 }
 
@@ -66,9 +74,10 @@ static void transport_publish(redis_transport_t *t, const proto_command_t *cmd) 
     WLOG_ERROR("Failed to send command %s: %s", proto_command_name(cmd->kind), perr.message);
     return;
   }
+  bool user_ip = cmd->kind == PROTO_CMD_USER_IP;
   redisAsyncContext *ac = redis_link_context(t->publisher);
   if (ac != NULL && t->pending_count == 0) {
-    publish_now(t, ac, line);
+    publish_now(t, ac, line, user_ip);
     return;
   }
   if (t->pending_count == REDIS_PENDING_MAX) {
@@ -77,7 +86,7 @@ static void transport_publish(redis_transport_t *t, const proto_command_t *cmd) 
   }
   if (t->pending_count == t->pending_cap) {
     size_t cap = t->pending_cap == 0 ? 8 : t->pending_cap * 2;
-    char **grown = realloc(t->pending, cap * sizeof *grown);
+    pending_line_t *grown = realloc(t->pending, cap * sizeof *grown);
     if (grown == NULL) {
       WLOG_ERROR("Dropping command '%s': out of memory", line);
       return;
@@ -91,7 +100,7 @@ static void transport_publish(redis_transport_t *t, const proto_command_t *cmd) 
     return;
   }
   WLOG_INFO("Queuing command until the redis publisher is connected: '%s'", line);
-  t->pending[t->pending_count++] = copy;
+  t->pending[t->pending_count++] = (pending_line_t){.line = copy, .user_ip = user_ip};
 }
 
 void redis_transport_send(redis_transport_t *transport, const proto_command_t *cmd) {
@@ -99,14 +108,15 @@ void redis_transport_send(redis_transport_t *transport, const proto_command_t *c
 }
 
 static void pending_clear(redis_transport_t *t) {
-  for (size_t i = 0; i < t->pending_count; i++) free(t->pending[i]);
+  for (size_t i = 0; i < t->pending_count; i++) free(t->pending[i].line);
   t->pending_count = 0;
 }
 
 static void on_publisher_up(void *arg, redis_link_t *link, redisAsyncContext *ac) {
   (void)link;
   redis_transport_t *t = arg;
-  for (size_t i = 0; i < t->pending_count; i++) publish_now(t, ac, t->pending[i]);
+  for (size_t i = 0; i < t->pending_count; i++)
+    publish_now(t, ac, t->pending[i].line, t->pending[i].user_ip);
   pending_clear(t);
 }
 
@@ -180,6 +190,7 @@ static void on_subscription(redisAsyncContext *ac, void *reply, void *privdata) 
     /* A new subscription: the "connection" of the stream rules (RC-06, RE-09). */
     t->subscribed = true;
     stream_handler_reset_connection(t->handler);
+    if (t->config.on_subscribed != NULL) t->config.on_subscribed(t->config.on_subscribed_arg);
     WLOG_INFO("Successfully subscribed to redis stream, sending REPLICATE command");
     proto_command_t replicate = {.kind = PROTO_CMD_REPLICATE, .trailing_space = true};
     transport_publish(t, &replicate);
@@ -222,6 +233,7 @@ redis_transport_t *redis_transport_create(struct event_base *base,
     return NULL;
   }
   t->config = *config;
+  snprintf(t->user_ip_channel, sizeof t->user_ip_channel, "%s/USER_IP", config->channel);
   t->streams = streams;
   t->handler = handler;
   redis_link_config_t link_config = {

@@ -17,7 +17,8 @@
  * POSITION and what the owner sends (redis_transport_send: FEDERATION_ACK of the
  * federation sender role) is ever published: no NAME, SERVER, replication PING or ERROR
  * over Redis.
- * Published commands wait in a queue while the publisher is not connected and go out, in
+ * USER_IP is published on "<channel>/USER_IP", every other command on the channel
+ * (v1.60+, RE-07). Published commands wait in a queue while the publisher is not connected and go out, in
  * order, when it is.
  *
  * Single-threaded: the thread running `base`. */
@@ -45,6 +46,10 @@ typedef struct redis_transport_config {
   int64_t publisher_max_ms;
   int64_t ping_interval_ms; /* Redis-protocol PING period */
   bool leak_socket_on_loss; /* BUG_REDIS_SOCKET_LEAK, see redis_client.h */
+  /* Called on each new subscription before REPLICATE is published, so the owner's
+   * USER_SYNC starts precede it (RE-02, HS-08); NULL: nothing to add. */
+  void (*on_subscribed)(void *arg);
+  void *on_subscribed_arg;
 } redis_transport_config_t;
 
 typedef void (*redis_transport_stopped_fn)(void *arg);

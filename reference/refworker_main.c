@@ -12,11 +12,14 @@
 
 #include "bgprocess.h"
 #include "bugs.h"
+#include "client_api.h"
+#include "client_ips.h"
 #include "db_store.h"
 #include "fedsender.h"
 #include "http_catchup.h"
 #include "http_server.h"
 #include "metrics.h"
+#include "presence_sync.h"
 #include "redis_transport.h"
 #include "refworker_options.h"
 #include "repl_client.h"
@@ -52,6 +55,9 @@ typedef struct refworker {
   redis_transport_t *redis;   /* Redis */
   http_server_t *http_server; /* --http-port only */
   db_store_t *db;             /* --db only */
+  presence_sync_t *presence;  /* --sync only */
+  client_ips_t *ips;          /* --user only */
+  client_api_t *client_api;   /* --user only */
   struct event *sigterm;
   struct event *sigint;
 } refworker_t;
@@ -67,6 +73,8 @@ static void refworker_signal_cb(evutil_socket_t signum, short what, void *arg) {
   refworker_t *worker = arg;
   WLOG_INFO("Received %s, shutting down.", signum == SIGINT ? "SIGINT" : "SIGTERM");
   WLOG_INFO("Shutting down");
+  /* handlers/presence.py _on_shutdown: the presence writer forgets our syncing users. */
+  if (worker->presence != NULL) presence_sync_clear(worker->presence);
   if (worker->redis != NULL)
     redis_transport_shutdown(worker->redis, REFWORKER_SHUTDOWN_GRACE_MS, refworker_stopped, worker);
   else
@@ -115,16 +123,39 @@ static void refworker_on_unit(void *arg, const stream_unit_t *unit) {
   if (worker->db != NULL) refworker_store_position(worker, unit);
 }
 
+/* A command for the main, over whichever transport there is. */
+static void refworker_send(void *arg, const proto_command_t *cmd) {
+  refworker_t *worker = arg;
+  if (worker->redis != NULL)
+    redis_transport_send(worker->redis, cmd);
+  else if (worker->client != NULL)
+    repl_client_send(worker->client, cmd);
+}
+
 /* The federation sender has handled the federation rows up to token. */
 static void refworker_send_ack(void *arg, int64_t token) {
   refworker_t *worker = arg;
   proto_command_t cmd = {.kind = PROTO_CMD_FEDERATION_ACK,
                          .instance = proto_slice_cstr(worker->options->instance_name),
                          .token = token};
-  if (worker->redis != NULL)
-    redis_transport_send(worker->redis, &cmd);
-  else if (worker->client != NULL)
-    repl_client_send(worker->client, &cmd);
+  refworker_send(worker, &cmd);
+}
+
+static void refworker_send_on_conn(void *arg, const proto_command_t *cmd) {
+  repl_conn_send(arg, cmd);
+}
+
+/* A new TCP connection: its opening repeats the syncing users (HS-08). */
+static void refworker_on_opening(void *arg, repl_conn_t *conn) {
+  refworker_t *worker = arg;
+  if (worker->presence != NULL)
+    presence_sync_announce(worker->presence, refworker_send_on_conn, conn);
+}
+
+/* A new Redis subscription: likewise, before its REPLICATE. */
+static void refworker_on_subscribed(void *arg) {
+  refworker_t *worker = arg;
+  if (worker->presence != NULL) presence_sync_announce(worker->presence, refworker_send, worker);
 }
 
 static int refworker_make_transport(refworker_t *worker, const refworker_options_t *options,
@@ -141,6 +172,8 @@ static int refworker_make_transport(refworker_t *worker, const refworker_options
         .publisher_max_ms = options->redis_publisher_max_ms,
         .ping_interval_ms = options->redis_ping_interval_ms,
         .leak_socket_on_loss = bugs_has(options->bugs, BUG_REDIS_SOCKET_LEAK),
+        .on_subscribed = refworker_on_subscribed,
+        .on_subscribed_arg = worker,
     };
     worker->redis = redis_transport_create(worker->base, &config, streams, handler, err);
     return worker->redis != NULL ? 0 : -1;
@@ -159,6 +192,8 @@ static int refworker_make_transport(refworker_t *worker, const refworker_options
               .ping_timeout_ms = options->ping_timeout_ms,
               .processes = worker->processes,
               .bugs = options->bugs,
+              .on_opening = refworker_on_opening,
+              .on_opening_arg = worker,
           },
   };
   worker->client = repl_client_create(worker->base, &config, streams, handler, err);
@@ -187,6 +222,22 @@ static int refworker_make_roles(refworker_t *worker, const refworker_options_t *
     worker->fedsender = fedsender_create(worker->base, &config, refworker_send_ack, worker, err);
     if (worker->fedsender == NULL) return -1;
   }
+  if (options->sync) {
+    presence_sync_config_t config = {.dialect = options->dialect,
+                                     .bugs = options->bugs,
+                                     .send = refworker_send,
+                                     .send_arg = worker};
+    worker->presence = presence_sync_create(worker->base, &config, err);
+    if (worker->presence == NULL) return -1;
+    WLOG_INFO("Presence enabled; instance id %s", presence_sync_instance_id(worker->presence));
+  }
+  if (options->user_count > 0) {
+    worker->ips = client_ips_create(options->bugs, refworker_send, worker, err);
+    if (worker->ips == NULL) return -1;
+    worker->client_api = client_api_create(worker->base, options->users, options->user_count,
+                                           worker->ips, worker->presence, err);
+    if (worker->client_api == NULL) return -1;
+  }
   worker->streams =
       stream_state_create(options->dialect, options->instance_name, refworker_on_unit, worker, err);
   if (worker->streams == NULL) return -1;
@@ -204,7 +255,9 @@ static int refworker_make_http_server(refworker_t *worker, const refworker_optio
                                  .metrics = worker->metrics,
                                  .cache_get = worker_caches_get,
                                  .cache_arg = worker->caches,
-                                 .bugs = options->bugs};
+                                 .bugs = options->bugs,
+                                 .route = worker->client_api != NULL ? client_api_route : NULL,
+                                 .route_arg = worker->client_api};
   worker->http_server = http_server_create(worker->base, options->http_port, &config, err);
   if (worker->http_server == NULL) return -1;
   WLOG_INFO("Listening for HTTP on 127.0.0.1:%d", http_server_port(worker->http_server));
@@ -248,7 +301,12 @@ static void refworker_linger_with_http_open(const refworker_t *worker) {
 static void refworker_free(refworker_t *worker) {
   if (worker->sigterm != NULL) event_free(worker->sigterm);
   if (worker->sigint != NULL) event_free(worker->sigint);
+  /* The listener first: closing its connections ends the pending syncs, which the
+   * client API and the presence tracker must still be there to hear. */
   http_server_destroy(worker->http_server);
+  client_api_destroy(worker->client_api);
+  client_ips_destroy(worker->ips);
+  presence_sync_destroy(worker->presence);
   repl_client_destroy(worker->client);
   redis_transport_destroy(worker->redis);
   stream_handler_destroy(worker->handler);

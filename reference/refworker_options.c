@@ -36,6 +36,8 @@ enum {
   OPT_LIST_BUGS,
   OPT_FEDSENDER,
   OPT_REMOTE,
+  OPT_USER,
+  OPT_SYNC,
   OPT_VERSION,
   OPT_HELP,
 };
@@ -99,6 +101,15 @@ void refworker_options_print_usage(FILE *out) {
           "                             FEDERATION_ACK'd; adds the events and federation\n"
           "                             streams\n"
           "  --remote NAME=URL          a remote server's federation base URL (repeatable)\n"
+          "  --user USER_ID=TOKEN[=DEVICE_ID]\n"
+          "                             an account of the client API (repeatable; needs\n"
+          "                             --http-port): GET /_matrix/client/{r0,v3}/sync and\n"
+          "                             .../account/whoami with that access token; each\n"
+          "                             (user, token, IP) is reported with USER_IP at most\n"
+          "                             once per 120 s\n"
+          "  --sync                     the sync role: presence enabled, a /sync not\n"
+          "                             set_presence=offline sends USER_SYNC start, and end\n"
+          "                             12 s after the user's last sync ended (needs --user)\n"
           "  --bug NAME                 re-introduce a known bug (repeatable; --list-bugs)\n"
           "  --list-bugs                print NAME<TAB>SEED<TAB>description per bug, exit\n"
           "  --version                  print the version and exit\n"
@@ -197,6 +208,26 @@ static int add_cache(refworker_options_t *options, const char *text, rc_error_t 
   return 0;
 }
 
+static int add_user(refworker_options_t *options, const char *text, rc_error_t *err) {
+  client_user_t user;
+  if (client_user_parse(text, &user, err) != 0) return -1;
+  for (size_t i = 0; i < options->user_count; i++) {
+    if (strcmp(options->users[i].access_token, user.access_token) == 0) {
+      rc_error_set(err, "--user '%s': access token %s is given twice", text, user.access_token);
+      client_user_free(&user);
+      return -1;
+    }
+  }
+  client_user_t *grown = realloc(options->users, (options->user_count + 1) * sizeof *grown);
+  if (grown == NULL) {
+    client_user_free(&user);
+    return rc_error_set(err, "--user: out of memory");
+  }
+  options->users = grown;
+  options->users[options->user_count++] = user;
+  return 0;
+}
+
 static int add_remote(refworker_options_t *options, const char *text, rc_error_t *err) {
   fedsender_remote_t remote;
   if (fedsender_parse_remote(text, &remote, err) != 0) return -1;
@@ -266,6 +297,8 @@ int refworker_options_parse(int argc, char **argv, refworker_options_t *options,
       {"list-bugs", no_argument, NULL, OPT_LIST_BUGS},
       {"fedsender", no_argument, NULL, OPT_FEDSENDER},
       {"remote", required_argument, NULL, OPT_REMOTE},
+      {"user", required_argument, NULL, OPT_USER},
+      {"sync", no_argument, NULL, OPT_SYNC},
       {"version", no_argument, NULL, OPT_VERSION},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0},
@@ -375,6 +408,12 @@ int refworker_options_parse(int argc, char **argv, refworker_options_t *options,
       case OPT_REMOTE:
         rc = add_remote(options, optarg, err);
         break;
+      case OPT_USER:
+        rc = add_user(options, optarg, err);
+        break;
+      case OPT_SYNC:
+        options->sync = true;
+        break;
       case OPT_VERSION:
         options->show_version = true;
         break;
@@ -435,6 +474,19 @@ int refworker_options_parse(int argc, char **argv, refworker_options_t *options,
     return rc_error_set(err, "--remote needs --fedsender");
   if (bugs_has(options->bugs, BUG_PRESENCE_PER_DESTINATION) && !options->fedsender)
     return rc_error_set(err, "--bug presence-per-destination needs --fedsender");
+  if (options->user_count > 0 && options->http_port < 0)
+    return rc_error_set(err, "--user needs --http-port (the client API is served there)");
+  if (options->sync && options->user_count == 0)
+    return rc_error_set(err, "--sync needs at least one --user");
+  if ((bugs_has(options->bugs, BUG_NO_USER_SYNC_ON_RECONNECT) ||
+       bugs_has(options->bugs, BUG_USER_SYNC_END_IMMEDIATELY)) &&
+      !options->sync)
+    return rc_error_set(err, "--bug %s needs --sync",
+                        bugs_name(bugs_has(options->bugs, BUG_NO_USER_SYNC_ON_RECONNECT)
+                                      ? BUG_NO_USER_SYNC_ON_RECONNECT
+                                      : BUG_USER_SYNC_END_IMMEDIATELY));
+  if (bugs_has(options->bugs, BUG_USER_IP_EVERY_REQUEST) && options->user_count == 0)
+    return rc_error_set(err, "--bug user-ip-every-request needs --user");
   if (options->stream_count == 0)
     for (size_t i = 0; i < sizeof default_streams / sizeof default_streams[0]; i++)
       if (add_stream(options, default_streams[i], strlen(default_streams[i]),
@@ -457,6 +509,10 @@ void refworker_options_free(refworker_options_t *options) {
   free(options->remotes);
   options->remotes = NULL;
   options->remote_count = 0;
+  for (size_t i = 0; i < options->user_count; i++) client_user_free(&options->users[i]);
+  free(options->users);
+  options->users = NULL;
+  options->user_count = 0;
   for (size_t i = 0; i < options->stream_count; i++) free(options->streams[i].name);
   free(options->streams);
   options->streams = NULL;

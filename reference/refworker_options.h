@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "bugs.h"
+#include "client_api.h"
 #include "expiring_cache.h"
 #include "fedsender.h"
 #include "proto.h"
@@ -70,6 +71,9 @@ typedef struct refworker_options {
   bool fedsender;
   fedsender_remote_t *remotes; /* owned (--remote, repeatable) */
   size_t remote_count;
+  client_user_t *users; /* owned (--user, repeatable): the client API's accounts */
+  size_t user_count;
+  bool sync; /* --sync: presence enabled, /sync sends USER_SYNC */
 } refworker_options_t;
 
 /* Returns 0 (check show_help/show_version first) or -1 with err saying which option is

@@ -386,6 +386,8 @@ static void conn_send_opening(repl_conn_t *conn) {
   conn_send_text(conn, PROTO_CMD_NAME, conn->config.instance_name);
   conn_send_ping(conn);
   if (conn->config.dialect == PROTO_DIALECT_MODERN) {
+    /* handler.py new_connection: the syncing users go before REPLICATE. */
+    if (conn->config.on_opening != NULL) conn->config.on_opening(conn->config.on_opening_arg, conn);
     WLOG_INFO("[%s] Subscribing to replication streams", conn->name);
     proto_command_t cmd = {.kind = PROTO_CMD_REPLICATE, .trailing_space = true};
     conn_send(conn, &cmd);
@@ -402,6 +404,8 @@ static void conn_send_opening(repl_conn_t *conn) {
               cmd.token);
     conn_send(conn, &cmd);
   }
+  /* protocol.py@v0.33.3 connectionMade: the syncing users after the REPLICATEs. */
+  if (conn->config.on_opening != NULL) conn->config.on_opening(conn->config.on_opening_arg, conn);
 }
 
 repl_conn_t *repl_conn_create(struct event_base *base, struct bufferevent *bev,

@@ -31,6 +31,11 @@
 
 typedef struct repl_conn repl_conn_t;
 
+/* Lets the owner add its own lines to the opening of a new connection (the USER_SYNC
+ * starts of HS-08): called with repl_conn_send allowed, after the modern NAME and PING
+ * and before REPLICATE, or after the 2018 REPLICATE lines (spec §1.3). */
+typedef void (*repl_conn_opening_fn)(void *arg, repl_conn_t *conn);
+
 /* Strings are borrowed and must outlive every connection made with the config. */
 typedef struct repl_conn_config {
   proto_dialect_t dialect;
@@ -45,6 +50,8 @@ typedef struct repl_conn_config {
   /* BUG_REPL_SOCKET_LEAK: a connection the main closed is dropped without closing its
    * socket. Other bugs are ignored here. */
   bug_set_t bugs;
+  repl_conn_opening_fn on_opening; /* NULL: nothing to add */
+  void *on_opening_arg;
 } repl_conn_config_t;
 
 /* Called once, when the socket has been closed. `reason` is borrowed for the call. */

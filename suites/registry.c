@@ -30,6 +30,7 @@ static const suite_table_t SUITES[] = {
     {logcontext_tests, &logcontext_test_count},
     {connections_tests, &connections_test_count},
     {database_tests, &database_test_count},
+    {outbound_tests, &outbound_test_count},
 };
 
 /* The static suites' rows, then the rows added at start-up (registry_add_rows). */

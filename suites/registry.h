@@ -126,5 +126,7 @@ extern const rc_test_def_t connections_tests[];
 extern const size_t connections_test_count;
 extern const rc_test_def_t database_tests[];
 extern const size_t database_test_count;
+extern const rc_test_def_t outbound_tests[];
+extern const size_t outbound_test_count;
 
 #endif

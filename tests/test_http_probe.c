@@ -58,6 +58,12 @@ static void reply(struct evhttp_request *req, int code, const char *body) {
   evbuffer_free(buf);
 }
 
+static void answer_delayed(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  reply(arg, 200, "late");
+}
+
 static void handle(struct evhttp_request *req, void *arg) {
   (void)arg;
   const char *path = evhttp_request_get_uri(req);
@@ -83,6 +89,10 @@ static void handle(struct evhttp_request *req, void *arg) {
     body[BIG_BODY] = '\0';
     reply(req, 200, body);
     free(body);
+  } else if (strcmp(path, "/delayed") == 0) {
+    /* Answered 300 ms later, from the server's loop. */
+    struct timeval tv = {0, 300 * 1000};
+    event_base_once(server_base, -1, EV_TIMEOUT, answer_delayed, req, &tv);
   } else if (strcmp(path, "/slow") == 0) {
     /* Never answered: evhttp frees the request when the client goes away. */
   } else if (strcmp(path, "/many-headers") == 0) {
@@ -302,6 +312,87 @@ START_TEST(test_metrics_scrape) {
 END_TEST
 
 /* ---------------------------------------------------------------------------------
+ * On an event loop (http_probe_start) */
+
+static void count_tick(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  (*(int *)arg)++;
+}
+
+/* Runs base until probe is done or deadline_ms passed; returns the ticks a 20 ms timer
+ * on the same loop counted meanwhile. */
+static int run_until_done(struct event_base *base, http_probe_async_t *probe, int deadline_ms) {
+  int ticks = 0;
+  struct event *tick = event_new(base, -1, EV_PERSIST, count_tick, &ticks);
+  struct timeval tv = {0, 20 * 1000};
+  event_add(tick, &tv);
+  int64_t end = rc_clock_mono_ms() + deadline_ms;
+  while (!http_probe_async_done(probe) && rc_clock_mono_ms() < end)
+    event_base_loop(base, EVLOOP_ONCE);
+  event_free(tick);
+  return ticks;
+}
+
+/* The loop keeps running while the request waits for its answer, and the answer is the
+ * one http_probe would give. */
+START_TEST(test_async_runs_beside_the_loop) {
+  struct event_base *base = event_base_new();
+  char *u = url("/delayed");
+  const char *headers[] = {"X-Probe: async", NULL};
+  http_request_t req = {.url = u, .timeout_ms = 3000, .extra_headers = headers};
+  rc_error_t err = {{0}};
+  http_probe_async_t *p = http_probe_start(base, &req, &err);
+  ck_assert_msg(p != NULL, "%s", err.msg);
+  free(u); /* the request's strings are copied */
+  ck_assert(!http_probe_async_done(p));
+  ck_assert_ptr_null(http_probe_async_take(p, &err));
+  ck_assert_msg(strstr(err.msg, "still running") != NULL, "got: %s", err.msg);
+  int ticks = run_until_done(base, p, 3000);
+  ck_assert(http_probe_async_done(p));
+  ck_assert_msg(ticks >= 5, "the loop ran only %d ticks of 20 ms during a 300 ms request", ticks);
+  http_response_t *r = http_probe_async_take(p, &err);
+  ck_assert_msg(r != NULL, "%s", err.msg);
+  ck_assert_int_eq(r->status, 200);
+  ck_assert_str_eq(r->body, "late");
+  ck_assert_str_eq(http_response_header(r, "server", 0), "testsrv/1.0");
+  http_response_destroy(r);
+  ck_assert_ptr_null(http_probe_async_take(p, &err));
+  ck_assert_msg(strstr(err.msg, "already taken") != NULL, "got: %s", err.msg);
+  http_probe_async_destroy(p);
+  event_base_free(base);
+}
+END_TEST
+
+/* Failures read as http_probe words them; abandoning a running request is fine. */
+START_TEST(test_async_failures) {
+  struct event_base *base = event_base_new();
+  rc_error_t err = {{0}};
+  http_request_t bad = {.url = "ftp://127.0.0.1/x"};
+  ck_assert_ptr_null(http_probe_start(base, &bad, &err));
+  ck_assert_msg(strstr(err.msg, "expected an http:// or https:// URL") != NULL, "got: %s", err.msg);
+  char *u = url("/slow");
+  http_request_t slow = {.url = u, .timeout_ms = 300};
+  http_probe_async_t *p = http_probe_start(base, &slow, &err);
+  ck_assert_ptr_nonnull(p);
+  run_until_done(base, p, 3000);
+  ck_assert(http_probe_async_done(p));
+  ck_assert_ptr_null(http_probe_async_take(p, &err));
+  char want[256];
+  snprintf(want, sizeof want, "GET %s: no complete response within 300 ms", u);
+  ck_assert_msg(strncmp(err.msg, want, strlen(want)) == 0, "got: %s", err.msg);
+  http_probe_async_destroy(p);
+  slow.timeout_ms = 5000;
+  p = http_probe_start(base, &slow, &err);
+  ck_assert_ptr_nonnull(p);
+  event_base_loop(base, EVLOOP_NONBLOCK);
+  http_probe_async_destroy(p); /* still running: abandoned */
+  free(u);
+  event_base_free(base);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------
  * Errors without a server, and a raw server for odd responses */
 
 START_TEST(test_connection_refused) {
@@ -435,6 +526,8 @@ static Suite *http_probe_suite(void) {
   tcase_add_test(tc, test_timeout);
   tcase_add_test(tc, test_too_many_headers);
   tcase_add_test(tc, test_metrics_scrape);
+  tcase_add_test(tc, test_async_runs_beside_the_loop);
+  tcase_add_test(tc, test_async_failures);
   suite_add_tcase(s, tc);
   TCase *errors = tcase_create("errors");
   tcase_set_timeout(errors, 30);

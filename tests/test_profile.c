@@ -96,6 +96,9 @@ static const char FULL_PROFILE[] =
     "             {'name': 'forever', 'expiry_ms': 0, 'max_len': 0,\n"
     "              'insert': {'stream': 'caches', 'row': '[{n}, {{}}]'}}],\n"
     "  'fedsender': {'remote_args': ['--remote', '{remote_name}={remote_url}', '--x={server_name}']},\n"
+    "  'client': {'users': [{'user_id': '@alice:test', 'access_token': 'tok_a', 'device_id': 'DEV'},\n"
+    "                       {'user_id': '@bob:test', 'access_token': 'tok_b'}],\n"
+    "             'user_args': ['--user', '{user_id}={access_token}', '--port={sut_http_port}']},\n"
     "  'timing': {'ping_interval_ms': 200, 'ping_timeout_ms': 1000, 'reconnect_initial_ms': 10,\n"
     "             'reconnect_max_ms': 50, 'startup_timeout_ms': 3000, 'shutdown_grace_ms': 700,\n"
     "             'federation_delivery_ms': 1500},\n"
@@ -150,6 +153,15 @@ START_TEST(test_full_profile) {
   ck_assert_uint_eq(p->remote_arg_count, 3);
   ck_assert_str_eq(p->remote_args[1], "{remote_name}={remote_url}");
   ck_assert_ptr_null(p->remote_args[3]);
+  ck_assert_uint_eq(p->user_count, 2);
+  ck_assert_str_eq(p->users[0].user_id, "@alice:test");
+  ck_assert_str_eq(p->users[0].access_token, "tok_a");
+  ck_assert_str_eq(p->users[0].device_id, "DEV");
+  ck_assert_str_eq(p->users[1].user_id, "@bob:test");
+  ck_assert_ptr_null(p->users[1].device_id);
+  ck_assert_uint_eq(p->user_arg_count, 3);
+  ck_assert_str_eq(p->user_args[1], "{user_id}={access_token}");
+  ck_assert_ptr_null(p->user_args[3]);
   ck_assert_uint_eq(p->cache_count, 2);
   const profile_cache_t *c = &p->caches[0];
   ck_assert_str_eq(c->name, "device_updates");
@@ -364,6 +376,8 @@ typedef struct error_case {
 #define INSERT "{'stream': 'device_lists', 'row': '[\\'@u{n}:t\\']'}"
 #define CACHE "{'name': 'c', 'expiry_ms': 10, 'max_len': 0, 'insert': " INSERT "}"
 #define FEDSENDER(obj) WITH("'roles': ['worker', 'fedsender'], 'fedsender': " obj)
+#define CLIENT(obj) WITH("'roles': ['worker', 'sync'], 'client': " obj)
+#define USER(extra) "{'user_id': '@a:t', 'access_token': 'tok'" extra "}"
 #define CACHES(list) WITH("'roles': ['worker', 'caches'], 'caches': " list)
 #define ERR(json, ...) \
   { json, {__VA_ARGS__}, NULL, NULL }
@@ -377,7 +391,7 @@ static const error_case_t ERROR_CASES[] = {
     ERR("", "JSON syntax error:"),
     ERR("[1, 2]", "expected a JSON object at the top level, got array"),
     ERR(WITH("'comand': ['w']"), "unknown top-level key 'comand'",
-        "(known: format, name, description, dialect", "opt_out, setup, positions, database)"),
+        "(known: format, name, description, dialect", "opt_out, setup, positions, database, client)"),
     /* database (role pg) */
     ERR(WITH("'database': 3"), "field 'database': expected an object"),
     ERR(WITH("'database': {'pool_max': 0}"), "field 'database.pool_max': expected an integer in 1..1000"),
@@ -563,6 +577,40 @@ static const error_case_t ERROR_CASES[] = {
         "field 'fedsender.remote_args': must use {remote_url}"),
     ERR(WITH("'http': {'url': 'http://h/{remote_url}'}"),
         "field 'http.url': unknown placeholder '{remote_url}'"),
+    /* client (roles sync, client) */
+    ERR(WITH("'roles': ['worker', 'client']"),
+        "field 'client': missing: roles \"sync\" and \"client\" need {\"users\": [...]}"),
+    ERR(WITH("'client': {'users': [" USER("") "]}"),
+        "field 'client': only meaningful with role \"sync\" or \"client\""),
+    ERR(CLIENT("[]"), "field 'client': expected an object, got array"),
+    ERR(CLIENT("{'users': [" USER("") "], 'args': []}"),
+        "field 'client': unknown key 'args' (known: users, user_args)"),
+    ERR(CLIENT("{}"), "field 'client.users': missing, expected a non-empty array of users"),
+    ERR(CLIENT("{'users': []}"),
+        "field 'client.users': expected a non-empty array of users, got an empty array"),
+    ERR(CLIENT("{'users': ['@a:t']}"), "field 'client.users[0]': expected an object, got string"),
+    ERR(CLIENT("{'users': [{'access_token': 'tok'}]}"),
+        "field 'client.users[0].user_id': missing, expected a non-empty string"),
+    ERR(CLIENT("{'users': [{'user_id': 'alice', 'access_token': 'tok'}]}"),
+        "field 'client.users[0].user_id': expected a Matrix user id '@local:server', got 'alice'"),
+    ERR(CLIENT("{'users': [{'user_id': '@a:t'}]}"),
+        "field 'client.users[0].access_token': missing, expected a non-empty string"),
+    ERR(CLIENT("{'users': [" USER("") ", {'user_id': '@b:t', 'access_token': 'tok'}]}"),
+        "field 'client.users[1].access_token': the same token as client.users[0]"),
+    ERR(CLIENT("{'users': [{'user_id': '@a:t', 'access_token': 'a b'}]}"),
+        "field 'client.users[0].access_token': must be printable ASCII without blanks, got 'a b'"),
+    ERR(CLIENT("{'users': [" USER(", 'device_id': ''") "]}"),
+        "field 'client.users[0].device_id': must not be empty"),
+    ERR(CLIENT("{'users': [" USER(", 'devid': 'D'") "]}"),
+        "field 'client.users[0]': unknown key 'devid' (known: user_id, access_token, device_id)"),
+    ERR(CLIENT("{'users': [" USER("") "], 'user_args': []}"),
+        "field 'client.user_args': expected a non-empty array of argument templates, got an "
+        "empty array"),
+    ERR(CLIENT("{'users': [" USER("") "], 'user_args': ['--user', '{user}']}"),
+        "field 'client.user_args[1]': unknown placeholder '{user}'",
+        "user_id, access_token, device_id"),
+    ERR(CLIENT("{'users': [" USER("") "], 'user_args': ['--user', '{user_id}={device_id}']}"),
+        "field 'client.user_args': uses {device_id} but client.users[0] has no device_id"),
     /* caches */
     ERR(WITH("'roles': ['worker', 'caches']"),
         "field 'caches': missing: role \"caches\" needs the list of the SUT's expiring caches"),

@@ -97,6 +97,25 @@ START_TEST(test_usage) {
       {"--host h --port 1 --server-name s --dialect 2018 --log /dev/null --bug "
        "presence-per-destination",
        "--bug presence-per-destination needs --fedsender"},
+      {"--host h --port 1 --server-name s --dialect modern --log /dev/null --sync",
+       "--sync needs at least one --user"},
+      {"--host h --port 1 --server-name s --dialect modern --log /dev/null --user @a:t=tok",
+       "--user needs --http-port"},
+      {"--host h --port 1 --server-name s --dialect modern --log /dev/null --http-port 0 "
+       "--user a:t=tok",
+       "--user: expected USER_ID=TOKEN[=DEVICE_ID]"},
+      {"--host h --port 1 --server-name s --dialect modern --log /dev/null --http-port 0 "
+       "--user @a:t=",
+       "--user: expected USER_ID=TOKEN[=DEVICE_ID]"},
+      {"--host h --port 1 --server-name s --dialect modern --log /dev/null --http-port 0 "
+       "--user @a:t=tok --user @b:t=tok",
+       "access token tok is given twice"},
+      {"--host h --port 1 --server-name s --dialect modern --log /dev/null --http-port 0 "
+       "--user @a:t=tok --bug no-user-sync-on-reconnect",
+       "--bug no-user-sync-on-reconnect needs --sync"},
+      {"--host h --port 1 --server-name s --dialect modern --log /dev/null --bug "
+       "user-ip-every-request",
+       "--bug user-ip-every-request needs --user"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     int rc = run_refworker(bad[i].args, "bad.txt");

@@ -43,6 +43,10 @@
 /* Over redis: the connections suite (CL-04's redis-server restarts) and the redis
  * protocol tests a leaking reconnect could disturb. */
 #define REDIS "'connections/*' 'protocol/redis/*' 'protocol/reconnect/*'"
+/* The outbound suite (roles sync and client), with the reconnect and shutdown tests its
+ * USER_SYNC lines at the opening and at SIGTERM could disturb. */
+#define OUTBOUND \
+  "'outbound/*' 'protocol/reconnect/*' 'protocol/shutdown/*' protocol/passive/wire-grammar"
 
 typedef struct run {
   const char *profile; /* under profiles/ */
@@ -80,6 +84,14 @@ static const run_t RUNS[] = {
     {"refworker-pg.json", "db-conn-per-transaction", DATABASE},
     {"refworker-redis.json", NULL, REDIS},
     {"refworker-redis.json", "redis-socket-leak-on-reconnect", REDIS},
+    {"refworker-sync.json", NULL, OUTBOUND},
+    {"refworker-sync-2018.json", NULL, OUTBOUND},
+    {"refworker-sync-redis.json", NULL, "'outbound/*'"},
+    {"refworker-sync.json", "no-user-sync-on-reconnect", OUTBOUND},
+    {"refworker-sync-2018.json", "no-user-sync-on-reconnect", "'outbound/*'"},
+    {"refworker-sync-redis.json", "no-user-sync-on-reconnect", "'outbound/user-sync/*'"},
+    {"refworker-sync.json", "user-sync-end-immediately", "'outbound/*'"},
+    {"refworker-sync-2018.json", "user-ip-every-request", "'outbound/*'"},
 };
 #define RUN_COUNT (sizeof RUNS / sizeof RUNS[0])
 
@@ -110,6 +122,9 @@ typedef struct expectation {
 #define F "refworker-fedsender-2018.json"
 #define P "refworker-pg.json"
 #define R "refworker-redis.json"
+#define S "refworker-sync.json"
+#define S18 "refworker-sync-2018.json"
+#define SR "refworker-sync-redis.json"
 
 static const expectation_t EXPECTED[] = {
     /* seed A: the reaper waits for a start call nobody makes */
@@ -253,6 +268,24 @@ static const expectation_t EXPECTED[] = {
     {P, "handler-in-sentinel-db", "fixtures/seeds/logcontext-restored", "FAIL", PASSIVE_LC03},
     {P, "handler-in-sentinel-db", "fixtures/seeds/no-idle-transaction-after-start", "FAIL",
      PASSIVE_LC03},
+    /* a new connection does not repeat the starts of the users syncing (HS-08); OUT-05
+     * reads the instance id from those starts */
+    {S, "no-user-sync-on-reconnect", "outbound/user-sync/reconnect-restart", "FAIL",
+     "HS-08: no USER_SYNC for @alice:test on c2"},
+    {S, "no-user-sync-on-reconnect", "outbound/user-sync/instance-id", "FAIL",
+     "OUT-05: none on c2 (HS-08: the user's /sync is in flight)"},
+    {S18, "no-user-sync-on-reconnect", "outbound/user-sync/reconnect-restart", "FAIL",
+     "HS-08: no USER_SYNC for @alice:test on c2"},
+    {SR, "no-user-sync-on-reconnect", "outbound/user-sync/reconnect-restart", "FAIL",
+     "HS-08: no USER_SYNC for @alice:test on the new subscription"},
+    /* USER_SYNC end as soon as the sync ends, without the U_sync grace */
+    {S, "user-sync-end-immediately", "outbound/user-sync/end-after-grace", "FAIL",
+     "OUT-03: 'USER_SYNC "},
+    {S, "user-sync-end-immediately", "outbound/user-sync/resync-grace", "NON_STRICT",
+     "OUT-04: start "},
+    /* USER_IP for every request */
+    {S18, "user-ip-every-request", "outbound/user-ip/rate-limited", "NON_STRICT",
+     "OUT-08: 5 USER_IP lines for @alice:test"},
 };
 #define EXPECTED_COUNT (sizeof EXPECTED / sizeof EXPECTED[0])
 
