@@ -27,6 +27,10 @@ typedef enum bug {
   BUG_DB_CONN_NEVER_CLOSED = 1u << 10,      /* seed B, stricter half (--db only) */
   BUG_HANDLER_IN_SENTINEL_DB = 1u << 11,    /* #3606's warning, seed C's setting (--db only) */
   BUG_HTTP_CONN_OPEN_ON_SHUTDOWN = 1u << 12, /* CL-05, HTTP half (no seed) */
+  BUG_FEDERATION_QUEUE_NEWEST_FIRST = 1u << 16, /* RD-04 (fedsender role only) */
+  BUG_FEDERATION_UNKNOWN_ROW_ABORTS = 1u << 17, /* RD-10 (fedsender role only) */
+  BUG_QUEUE_BEFORE_OPENING = 1u << 18,          /* RC-07 (no seed) */
+  BUG_FEDERATION_POSITION_ERROR_ACKED = 1u << 19, /* BG-08 (fedsender with --db only) */
 } bug_t;
 
 /* A set of bug_t bits. */

@@ -126,5 +126,9 @@ extern const rc_test_def_t connections_tests[];
 extern const size_t connections_test_count;
 extern const rc_test_def_t database_tests[];
 extern const size_t database_test_count;
+extern const rc_test_def_t federation_rows_tests[];
+extern const size_t federation_rows_test_count;
+extern const rc_test_def_t federation_position_tests[];
+extern const size_t federation_position_test_count;
 
 #endif
