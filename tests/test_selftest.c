@@ -37,6 +37,12 @@
 #define DATABASE "'db/*' 'fixtures/seeds/*' 'protocol/shutdown/*'"
 /* The connections suite, with the shutdown tests a slow exit could disturb. */
 #define SHUTDOWN "'connections/*' 'protocol/shutdown/*'"
+/* The federation sender's row handling (RD-04, RD-10), with the presence suite it shares
+ * the transaction queue with. */
+#define FEDERATION_ROWS "'federation/*' 'presence/*'"
+/* Its stored position (RC-07, BG-08), with the reconnect and database tests. */
+#define FEDERATION_POSITION \
+  "'federation/*' 'protocol/reconnect/*' 'background/federation-position/*' 'db/*'"
 
 typedef struct run {
   const char *profile; /* under profiles/ */
@@ -67,6 +73,12 @@ static const run_t RUNS[] = {
     {"refworker-pg.json", "db-idle-in-transaction", DATABASE},
     {"refworker-pg.json", "db-conn-never-closed", DATABASE},
     {"refworker-pg.json", "handler-in-sentinel-db", DATABASE},
+    {"refworker-fedsender.json", NULL, FEDERATION_ROWS},
+    {"refworker-fedsender.json", "federation-queue-newest-first", FEDERATION_ROWS},
+    {"refworker-fedsender.json", "federation-unknown-row-aborts-unit", FEDERATION_ROWS},
+    {"refworker-fedsender-pg.json", NULL, FEDERATION_POSITION},
+    {"refworker-fedsender-pg.json", "queue-before-opening", FEDERATION_POSITION},
+    {"refworker-fedsender-pg.json", "federation-position-error-acked", FEDERATION_POSITION},
 };
 #define RUN_COUNT (sizeof RUNS / sizeof RUNS[0])
 
@@ -96,6 +108,8 @@ typedef struct expectation {
 #define O "refworker-2018.json"
 #define F "refworker-fedsender-2018.json"
 #define P "refworker-pg.json"
+#define FM "refworker-fedsender.json"
+#define FP "refworker-fedsender-pg.json"
 
 static const expectation_t EXPECTED[] = {
     /* seed A: the reaper waits for a start call nobody makes */
@@ -224,6 +238,18 @@ static const expectation_t EXPECTED[] = {
     {P, "handler-in-sentinel-db", "fixtures/seeds/logcontext-restored", "FAIL", PASSIVE_LC03},
     {P, "handler-in-sentinel-db", "fixtures/seeds/no-idle-transaction-after-start", "FAIL",
      PASSIVE_LC03},
+    /* RD-04: EDUs queued behind a slow delivery go out newest first */
+    {FM, "federation-queue-newest-first", "federation/order/slow-first-delivery", "FAIL",
+     "remote1 received the probes in the order 1, 4, 3, 2"},
+    /* RD-10: the rows after an unknown type are lost */
+    {FM, "federation-unknown-row-aborts-unit", "federation/rows/unknown-type-skipped", "FAIL",
+     "remote1 received no probe within"},
+    /* RC-07: the ack produced while disconnected goes out ahead of NAME */
+    {FP, "queue-before-opening", "protocol/reconnect/command-while-disconnected", "FAIL",
+     "is line 1 of c2; NAME is line 2"},
+    /* BG-08: a failed position write is only a WARNING, and acked */
+    {FP, "federation-position-error-acked", "background/federation-position/error-logged",
+     "FAIL", "no ERROR line at all within 1 s"},
 };
 #define EXPECTED_COUNT (sizeof EXPECTED / sizeof EXPECTED[0])
 
