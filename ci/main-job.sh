@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job (README's first command): install dependencies, build, and run every
 # suite against the bundled reference worker in both dialects, as a plain worker and as a
-# federation sender (presence suite), and the database suite with PostgreSQL. Reports go
+# federation sender (presence suite), and the database suite with PostgreSQL (also with the
+# federation sender storing its position). Reports go
 # to reports/.
 # Exit status: that of the worst replcheck run (0 all passed, 1 failures, ...).
 set -uo pipefail
@@ -26,6 +27,14 @@ done
 echo "== replcheck run --profile profiles/refworker-pg.json 'db/*'"
 build/bin/replcheck run --profile profiles/refworker-pg.json --jobs 2 'db/*' \
   --junit reports/refworker-pg.junit.xml
+rc=$?
+[ "$rc" -gt "$status" ] && status=$rc
+# The federation sender with a database: the tests that hold (RC-07) or break (BG-08) the
+# write of its position, and the federation and database suites around them.
+echo "== replcheck run --profile profiles/refworker-fedsender-pg.json (federation, position, db)"
+build/bin/replcheck run --profile profiles/refworker-fedsender-pg.json --jobs 2 'federation/*' \
+  'protocol/reconnect/*' 'background/federation-position/*' 'db/*' \
+  --junit reports/refworker-fedsender-pg.junit.xml
 rc=$?
 [ "$rc" -gt "$status" ] && status=$rc
 echo "Reports: $(ls reports/*.xml | tr '\n' ' ')"
