@@ -137,18 +137,31 @@ static bool log_wait_for(const char *needle, int timeout_ms) {
   }
 }
 
-/* One value of a query run as the superuser in this test's database (malloc'd). */
-static char *admin_value(const char *sql) {
-  char *dsn = pg_cluster_admin_dsn(cluster, db, "test");
+/* A superuser session on this test's database. */
+static PGconn *admin_connect(const char *app) {
+  char *dsn = pg_cluster_admin_dsn(cluster, db, app);
   PGconn *conn = PQconnectdb(dsn);
   free(dsn);
   ck_assert_msg(PQstatus(conn) == CONNECTION_OK, "%s", PQerrorMessage(conn));
+  return conn;
+}
+
+/* Runs sql as the superuser, which must end with status `want`; the first value of a
+ * query's result (malloc'd, "" when no row), NULL for a command. */
+static char *admin_run(const char *sql, ExecStatusType want) {
+  PGconn *conn = admin_connect("test");
   PGresult *res = PQexec(conn, sql);
-  ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(conn));
-  char *out = strdup(PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+  ck_assert_msg(PQresultStatus(res) == want, "%s: %s", sql, PQerrorMessage(conn));
+  char *out = want != PGRES_TUPLES_OK ? NULL
+                                      : strdup(PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
   PQclear(res);
   PQfinish(conn);
   return out;
+}
+
+/* One value of a query run as the superuser in this test's database (malloc'd). */
+static char *admin_value(const char *sql) {
+  return admin_run(sql, PGRES_TUPLES_OK);
 }
 
 #define SUT_SESSIONS(extra)                                                             \
@@ -340,14 +353,7 @@ static void fedsender_connect(void) {
 
 /* One superuser statement without result in this test's database. */
 static void admin_exec(const char *sql) {
-  char *dsn = pg_cluster_admin_dsn(cluster, db, "test");
-  PGconn *conn = PQconnectdb(dsn);
-  free(dsn);
-  ck_assert_msg(PQstatus(conn) == CONNECTION_OK, "%s", PQerrorMessage(conn));
-  PGresult *res = PQexec(conn, sql);
-  ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(conn));
-  PQclear(res);
-  PQfinish(conn);
+  admin_run(sql, PGRES_COMMAND_OK);
 }
 
 #define REVOKE_UPDATE "REVOKE UPDATE ON federation_stream_position FROM " PG_CLUSTER_SUT_ROLE
@@ -414,10 +420,7 @@ END_TEST
 static void ack_while_disconnected(const char *bug) {
   worker_start_with(bug, NULL, FEDSENDER_ARGS);
   fedsender_connect();
-  char *dsn = pg_cluster_admin_dsn(cluster, db, "test-lock");
-  PGconn *lock = PQconnectdb(dsn);
-  free(dsn);
-  ck_assert_msg(PQstatus(lock) == CONNECTION_OK, "%s", PQerrorMessage(lock));
+  PGconn *lock = admin_connect("test-lock");
   PQclear(PQexec(lock, "BEGIN"));
   PGresult *res = PQexec(lock, "LOCK TABLE federation_stream_position IN EXCLUSIVE MODE");
   ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
