@@ -95,9 +95,10 @@ void refworker_options_print_usage(FILE *out) {
           "                             (0: unbounded); adds the device_lists stream\n"
           "  --fedsender                the federation sender role: presence from\n"
           "                             federation rows is sent to the servers sharing a\n"
-          "                             room (membership from events rows), and\n"
-          "                             FEDERATION_ACK'd; adds the events and federation\n"
-          "                             streams\n"
+          "                             room (membership from events rows), EDU rows to\n"
+          "                             their destination, and FEDERATION_ACK'd (with\n"
+          "                             --db once stored in federation_stream_position);\n"
+          "                             adds the events and federation streams\n"
           "  --remote NAME=URL          a remote server's federation base URL (repeatable)\n"
           "  --bug NAME                 re-introduce a known bug (repeatable; --list-bugs)\n"
           "  --list-bugs                print NAME<TAB>SEED<TAB>description per bug, exit\n"
@@ -433,8 +434,15 @@ int refworker_options_parse(int argc, char **argv, refworker_options_t *options,
         options->reconnect_max_ms, options->reconnect_initial_ms);
   if (options->remote_count > 0 && !options->fedsender)
     return rc_error_set(err, "--remote needs --fedsender");
-  if (bugs_has(options->bugs, BUG_PRESENCE_PER_DESTINATION) && !options->fedsender)
-    return rc_error_set(err, "--bug presence-per-destination needs --fedsender");
+  static const bug_t FEDSENDER_BUGS[] = {BUG_PRESENCE_PER_DESTINATION,
+                                         BUG_FEDERATION_QUEUE_NEWEST_FIRST,
+                                         BUG_FEDERATION_UNKNOWN_ROW_ABORTS,
+                                         BUG_FEDERATION_POSITION_ERROR_ACKED};
+  for (size_t i = 0; i < sizeof FEDSENDER_BUGS / sizeof FEDSENDER_BUGS[0]; i++)
+    if (bugs_has(options->bugs, FEDSENDER_BUGS[i]) && !options->fedsender)
+      return rc_error_set(err, "--bug %s needs --fedsender", bugs_name(FEDSENDER_BUGS[i]));
+  if (bugs_has(options->bugs, BUG_FEDERATION_POSITION_ERROR_ACKED) && options->db_dsn == NULL)
+    return rc_error_set(err, "--bug federation-position-error-acked needs --db");
   if (options->stream_count == 0)
     for (size_t i = 0; i < sizeof default_streams / sizeof default_streams[0]; i++)
       if (add_stream(options, default_streams[i], strlen(default_streams[i]),
