@@ -79,7 +79,8 @@ static bool writer_connect(fed_position_t *w) {
 static void writer_finish(fed_position_t *w, const char *error) {
   int64_t token = w->writing;
   w->busy = false;
-  if (error != NULL) writer_close_conn(w);
+  /* A statement that failed leaves a usable connection; a broken one is reopened. */
+  if (w->conn != NULL && PQstatus(w->conn) != CONNECTION_OK) writer_close_conn(w);
   w->done(w->done_arg, token, error);
   if (w->want && !w->busy) fed_position_save(w, w->wanted);
 }

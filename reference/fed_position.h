@@ -15,8 +15,8 @@
  *
  * Each write is one autocommit statement with the connection's statement_timeout
  * (5 s); `done` runs from the event loop after it, with NULL or the database's error
- * text. The connection is opened on first use (blocking, loopback) and reopened after a
- * failure. Ownership: the caller owns the writer; single-threaded, the thread running
+ * text. The connection is opened on first use (blocking, loopback) and reopened when it
+ * has broken; a statement that fails (e.g. permission denied) leaves it in use. Ownership: the caller owns the writer; single-threaded, the thread running
  * `base`. */
 #ifndef FED_POSITION_H
 #define FED_POSITION_H
