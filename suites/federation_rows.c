@@ -14,65 +14,6 @@
 
 #define ORDER_UNITS 4
 
-/* ---- the log half of RD-04 --------------------------------------------------------- */
-
-/* "Received rdata <stream> [(<instance>)] -> <token>": per (stream, instance) the tokens
- * of applied units must strictly increase; batch rows ("-> batch", "-> None") do not
- * count. */
-typedef struct rdata_order {
-  struct {
-    char key[160];
-    long long token;
-  } seen[32];
-  size_t count;
-  size_t lines;
-  char problem[512];
-} rdata_order_t;
-
-static bool rdata_order_visit(const sutlog_record_t *r, void *arg) {
-  rdata_order_t *o = arg;
-  static const char PREFIX[] = "Received rdata ";
-  if (!r->is_record || strncmp(r->message, PREFIX, sizeof PREFIX - 1) != 0) return false;
-  const char *arrow = strstr(r->message, " -> ");
-  if (arrow == NULL) return false;
-  char *end;
-  long long token = strtoll(arrow + 4, &end, 10);
-  if (end == arrow + 4 || (*end != '\0' && *end != ' ')) return false;
-  size_t key_len = (size_t)(arrow - r->message) - (sizeof PREFIX - 1);
-  char key[160];
-  snprintf(key, sizeof key, "%.*s", (int)key_len, r->message + sizeof PREFIX - 1);
-  o->lines++;
-  for (size_t i = 0; i < o->count; i++) {
-    if (strcmp(o->seen[i].key, key) != 0) continue;
-    if (token <= o->seen[i].token && o->problem[0] == '\0')
-      snprintf(o->problem, sizeof o->problem, "'Received rdata %s -> %lld' after '... -> %lld'",
-               key, token, o->seen[i].token);
-    o->seen[i].token = token;
-    return false;
-  }
-  if (o->count < sizeof o->seen / sizeof o->seen[0]) {
-    snprintf(o->seen[o->count].key, sizeof o->seen[o->count].key, "%s", key);
-    o->seen[o->count++].token = token;
-  }
-  return false;
-}
-
-/* RD-04 (L): tokens in the test's log strictly increase per stream. */
-static bool check_rdata_log_order(rc_test_t *t) {
-  rdata_order_t o = {0};
-  long offset = 0;
-  sutlog_scan(t->profile, t->log_file, &offset, 16u << 20, rdata_order_visit, &o);
-  if (o.problem[0] != '\0')
-    return rc_fail(t,
-                   "RD-04: units of one stream are applied in arrival order ('Received rdata' "
-                   "tokens strictly increase per stream)",
-                   "%s", o.problem);
-  if (o.lines == 0)
-    rc_note(t, "the log has no 'Received rdata <stream> -> <token>' line: order checked on the "
-               "remote only");
-  return true;
-}
-
 /* ---- RD-04 ------------------------------------------------------------------------ */
 
 /* The first probe's delivery is held for 2 D by remote1; the later units arrive while it
@@ -111,7 +52,8 @@ static void order_body(presence_scene_t *s) {
             federation_probe_describe(got, n < 16 ? n : 16, list, sizeof list));
     return;
   }
-  check_rdata_log_order(t);
+  suite_log_check_rdata_order(t, "RD-04: units of one stream are applied in arrival order "
+                                 "('Received rdata' tokens strictly increase per stream)");
 }
 
 static void order_slow_first_delivery(rc_test_t *t) {
