@@ -2,7 +2,8 @@
 # The main job (README's first command): install dependencies, build, and run every
 # suite against the bundled reference worker in both dialects, as a plain worker (over TCP
 # and over Redis) and as a federation sender (presence suite), the database suite with
-# PostgreSQL and the outbound suite with the sync and client roles. Reports go to reports/.
+# PostgreSQL (also with the federation sender storing its position) and the outbound
+# suite with the sync and client roles. Reports go to reports/.
 # Exit status: that of the worst replcheck run (0 all passed, 1 failures, ...).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -39,5 +40,13 @@ for profile in profiles/refworker-sync.json profiles/refworker-sync-2018.json \
   rc=$?
   [ "$rc" -gt "$status" ] && status=$rc
 done
+# The federation sender with a database: the tests that hold (RC-07) or break (BG-08) the
+# write of its position, and the federation and database suites around them.
+echo "== replcheck run --profile profiles/refworker-fedsender-pg.json (federation, position, db)"
+build/bin/replcheck run --profile profiles/refworker-fedsender-pg.json --jobs 2 'federation/*' \
+  'protocol/reconnect/*' 'background/federation-position/*' 'db/*' \
+  --junit reports/refworker-fedsender-pg.junit.xml
+rc=$?
+[ "$rc" -gt "$status" ] && status=$rc
 echo "Reports: $(ls reports/*.xml | tr '\n' ' ')"
 exit "$status"

@@ -50,6 +50,9 @@ static const char *const SCHEMA_SQL[] = {
     "FROM generate_series(1, 50) AS n",
     "CREATE TABLE stream_positions (stream_name TEXT NOT NULL, instance_name TEXT NOT NULL, "
     "stream_id BIGINT NOT NULL, PRIMARY KEY (stream_name, instance_name))",
+    /* Synapse's own layout: a federation sender's position, which BG-08 revokes UPDATE on. */
+    "CREATE TABLE federation_stream_position (type TEXT NOT NULL, stream_id BIGINT NOT NULL, "
+    "instance_name TEXT NOT NULL DEFAULT 'master', UNIQUE (type, instance_name))",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO " PG_CLUSTER_SUT_ROLE,
     NULL,
 };

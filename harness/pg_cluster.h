@@ -10,8 +10,9 @@
  *   - the login role PG_CLUSTER_SUT_ROLE, which every SUT connects as: the observer
  *     tells SUT sessions from its own by this role;
  *   - the template database PG_CLUSTER_TEMPLATE holding the schema the SUT reads and
- *     writes (PG_CLUSTER_SCHEMA_REFWORKER: tables `events`, the #3682 start-up read, and
- *     `stream_positions`; see docs/PROFILES.md "Database"), or, with
+ *     writes (PG_CLUSTER_SCHEMA_REFWORKER: tables `events`, the #3682 start-up read,
+ *     `stream_positions` and `federation_stream_position`; see docs/PROFILES.md
+ *     "Database"), or, with
  *     PG_CLUSTER_SCHEMA_NONE, empty and owned by the SUT role, so that a profile's setup
  *     step connecting as that role (pg_cluster_sut_dsn(c, PG_CLUSTER_TEMPLATE, ...)) can
  *     create the SUT's own schema there before the first test.

@@ -78,6 +78,19 @@ static const bug_entry_t bug_table[] = {
     {BUG_USER_IP_EVERY_REQUEST, "user-ip-every-request", "-",
      "with --user: USER_IP is sent for every authenticated request instead of once per "
      "(user, token, ip) per LAST_SEEN_GRANULARITY (OUT-08)"},
+    {BUG_FEDERATION_QUEUE_NEWEST_FIRST, "federation-queue-newest-first", "-",
+     "with --fedsender: an EDU row that arrives while a transaction to its destination is in "
+     "flight goes to the head of that destination's queue, so later rows overtake earlier "
+     "ones behind a slow delivery (RD-04)"},
+    {BUG_FEDERATION_UNKNOWN_ROW_ABORTS, "federation-unknown-row-aborts-unit", "-",
+     "with --fedsender: a federation row of unknown type ends the processing of its unit; "
+     "the rows after it are lost, the unit is still acknowledged (RD-10)"},
+    {BUG_QUEUE_BEFORE_OPENING, "queue-before-opening", "-",
+     "commands produced while disconnected are queued and written on the next connection "
+     "before its opening lines (NAME, PING, REPLICATE) (RC-07)"},
+    {BUG_FEDERATION_POSITION_ERROR_ACKED, "federation-position-error-acked", "-",
+     "with --fedsender --db: a failed write of the federation position is only a WARNING, "
+     "without traceback, and the position is acknowledged anyway (BG-08, #3138)"},
 };
 
 #define BUG_COUNT (sizeof bug_table / sizeof bug_table[0])

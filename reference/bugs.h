@@ -36,6 +36,10 @@ typedef enum bug {
   BUG_PRESENCE_LEAVE_IGNORED = 1u << 27,     /* PR-06 (no seed; fedsender only) */
   BUG_PRESENCE_FAILURE_BLOCKS = 1u << 28,    /* PR-07 (no seed; fedsender only) */
   BUG_PRESENCE_NO_ORIGIN = 1u << 29,         /* PR-04 (no seed; fedsender only) */
+  BUG_FEDERATION_QUEUE_NEWEST_FIRST = 1u << 16, /* RD-04 (fedsender role only) */
+  BUG_FEDERATION_UNKNOWN_ROW_ABORTS = 1u << 17, /* RD-10 (fedsender role only) */
+  BUG_QUEUE_BEFORE_OPENING = 1u << 18,          /* RC-07 (no seed) */
+  BUG_FEDERATION_POSITION_ERROR_ACKED = 1u << 19, /* BG-08 (fedsender with --db only) */
 } bug_t;
 
 /* A set of bug_t bits. */

@@ -35,6 +35,7 @@ typedef struct destination {
   struct evhttp_request *request; /* in flight, or NULL */
   char txn_id[32];
   json_t *pending; /* presence entries waiting for the next transaction */
+  json_t *edus;    /* other EDUs ({"edu_type", "content"}) waiting for it, in row order */
   struct destination *next;
 } destination_t;
 
@@ -47,6 +48,8 @@ struct fedsender {
   /* BUG_PRESENCE_FAILURE_BLOCKS: every destination waits until this timer fires. */
   struct event *unblock;
   bool blocked;
+  bool edus_newest_first; /* BUG_FEDERATION_QUEUE_NEWEST_FIRST */
+  bool unknown_row_aborts; /* BUG_FEDERATION_UNKNOWN_ROW_ABORTS */
   fedsender_ack_fn ack;
   void *ack_arg;
   room_t *rooms;
@@ -86,6 +89,7 @@ static void destination_free(destination_t *d) {
   if (d->request != NULL) evhttp_cancel_request(d->request);
   if (d->evcon != NULL) evhttp_connection_free(d->evcon);
   json_decref(d->pending);
+  json_decref(d->edus);
   free(d->name);
   free(d->host);
   free(d->prefix);
@@ -128,8 +132,10 @@ static destination_t *destination_get(fedsender_t *sender, const char *name) {
   destination_t *d = destination_find(sender, name);
   if (d != NULL) return d;
   d = calloc(1, sizeof *d);
-  if (d == NULL || (d->name = strdup(name)) == NULL || (d->pending = json_array()) == NULL) {
+  if (d == NULL || (d->name = strdup(name)) == NULL || (d->pending = json_array()) == NULL ||
+      (d->edus = json_array()) == NULL) {
     if (d != NULL) {
+      json_decref(d->pending);
       free(d->name);
       free(d);
     }
@@ -195,14 +201,36 @@ static json_t *take_pending(destination_t *d) {
   return push;
 }
 
+/* The "edus" list of the next transaction: the queued presence (one m.presence EDU, or
+ * none) then the other EDUs in the order they were queued; both queues are taken. */
+static json_t *take_edus(destination_t *d) {
+  json_t *edus = json_array();
+  if (edus == NULL) return NULL;
+  if (json_array_size(d->pending) > 0) {
+    json_t *push = take_pending(d);
+    if (push == NULL ||
+        json_array_append_new(edus, json_pack("{s:s, s:{s:o}}", "edu_type", "m.presence",
+                                              "content", "push", push)) != 0) {
+      json_decref(edus);
+      return NULL;
+    }
+  }
+  json_array_extend(edus, d->edus);
+  json_array_clear(d->edus);
+  return edus;
+}
+
 static void destination_send(destination_t *d) {
   fedsender_t *sender = d->sender;
-  if (d->request != NULL || json_array_size(d->pending) == 0 || sender->blocked) return;
+  if (d->request != NULL || (json_array_size(d->pending) == 0 && json_array_size(d->edus) == 0) ||
+      sender->blocked)
+    return;
   if (d->evcon == NULL) {
     d->evcon = evhttp_connection_base_new(sender->base, NULL, d->host, (ev_uint16_t)d->port);
     if (d->evcon == NULL) {
       WLOG_ERROR("Error sending presence states to servers: cannot connect to %s", d->name);
       json_array_clear(d->pending);
+      json_array_clear(d->edus);
       return;
     }
     struct timeval tv = {.tv_sec = (time_t)(sender->timeout_ms / 1000),
@@ -210,11 +238,11 @@ static void destination_send(destination_t *d) {
     evhttp_connection_set_timeout_tv(d->evcon, &tv);
     evhttp_connection_set_retries(d->evcon, 0);
   }
-  json_t *push = take_pending(d);
-  json_t *body = push != NULL ? json_pack("{s:s, s:I, s:[], s:[{s:s, s:{s:o}}]}", "origin",
-                                          sender->server_name, "origin_server_ts",
-                                          (json_int_t)rc_clock_wall_ms(), "pdus", "edus",
-                                          "edu_type", "m.presence", "content", "push", push)
+  json_t *edus = take_edus(d);
+  size_t edu_count = json_array_size(edus);
+  json_t *body = edus != NULL ? json_pack("{s:s, s:I, s:[], s:o}", "origin", sender->server_name,
+                                          "origin_server_ts", (json_int_t)rc_clock_wall_ms(),
+                                          "pdus", "edus", edus)
                               : NULL;
   if (body != NULL && bugs_has(sender->bugs, BUG_PRESENCE_NO_ORIGIN))
     json_object_del(body, "origin");
@@ -234,8 +262,8 @@ static void destination_send(destination_t *d) {
   evhttp_add_header(headers, "Content-Type", "application/json");
   evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
   free(text);
-  WLOG_INFO("TX [%s] {%s} Sending transaction [%s], (PDUs: 0, EDUs: 1)", d->name, d->txn_id,
-            d->txn_id);
+  WLOG_INFO("TX [%s] {%s} Sending transaction [%s], (PDUs: 0, EDUs: %zu)", d->name, d->txn_id,
+            d->txn_id, edu_count);
   if (evhttp_make_request(d->evcon, req, EVHTTP_REQ_PUT, path) != 0) {
     /* evhttp has freed the request. */
     WLOG_WARNING("TX [%s] {%s} Failed to send transaction: cannot start the request", d->name,
@@ -410,7 +438,50 @@ static void apply_presence_row(fedsender_t *sender, json_t *row) {
   json_decref(entry);
 }
 
-/* ---- the unit callback ------------------------------------------------------------ */
+/* ["e", {"origin", "destination", "edu_type", "content"}]: queued for its destination
+ * behind what is already queued there, and sent when no transaction is in flight. */
+static void apply_edu_row(fedsender_t *sender, json_t *row) {
+  json_t *data = json_array_get(row, 1);
+  const char *server = json_string_value(json_object_get(data, "destination"));
+  const char *type = json_string_value(json_object_get(data, "edu_type"));
+  json_t *content = json_object_get(data, "content");
+  if (server == NULL || type == NULL || !json_is_object(content)) {
+    WLOG_WARNING("Ignoring a federation EDU row without destination, edu_type or content");
+    return;
+  }
+  if (strcmp(server, sender->server_name) == 0) return;
+  destination_t *d = destination_get(sender, server);
+  if (d == NULL) return;
+  if (d->host == NULL) {
+    WLOG_WARNING("No URL for destination %s (no --remote): not sending its %s EDU", server, type);
+    return;
+  }
+  json_t *edu = json_pack("{s:s, s:O}", "edu_type", type, "content", content);
+  if (edu == NULL) return;
+  if (sender->edus_newest_first && d->request != NULL)
+    json_array_insert_new(d->edus, 0, edu);
+  else
+    json_array_append_new(d->edus, edu);
+  destination_send(d);
+}
+
+/* One row of a federation unit; false when the row's type is unknown. */
+static bool apply_federation_row(fedsender_t *sender, json_t *row) {
+  const char *kind = json_string_value(json_array_get(row, 0));
+  if (kind == NULL) kind = "";
+  if (strcmp(kind, "p") == 0) {
+    apply_presence_row(sender, row);
+  } else if (strcmp(kind, "e") == 0) {
+    apply_edu_row(sender, row);
+  } else if (strcmp(kind, "k") == 0 || strcmp(kind, "pd") == 0 || strcmp(kind, "d") == 0) {
+    WLOG_DEBUG("Not sending federation row of type '%s' (not supported by refworker)", kind);
+  } else {
+    /* send_queue.py process_rows_for_federation: logged and skipped. */
+    WLOG_ERROR("Unrecognized federation row type '%s'", kind);
+    return false;
+  }
+  return true;
+}
 
 void fedsender_on_unit(void *arg, const stream_unit_t *unit) {
   fedsender_t *sender = arg;
@@ -419,13 +490,15 @@ void fedsender_on_unit(void *arg, const stream_unit_t *unit) {
   if (!events && !federation) return;
   for (size_t i = 0; i < unit->row_count; i++) {
     json_t *row = json_loads(unit->rows[i], JSON_DECODE_ANY, NULL);
+    bool known = true;
     if (json_is_array(row)) {
       if (events)
         apply_event_row(sender, row);
       else
-        apply_presence_row(sender, row);
+        known = apply_federation_row(sender, row);
     }
     json_decref(row);
+    if (!known && sender->unknown_row_aborts) break;
   }
   if (federation && sender->ack != NULL) sender->ack(sender->ack_arg, unit->token);
 }
@@ -451,6 +524,8 @@ fedsender_t *fedsender_create(struct event_base *base, const fedsender_config_t 
     free(sender);
     return NULL;
   }
+  sender->edus_newest_first = bugs_has(config->bugs, BUG_FEDERATION_QUEUE_NEWEST_FIRST);
+  sender->unknown_row_aborts = bugs_has(config->bugs, BUG_FEDERATION_UNKNOWN_ROW_ABORTS);
   sender->ack = ack;
   sender->ack_arg = ack_arg;
   /* Synapse numbers transactions from the clock at start-up. */

@@ -8,7 +8,12 @@
  *     any other membership removes it;
  *   - presence comes from `federation` rows ["p", {"user_id", "state", "last_active_ts",
  *     "status_msg", "currently_active", ...}]; rows of users of other servers are ignored
- *     (is_mine_id), as are other row types;
+ *     (is_mine_id);
+ *   - other EDUs come from `federation` rows ["e", {"origin", "destination", "edu_type",
+ *     "content"}] and are queued for their destination in row order; "k", "pd" and "d"
+ *     rows are ignored, and a row of any other type is logged at ERROR (`Unrecognized
+ *     federation row type 'zz'`) and skipped, the rest of its unit still processed
+ *     (send_queue.py process_rows_for_federation);
  *   - the destinations of a user are the servers of the members of every room the user
  *     is joined to, except our own server.
  * Each destination has one transaction in flight at most: updates queued meanwhile are
@@ -23,7 +28,10 @@
  * After a federation unit has been processed the owner's ack callback runs with its
  * token (the worker sends FEDERATION_ACK).
  * BUG_PRESENCE_PER_DESTINATION brings back the pre-#2115 traffic: one transaction per
- * destination per member of the shared rooms, uncoalesced.
+ * destination per member of the shared rooms, uncoalesced. BUG_FEDERATION_QUEUE_NEWEST_FIRST
+ * puts an EDU queued behind a transaction in flight at the head of its queue, so a slow
+ * delivery lets later rows overtake earlier ones (RD-04); BUG_FEDERATION_UNKNOWN_ROW_ABORTS
+ * drops the rest of a unit after a row of unknown type (RD-10).
  *
  * Ownership: the sender copies what it keeps; it owns its HTTP connections. Single-
  * threaded: the thread running `base`. */
@@ -51,7 +59,7 @@ typedef struct fedsender_config {
   const fedsender_remote_t *remotes;
   size_t remote_count;
   int64_t timeout_ms; /* deadline of one transaction */
-  bug_set_t bugs;     /* the BUG_PRESENCE_* ones matter here */
+  bug_set_t bugs;     /* BUG_PRESENCE_* and BUG_FEDERATION_* */
 } fedsender_config_t;
 
 /* A federation unit at `token` has been processed. */

@@ -15,6 +15,7 @@
 #include "client_api.h"
 #include "client_ips.h"
 #include "db_store.h"
+#include "fed_position.h"
 #include "fedsender.h"
 #include "http_catchup.h"
 #include "http_server.h"
@@ -58,6 +59,7 @@ typedef struct refworker {
   presence_sync_t *presence;  /* --sync only */
   client_ips_t *ips;          /* --user only */
   client_api_t *client_api;   /* --user only */
+  fed_position_t *fed_position; /* --fedsender with --db only */
   struct event *sigterm;
   struct event *sigint;
 } refworker_t;
@@ -132,9 +134,8 @@ static void refworker_send(void *arg, const proto_command_t *cmd) {
     repl_client_send(worker->client, cmd);
 }
 
-/* The federation sender has handled the federation rows up to token. */
-static void refworker_send_ack(void *arg, int64_t token) {
-  refworker_t *worker = arg;
+/* FEDERATION_ACK token to the main, over whichever transport is in use. */
+static void refworker_emit_ack(refworker_t *worker, int64_t token) {
   proto_command_t cmd = {.kind = PROTO_CMD_FEDERATION_ACK,
                          .instance = proto_slice_cstr(worker->options->instance_name),
                          .token = token};
@@ -156,6 +157,41 @@ static void refworker_on_opening(void *arg, repl_conn_t *conn) {
 static void refworker_on_subscribed(void *arg) {
   refworker_t *worker = arg;
   if (worker->presence != NULL) presence_sync_announce(worker->presence, refworker_send, worker);
+}
+
+/* The federation sender has handled the federation rows up to token: with a database
+ * the position is stored first and acknowledged once stored (fed_position.h). */
+static void refworker_send_ack(void *arg, int64_t token) {
+  refworker_t *worker = arg;
+  if (worker->fed_position != NULL)
+    fed_position_save(worker->fed_position, token);
+  else
+    refworker_emit_ack(worker, token);
+}
+
+/* A federation position write has ended (fed_position_done_fn), in a background process
+ * as Synapse's _save_and_send_ack: acknowledged when stored; a failure is logged with its
+ * traceback (logger.exception) and not acknowledged. */
+static void refworker_position_saved(void *arg, int64_t token, const char *error) {
+  refworker_t *worker = arg;
+  bgprocess_t *run = bgprocess_start(worker->processes, BGPROCESS_TASK, "_save_and_send_ack");
+  bgprocess_enter(run);
+  if (error == NULL) {
+    refworker_emit_ack(worker, token);
+  } else if (bugs_has(worker->options->bugs, BUG_FEDERATION_POSITION_ERROR_ACKED)) {
+    wlog_write("synapse.storage._base", __LINE__, WLOG_LEVEL_WARNING,
+               "[TXN FAIL] {update_federation_out_pos} %s", error);
+    refworker_emit_ack(worker, token);
+  } else {
+    handler_error_t exception;
+    HANDLER_RAISE(&exception, "psycopg2.Error", "%s", error);
+    char traceback[RC_ERROR_MAX + 512];
+    handler_error_traceback(&exception, traceback, sizeof traceback);
+    wlog_write_detail("synapse.replication.tcp.client", __LINE__, WLOG_LEVEL_ERROR, traceback,
+                      "Error updating federation stream position");
+  }
+  bgprocess_finish(run);
+  wlog_callback_end();
 }
 
 static int refworker_make_transport(refworker_t *worker, const refworker_options_t *options,
@@ -221,6 +257,11 @@ static int refworker_make_roles(refworker_t *worker, const refworker_options_t *
                                  .bugs = options->bugs};
     worker->fedsender = fedsender_create(worker->base, &config, refworker_send_ack, worker, err);
     if (worker->fedsender == NULL) return -1;
+    if (options->db_dsn != NULL &&
+        (worker->fed_position =
+             fed_position_create(worker->base, options->db_dsn, options->instance_name,
+                                 refworker_position_saved, worker, err)) == NULL)
+      return -1;
   }
   if (options->sync) {
     presence_sync_config_t config = {.dialect = options->dialect,
@@ -313,6 +354,7 @@ static void refworker_free(refworker_t *worker) {
   http_catchup_destroy(worker->http);
   stream_state_destroy(worker->streams);
   db_store_close(worker->db);
+  fed_position_destroy(worker->fed_position);
   fedsender_destroy(worker->fedsender);
   worker_caches_destroy(worker->caches);
   bgprocess_table_destroy(worker->processes);

@@ -97,9 +97,10 @@ void refworker_options_print_usage(FILE *out) {
           "                             (0: unbounded); adds the device_lists stream\n"
           "  --fedsender                the federation sender role: presence from\n"
           "                             federation rows is sent to the servers sharing a\n"
-          "                             room (membership from events rows), and\n"
-          "                             FEDERATION_ACK'd; adds the events and federation\n"
-          "                             streams\n"
+          "                             room (membership from events rows), EDU rows to\n"
+          "                             their destination, and FEDERATION_ACK'd (with\n"
+          "                             --db once stored in federation_stream_position);\n"
+          "                             adds the events and federation streams\n"
           "  --remote NAME=URL          a remote server's federation base URL (repeatable)\n"
           "  --user USER_ID=TOKEN[=DEVICE_ID]\n"
           "                             an account of the client API (repeatable; needs\n"
@@ -472,8 +473,19 @@ int refworker_options_parse(int argc, char **argv, refworker_options_t *options,
         options->reconnect_max_ms, options->reconnect_initial_ms);
   if (options->remote_count > 0 && !options->fedsender)
     return rc_error_set(err, "--remote needs --fedsender");
-  if (bugs_has(options->bugs, BUG_PRESENCE_PER_DESTINATION) && !options->fedsender)
-    return rc_error_set(err, "--bug presence-per-destination needs --fedsender");
+  static const bug_t FEDSENDER_BUGS[] = {BUG_PRESENCE_PER_DESTINATION,
+                                         BUG_FEDERATION_QUEUE_NEWEST_FIRST,
+                                         BUG_FEDERATION_UNKNOWN_ROW_ABORTS,
+                                         BUG_FEDERATION_POSITION_ERROR_ACKED,
+                                         BUG_PRESENCE_FOREIGN_USERS,
+                                         BUG_PRESENCE_LEAVE_IGNORED,
+                                         BUG_PRESENCE_FAILURE_BLOCKS,
+                                         BUG_PRESENCE_NO_ORIGIN};
+  for (size_t i = 0; i < sizeof FEDSENDER_BUGS / sizeof FEDSENDER_BUGS[0]; i++)
+    if (bugs_has(options->bugs, FEDSENDER_BUGS[i]) && !options->fedsender)
+      return rc_error_set(err, "--bug %s needs --fedsender", bugs_name(FEDSENDER_BUGS[i]));
+  if (bugs_has(options->bugs, BUG_FEDERATION_POSITION_ERROR_ACKED) && options->db_dsn == NULL)
+    return rc_error_set(err, "--bug federation-position-error-acked needs --db");
   if (options->user_count > 0 && options->http_port < 0)
     return rc_error_set(err, "--user needs --http-port (the client API is served there)");
   if (options->sync && options->user_count == 0)

@@ -32,6 +32,10 @@ struct repl_client {
   repl_conn_t *conn;
   struct event *retry_timer;
 
+  /* BUG_QUEUE_BEFORE_OPENING: lines produced while disconnected, formatted, in order. */
+  char **queued;
+  size_t queued_count;
+
   bool stopping;
   bool stopped_called;
   struct event *grace_timer;
@@ -91,8 +95,26 @@ static void client_conn_closed(void *arg, repl_conn_t *conn, const char *reason)
     client_schedule_retry(client);
 }
 
+static void client_drop_queue(repl_client_t *client) {
+  for (size_t i = 0; i < client->queued_count; i++) free(client->queued[i]);
+  free(client->queued);
+  client->queued = NULL;
+  client->queued_count = 0;
+}
+
+/* BUG_QUEUE_BEFORE_OPENING: the queued lines go out first, ahead of NAME. */
+static void client_write_queue(repl_client_t *client, struct bufferevent *bev) {
+  for (size_t i = 0; i < client->queued_count; i++) {
+    WLOG_INFO("Sending queued command: %s", client->queued[i]);
+    bufferevent_write(bev, client->queued[i], strlen(client->queued[i]));
+    bufferevent_write(bev, "\n", 1);
+  }
+  client_drop_queue(client);
+}
+
 static void client_connected(repl_client_t *client, struct bufferevent *bev) {
   WLOG_INFO("Connected to replication: %s:%s", client->config.host, client->config.port);
+  client_write_queue(client, bev);
   client_free_addresses(client);
   backoff_reset(&client->backoff);
   /* Opening lines and PINGs are tiny; do not let Nagle hold them back. */
@@ -181,6 +203,19 @@ void repl_client_send(repl_client_t *client, const proto_command_t *cmd) {
     repl_conn_send(client->conn, cmd);
     return;
   }
+  if (bugs_has(client->config.conn.bugs, BUG_QUEUE_BEFORE_OPENING)) {
+    char line[PROTO_MAX_LINE + 1];
+    proto_error_t perr;
+    char **grown = realloc(client->queued, (client->queued_count + 1) * sizeof *grown);
+    if (grown != NULL) client->queued = grown;
+    if (grown != NULL &&
+        proto_format_command(client->config.conn.dialect, cmd, line, sizeof line, &perr) >= 0 &&
+        (client->queued[client->queued_count] = strdup(line)) != NULL) {
+      WLOG_WARNING("Queuing command as not connected: %s", line);
+      client->queued_count++;
+      return;
+    }
+  }
   WLOG_WARNING("Dropping command as not connected: %s", proto_command_name(cmd->kind));
 }
 
@@ -248,5 +283,6 @@ void repl_client_destroy(repl_client_t *client) {
   client_free_addresses(client);
   if (client->retry_timer != NULL) event_free(client->retry_timer);
   if (client->grace_timer != NULL) event_free(client->grace_timer);
+  client_drop_queue(client);
   free(client);
 }

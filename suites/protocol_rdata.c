@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "suite_observe.h"
 #include "suite_util.h"
 
 #define TYPING_ROW "[\"!r:hs\",[\"@x:hs\"]]"
@@ -117,6 +118,28 @@ static void rdata_stale_dropped(rc_test_t *t) {
   expect_position(t, &conn, p + 5, "RDATA with a token below the position is dropped");
 }
 
+/* RD-04 (modern): units of one stream are applied one at a time in arrival order: a
+ * burst of units, some led by batch rows, ends at the last token, and the log's
+ * "Received rdata" tokens strictly increase. */
+#define ARRIVAL_UNITS 40
+static void rdata_arrival_order(rc_test_t *t) {
+  int64_t p;
+  int conn = start_at_known_typing(t, &p);
+  if (conn < 0) return;
+  for (int i = 1; i <= ARRIVAL_UNITS; i++) {
+    char token[32];
+    snprintf(token, sizeof token, "%lld", (long long)(p + i));
+    if (i % 4 == 0 && !send_rdata(t, conn, "typing", "batch", TYPING_ROW)) return;
+    if (!send_rdata(t, conn, "typing", token, TYPING_ROW)) return;
+  }
+  rc_observe(t, 200);
+  expect_position(t, &conn, p + ARRIVAL_UNITS,
+                  "a burst of units is applied in arrival order, ending at its last token");
+  if (!t->decided)
+    suite_log_check_rdata_order(t, "RD-04: units of one stream are applied in arrival order "
+                                   "('Received rdata' tokens strictly increase per stream)");
+}
+
 /* RD-07 (modern): its own instance's RDATA and POSITION are ignored. */
 static void rdata_own_instance_ignored(rc_test_t *t) {
   int64_t p;
@@ -193,6 +216,12 @@ const rc_test_def_t protocol_rdata_tests[] = {
               .requirement = "Buffered batch rows are discarded when the connection is lost before their closing row.",
               .source = "synapse protocol.py@v0.33.3 (batches held by the connection)",
               .dialects = RC_DIALECT_2018, .run = rdata_batch_discarded),
+    RDATA_ROW(.id = "protocol/rdata/arrival-order", .requirements = "RD-04", .level = RC_LEVEL_MUST,
+              .requirement = "Units of one stream are applied one at a time in arrival order: after a burst of "
+                             "40 units (some led by batch rows) the position is the last token, and the log's "
+                             "'Received rdata' tokens strictly increase per stream.",
+              .source = "synapse handler.py@v1.66.0 per-stream command queues; replication-protocol.md §2.4",
+              .dialects = RC_DIALECT_MODERN, .run = rdata_arrival_order),
     RDATA_ROW(.id = "protocol/rdata/unconnected-dropped", .requirements = "RD-05", .level = RC_LEVEL_MUST,
               .requirement = "RDATA for a stream with no processed POSITION on the connection is dropped.",
               .source = "synapse handler.py@v1.66.0 (Discarding RDATA for unconnected stream)",

@@ -31,6 +31,8 @@ static const suite_table_t SUITES[] = {
     {connections_tests, &connections_test_count},
     {database_tests, &database_test_count},
     {outbound_tests, &outbound_test_count},
+    {federation_rows_tests, &federation_rows_test_count},
+    {federation_position_tests, &federation_position_test_count},
 };
 
 /* The static suites' rows, then the rows added at start-up (registry_add_rows). */

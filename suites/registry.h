@@ -128,5 +128,9 @@ extern const rc_test_def_t database_tests[];
 extern const size_t database_test_count;
 extern const rc_test_def_t outbound_tests[];
 extern const size_t outbound_test_count;
+extern const rc_test_def_t federation_rows_tests[];
+extern const size_t federation_rows_test_count;
+extern const rc_test_def_t federation_position_tests[];
+extern const size_t federation_position_test_count;
 
 #endif

@@ -240,3 +240,58 @@ bool suite_log_wait(rc_test_t *t, long *offset, int timeout_ms,
   log_wait_t w = {.t = t, .offset = offset, .match = match, .arg = arg};
   return log_poll(&w) || mockhs_run_until(t->mock, log_poll, &w, timeout_ms, 20);
 }
+
+/* ---- RD-04's log half --------------------------------------------------------------- */
+
+/* "Received rdata <stream> [(<instance>)] -> <token>": per (stream, instance) the tokens
+ * of applied units must strictly increase; batch rows ("-> batch", "-> None") do not
+ * count. */
+typedef struct rdata_order {
+  struct {
+    char key[160];
+    long long token;
+  } seen[32];
+  size_t count;
+  size_t lines;
+  char problem[512];
+} rdata_order_t;
+
+static bool rdata_order_visit(const sutlog_record_t *r, void *arg) {
+  rdata_order_t *o = arg;
+  static const char PREFIX[] = "Received rdata ";
+  if (!r->is_record || strncmp(r->message, PREFIX, sizeof PREFIX - 1) != 0) return false;
+  const char *arrow = strstr(r->message, " -> ");
+  if (arrow == NULL) return false;
+  char *end;
+  long long token = strtoll(arrow + 4, &end, 10);
+  if (end == arrow + 4 || (*end != '\0' && *end != ' ')) return false;
+  size_t key_len = (size_t)(arrow - r->message) - (sizeof PREFIX - 1);
+  char key[160];
+  snprintf(key, sizeof key, "%.*s", (int)key_len, r->message + sizeof PREFIX - 1);
+  o->lines++;
+  for (size_t i = 0; i < o->count; i++) {
+    if (strcmp(o->seen[i].key, key) != 0) continue;
+    if (token <= o->seen[i].token && o->problem[0] == '\0')
+      snprintf(o->problem, sizeof o->problem, "'Received rdata %s -> %lld' after '... -> %lld'",
+               key, token, o->seen[i].token);
+    o->seen[i].token = token;
+    return false;
+  }
+  if (o->count < sizeof o->seen / sizeof o->seen[0]) {
+    snprintf(o->seen[o->count].key, sizeof o->seen[o->count].key, "%s", key);
+    o->seen[o->count++].token = token;
+  }
+  return false;
+}
+
+bool suite_log_check_rdata_order(rc_test_t *t, const char *requirement) {
+  rdata_order_t o = {0};
+  long offset = 0;
+  sutlog_scan(t->profile, t->log_file, &offset, 16u << 20, rdata_order_visit, &o);
+  if (o.problem[0] != '\0')
+    return rc_fail(t, requirement, "%s", o.problem);
+  if (o.lines == 0)
+    rc_note(t, "the log has no 'Received rdata <stream> -> <token>' line: its order was not "
+               "checked");
+  return true;
+}

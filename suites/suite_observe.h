@@ -76,4 +76,10 @@ long suite_log_offset(rc_test_t *t);
 bool suite_log_wait(rc_test_t *t, long *offset, int timeout_ms,
                     bool (*match)(const sutlog_record_t *record, void *arg), void *arg);
 
+/* RD-04 (L): in the whole log of the test, the tokens of "Received rdata <stream>
+ * [(<instance>)] -> <token>" lines strictly increase per stream and instance (batch rows,
+ * "-> batch" / "-> None", do not count). Records a FAIL naming `requirement` with the
+ * first pair out of order and returns false; notes when the log has no such line. */
+bool suite_log_check_rdata_order(rc_test_t *t, const char *requirement);
+
 #endif

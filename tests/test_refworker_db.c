@@ -79,7 +79,10 @@ static void teardown(void) {
   free(log_path);
 }
 
-static void worker_start(const char *bug, const char *dsn_override) {
+/* Starts refworker against this test's database (or dsn_override) with `bug` (may be
+ * NULL) and the NULL-terminated `extra` arguments (may be NULL). */
+static void worker_start_with(const char *bug, const char *dsn_override,
+                              const char *const *extra) {
   struct sockaddr_in a;
   socklen_t len = sizeof a;
   ck_assert_int_eq(getsockname(listen_fd, (struct sockaddr *)&a, &len), 0);
@@ -88,16 +91,23 @@ static void worker_start(const char *bug, const char *dsn_override) {
   char *dsn =
       dsn_override ? strdup(dsn_override) : pg_cluster_sut_dsn(cluster, db, "refworker-test");
   char *bin = test_path(test_env("REPLCHECK_BIN_DIR"), "refworker");
-  const char *argv[] = {bin,          "--host",
-                        "127.0.0.1",  "--port",
-                        port,         "--server-name",
-                        "test.local", "--dialect",
-                        "modern",     "--log",
-                        log_path,     "--ping-interval-ms",
-                        "200",        "--ping-timeout-ms",
-                        "5000",       "--db",
-                        dsn,          bug ? "--bug" : NULL,
-                        bug,          NULL};
+  const char *argv[32] = {bin,          "--host",
+                          "127.0.0.1",  "--port",
+                          port,         "--server-name",
+                          "test.local", "--dialect",
+                          "modern",     "--log",
+                          log_path,     "--ping-interval-ms",
+                          "200",        "--ping-timeout-ms",
+                          "5000",       "--reconnect-initial-ms",
+                          "100",        "--reconnect-max-ms",
+                          "200",        "--db",
+                          dsn};
+  size_t n = 21;
+  if (bug != NULL) {
+    argv[n++] = "--bug";
+    argv[n++] = bug;
+  }
+  for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 31; i++) argv[n++] = extra[i];
   pid_t parent_pid = getpid();
   child = fork();
   ck_assert_int_ge(child, 0);
@@ -109,6 +119,10 @@ static void worker_start(const char *bug, const char *dsn_override) {
   }
   free(bin);
   free(dsn);
+}
+
+static void worker_start(const char *bug, const char *dsn_override) {
+  worker_start_with(bug, dsn_override, NULL);
 }
 
 static bool log_wait_for(const char *needle, int timeout_ms) {
@@ -123,18 +137,31 @@ static bool log_wait_for(const char *needle, int timeout_ms) {
   }
 }
 
-/* One value of a query run as the superuser in this test's database (malloc'd). */
-static char *admin_value(const char *sql) {
-  char *dsn = pg_cluster_admin_dsn(cluster, db, "test");
+/* A superuser session on this test's database. */
+static PGconn *admin_connect(const char *app) {
+  char *dsn = pg_cluster_admin_dsn(cluster, db, app);
   PGconn *conn = PQconnectdb(dsn);
   free(dsn);
   ck_assert_msg(PQstatus(conn) == CONNECTION_OK, "%s", PQerrorMessage(conn));
+  return conn;
+}
+
+/* Runs sql as the superuser, which must end with status `want`; the first value of a
+ * query's result (malloc'd, "" when no row), NULL for a command. */
+static char *admin_run(const char *sql, ExecStatusType want) {
+  PGconn *conn = admin_connect("test");
   PGresult *res = PQexec(conn, sql);
-  ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(conn));
-  char *out = strdup(PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+  ck_assert_msg(PQresultStatus(res) == want, "%s: %s", sql, PQerrorMessage(conn));
+  char *out = want != PGRES_TUPLES_OK ? NULL
+                                      : strdup(PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
   PQclear(res);
   PQfinish(conn);
   return out;
+}
+
+/* One value of a query run as the superuser in this test's database (malloc'd). */
+static char *admin_value(const char *sql) {
+  return admin_run(sql, PGRES_TUPLES_OK);
 }
 
 #define SUT_SESSIONS(extra)                                                             \
@@ -158,17 +185,26 @@ static void assert_query(const char *sql, const char *want, int timeout_ms, cons
   free(v);
 }
 
-/* Accepts the worker's connection and sends what a main sends, then one RDATA. */
-static void feed_rdata(void) {
+/* Accepts the worker's next connection into peer_fd (closing the previous one). */
+static void accept_worker(void) {
+  if (peer_fd >= 0) close(peer_fd);
   int64_t deadline = rc_clock_mono_ms() + 5000;
   while ((peer_fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK)) < 0 &&
          rc_clock_mono_ms() < deadline)
     sleep_ms(10);
   ck_assert_msg(peer_fd >= 0, "the worker never connected");
-  static const char lines[] =
-      "SERVER test.local\nPOSITION typing master 0 0\n"
-      "RDATA typing master 1 [\"!r:hs\",[\"@x:hs\"]]\n";
-  ck_assert_int_eq(write(peer_fd, lines, sizeof lines - 1), (ssize_t)(sizeof lines - 1));
+}
+
+static void send_text(const char *text) {
+  size_t len = strlen(text);
+  ck_assert_int_eq(write(peer_fd, text, len), (ssize_t)len);
+}
+
+/* Accepts the worker's connection and sends what a main sends, then one RDATA. */
+static void feed_rdata(void) {
+  accept_worker();
+  send_text("SERVER test.local\nPOSITION typing master 0 0\n"
+            "RDATA typing master 1 [\"!r:hs\",[\"@x:hs\"]]\n");
 }
 
 static int worker_stop(void) {
@@ -265,6 +301,160 @@ START_TEST(unreachable_database) {
 }
 END_TEST
 
+/* ---- the federation sender's position (--fedsender --db; RC-07, BG-08) ----------- */
+
+static const char *const FEDSENDER_ARGS[] = {"--fedsender", "--instance-name", "fs1", NULL};
+#define FED_POSITION_SQL \
+  "SELECT coalesce(max(stream_id), -1)::text FROM federation_stream_position " \
+  "WHERE type = 'federation' AND instance_name = 'fs1'"
+#define EDU_ROW \
+  "[\"e\",{\"origin\":\"test.local\",\"destination\":\"r1.test\",\"edu_type\":\"m.x\"," \
+  "\"content\":{}}]"
+
+/* The next line the worker sends on peer_fd within timeout_ms (PINGs skipped unless
+ * keep_pings), into buf; false on timeout. */
+static bool read_line(char *buf, size_t cap, int timeout_ms, bool keep_pings) {
+  int64_t deadline = rc_clock_mono_ms() + timeout_ms;
+  size_t used = 0;
+  while (rc_clock_mono_ms() < deadline) {
+    char c;
+    ssize_t n = read(peer_fd, &c, 1);
+    if (n == 1 && c != '\n') {
+      if (used + 1 < cap) buf[used++] = c;
+      continue;
+    }
+    if (n == 1) {
+      buf[used] = '\0';
+      if (keep_pings || strncmp(buf, "PING ", 5) != 0) return true;
+      used = 0;
+      continue;
+    }
+    if (n == 0) return false;
+    sleep_ms(5);
+  }
+  return false;
+}
+
+/* Waits up to timeout_ms for a line starting with prefix (others skipped). */
+static bool wait_line(const char *prefix, char *buf, size_t cap, int timeout_ms) {
+  int64_t deadline = rc_clock_mono_ms() + timeout_ms;
+  for (;;) {
+    int left = (int)(deadline - rc_clock_mono_ms());
+    if (left <= 0 || !read_line(buf, cap, left, false)) return false;
+    if (strncmp(buf, prefix, strlen(prefix)) == 0) return true;
+  }
+}
+
+/* Connects the fedsender worker and positions its federation stream at 0. */
+static void fedsender_connect(void) {
+  accept_worker();
+  send_text("SERVER test.local\nPOSITION federation master 0 0\n");
+}
+
+/* One superuser statement without result in this test's database. */
+static void admin_exec(const char *sql) {
+  admin_run(sql, PGRES_COMMAND_OK);
+}
+
+#define REVOKE_UPDATE "REVOKE UPDATE ON federation_stream_position FROM " PG_CLUSTER_SUT_ROLE
+
+/* The position is stored, then acknowledged. */
+START_TEST(fedsender_position_stored_then_acked) {
+  worker_start_with(NULL, NULL, FEDSENDER_ARGS);
+  fedsender_connect();
+  send_text("RDATA federation master 1 " EDU_ROW "\n");
+  char line[256];
+  ck_assert_msg(wait_line("FEDERATION_ACK", line, sizeof line, 5000), "no FEDERATION_ACK");
+  ck_assert_str_eq(line, "FEDERATION_ACK fs1 1");
+  char *v = admin_value(FED_POSITION_SQL);
+  ck_assert_msg(strcmp(v, "1") == 0, "stored before the ack\n  Expected: 1\n  Actual: %s", v);
+  free(v);
+  send_text("RDATA federation master 2 " EDU_ROW "\n");
+  ck_assert(wait_line("FEDERATION_ACK", line, sizeof line, 5000));
+  ck_assert_str_eq(line, "FEDERATION_ACK fs1 2");
+  assert_query(FED_POSITION_SQL, "2", 100, "the row is updated");
+  int status = worker_stop();
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+}
+END_TEST
+
+/* BG-08: a failed write is an ERROR with a traceback and no ack; later rows go on. */
+static void position_write_fails(const char *bug) {
+  worker_start_with(bug, NULL, FEDSENDER_ARGS);
+  fedsender_connect();
+  admin_exec(REVOKE_UPDATE);
+  send_text("RDATA federation master 1 " EDU_ROW "\n");
+  char line[256];
+  if (bug != NULL) {
+    ck_assert_msg(wait_line("FEDERATION_ACK", line, sizeof line, 5000), "the bug acks anyway");
+    ck_assert(log_wait_for("WARNING - _save_and_send_ack-0 - [TXN FAIL] "
+                           "{update_federation_out_pos} ERROR:  permission denied",
+                           1000));
+    ck_assert(!log_wait_for("Error updating federation stream position", 100));
+    return;
+  }
+  ck_assert(log_wait_for("ERROR - _save_and_send_ack-0 - Error updating federation stream "
+                         "position\nTraceback (most recent call last):\n",
+                         1000));
+  ck_assert(log_wait_for("psycopg2.Error: ERROR:  permission denied", 100));
+  ck_assert_msg(!wait_line("FEDERATION_ACK", line, sizeof line, 500), "acked: %s", line);
+  admin_exec("GRANT UPDATE ON federation_stream_position TO " PG_CLUSTER_SUT_ROLE);
+  send_text("RDATA federation master 2 " EDU_ROW "\n");
+  ck_assert_msg(wait_line("FEDERATION_ACK", line, sizeof line, 5000), "no ack after the grant");
+  ck_assert_str_eq(line, "FEDERATION_ACK fs1 2");
+  assert_query(FED_POSITION_SQL, "2", 100, "stored after the grant");
+}
+
+START_TEST(fedsender_position_error_logged) {
+  position_write_fails(NULL);
+}
+END_TEST
+
+START_TEST(bug_federation_position_error_acked) {
+  position_write_fails("federation-position-error-acked");
+}
+END_TEST
+
+/* RC-07: the ack of a write the database held until the connection was gone is dropped;
+ * with queue-before-opening it opens the next connection, ahead of NAME. */
+static void ack_while_disconnected(const char *bug) {
+  worker_start_with(bug, NULL, FEDSENDER_ARGS);
+  fedsender_connect();
+  PGconn *lock = admin_connect("test-lock");
+  PQclear(PQexec(lock, "BEGIN"));
+  PGresult *res = PQexec(lock, "LOCK TABLE federation_stream_position IN EXCLUSIVE MODE");
+  ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+  PQclear(res);
+  send_text("RDATA federation master 1 " EDU_ROW "\n");
+  assert_query(SUT_SESSIONS(" AND state = 'active' AND query LIKE '%federation_stream_position%'"),
+               "1", 3000, "the position write waits for the lock");
+  close(peer_fd);
+  peer_fd = -1;
+  ck_assert(log_wait_for("Lost replication conn", 2000));
+  res = PQexec(lock, "COMMIT");
+  ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+  PQclear(res);
+  PQfinish(lock);
+  ck_assert(log_wait_for(bug != NULL ? "Queuing command as not connected: FEDERATION_ACK fs1 1"
+                                     : "Dropping command as not connected: FEDERATION_ACK",
+                         3000));
+  accept_worker();
+  char line[256];
+  ck_assert(read_line(line, sizeof line, 3000, true));
+  ck_assert_str_eq(line, bug != NULL ? "FEDERATION_ACK fs1 1" : "NAME fs1");
+  worker_stop();
+}
+
+START_TEST(ack_dropped_while_disconnected) {
+  ack_while_disconnected(NULL);
+}
+END_TEST
+
+START_TEST(bug_queue_before_opening) {
+  ack_while_disconnected("queue-before-opening");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("refworker_db");
   TCase *tc = tcase_create("db");
@@ -276,6 +466,11 @@ int main(void) {
   tcase_add_test(tc, bug_conn_never_closed);
   tcase_add_test(tc, bug_handler_in_sentinel_db);
   tcase_add_test(tc, unreachable_database);
+  tcase_add_test(tc, fedsender_position_stored_then_acked);
+  tcase_add_test(tc, fedsender_position_error_logged);
+  tcase_add_test(tc, bug_federation_position_error_acked);
+  tcase_add_test(tc, ack_dropped_while_disconnected);
+  tcase_add_test(tc, bug_queue_before_opening);
   suite_add_tcase(s, tc);
   return test_run_suite(s);
 }

@@ -290,6 +290,110 @@ START_TEST(test_bug_presence_per_destination) {
 }
 END_TEST
 
+/* A unit of federation rows, fed in directly. */
+static void feed_unit(int64_t token, const char *const *rows, size_t count) {
+  stream_unit_t unit = {
+      .stream = "federation", .instance = "", .token = token, .rows = rows, .row_count = count};
+  fedsender_on_unit(sender, &unit);
+}
+
+/* An "e" row for r1.test carrying {"seq": seq}; row must hold 256 bytes. */
+static const char *edu_row(char *row, int seq) {
+  snprintf(row, 256,
+           "[\"e\",{\"origin\":\"" OURS "\",\"destination\":\"r1.test\","
+           "\"edu_type\":\"org.test.probe\",\"content\":{\"seq\":%d}}]",
+           seq);
+  return row;
+}
+
+/* The seqs of the probe EDUs r1.test received, in arrival order, as "1,2,3". */
+static const char *received_seqs(char *buf, size_t cap) {
+  size_t used = 0;
+  buf[0] = '\0';
+  json_t *body;
+  size_t i;
+  json_array_foreach(remotes[0].bodies, i, body) {
+    json_t *edu;
+    size_t k;
+    json_array_foreach(json_object_get(body, "edus"), k, edu) {
+      if (strcmp(json_string_value(json_object_get(edu, "edu_type")), "org.test.probe") != 0)
+        continue;
+      json_int_t seq = json_integer_value(json_object_get(json_object_get(edu, "content"), "seq"));
+      int n = snprintf(buf + used, cap - used, "%s%lld", used ? "," : "", (long long)seq);
+      if (n > 0 && (size_t)n < cap - used) used += (size_t)n;
+    }
+  }
+  return buf;
+}
+
+/* RD-04: EDU rows reach their destination in row order, also when the first delivery is
+ * slow and the later ones queue behind it; the newest-first bug reverses the queue. */
+static void check_edu_order(bug_set_t bugs, const char *want) {
+  start(bugs);
+  remotes[0].delay_ms = 400;
+  char row[256];
+  for (int seq = 1; seq <= 4; seq++) {
+    const char *rows[] = {edu_row(row, seq)};
+    feed_unit(seq, rows, 1);
+    if (seq == 1) {
+      run_until_received(0, 1, 2000); /* the first is in flight, its answer held */
+      remotes[0].delay_ms = 0;
+    }
+  }
+  run_until_received(0, 2, 3000);
+  run_for(200);
+  char got[64];
+  ck_assert_msg(strcmp(received_seqs(got, sizeof got), want) == 0,
+                "RD-04\n  Expected: %s\n  Actual: %s", want, got);
+  ck_assert_uint_eq(received(0), 2); /* 1, then 2..4 together */
+  ck_assert_int_eq(ack_count, 4);
+  ck_assert_int_eq(acked[3], 4);
+  stop();
+}
+
+START_TEST(test_edu_rows_in_order) {
+  check_edu_order(0, "1,2,3,4");
+}
+END_TEST
+
+START_TEST(test_bug_edu_queue_newest_first) {
+  check_edu_order(BUG_FEDERATION_QUEUE_NEWEST_FIRST, "1,4,3,2");
+}
+END_TEST
+
+/* RD-10: a row of unknown type is logged and skipped, the rest of its unit processed and
+ * the unit acknowledged; the abort bug loses the rest of the unit (still acknowledged). */
+static void check_unknown_row(bug_set_t bugs, const char *want) {
+  start(bugs);
+  char row[256];
+  const char *rows[] = {"[\"zz\",{}]", edu_row(row, 1)};
+  feed_unit(9, rows, 2);
+  ck_assert_int_eq(ack_count, 1);
+  ck_assert_int_eq(acked[0], 9);
+  run_until_received(0, 1, 1000);
+  run_for(100);
+  char got[64];
+  ck_assert_msg(strcmp(received_seqs(got, sizeof got), want) == 0,
+                "RD-10\n  Expected: %s\n  Actual: %s", want[0] ? want : "(none)",
+                got[0] ? got : "(none)");
+  char *log = test_read_file(log_path, NULL);
+  ck_assert_msg(log != NULL && strstr(log, " - ERROR - ") != NULL &&
+                    strstr(log, "Unrecognized federation row type 'zz'") != NULL,
+                "the ERROR line is missing:\n%s", log ? log : "(no log)");
+  free(log);
+  stop();
+}
+
+START_TEST(test_unknown_row_skipped) {
+  check_unknown_row(0, "1");
+}
+END_TEST
+
+START_TEST(test_bug_unknown_row_aborts_unit) {
+  check_unknown_row(BUG_FEDERATION_UNKNOWN_ROW_ABORTS, "");
+}
+END_TEST
+
 START_TEST(test_remote_option) {
   fedsender_remote_t remote;
   rc_error_t err;
@@ -318,6 +422,10 @@ static Suite *fedsender_suite(void) {
   tcase_add_test(tc, test_membership_changes_and_failures);
   tcase_add_test(tc, test_bug_presence_per_destination);
   tcase_add_test(tc, test_remote_option);
+  tcase_add_test(tc, test_edu_rows_in_order);
+  tcase_add_test(tc, test_bug_edu_queue_newest_first);
+  tcase_add_test(tc, test_unknown_row_skipped);
+  tcase_add_test(tc, test_bug_unknown_row_aborts_unit);
   suite_add_tcase(s, tc);
   return s;
 }

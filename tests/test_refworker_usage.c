@@ -116,6 +116,12 @@ START_TEST(test_usage) {
       {"--host h --port 1 --server-name s --dialect modern --log /dev/null --bug "
        "user-ip-every-request",
        "--bug user-ip-every-request needs --user"},
+      {"--host h --port 1 --server-name s --dialect modern --log /dev/null --bug "
+       "federation-unknown-row-aborts-unit",
+       "--bug federation-unknown-row-aborts-unit needs --fedsender"},
+      {"--host h --port 1 --server-name s --dialect modern --log /dev/null --fedsender --bug "
+       "federation-position-error-acked",
+       "--bug federation-position-error-acked needs --db"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     int rc = run_refworker(bad[i].args, "bad.txt");

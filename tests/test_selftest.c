@@ -47,6 +47,12 @@
  * USER_SYNC lines at the opening and at SIGTERM could disturb. */
 #define OUTBOUND \
   "'outbound/*' 'protocol/reconnect/*' 'protocol/shutdown/*' protocol/passive/wire-grammar"
+/* The federation sender's row handling (RD-04, RD-10), with the presence suite it shares
+ * the transaction queue with. */
+#define FEDERATION_ROWS "'federation/*' 'presence/*'"
+/* Its stored position (RC-07, BG-08), with the reconnect and database tests. */
+#define FEDERATION_POSITION \
+  "'federation/*' 'protocol/reconnect/*' 'background/federation-position/*' 'db/*'"
 
 typedef struct run {
   const char *profile; /* under profiles/ */
@@ -92,6 +98,12 @@ static const run_t RUNS[] = {
     {"refworker-sync-redis.json", "no-user-sync-on-reconnect", "'outbound/user-sync/*'"},
     {"refworker-sync.json", "user-sync-end-immediately", "'outbound/*'"},
     {"refworker-sync-2018.json", "user-ip-every-request", "'outbound/*'"},
+    {"refworker-fedsender.json", NULL, FEDERATION_ROWS},
+    {"refworker-fedsender.json", "federation-queue-newest-first", FEDERATION_ROWS},
+    {"refworker-fedsender.json", "federation-unknown-row-aborts-unit", FEDERATION_ROWS},
+    {"refworker-fedsender-pg.json", NULL, FEDERATION_POSITION},
+    {"refworker-fedsender-pg.json", "queue-before-opening", FEDERATION_POSITION},
+    {"refworker-fedsender-pg.json", "federation-position-error-acked", FEDERATION_POSITION},
 };
 #define RUN_COUNT (sizeof RUNS / sizeof RUNS[0])
 
@@ -125,6 +137,8 @@ typedef struct expectation {
 #define S "refworker-sync.json"
 #define S18 "refworker-sync-2018.json"
 #define SR "refworker-sync-redis.json"
+#define FM "refworker-fedsender.json"
+#define FP "refworker-fedsender-pg.json"
 
 static const expectation_t EXPECTED[] = {
     /* seed A: the reaper waits for a start call nobody makes */
@@ -286,6 +300,18 @@ static const expectation_t EXPECTED[] = {
     /* USER_IP for every request */
     {S18, "user-ip-every-request", "outbound/user-ip/rate-limited", "NON_STRICT",
      "OUT-08: 5 USER_IP lines for @alice:test"},
+    /* RD-04: EDUs queued behind a slow delivery go out newest first */
+    {FM, "federation-queue-newest-first", "federation/order/slow-first-delivery", "FAIL",
+     "remote1 received the probes in the order 1, 4, 3, 2"},
+    /* RD-10: the rows after an unknown type are lost */
+    {FM, "federation-unknown-row-aborts-unit", "federation/rows/unknown-type-skipped", "FAIL",
+     "remote1 received no probe within"},
+    /* RC-07: the ack produced while disconnected goes out ahead of NAME */
+    {FP, "queue-before-opening", "protocol/reconnect/command-while-disconnected", "FAIL",
+     "is line 1 of c2; NAME is line 2"},
+    /* BG-08: a failed position write is only a WARNING, and acked */
+    {FP, "federation-position-error-acked", "background/federation-position/error-logged",
+     "FAIL", "no ERROR line at all within 1 s"},
 };
 #define EXPECTED_COUNT (sizeof EXPECTED / sizeof EXPECTED[0])
 
