@@ -27,6 +27,10 @@ typedef enum bug {
   BUG_DB_CONN_NEVER_CLOSED = 1u << 10,      /* seed B, stricter half (--db only) */
   BUG_HANDLER_IN_SENTINEL_DB = 1u << 11,    /* #3606's warning, seed C's setting (--db only) */
   BUG_HTTP_CONN_OPEN_ON_SHUTDOWN = 1u << 12, /* CL-05, HTTP half (no seed) */
+  BUG_REDIS_REPLICATE_UNANSWERED = 1u << 20, /* RE-04 (--redis only; before PR #7475) */
+  BUG_REDIS_SUBSCRIBER_NO_PING = 1u << 21,   /* RE-08 (--redis only; before #9218) */
+  BUG_CACHE_PRUNE_STAYS_IN_FLIGHT = 1u << 22, /* CA-07 */
+  BUG_DB_TXN_NOT_CHARGED = 1u << 23,         /* BG-04 (--db only) */
 } bug_t;
 
 /* A set of bug_t bits. */

@@ -22,6 +22,7 @@
 
 #include <event2/event.h>
 #include <hiredis/async.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "rc_error.h"
@@ -36,6 +37,7 @@ typedef struct redis_link_config {
   int64_t reconnect_max_ms;
   int64_t ping_interval_ms;
   int64_t connect_timeout_ms;
+  bool ping_disabled; /* never PING: only for BUG_REDIS_SUBSCRIBER_NO_PING (bugs.h) */
 } redis_link_config_t;
 
 /* The connection is up; `ac` is valid until `down` (or destroy). */

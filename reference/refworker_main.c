@@ -140,6 +140,7 @@ static int refworker_make_transport(refworker_t *worker, const refworker_options
         .subscriber_max_ms = options->reconnect_max_ms,
         .publisher_max_ms = options->redis_publisher_max_ms,
         .ping_interval_ms = options->redis_ping_interval_ms,
+        .bugs = options->bugs,
     };
     worker->redis = redis_transport_create(worker->base, &config, streams, handler, err);
     return worker->redis != NULL ? 0 : -1;
