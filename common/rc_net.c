@@ -57,11 +57,16 @@ int rc_net_free_port(void) {
    * rarely try the same port, and one process never hands out a port twice in a row. */
   static uint64_t state;
   static int next;
+  static pid_t seeded_by;
   int high = ephemeral_low() - 1;
   if (high > PICK_HIGH) high = PICK_HIGH;
   int span = high - PICK_LOW + 1;
   if (span < 1000) return kernel_port(); /* an unusual port range: leave it to the kernel */
-  if (state == 0) {
+  /* A forked child seeds again: children of one parent that had picked a port already
+   * (the run's PostgreSQL cluster) would otherwise all walk the same sequence and hand
+   * their SUTs the same port. */
+  if (state == 0 || seeded_by != getpid()) {
+    seeded_by = getpid();
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     state = ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec;

@@ -282,6 +282,7 @@ static int refworker_run(const refworker_options_t *options) {
       (worker.db = db_store_open(options->db_dsn, options->bugs, &err)) == NULL)
     goto fail;
   if (refworker_make_roles(&worker, options, &err) != 0) goto fail;
+  if (worker.db != NULL) db_store_charge_to(worker.db, worker.processes);
   if (options->http_url != NULL) {
     worker.http =
         http_catchup_create(worker.base, options->http_url, options->http_timeout_ms, &err);
