@@ -413,7 +413,7 @@ const rc_test_def_t protocol_redis_tests[] = {
               .requirement = "Each redis connection of the worker sends a Redis-protocol PING at "
                              "least every 30 s (no gap over 35 s in a 36 s MONITOR window).",
               .source = "synapse redis.py@v1.67.0 SynapseRedisFactory._send_ping (#9218); "
-                        "1.67-redis/pubsub-transcript.txt monitor-3",
+                        "1.67-redis/monitor-2.txt (PINGs 30.0 s apart per client)",
               .tags = "slow", .run = redis_keepalive_ping),
     REDIS_ROW(.id = "protocol/redis/server-restart", .requirements = "RE-09", .level = RC_LEVEL_MUST,
               .requirement = "After losing redis the worker reconnects, subscribes again and "

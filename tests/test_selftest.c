@@ -37,6 +37,10 @@
 #define DATABASE "'db/*' 'fixtures/seeds/*' 'protocol/shutdown/*'"
 /* The connections suite, with the shutdown tests a slow exit could disturb. */
 #define SHUTDOWN "'connections/*' 'protocol/shutdown/*'"
+/* The Redis tests, with the background suite the Redis transport feeds; without the 36 s
+ * keepalive window where the bug is not about it. */
+#define REDIS "'protocol/redis/*' 'background/*'"
+#define REDIS_QUICK REDIS " '!protocol/redis/keepalive-ping'"
 
 typedef struct run {
   const char *profile; /* under profiles/ */
@@ -67,6 +71,11 @@ static const run_t RUNS[] = {
     {"refworker-pg.json", "db-idle-in-transaction", DATABASE},
     {"refworker-pg.json", "db-conn-never-closed", DATABASE},
     {"refworker-pg.json", "handler-in-sentinel-db", DATABASE},
+    {"refworker-redis.json", NULL, REDIS " 'cache/*'"},
+    {"refworker-redis.json", "redis-replicate-unanswered", REDIS_QUICK},
+    {"refworker-redis.json", "redis-subscriber-no-ping", "'protocol/redis/*'"},
+    {"refworker.json", "cache-prune-stays-in-flight", BEHAVIOUR},
+    {"refworker-pg.json", "db-txn-not-charged", DATABASE},
 };
 #define RUN_COUNT (sizeof RUNS / sizeof RUNS[0])
 
@@ -96,6 +105,7 @@ typedef struct expectation {
 #define O "refworker-2018.json"
 #define F "refworker-fedsender-2018.json"
 #define P "refworker-pg.json"
+#define R "refworker-redis.json"
 
 static const expectation_t EXPECTED[] = {
     /* seed A: the reaper waits for a start call nobody makes */
@@ -224,6 +234,28 @@ static const expectation_t EXPECTED[] = {
     {P, "handler-in-sentinel-db", "fixtures/seeds/logcontext-restored", "FAIL", PASSIVE_LC03},
     {P, "handler-in-sentinel-db", "fixtures/seeds/no-idle-transaction-after-start", "FAIL",
      PASSIVE_LC03},
+    /* (it runs on the pg profile since that profile exposes metrics) */
+    {P, "handler-in-sentinel-db", "fixtures/seeds/handlers-in-background", "FAIL", PASSIVE_LC03},
+    /* seed A also leaves CA-07 nothing to look at: no reaper runs between the scrapes */
+    {M, "cache-needs-start", "cache/reaper/own-context", "NON_STRICT",
+     "prune_cache_device_updates never started"},
+    {O, "cache-needs-start", "cache/reaper/own-context", "NON_STRICT",
+     "prune_cache_device_updates never started"},
+    /* seed C's sentinel transactions are charged to no handling process (BG-04) */
+    {P, "handler-in-sentinel-db", "db/txn/charged-to-process", "FAIL",
+     "first [TXN START] elsewhere: "},
+    /* RE-04: only the main's REPLICATE was answered before PR #7475 */
+    {R, "redis-replicate-unanswered", "protocol/redis/replicate-answered", "FAIL",
+     "1 such POSITION(s)"},
+    /* RE-08: the subscribed connection never pings */
+    {R, "redis-subscriber-no-ping", "protocol/redis/keepalive-ping", "NON_STRICT",
+     "0 PING(s), longest gap 36."},
+    /* CA-07: reaper runs that never end */
+    {M, "cache-prune-stays-in-flight", "cache/reaper/own-context", "NON_STRICT",
+     "prune_cache_device_updates in flight "},
+    /* BG-04: transactions charged to no process */
+    {P, "db-txn-not-charged", "db/txn/charged-to-process", "FAIL",
+     "{name=\"process-replication-data\"} 0 (before 0)"},
 };
 #define EXPECTED_COUNT (sizeof EXPECTED / sizeof EXPECTED[0])
 
