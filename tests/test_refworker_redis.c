@@ -426,21 +426,29 @@ START_TEST(test_handshake) {
 }
 END_TEST
 
-/* RE-08: a Redis-protocol PING on each of the two connections every
- * --redis-ping-interval-ms (300 ms here; Synapse: 30 s). */
-START_TEST(test_keepalive) {
-  long replicate = start_subscribed("50", "250");
+/* Reads MONITOR for 1 s (+ margin) and counts the PINGs of the subscriber (the client
+ * that SUBSCRIBEd) and of the publisher (the one that published REPLICATE at index
+ * `replicate`). */
+static void count_pings(long replicate, int *sub_pings, int *pub_pings) {
   long subscribe = monitor_find(0, "\"SUBSCRIBE\"", 0);
   char sub_client[64], pub_client[64];
   monitor_client(subscribe, sub_client, sizeof sub_client);
   monitor_client(replicate, pub_client, sizeof pub_client);
   monitor_drain((int)(1000 + margin_ms));
-  int sub_pings = 0, pub_pings = 0;
+  *sub_pings = *pub_pings = 0;
   for (size_t i = 0; i < seen_count; i++) {
     if (strstr(seen[i], "\"PING\"") == NULL) continue;
-    if (strstr(seen[i], sub_client) != NULL) sub_pings++;
-    if (strstr(seen[i], pub_client) != NULL) pub_pings++;
+    if (strstr(seen[i], sub_client) != NULL) (*sub_pings)++;
+    if (strstr(seen[i], pub_client) != NULL) (*pub_pings)++;
   }
+}
+
+/* RE-08: a Redis-protocol PING on each of the two connections every
+ * --redis-ping-interval-ms (300 ms here; Synapse: 30 s). */
+START_TEST(test_keepalive) {
+  long replicate = start_subscribed("50", "250");
+  int sub_pings, pub_pings;
+  count_pings(replicate, &sub_pings, &pub_pings);
   ck_assert_msg(sub_pings >= 2 && pub_pings >= 2,
                 "RE-08 (PING on each connection every interval)\n  Expected: >= 2 PINGs each in "
                 "1 s at 300 ms\n  Actual: subscriber %d, publisher %d",
@@ -457,17 +465,8 @@ END_TEST
 START_TEST(test_bug_subscriber_no_ping) {
   static const char *const extra[] = {"--bug", "redis-subscriber-no-ping", NULL};
   long replicate = start_subscribed_with("50", "250", extra);
-  long subscribe = monitor_find(0, "\"SUBSCRIBE\"", 0);
-  char sub_client[64], pub_client[64];
-  monitor_client(subscribe, sub_client, sizeof sub_client);
-  monitor_client(replicate, pub_client, sizeof pub_client);
-  monitor_drain((int)(1000 + margin_ms));
-  int sub_pings = 0, pub_pings = 0;
-  for (size_t i = 0; i < seen_count; i++) {
-    if (strstr(seen[i], "\"PING\"") == NULL) continue;
-    if (strstr(seen[i], sub_client) != NULL) sub_pings++;
-    if (strstr(seen[i], pub_client) != NULL) pub_pings++;
-  }
+  int sub_pings, pub_pings;
+  count_pings(replicate, &sub_pings, &pub_pings);
   ck_assert_msg(sub_pings == 0 && pub_pings >= 2, "subscriber %d, publisher %d PINGs", sub_pings,
                 pub_pings);
 }
