@@ -125,8 +125,7 @@ static void on_publisher_down(void *arg, redis_link_t *link, const char *reason)
 static void announce_streams(redis_transport_t *t, const char *why) {
   int64_t position = stream_state_max_position(t->streams, OWN_STREAM);
   if (position < 0) position = 0;
-  WLOG_DEBUG("Announcing our position of stream %s: %" PRId64 " (%s)", OWN_STREAM, position,
-             why);
+  WLOG_DEBUG("Announcing our position of stream %s: %" PRId64 " (%s)", OWN_STREAM, position, why);
   proto_command_t cmd = {.kind = PROTO_CMD_POSITION,
                          .stream = proto_slice_cstr(OWN_STREAM),
                          .instance = proto_slice_cstr(t->config.instance_name),

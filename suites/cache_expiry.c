@@ -1,8 +1,9 @@
 /* cache: expiring caches reap on their own, with no start call, in short runs of their
- * own, and count what they remove (requirements.md §10, CA-01..CA-07; seed A, seed-behaviours.md §A, metric
- * names §1.4, §1.6). The caches, their expiry E, max_len and how to insert an entry come
- * from the profile's "caches" list (role caches); observation is the metrics scrape and,
- * for reads, the cache's read_url. All windows derive from the declared E. */
+ * own, and count what they remove (requirements.md §10, CA-01..CA-07; seed A,
+ * seed-behaviours.md §A, metric names §1.4, §1.6). The caches, their expiry E, max_len
+ * and how to insert an entry come from the profile's "caches" list (role caches);
+ * observation is the metrics scrape and, for reads, the cache's read_url, and for CA-07
+ * the log. All windows derive from the declared E. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

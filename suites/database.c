@@ -439,9 +439,10 @@ static void txn_charged_to_process(rc_test_t *t) {
   txn_in_process_t w = {.process = process};
   if (!suite_log_wait(t, &offset, DB_TXN_WINDOW_MS, is_txn_start_in_process, &w)) {
     rc_fail(t, "a '[TXN START]' under the handling process's context <process>-<n>",
-            "none under %s-<n> within %d ms of the presence row; %s%s", process,
-            DB_TXN_WINDOW_MS, w.other[0] ? "first [TXN START] elsewhere: " : "none at all (the "
-            "profile's log must be at DEBUG)", w.other);
+            "none under %s-<n> within %d ms of the presence row; %s%s", process, DB_TXN_WINDOW_MS,
+            w.other[0] ? "first [TXN START] elsewhere: "
+                       : "none at all (the profile's log must be at DEBUG)",
+            w.other);
     return;
   }
   s = suite_scrape_until(t, DB_TXN_WINDOW_MS, 100, db_txns_grew, &goal);
@@ -452,7 +453,8 @@ static void txn_charged_to_process(rc_test_t *t) {
     rc_fail(t, METRIC_BG_DB_TXN "{name=<handling process>} grows with the handler's transactions",
             "%s{name=\"%s\"} %s%g (before %g) %d ms after the row; all series: %s",
             METRIC_BG_DB_TXN, process, found ? "" : "absent, ", after, goal.before,
-            DB_TXN_WINDOW_MS, suite_metric_series(s, METRIC_BG_DB_TXN, NULL, series, sizeof series));
+            DB_TXN_WINDOW_MS,
+            suite_metric_series(s, METRIC_BG_DB_TXN, NULL, series, sizeof series));
   prom_destroy(s);
   note_server_log(t);
 }
@@ -506,15 +508,13 @@ const rc_test_def_t database_tests[] = {
                 .source = "synapse/storage/_base.py@v0.33.2 (#3606); #3709",
                 .dialects = RC_DIALECT_ALL, .transports = RC_TRANSPORT_ALL,
                 .roles = PROFILE_ROLE_PG, .run = txn_not_from_sentinel),
-    RC_TEST_ROW(.id = "db/txn/charged-to-process", .requirements = "BG-04",
-                .level = RC_LEVEL_MUST,
+    RC_TEST_ROW(.id = "db/txn/charged-to-process", .requirements = "BG-04", .level = RC_LEVEL_MUST,
                 .requirement = "Database transactions run while handling an inbound row are "
                                "charged to the handling process: its db_txn_count grows and "
                                "[TXN START] is logged under its context.",
                 .source = "synapse metrics/background_process_metrics.py@v0.33.3 (#3709); "
                           "reference/synapse-1.66/worker2.log, worker2-metrics.txt",
                 .dialects = RC_DIALECT_ALL, .transports = RC_TRANSPORT_ALL,
-                .roles = PROFILE_ROLE_PG, .needs = RC_NEEDS_METRICS,
-                .run = txn_charged_to_process),
+                .roles = PROFILE_ROLE_PG, .needs = RC_NEEDS_METRICS, .run = txn_charged_to_process),
 };
 const size_t database_test_count = sizeof database_tests / sizeof database_tests[0];

@@ -264,8 +264,8 @@ static void monitor_view_list(monitor_view_t *view, const redis_clients_t *clien
   char listing[sizeof clients->listing];
   snprintf(listing, sizeof listing, "%s", clients->listing);
   char *save = NULL;
-  for (char *entry = strtok_r(listing, "|", &save); entry != NULL && view->count < MONITOR_CLIENTS_MAX;
-       entry = strtok_r(NULL, "|", &save)) {
+  for (char *entry = strtok_r(listing, "|", &save);
+       entry != NULL && view->count < MONITOR_CLIENTS_MAX; entry = strtok_r(NULL, "|", &save)) {
     const char *addr = strstr(entry, " addr="), *idle = strstr(entry, " idle=");
     const char *flags = strstr(entry, " flags=");
     /* flags O: a monitor (this test's own) */
@@ -361,7 +361,8 @@ static void redis_keepalive_ping(rc_test_t *t) {
   if (view.count == 0)
     rc_error(t, "the SUT has no redis connection to observe: %s", clients.listing);
   else if (failed)
-    rc_fail(t, "a Redis PING on each of the worker's connections at least every 30 s (gaps <= 35 s)",
+    rc_fail(t,
+            "a Redis PING on each of the worker's connections at least every 30 s (gaps <= 35 s)",
             "over %d ms: %s", RE08_WINDOW_MS, worst);
 }
 

@@ -302,9 +302,9 @@ START_TEST(txn_charged_to_handling_process) {
   ck_assert(db_txn_count("process-replication-data") == -1);
   feed_rdata();
   ck_assert_msg(log_wait_for(" - DEBUG - process-replication-data-", 5000), "no handler context");
-  ck_assert_msg(log_wait_for("process-replication-data-1 - [TXN START] {store_stream_position-1}",
-                             5000),
-                "BG-04: [TXN START] under the handler's context");
+  ck_assert_msg(
+      log_wait_for("process-replication-data-1 - [TXN START] {store_stream_position-1}", 5000),
+      "BG-04: [TXN START] under the handler's context");
   ck_assert(log_wait_for("process-replication-data-1 - [TXN END] {store_stream_position-1} ", 100));
   double count = db_txn_count("process-replication-data");
   ck_assert_msg(count == 1, "BG-04: db_txn_count{process-replication-data} %g, expected 1", count);
@@ -319,7 +319,8 @@ START_TEST(bug_db_txn_not_charged) {
   worker_start("db-txn-not-charged", NULL);
   ck_assert(log_wait_for("Finished setting up.", 5000));
   feed_rdata();
-  ck_assert(log_wait_for("process-replication-data-1 - [TXN END] {store_stream_position-1} ", 5000));
+  ck_assert(
+      log_wait_for("process-replication-data-1 - [TXN END] {store_stream_position-1} ", 5000));
   ck_assert(db_txn_count("process-replication-data") == 0);
   worker_stop();
 }

@@ -479,11 +479,11 @@ END_TEST
 START_TEST(test_echoes_and_others) {
   long replicate = start_subscribed("50", "250");
   /* One announcement after subscribing, one answering the echo of our REPLICATE. */
-  ck_assert_msg(expect_own_positions((size_t)replicate, OWN_CACHES_POSITION("0"), 2,
-                                     (int)margin_ms) == 2,
-                "RE-02, RE-04\n  Expected: 'POSITION caches " INSTANCE " 0 0' twice after "
-                "REPLICATE\n  Actual: %zu",
-                monitor_count_since((size_t)replicate, OWN_CACHES_POSITION("0")));
+  ck_assert_msg(
+      expect_own_positions((size_t)replicate, OWN_CACHES_POSITION("0"), 2, (int)margin_ms) == 2,
+      "RE-02, RE-04\n  Expected: 'POSITION caches " INSTANCE " 0 0' twice after REPLICATE\n"
+      "  Actual: %zu",
+      monitor_count_since((size_t)replicate, OWN_CACHES_POSITION("0")));
   publish("POSITION typing master 3 3");
   expect_log("Caught up with stream 'typing' to 3", (int)margin_ms, "PO-01 over redis");
   publish("RDATA typing " INSTANCE " 11 " ROW);
@@ -507,10 +507,10 @@ START_TEST(test_echoes_and_others) {
   ck_assert_msg(log_offset(" - ERROR - ") < 0,
                 "RE-05 (no error for commands meant for others)\n  Actual: an ERROR logged");
   /* After subscribing, for our echo and for the main's REPLICATE: three in all. */
-  ck_assert_msg(expect_own_positions((size_t)replicate, OWN_CACHES_POSITION("0"), 3,
-                                     (int)margin_ms) == 3,
-                "RE-04 (the published REPLICATE answered)\n  Actual: %zu announcements",
-                monitor_count_since((size_t)replicate, OWN_CACHES_POSITION("0")));
+  ck_assert_msg(
+      expect_own_positions((size_t)replicate, OWN_CACHES_POSITION("0"), 3, (int)margin_ms) == 3,
+      "RE-04 (the published REPLICATE answered)\n  Actual: %zu announcements",
+      monitor_count_since((size_t)replicate, OWN_CACHES_POSITION("0")));
   monitor_drain(300);
   ck_assert_msg(worker_publishes_since((size_t)replicate + 1) == 3,
                 "RE-03, RE-04 (only our POSITIONs published)\n  Actual: %zu PUBLISHes after "
