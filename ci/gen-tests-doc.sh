@@ -22,14 +22,19 @@ covered=$(printf '%s\n' "$table" | awk -F' [|] ' 'NR > 2 { n = split($3, ids, ",
   echo
   echo "## Requirements without a test yet"
   echo
-  echo "| requirement | level | applies to |"
-  echo "| --- | --- | --- |"
-  grep -E '^#### [A-Z]+-[0-9]+ ' "$reqs" | while IFS= read -r line; do
+  uncovered=$(grep -E '^#### [A-Z]+-[0-9]+ ' "$reqs" | while IFS= read -r line; do
     id=$(printf '%s' "$line" | awk '{print $2}')
     level=$(printf '%s' "$line" | awk -F' · ' '{print $2}')
     rest=$(printf '%s' "$line" | awk -F' · ' '{for (i = 3; i <= NF; i++) printf "%s%s", (i > 3 ? " · " : ""), $i}')
     if ! grep -qx -- "$id" <<< "$covered"; then
       echo "| $id | $level | $rest |"
     fi
-  done
+  done)
+  if [ -z "$uncovered" ]; then
+    echo "None: every requirement of the catalogue has at least one test."
+  else
+    echo "| requirement | level | applies to |"
+    echo "| --- | --- | --- |"
+    printf '%s\n' "$uncovered"
+  fi
 } > "$out"

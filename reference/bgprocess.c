@@ -10,14 +10,16 @@
 
 #define START_COUNT_METRIC "synapse_background_process_start_count"
 #define IN_FLIGHT_METRIC "synapse_background_process_in_flight_count"
+#define DB_TXN_METRIC "synapse_background_process_db_txn_count"
 #define SENTINEL "sentinel"
 
-/* Everything known about one desc: its run counter and its two series. */
+/* Everything known about one desc: its run counter and its three series. */
 typedef struct bg_name {
   char *desc;
   unsigned long next_run;
   metrics_series_t *starts;
   metrics_series_t *in_flight;
+  metrics_series_t *db_txns;
   struct bg_name *next;
 } bg_name_t;
 
@@ -34,6 +36,7 @@ struct bgprocess_table {
   bug_set_t bugs;
   metrics_family_t *starts;
   metrics_family_t *in_flight;
+  metrics_family_t *db_txns;
   bg_name_t *names;
   pending_report_t *reports;
 };
@@ -42,6 +45,7 @@ struct bgprocess {
   bg_name_t *name;
   bool counted;         /* still in the in-flight count */
   bool leave_on_return; /* BUG_FIRE_AND_FORGET: uncounted when the handler returns */
+  bool stays_in_flight; /* BUG_CACHE_PRUNE_STAYS_IN_FLIGHT: never uncounted */
   char context[256];
 };
 
@@ -61,7 +65,12 @@ bgprocess_table_t *bgprocess_table_create(struct event_base *base, metrics_t *me
     table->in_flight =
         metrics_family_declare(metrics, IN_FLIGHT_METRIC, METRICS_GAUGE,
                                "Number of background processes in flight", labels, 1, err);
-  if (table->in_flight == NULL) {
+  if (table->in_flight != NULL)
+    table->db_txns = metrics_family_declare(metrics, DB_TXN_METRIC, METRICS_COUNTER,
+                                            "Number of database transactions run by background "
+                                            "processes",
+                                            labels, 1, err);
+  if (table->db_txns == NULL) {
     free(table);
     return NULL;
   }
@@ -108,7 +117,8 @@ static bg_name_t *name_get(bgprocess_table_t *table, const char *desc) {
   const char *values[] = {desc};
   name->starts = metrics_series_get(table->starts, values, 1, NULL);
   name->in_flight = metrics_series_get(table->in_flight, values, 1, NULL);
-  if (name->starts == NULL || name->in_flight == NULL) {
+  name->db_txns = metrics_series_get(table->db_txns, values, 1, NULL);
+  if (name->starts == NULL || name->in_flight == NULL || name->db_txns == NULL) {
     free(name->desc);
     free(name);
     return NULL;
@@ -135,6 +145,8 @@ bgprocess_t *bgprocess_start(bgprocess_table_t *table, bgprocess_kind_t kind, co
   run->name = name;
   run->counted = true;
   run->leave_on_return = kind == BGPROCESS_HANDLER && bugs_has(table->bugs, BUG_FIRE_AND_FORGET);
+  run->stays_in_flight =
+      kind == BGPROCESS_REAPER && bugs_has(table->bugs, BUG_CACHE_PRUNE_STAYS_IN_FLIGHT);
   snprintf(run->context, sizeof run->context, "%s-%lu", desc, name->next_run++);
   metrics_series_add(name->starts, 1);
   metrics_series_add(name->in_flight, 1);
@@ -170,8 +182,22 @@ void bgprocess_returned(bgprocess_t *run) {
 
 void bgprocess_finish(bgprocess_t *run) {
   if (run == NULL) return;
-  run_uncount(run);
+  if (!run->stays_in_flight) run_uncount(run);
   free(run);
+}
+
+void bgprocess_charge_db_txn(bgprocess_table_t *table, const char *context) {
+  if (table == NULL || context == NULL || bugs_has(table->bugs, BUG_DB_TXN_NOT_CHARGED)) return;
+  /* "<desc>-<n>": the desc is everything before the last '-', n all digits. */
+  const char *dash = strrchr(context, '-');
+  if (dash == NULL || dash == context || dash[1] == '\0' ||
+      strspn(dash + 1, "0123456789") != strlen(dash + 1))
+    return;
+  char desc[256];
+  if ((size_t)(dash - context) >= sizeof desc) return;
+  snprintf(desc, sizeof desc, "%.*s", (int)(dash - context), context);
+  bg_name_t *name = name_find(table, desc);
+  if (name != NULL) metrics_series_add(name->db_txns, 1);
 }
 
 /* ---- exceptions ------------------------------------------------------------------ */
@@ -256,4 +282,9 @@ double bgprocess_start_count(const bgprocess_table_t *table, const char *desc) {
 double bgprocess_in_flight(const bgprocess_table_t *table, const char *desc) {
   const bg_name_t *name = name_find(table, desc);
   return name != NULL ? metrics_series_value(name->in_flight) : 0.0;
+}
+
+double bgprocess_db_txn_count(const bgprocess_table_t *table, const char *desc) {
+  const bg_name_t *name = name_find(table, desc);
+  return name != NULL ? metrics_series_value(name->db_txns) : 0.0;
 }

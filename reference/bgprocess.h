@@ -7,7 +7,9 @@
  *     a name once seen keeps reporting, 0 when idle;
  *   - has the log context "<desc>-<n>", n counting the runs of that name from 0, which
  *     the owner enters while it works for the run (bgprocess_enter) and which is still
- *     valid until the run is finished.
+ *     valid until the run is finished;
+ *   - is charged the database transactions run in its context
+ *     (synapse_background_process_db_txn_count{name=desc}, BG-04; bgprocess_charge_db_txn).
  * The owner decides when the work is over (bgprocess_finish): a run may outlive the call
  * that started it, e.g. while an HTTP catch-up it started is in flight.
  *
@@ -21,6 +23,9 @@
  *     but, like Twisted's garbage-collection report, writes CRITICAL
  *     "Unhandled error in Deferred:" (logger "twisted") BGPROCESS_UNHANDLED_DELAY_MS
  *     later, in whatever context is current then.
+ * Two more act on other runs: BUG_CACHE_PRUNE_STAYS_IN_FLIGHT (a BGPROCESS_REAPER run
+ * never leaves the in-flight count) and BUG_DB_TXN_NOT_CHARGED (no transaction is
+ * charged to any process).
  *
  * Ownership: the table owns its runs' names and metrics series; a run is owned by whoever
  * started it until bgprocess_finish frees it. Destroy the table after every run has
@@ -43,10 +48,11 @@ typedef struct bgprocess bgprocess_t;
 typedef enum bgprocess_kind {
   BGPROCESS_TASK = 1, /* internal work, e.g. a cache's reaper */
   BGPROCESS_HANDLER,  /* a replication command handler (subject to bugs C, D, G) */
+  BGPROCESS_REAPER,   /* a cache's reaper tick (subject to BUG_CACHE_PRUNE_STAYS_IN_FLIGHT) */
 } bgprocess_kind_t;
 
-/* Declares the two metric families in `metrics` (borrowed, must outlive the table).
- * `bugs` may hold any bugs; only C, D and G matter here. Returns NULL with err filled. */
+/* Declares the three metric families in `metrics` (borrowed, must outlive the table).
+ * `bugs` may hold any bugs; only the ones named above matter here. Returns NULL with err filled. */
 bgprocess_table_t *bgprocess_table_create(struct event_base *base, metrics_t *metrics,
                                           bug_set_t bugs, rc_error_t *err);
 /* Frees the table and any exception report still pending (it is never written). Runs
@@ -86,8 +92,16 @@ void bgprocess_report_reraised(bgprocess_table_t *table, const char *logger, int
                                const handler_error_t *error, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* Charges one database transaction to the background process whose log context is
+ * `context` ("<desc>-<n>" as bgprocess_context gives it), like Synapse's per-context
+ * resource usage reported per process name. A context of no known process (the
+ * sentinel, "main", a request) is charged to nothing. NULL table: nothing. */
+void bgprocess_charge_db_txn(bgprocess_table_t *table, const char *context);
+
 /* Runs of `desc` started so far and in flight now (0 for an unknown name). */
 double bgprocess_start_count(const bgprocess_table_t *table, const char *desc);
 double bgprocess_in_flight(const bgprocess_table_t *table, const char *desc);
+/* Database transactions charged to `desc` (0 for an unknown name). */
+double bgprocess_db_txn_count(const bgprocess_table_t *table, const char *desc);
 
 #endif

@@ -91,6 +91,19 @@ static const bug_entry_t bug_table[] = {
     {BUG_FEDERATION_POSITION_ERROR_ACKED, "federation-position-error-acked", "-",
      "with --fedsender --db: a failed write of the federation position is only a WARNING, "
      "without traceback, and the position is acknowledged anyway (BG-08, #3138)"},
+    {BUG_REDIS_REPLICATE_UNANSWERED, "redis-replicate-unanswered", "-",
+     "with --redis: a REPLICATE on the channel, the worker's own echo included, is not "
+     "answered; its POSITIONs go out once after subscribing (before v1.14 only the main "
+     "answered, PR #7475; RE-04)"},
+    {BUG_REDIS_SUBSCRIBER_NO_PING, "redis-subscriber-no-ping", "-",
+     "with --redis: the subscribed connection never sends a Redis-protocol PING (the "
+     "publisher still does; Synapse < v1.27 pinged on neither, #9218; RE-08)"},
+    {BUG_CACHE_PRUNE_STAYS_IN_FLIGHT, "cache-prune-stays-in-flight", "-",
+     "an expiring cache's reaper runs never finish: prune_cache_<name> stays in flight, one "
+     "more per tick (CA-07)"},
+    {BUG_DB_TXN_NOT_CHARGED, "db-txn-not-charged", "-",
+     "with --db: database transactions are not charged to the background process that runs "
+     "them: no synapse_background_process_db_txn_count series grows (BG-04)"},
 };
 
 #define BUG_COUNT (sizeof bug_table / sizeof bug_table[0])
@@ -102,7 +115,7 @@ int bugs_add(bug_set_t *set, const char *name, rc_error_t *err) {
       return 0;
     }
   }
-  char known[512] = "";
+  char known[1024] = "";
   size_t used = 0;
   for (size_t i = 0; i < BUG_COUNT && used < sizeof known; i++) {
     size_t n = strlen(bug_table[i].name);

@@ -40,6 +40,10 @@ typedef enum bug {
   BUG_FEDERATION_UNKNOWN_ROW_ABORTS = 1u << 17, /* RD-10 (fedsender role only) */
   BUG_QUEUE_BEFORE_OPENING = 1u << 18,          /* RC-07 (no seed) */
   BUG_FEDERATION_POSITION_ERROR_ACKED = 1u << 19, /* BG-08 (fedsender with --db only) */
+  BUG_REDIS_REPLICATE_UNANSWERED = 1u << 20, /* RE-04 (--redis only; before PR #7475) */
+  BUG_REDIS_SUBSCRIBER_NO_PING = 1u << 21,   /* RE-08 (--redis only; before #9218) */
+  BUG_CACHE_PRUNE_STAYS_IN_FLIGHT = 1u << 22, /* CA-07 */
+  BUG_DB_TXN_NOT_CHARGED = 1u << 23,         /* BG-04 (--db only) */
 } bug_t;
 
 /* A set of bug_t bits. */

@@ -7,9 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rc_clock.h"
 #include "wlog.h"
 
 #define WLOG_LOGGER "synapse.storage._base"
+/* Synapse's logger for transaction starts and ends (seen in reference/synapse-1.66). */
+#define TXN_LOGGER "synapse.storage.txn"
 
 /* Seconds libpq waits for a connection; milliseconds a statement may run. */
 #define DB_CONNECT_TIMEOUT_S "5"
@@ -29,6 +32,8 @@ struct db_store {
    * (closed at exit, so only DB-05 sees them). */
   PGconn **abandoned;
   size_t abandoned_count, abandoned_cap;
+  bgprocess_table_t *processes; /* charged with transactions; NULL until db_store_charge_to */
+  unsigned long next_txn;       /* the n of the next "<desc>-<n>" */
 };
 
 /* BUG_DB_CONN_PER_TRANSACTION: the pooled connection is set aside, open, so the next
@@ -50,6 +55,12 @@ static void abandon_pool(db_store_t *store) {
   store->pool = NULL;
 }
 
+/* A transaction as Synapse's runInteraction names, logs and charges it. */
+typedef struct db_txn {
+  char name[96];
+  int64_t started_ns;
+} db_txn_t;
+
 static void drop_connection(PGconn *conn) {
   for (size_t i = 0; i < DB_DROPPED_MAX; i++) {
     if (dropped[i] == NULL) {
@@ -64,6 +75,19 @@ static void warn_if_sentinel(const char *desc) {
   if (strcmp(wlog_context_current(), "sentinel") != 0) return;
   WLOG_WARNING("Starting db txn '%s' from sentinel context", desc);
   WLOG_WARNING("Starting db connection from sentinel context: metrics will be lost");
+}
+
+/* Names, logs and charges a transaction about to start (after warn_if_sentinel). */
+static void txn_start(db_store_t *store, const char *desc, db_txn_t *txn) {
+  snprintf(txn->name, sizeof txn->name, "%s-%lu", desc, store->next_txn++);
+  txn->started_ns = rc_clock_mono_ns();
+  wlog_write(TXN_LOGGER, __LINE__, WLOG_LEVEL_DEBUG, "[TXN START] {%s}", txn->name);
+  bgprocess_charge_db_txn(store->processes, wlog_context_current());
+}
+
+static void txn_end(const db_txn_t *txn) {
+  wlog_write(TXN_LOGGER, __LINE__, WLOG_LEVEL_DEBUG, "[TXN END] {%s} %.6f sec", txn->name,
+             (double)(rc_clock_mono_ns() - txn->started_ns) / 1e9);
 }
 
 static PGconn *db_connect(const char *dsn, rc_error_t *err) {
@@ -104,6 +128,8 @@ static int db_exec(PGconn *conn, const char *sql, int nparams, const char *const
 /* The datastore's start-up read (#3682's prefill query) in one transaction. */
 static int startup_read(db_store_t *store, PGconn *conn, rc_error_t *err) {
   warn_if_sentinel("stream_change_cache_prefill");
+  db_txn_t txn;
+  txn_start(store, "stream_change_cache_prefill", &txn);
   int rooms = 0;
   if (db_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL, NULL, err) != 0 ||
       db_exec(conn,
@@ -114,7 +140,9 @@ static int startup_read(db_store_t *store, PGconn *conn, rc_error_t *err) {
   wlog_write("synapse.storage.stream", __LINE__, WLOG_LEVEL_INFO,
              "Prefilled the stream change cache for %d room(s)", rooms);
   if (bugs_has(store->bugs, BUG_DB_IDLE_IN_TRANSACTION)) return 0;
-  return db_exec(conn, "COMMIT", 0, NULL, NULL, err);
+  if (db_exec(conn, "COMMIT", 0, NULL, NULL, err) != 0) return -1;
+  txn_end(&txn);
+  return 0;
 }
 
 db_store_t *db_store_open(const char *dsn, bug_set_t bugs, rc_error_t *err) {
@@ -144,6 +172,10 @@ db_store_t *db_store_open(const char *dsn, bug_set_t bugs, rc_error_t *err) {
   return store;
 }
 
+void db_store_charge_to(db_store_t *store, bgprocess_table_t *processes) {
+  store->processes = processes;
+}
+
 int db_store_save_position(db_store_t *store, const char *stream, const char *instance,
                            int64_t token) {
   static const char desc[] = "store_stream_position";
@@ -162,6 +194,8 @@ int db_store_save_position(db_store_t *store, const char *stream, const char *in
   char token_text[32];
   snprintf(token_text, sizeof token_text, "%" PRId64, token);
   const char *const params[] = {stream, instance, token_text};
+  db_txn_t txn;
+  txn_start(store, desc, &txn);
   int rc = db_exec(store->pool, "BEGIN", 0, NULL, NULL, &err);
   if (rc == 0)
     rc = db_exec(
@@ -171,8 +205,9 @@ int db_store_save_position(db_store_t *store, const char *stream, const char *in
         "DO UPDATE SET stream_id = GREATEST(stream_positions.stream_id, EXCLUDED.stream_id)",
         3, params, NULL, &err);
   if (rc == 0) rc = db_exec(store->pool, "COMMIT", 0, NULL, NULL, &err);
+  if (rc == 0) txn_end(&txn);
   if (rc != 0) {
-    WLOG_WARNING("[TXN FAIL] {%s} %s", desc, err.msg);
+    WLOG_WARNING("[TXN FAIL] {%s} %s", txn.name, err.msg);
     rc_error_t ignored;
     db_exec(store->pool, "ROLLBACK", 0, NULL, NULL, &ignored);
   }

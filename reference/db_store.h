@@ -10,7 +10,10 @@
  * Transactions carry the logcontext current at the call (wlog.h); one started from the
  * sentinel logs Synapse's WARNINGs `Starting db txn '<desc>' from sentinel context` and
  * `Starting db connection from sentinel context: metrics will be lost` (logger
- * synapse.storage._base, seed-behaviours.md §1.3).
+ * synapse.storage._base, seed-behaviours.md §1.3). Each transaction is named
+ * "<desc>-<n>" (n counting all transactions from 0), logged at DEBUG as Synapse's
+ * `[TXN START] {<name>}` / `[TXN END] {<name>} <seconds> sec` (logger synapse.storage.txn)
+ * and charged to the background process of the current context (BG-04, bgprocess.h).
  *
  * libpq is used synchronously on the event loop's thread: each statement is a one-row
  * read or upsert on a loopback server, and statement_timeout / connect_timeout bound
@@ -29,6 +32,7 @@
 
 #include <stdint.h>
 
+#include "bgprocess.h"
 #include "bugs.h"
 #include "rc_error.h"
 
@@ -37,6 +41,10 @@ typedef struct db_store db_store_t;
 /* Connects, runs the start-up read and ends it (see above). NULL with err when the
  * database cannot be reached or the read fails. */
 db_store_t *db_store_open(const char *dsn, bug_set_t bugs, rc_error_t *err);
+
+/* Transactions from now on are charged to the background processes of `processes`
+ * (borrowed; must outlive the store, or be replaced by NULL first). */
+void db_store_charge_to(db_store_t *store, bgprocess_table_t *processes);
 
 /* Stores stream position `token` of (stream, instance) in a transaction named
  * "store_stream_position". Failures are logged (WARNING), not fatal: returns 0 or -1. */

@@ -228,7 +228,7 @@ static void prune_entries(expiring_cache_t *cache) {
 }
 
 void expiring_cache_prune(expiring_cache_t *cache) {
-  bgprocess_t *run = bgprocess_start(cache->processes, BGPROCESS_TASK, cache->process_name);
+  bgprocess_t *run = bgprocess_start(cache->processes, BGPROCESS_REAPER, cache->process_name);
   bgprocess_enter(run);
   prune_entries(cache);
   bgprocess_finish(run);

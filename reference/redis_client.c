@@ -137,7 +137,7 @@ static void on_connect(const redisAsyncContext *cac, int status) {
   backoff_reset(&link->backoff);
   /* Finds a silently dead peer where a PING reply cannot be waited for (subscriber). */
   redisEnableKeepAlive(&ac->c);
-  set_timer(link->ping_timer, link->config.ping_interval_ms);
+  if (!link->config.ping_disabled) set_timer(link->ping_timer, link->config.ping_interval_ms);
   WLOG_INFO("Connected to redis (%s) %s:%d", link->config.role, link->config.host,
             link->config.port);
   link->up(link->arg, link, ac);

@@ -40,6 +40,7 @@ typedef struct redis_link_config {
   /* BUG_REDIS_SOCKET_LEAK: a lost connection's socket is kept open (a duplicate of it
    * is never closed), so it sits in CLOSE_WAIT for the life of the process. */
   bool leak_socket_on_loss;
+  bool ping_disabled; /* never PING: only for BUG_REDIS_SUBSCRIBER_NO_PING (bugs.h) */
 } redis_link_config_t;
 
 /* The connection is up; `ac` is valid until `down` (or destroy). */

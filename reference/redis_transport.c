@@ -1,5 +1,6 @@
 #include "redis_transport.h"
 
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,11 +127,21 @@ static void on_publisher_down(void *arg, redis_link_t *link, const char *reason)
   (void)reason; /* logged by the link; the next up flushes what is queued */
 }
 
-/* REPLICATE then our POSITIONs (RE-02, RE-04). refworker writes no stream, so the set
- * of POSITIONs is empty; a worker that writes streams would announce each here. */
+/* The stream every process writes over Redis (see redis_transport.h). */
+#define OWN_STREAM "caches"
+
+/* Our POSITIONs, after our REPLICATE (RE-02) and for every REPLICATE seen (RE-04):
+ * `POSITION caches <instance> N N` with N our caches writer position. */
 static void announce_streams(redis_transport_t *t, const char *why) {
-  (void)t;
-  WLOG_DEBUG("No POSITION to announce (%s): this worker writes no streams", why);
+  int64_t position = stream_state_max_position(t->streams, OWN_STREAM);
+  if (position < 0) position = 0;
+  WLOG_DEBUG("Announcing our position of stream %s: %" PRId64 " (%s)", OWN_STREAM, position, why);
+  proto_command_t cmd = {.kind = PROTO_CMD_POSITION,
+                         .stream = proto_slice_cstr(OWN_STREAM),
+                         .instance = proto_slice_cstr(t->config.instance_name),
+                         .prev_token = position,
+                         .new_token = position};
+  transport_publish(t, &cmd);
 }
 
 /* ---- the subscription ------------------------------------------------------------ */
@@ -157,7 +168,10 @@ static void transport_on_line(redis_transport_t *t, const char *text, size_t len
       break;
     case PROTO_CMD_REPLICATE:
       /* Anyone's, our own echo included (RE-04). */
-      announce_streams(t, "answering REPLICATE");
+      if (bugs_has(t->config.bugs, BUG_REDIS_REPLICATE_UNANSWERED))
+        WLOG_DEBUG("Received REPLICATE; not answering it");
+      else
+        announce_streams(t, "answering REPLICATE");
       break;
     case PROTO_CMD_NAME:
     case PROTO_CMD_SERVER:
@@ -246,9 +260,11 @@ redis_transport_t *redis_transport_create(struct event_base *base,
       .connect_timeout_ms = REDIS_CONNECT_TIMEOUT_MS,
       .leak_socket_on_loss = config->leak_socket_on_loss,
   };
+  link_config.ping_disabled = bugs_has(config->bugs, BUG_REDIS_SUBSCRIBER_NO_PING);
   t->subscriber =
       redis_link_create(base, &link_config, on_subscriber_up, on_subscriber_down, t, err);
   link_config.role = "publisher";
+  link_config.ping_disabled = false;
   link_config.reconnect_max_ms = config->publisher_max_ms;
   t->publisher = t->subscriber == NULL ? NULL
                                        : redis_link_create(base, &link_config, on_publisher_up,

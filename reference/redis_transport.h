@@ -5,18 +5,21 @@
  * acknowledged a new subscription has begun, which plays the part of a TCP connection
  * for the stream rules: the stream handler is reset (every stream not connected until
  * its POSITION, catch-ups of the previous subscription abandoned) and `REPLICATE ` is
- * published, followed by POSITIONs of the streams this worker writes (refworker writes
- * none). Losing the subscriber ends the subscription likewise; both links reconnect on
- * their own and a new subscription starts over.
+ * published, followed by POSITIONs of the streams this worker writes. Like every Synapse
+ * worker on Redis (v1.14+, "any process writes caches") refworker writes `caches`; it
+ * has no invalidation of its own to send, so its writer position is the highest caches
+ * token it knows (0 before any), announced as `POSITION caches <instance> N N`. Losing
+ * the subscriber ends the subscription likewise; both links reconnect on their own and a
+ * new subscription starts over.
  *
  * Every message is one command line without LF, parsed with the codec in the modern
  * dialect with no direction check. Unparsable ones are logged ("Failed to parse
  * replication line: %r") and skipped. RDATA/POSITION go to the stream handler (which
  * ignores our own instance's echoes); REPLICATE, our own echo included, is answered with
- * our POSITIONs; commands meant for other processes are ignored. Nothing but REPLICATE,
- * POSITION and what the owner sends (redis_transport_send: FEDERATION_ACK of the
- * federation sender role) is ever published: no NAME, SERVER, replication PING or ERROR
- * over Redis.
+ * our POSITIONs (RE-04; BUG_REDIS_REPLICATE_UNANSWERED answers none); commands meant for
+ * other processes are ignored. Nothing but REPLICATE, POSITION and what the owner sends
+ * (redis_transport_send: FEDERATION_ACK of the federation sender role) is ever
+ * published: no NAME, SERVER, replication PING or ERROR over Redis.
  * USER_IP is published on "<channel>/USER_IP", every other command on the channel
  * (v1.60+, RE-07). Published commands wait in a queue while the publisher is not connected and go out, in
  * order, when it is.
@@ -29,6 +32,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bugs.h"
 #include "rc_error.h"
 #include "stream_handler.h"
 #include "stream_state.h"
@@ -50,6 +54,7 @@ typedef struct redis_transport_config {
    * USER_SYNC starts precede it (RE-02, HS-08); NULL: nothing to add. */
   void (*on_subscribed)(void *arg);
   void *on_subscribed_arg;
+  bug_set_t bugs; /* BUG_REDIS_REPLICATE_UNANSWERED, BUG_REDIS_SUBSCRIBER_NO_PING act here */
 } redis_transport_config_t;
 
 typedef void (*redis_transport_stopped_fn)(void *arg);

@@ -210,6 +210,7 @@ static int refworker_make_transport(refworker_t *worker, const refworker_options
         .leak_socket_on_loss = bugs_has(options->bugs, BUG_REDIS_SOCKET_LEAK),
         .on_subscribed = refworker_on_subscribed,
         .on_subscribed_arg = worker,
+        .bugs = options->bugs,
     };
     worker->redis = redis_transport_create(worker->base, &config, streams, handler, err);
     return worker->redis != NULL ? 0 : -1;
@@ -382,6 +383,7 @@ static int refworker_run(const refworker_options_t *options) {
       (worker.db = db_store_open(options->db_dsn, options->bugs, &err)) == NULL)
     goto fail;
   if (refworker_make_roles(&worker, options, &err) != 0) goto fail;
+  if (worker.db != NULL) db_store_charge_to(worker.db, worker.processes);
   if (options->http_url != NULL) {
     worker.http =
         http_catchup_create(worker.base, options->http_url, options->http_timeout_ms, &err);

@@ -162,6 +162,15 @@ int64_t stream_state_position(const stream_state_t *state, const char *stream,
   return writer != NULL ? writer->position : entry->initial;
 }
 
+int64_t stream_state_max_position(const stream_state_t *state, const char *stream) {
+  const stream_entry_t *entry = stream_find(state, stream, strlen(stream));
+  if (entry == NULL) return STREAM_POSITION_UNKNOWN;
+  int64_t max = entry->initial;
+  for (size_t w = 0; w < entry->writer_count; w++)
+    if (entry->writers[w].position > max) max = entry->writers[w].position;
+  return max;
+}
+
 size_t stream_state_pending_rows(const stream_state_t *state, const char *stream) {
   const stream_entry_t *entry = stream_find(state, stream, strlen(stream));
   return entry != NULL ? entry->batch_count : 0;

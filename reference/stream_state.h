@@ -71,6 +71,9 @@ const char *stream_state_stream_name(const stream_state_t *state, size_t i);
  * for an unknown stream or a position not known yet. */
 int64_t stream_state_position(const stream_state_t *state, const char *stream,
                               const char *instance);
+/* The highest position any writer of the stream has reached (its initial position while
+ * no writer has one), or STREAM_POSITION_UNKNOWN for an unknown stream. */
+int64_t stream_state_max_position(const stream_state_t *state, const char *stream);
 /* Number of batch rows buffered for a stream (0 for an unknown stream). */
 size_t stream_state_pending_rows(const stream_state_t *state, const char *stream);
 /* Whether a POSITION for the stream was processed on the current connection (modern). */

@@ -1,14 +1,16 @@
-/* cache: expiring caches reap on their own, with no start call, and count what they
- * remove (requirements.md §10, CA-01..CA-06; seed A, seed-behaviours.md §A, metric
- * names §1.4, §1.6). The caches, their expiry E, max_len and how to insert an entry come
- * from the profile's "caches" list (role caches); observation is the metrics scrape and,
- * for reads, the cache's read_url. All windows derive from the declared E. */
+/* cache: expiring caches reap on their own, with no start call, in short runs of their
+ * own, and count what they remove (requirements.md §10, CA-01..CA-07; seed A,
+ * seed-behaviours.md §A, metric names §1.4, §1.6). The caches, their expiry E, max_len
+ * and how to insert an entry come from the profile's "caches" list (role caches);
+ * observation is the metrics scrape and, for reads, the cache's read_url, and for CA-07
+ * the log. All windows derive from the declared E. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rc_clock.h"
 #include "suite_observe.h"
+#include "sutlog.h"
 #include "suite_util.h"
 
 #define POLL_MS 100
@@ -354,6 +356,80 @@ static void reset_on_get(rc_test_t *t) {
   }
 }
 
+/* CA-07's log side: the SUT's prune lines ("[<name>] _prune_cache ...", Synapse's DEBUG
+ * line) and the first one outside a prune_cache_<name>-<n> context. */
+typedef struct prune_lines {
+  const char *cache;
+  int seen;
+  char bad[512]; /* the first line in another context, "" while none */
+} prune_lines_t;
+
+static bool prune_line_elsewhere(const sutlog_record_t *r, void *arg) {
+  prune_lines_t *p = arg;
+  char prefix[300], want[300];
+  snprintf(prefix, sizeof prefix, "[%s] _prune_cache", p->cache);
+  if (!r->is_record || strncmp(r->message, prefix, strlen(prefix)) != 0) return false;
+  p->seen++;
+  size_t n = (size_t)snprintf(want, sizeof want, "prune_cache_%s-", p->cache);
+  const char *id = r->context + (strncmp(r->context, want, n) == 0 ? n : 0);
+  if (id != r->context && *id != '\0' && strspn(id, "0123456789") == strlen(id)) return false;
+  snprintf(p->bad, sizeof p->bad, "%s", r->line);
+  return true;
+}
+
+/* CA-07: reaping is short and runs in its own context: over several ticks every scrape
+ * (all between ticks: a prune does not span a scrape) shows prune_cache_<name> with
+ * nothing in flight, and prune lines, if logged, carry prune_cache_<name>-<n>. */
+static void reaper_own_context(rc_test_t *t) {
+  const profile_cache_t *cache = start_with_cache(t);
+  if (cache == NULL) return;
+  double size;
+  if (insert_seen(t, cache, 1, &size) < 0) return; /* something for the prunes to look at */
+  char process[300];
+  snprintf(process, sizeof process, "prune_cache_%s", cache->name);
+  int period = cache->expiry_ms / 2;
+  int64_t from = rc_clock_mono_ms(), end = from + 4 * period + SCRAPE_PERIOD_MS;
+  double first_starts = -1, starts = 0;
+  int scrapes = 0;
+  while (rc_clock_mono_ms() < end) {
+    prom_t *s = suite_scrape(t);
+    if (s == NULL) return;
+    bool started, flying;
+    starts = suite_bg_starts(s, process, &started);
+    double in_flight = suite_bg_in_flight(s, process, &flying);
+    char series[1024];
+    suite_metric_series(s, METRIC_BG_IN_FLIGHT, "prune_cache_", series, sizeof series);
+    prom_destroy(s);
+    scrapes++;
+    if (started && first_starts < 0) first_starts = starts;
+    if (started && (!flying || in_flight != 0)) {
+      char value[32] = "(no series)";
+      if (flying) snprintf(value, sizeof value, "%g", in_flight);
+      rc_fail(t, "prune_cache_<name> in flight 0 at every scrape between reaper ticks",
+              "%s in flight %s at a scrape %lld ms into the window (started %g times); in "
+              "flight: %s",
+              process, value, (long long)(rc_clock_mono_ms() - from), starts, series);
+      return;
+    }
+    rc_observe(t, POLL_MS);
+  }
+  if (first_starts < 0 || starts - first_starts < 2) {
+    rc_fail(t, "prune_cache_<name> runs every E/2, so the scrapes fall between its ticks",
+            "%s %s over %d scrapes in %d ms (E = %d ms)", process,
+            first_starts < 0 ? "never started" : "started fewer than 2 times", scrapes,
+            4 * period + SCRAPE_PERIOD_MS, cache->expiry_ms);
+    return;
+  }
+  prune_lines_t lines = {.cache = cache->name};
+  long at = 0;
+  sutlog_scan(t->profile, t->log_file, &at, 64u << 20, prune_line_elsewhere, &lines);
+  if (lines.bad[0] != '\0')
+    rc_fail(t, "prune lines are logged under the context prune_cache_<name>-<n>", "logged: %s",
+            lines.bad);
+  else
+    rc_note(t, "%d prune line(s) logged, all under %s-<n>", lines.seen, process);
+}
+
 #define CACHE_ROW(...)                                                    \
   RC_TEST_ROW(.dialects = RC_DIALECT_ALL, .transports = RC_TRANSPORT_ALL, \
               .roles = PROFILE_ROLE_CACHES, __VA_ARGS__)
@@ -367,6 +443,14 @@ const rc_test_def_t cache_expiry_tests[] = {
               .source =
                   "synapse PR #3932 util/caches/expiringcache.py@v0.33.6; seed-behaviours.md §A",
               .run = reaper_unprompted),
+    CACHE_ROW(.id = "cache/reaper/own-context", .requirements = "CA-07", .level = RC_LEVEL_SHOULD,
+              .needs = RC_NEEDS_METRICS | RC_NEEDS_EXPIRING_CACHE, .tags = "slow",
+              .requirement = "Reaping is short and runs in its own context: prune_cache_<name> is "
+                             "in flight 0 at scrapes between ticks, and prune lines are logged "
+                             "under prune_cache_<name>-<n>.",
+              .source = "synapse util/caches/expiringcache.py@v0.33.6 (run_as_background_process "
+                        "prune_cache_<name>); seed-behaviours.md §A",
+              .run = reaper_own_context),
     CACHE_ROW(.id = "cache/expiry/removed", .requirements = "CA-02", .level = RC_LEVEL_MUST,
               .needs = RC_NEEDS_METRICS | RC_NEEDS_EXPIRING_CACHE, .tags = "slow",
               .requirement = "An entry older than E is removed by the next reaper tick without any "

@@ -1,5 +1,6 @@
 /* db: the worker's PostgreSQL sessions, observed from the database side (requirements
- * DB-01..DB-06 and LC-03, shared/spec/requirements.md §13, §12; seed B, issue #3682).
+ * DB-01..DB-06 and LC-03, shared/spec/requirements.md §13, §12; seed B, issue #3682), and
+ * the transactions a handler runs, charged to its background process (BG-04, §11).
  *
  * Each test's SUT gets a database of its own in the run's cluster ({db_dsn}, role pg);
  * the harness watches it through pg_observer.h as the cluster's superuser: the SUT's
@@ -34,6 +35,11 @@
 #define DB_LOG_WINDOW_MS 1000   /* LC-03: window after the last RDATA */
 
 #define TYPING_ROW "[\"!r:hs\",[\"@x:hs\"]]"
+/* A presence row: a Synapse worker reads the user's rooms for it (get_rooms_for_user_...,
+ * reference/synapse-1.66/worker2.log); refworker stores its position. */
+#define PRESENCE_ROW "[\"@x:hs\",\"online\",1,1,1,null,true]"
+#define DB_TXN_WINDOW_MS 2000 /* BG-04: the row's transaction logged and counted */
+#define METRIC_BG_DB_TXN "synapse_background_process_db_txn_count"
 
 /* What PostgreSQL logs for a client that went away without a Terminate message: at
  * DEBUG1 outside a transaction (the SUT role logs at that level), at LOG inside one, or
@@ -391,6 +397,79 @@ static void txn_not_from_sentinel(rc_test_t *t) {
   note_server_log(t);
 }
 
+/* ---- BG-04 ----------------------------------------------------------------------- */
+
+/* What BG-04 looks for in the log: a `[TXN START]` under `<process>-<n>`; the first
+ * [TXN START] under any other context is kept as evidence. */
+typedef struct txn_in_process {
+  const char *process;
+  char other[512];
+} txn_in_process_t;
+
+static bool is_txn_start_in_process(const sutlog_record_t *r, void *arg) {
+  txn_in_process_t *w = arg;
+  if (!r->is_record || strncmp(r->message, "[TXN START]", 11) != 0) return false;
+  size_t n = strlen(w->process);
+  const char *id = r->context + n;
+  if (strncmp(r->context, w->process, n) == 0 && id[0] == '-' && id[1] != '\0' &&
+      strspn(id + 1, "0123456789") == strlen(id + 1))
+    return true;
+  if (w->other[0] == '\0') snprintf(w->other, sizeof w->other, "%s", r->line);
+  return false;
+}
+
+typedef struct txn_count_goal {
+  const char *process;
+  double before;
+} txn_count_goal_t;
+
+static bool db_txns_grew(const prom_t *scrape, void *arg) {
+  const txn_count_goal_t *g = arg;
+  bool found;
+  return suite_metric(scrape, METRIC_BG_DB_TXN, g->process, NULL, NULL, &found) > g->before &&
+         found;
+}
+
+static void txn_charged_to_process(rc_test_t *t) {
+  int conn = suite_start_connected(t);
+  if (conn < 0) return;
+  /* The process that handles an RDATA line: BG-02 (modern), BG-01 (2018). */
+  txn_count_goal_t goal = {.process = t->profile->dialect == PROTO_DIALECT_MODERN
+                                          ? "process-replication-data"
+                                          : "replication-RDATA-presence"};
+  const char *process = goal.process;
+  prom_t *s = suite_scrape(t);
+  if (s == NULL) return;
+  bool found;
+  goal.before = suite_metric(s, METRIC_BG_DB_TXN, process, NULL, NULL, &found);
+  prom_destroy(s);
+  long offset = suite_log_offset(t);
+  char line[256];
+  suite_rdata(t, line, sizeof line, "presence", "50", PRESENCE_ROW);
+  if (!suite_send(t, conn, "%s", line)) return;
+  txn_in_process_t w = {.process = process};
+  if (!suite_log_wait(t, &offset, DB_TXN_WINDOW_MS, is_txn_start_in_process, &w)) {
+    rc_fail(t, "a '[TXN START]' under the handling process's context <process>-<n>",
+            "none under %s-<n> within %d ms of the presence row; %s%s", process, DB_TXN_WINDOW_MS,
+            w.other[0] ? "first [TXN START] elsewhere: "
+                       : "none at all (the profile's log must be at DEBUG)",
+            w.other);
+    return;
+  }
+  s = suite_scrape_until(t, DB_TXN_WINDOW_MS, 100, db_txns_grew, &goal);
+  if (s == NULL) return;
+  double after = suite_metric(s, METRIC_BG_DB_TXN, process, NULL, NULL, &found);
+  char series[1024];
+  if (!db_txns_grew(s, &goal))
+    rc_fail(t, METRIC_BG_DB_TXN "{name=<handling process>} grows with the handler's transactions",
+            "%s{name=\"%s\"} %s%g (before %g) %d ms after the row; all series: %s",
+            METRIC_BG_DB_TXN, process, found ? "" : "absent, ", after, goal.before,
+            DB_TXN_WINDOW_MS,
+            suite_metric_series(s, METRIC_BG_DB_TXN, NULL, series, sizeof series));
+  prom_destroy(s);
+  note_server_log(t);
+}
+
 const rc_test_def_t database_tests[] = {
     RC_TEST_ROW(.id = "db/init/no-idle-transaction", .requirements = "DB-01",
                 .level = RC_LEVEL_MUST,
@@ -440,5 +519,13 @@ const rc_test_def_t database_tests[] = {
                 .source = "synapse/storage/_base.py@v0.33.2 (#3606); #3709",
                 .dialects = RC_DIALECT_ALL, .transports = RC_TRANSPORT_ALL,
                 .roles = PROFILE_ROLE_PG, .run = txn_not_from_sentinel),
+    RC_TEST_ROW(.id = "db/txn/charged-to-process", .requirements = "BG-04", .level = RC_LEVEL_MUST,
+                .requirement = "Database transactions run while handling an inbound row are "
+                               "charged to the handling process: its db_txn_count grows and "
+                               "[TXN START] is logged under its context.",
+                .source = "synapse metrics/background_process_metrics.py@v0.33.3 (#3709); "
+                          "reference/synapse-1.66/worker2.log, worker2-metrics.txt",
+                .dialects = RC_DIALECT_ALL, .transports = RC_TRANSPORT_ALL,
+                .roles = PROFILE_ROLE_PG, .needs = RC_NEEDS_METRICS, .run = txn_charged_to_process),
 };
 const size_t database_test_count = sizeof database_tests / sizeof database_tests[0];

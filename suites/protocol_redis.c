@@ -1,16 +1,19 @@
 /* protocol/redis: replication over Redis pub/sub (Synapse v1.13+, the only transport
- * from v1.67). Requirements RE-01..RE-03, RE-05, RE-06, RE-09
+ * from v1.67). Requirements RE-01..RE-06, RE-08, RE-09
  * (shared/spec/requirements.md §8; replication-protocol.md §6). The test has its own
  * redis-server; what the SUT publishes shows in the ledger on the channel's
  * pseudo-connection. */
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "filetail.h"
 #include "mock_redis.h"
+#include "rc_clock.h"
 #include "redis_server.h"
 #include "suite_util.h"
 
@@ -165,6 +168,204 @@ static void redis_unparsable_skipped(rc_test_t *t) {
     rc_fail(t, "no ERROR published over redis", "published '%.200s'", e->text);
 }
 
+/* The SUT's next `POSITION caches <own instance> N N` on conn at or after *from_seq, waited
+ * for until deadline_ms of the monotonic clock; *from_seq moves past it. Other lines of
+ * the SUT (its other streams' POSITIONs included) are skipped. NULL at the deadline. */
+static const ledger_entry_t *next_own_caches_position(rc_test_t *t, int conn, uint64_t *from_seq,
+                                                      int64_t deadline_ms) {
+  /* By prefix: rc_match_t's command parses the SUT's lines with the TCP directions. */
+  rc_match_t pos = {.conn_id = conn, .side = LEDGER_SIDE_SUT, .prefix = "POSITION "};
+  for (;;) {
+    int64_t left = deadline_ms - rc_clock_mono_ms();
+    const ledger_entry_t *e = rc_wait(t, *from_seq, &pos, left > 0 ? (int)left : 0);
+    if (e == NULL) return NULL;
+    *from_seq = e->seq + 1;
+    proto_command_t cmd;
+    /* Redis has no direction check: what a worker publishes parses as from anyone. */
+    if (proto_parse_line(PROTO_DIALECT_MODERN, PROTO_SENDER_ANY, e->text, e->len, &cmd, NULL) ==
+            PROTO_OK &&
+        cmd.kind == PROTO_CMD_POSITION && proto_slice_eq(cmd.stream, "caches") &&
+        proto_slice_eq(cmd.instance, t->profile->instance_name) && cmd.prev_token == cmd.new_token)
+      return e;
+  }
+}
+
+/* RE-04: every REPLICATE on the channel is answered with the worker's POSITIONs: its own
+ * (echoed back to it by Redis) and one the main publishes. */
+static void redis_replicate_answered(rc_test_t *t) {
+  int conn = suite_start_connected(t);
+  if (conn < 0) return;
+  rc_match_t own = {.conn_id = conn, .side = LEDGER_SIDE_SUT, .command = PROTO_CMD_REPLICATE};
+  const ledger_entry_t *replicate = rc_wait(t, 1, &own, 0);
+  if (replicate == NULL) {
+    rc_error(t, "the worker's opening REPLICATE is not in the ledger");
+    return;
+  }
+  /* One POSITION after subscribing (RE-02) and one answering the echo of its REPLICATE. */
+  uint64_t seq = replicate->seq + 1;
+  int64_t deadline = replicate->mono_ns / 1000000 + 1000;
+  int seen = 0;
+  while (seen < 2 && next_own_caches_position(t, conn, &seq, deadline) != NULL) seen++;
+  char lines[1024];
+  if (seen < 2) {
+    rc_fail(t,
+            "two 'POSITION caches <own> N N' within 1 s of the worker's REPLICATE: one after "
+            "subscribing, one answering the echo of that REPLICATE",
+            "%d such POSITION(s); the worker published: %s", seen,
+            suite_sut_lines(t, conn, lines, sizeof lines));
+    return;
+  }
+  rc_observe(t, 200);
+  seq = rc_now_seq(t);
+  if (!suite_send(t, conn, "REPLICATE ")) return;
+  if (next_own_caches_position(t, conn, &seq, rc_clock_mono_ms() + 1000) == NULL)
+    rc_fail(t, "'POSITION caches <own> N N' within 1 s of the main's 'REPLICATE '",
+            "none; the worker published: %s", suite_sut_lines(t, conn, lines, sizeof lines));
+}
+
+/* The SUT's Redis clients as MONITOR shows them: per client address, its PINGs. */
+#define MONITOR_CLIENTS_MAX 8
+typedef struct monitor_client {
+  char addr[64];    /* "127.0.0.1:34996" */
+  double last_ping; /* wall clock s of its last PING; before the first one seen, its last
+                     * command before the window (a lower bound of the gap's start) */
+  double max_gap;   /* the longest time without a PING so far */
+  int pings;
+} monitor_client_t;
+
+typedef struct monitor_view {
+  monitor_client_t clients[MONITOR_CLIENTS_MAX];
+  int count;
+} monitor_view_t;
+
+/* Folds one MONITOR line (`<secs> [<db> <addr>] "CMD" ...`) into the view: PINGs of the
+ * clients it knows. */
+static void monitor_view_add(monitor_view_t *view, const char *line) {
+  double when = strtod(line, NULL);
+  const char *open = strchr(line, '[');
+  const char *space = open ? strchr(open, ' ') : NULL;
+  const char *close = space ? strchr(space, ']') : NULL;
+  if (close == NULL || strncasecmp(close + 1, " \"PING\"", 7) != 0) return;
+  for (int i = 0; i < view->count; i++) {
+    monitor_client_t *c = &view->clients[i];
+    if (strlen(c->addr) != (size_t)(close - space - 1) ||
+        strncmp(c->addr, space + 1, (size_t)(close - space - 1)) != 0)
+      continue;
+    if (when - c->last_ping > c->max_gap) c->max_gap = when - c->last_ping;
+    c->last_ping = when;
+    c->pings++;
+  }
+}
+
+/* The SUT's clients from CLIENT LIST taken at wall time `now`: address, and the start of
+ * the current gap bounded by its last command (`idle=`, whole seconds, rounded in the
+ * worker's favour). The monitor's own connection is left out. */
+static void monitor_view_list(monitor_view_t *view, const redis_clients_t *clients, double now) {
+  char listing[sizeof clients->listing];
+  snprintf(listing, sizeof listing, "%s", clients->listing);
+  char *save = NULL;
+  for (char *entry = strtok_r(listing, "|", &save);
+       entry != NULL && view->count < MONITOR_CLIENTS_MAX; entry = strtok_r(NULL, "|", &save)) {
+    const char *addr = strstr(entry, " addr="), *idle = strstr(entry, " idle=");
+    const char *flags = strstr(entry, " flags=");
+    /* flags O: a monitor (this test's own) */
+    if (addr == NULL || idle == NULL ||
+        (flags != NULL && memchr(flags + 7, 'O', strcspn(flags + 7, " ")) != NULL))
+      continue;
+    monitor_client_t *c = &view->clients[view->count++];
+    size_t n = strcspn(addr + 6, " ");
+    snprintf(c->addr, sizeof c->addr, "%.*s", (int)(n < 63 ? n : 63), addr + 6);
+    c->last_ping = now - atof(idle + 6);
+  }
+}
+
+/* RE-08 observation window: longer than the verdict bound, so a connection that never
+ * pings shows a gap above it. The gap running when the window opens is measured from
+ * the connection's last command before it (CLIENT LIST idle), so a PING period above the
+ * bound shows too. */
+#define RE08_BOUND_S 35.0
+#define RE08_WINDOW_MS 36000
+
+/* Reads every MONITOR line c has received so far into the view, without blocking.
+ * False once the connection is lost. */
+static bool monitor_view_read(monitor_view_t *view, redisContext *c) {
+  for (;;) {
+    void *reply = NULL;
+    if (redisGetReplyFromReader(c, &reply) != REDIS_OK) return false;
+    if (reply == NULL) {
+      struct pollfd p = {.fd = c->fd, .events = POLLIN};
+      if (poll(&p, 1, 0) <= 0) return true;
+      if (redisBufferRead(c) != REDIS_OK) return false;
+      continue;
+    }
+    redisReply *line = reply;
+    if (line->type == REDIS_REPLY_STATUS) monitor_view_add(view, line->str);
+    freeReplyObject(line);
+  }
+}
+
+/* RE-08: each Redis connection of the worker sends a Redis-protocol PING at least every
+ * 30 s: through MONITOR over one 36 s window, no client of the SUT goes 35 s without one. */
+static void redis_keepalive_ping(rc_test_t *t) {
+  int conn = suite_start_connected(t);
+  if (conn < 0) return;
+  struct timeval tv = {2, 0};
+  redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_server_port(t->redis), tv);
+  if (c == NULL || c->err) {
+    if (c != NULL) redisFree(c);
+    rc_error(t, "cannot connect to the test's redis-server for MONITOR");
+    return;
+  }
+  redisReply *r = redisCommand(c, "MONITOR");
+  bool ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+  if (r != NULL) freeReplyObject(r);
+  if (!ok) {
+    redisFree(c);
+    rc_error(t, "MONITOR failed on the test's redis-server");
+    return;
+  }
+  /* Listed once the monitor runs, so no PING falls between the list and the monitor; a
+   * client silent all window long still counts. */
+  monitor_view_t view = {.count = 0};
+  redis_clients_t clients;
+  if (!list_sut_clients(t, &clients)) {
+    redisFree(c);
+    return;
+  }
+  monitor_view_list(&view, &clients, (double)rc_clock_wall_ms() / 1000.0);
+  int64_t end = rc_clock_mono_ms() + RE08_WINDOW_MS;
+  bool alive = true;
+  while (alive && rc_clock_mono_ms() < end) {
+    rc_observe(t, 20);
+    alive = monitor_view_read(&view, c);
+  }
+  redisFree(c);
+  if (!alive) {
+    rc_error(t, "the MONITOR connection was lost during the window");
+    return;
+  }
+  double window_end = (double)rc_clock_wall_ms() / 1000.0;
+  char worst[512] = "";
+  size_t used = 0;
+  bool failed = false;
+  for (int i = 0; i < view.count; i++) {
+    monitor_client_t *mc = &view.clients[i];
+    double tail = window_end - mc->last_ping;
+    double gap = mc->max_gap > tail ? mc->max_gap : tail;
+    used += (size_t)snprintf(worst + used, used < sizeof worst ? sizeof worst - used : 0,
+                             "%s%s: %d PING(s), longest gap %.1f s", i ? "; " : "", mc->addr,
+                             mc->pings, gap);
+    if (used >= sizeof worst) used = sizeof worst - 1;
+    failed |= gap > RE08_BOUND_S;
+  }
+  if (view.count == 0)
+    rc_error(t, "the SUT has no redis connection to observe: %s", clients.listing);
+  else if (failed)
+    rc_fail(t,
+            "a Redis PING on each of the worker's connections at least every 30 s (gaps <= 35 s)",
+            "over %d ms: %s", RE08_WINDOW_MS, worst);
+}
+
 /* RE-09: after redis-server restarts, the worker resubscribes and publishes REPLICATE. */
 static void redis_restart(rc_test_t *t) {
   int conn = suite_start_connected(t);
@@ -219,6 +420,20 @@ const rc_test_def_t protocol_redis_tests[] = {
                              "subscribed and publishes no ERROR.",
               .source = "synapse redis.py@v1.67.0 _parse_and_dispatch_message",
               .run = redis_unparsable_skipped),
+    REDIS_ROW(.id = "protocol/redis/replicate-answered", .requirements = "RE-04",
+              .level = RC_LEVEL_MUST,
+              .requirement = "Every REPLICATE on the channel, the worker's own echo included, is "
+                             "answered with its POSITIONs (POSITION caches <own> N N) within 1 s.",
+              .source = "synapse redis.py@v1.67.0 _send_subscribe, handler.py on_REPLICATE (PR "
+                        "#7475); 1.67-redis/pubsub-transcript.txt, fake-main.txt",
+              .run = redis_replicate_answered),
+    REDIS_ROW(.id = "protocol/redis/keepalive-ping", .requirements = "RE-08",
+              .level = RC_LEVEL_SHOULD,
+              .requirement = "Each redis connection of the worker sends a Redis-protocol PING at "
+                             "least every 30 s (no gap over 35 s in a 36 s MONITOR window).",
+              .source = "synapse redis.py@v1.67.0 SynapseRedisFactory._send_ping (#9218); "
+                        "1.67-redis/monitor-2.txt (PINGs 30.0 s apart per client)",
+              .tags = "slow", .run = redis_keepalive_ping),
     REDIS_ROW(.id = "protocol/redis/server-restart", .requirements = "RE-09", .level = RC_LEVEL_MUST,
               .requirement = "After losing redis the worker reconnects, subscribes again and "
                              "republishes REPLICATE.",

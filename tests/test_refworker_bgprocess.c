@@ -2,7 +2,8 @@
  * caches (reference/expiring_cache.c), on a real libevent loop with real time.
  *
  * Requirements (shared/spec/requirements.md): LC-02 (request ids "<desc>-<n>" from 0 per
- * desc), BG-03 (in flight until the work is done), BG-05 (exceptions logged at once at
+ * desc), BG-03 (in flight until the work is done), BG-04 (transactions charged to the
+ * process that runs them), BG-05 (exceptions logged at once at
  * ERROR with a traceback, in the handling context), BG-07 (no Twisted "Unhandled error in
  * Deferred:"), BG-09 (idle processes report 0), CA-01..CA-07 (seed A, Synapse PR #3932:
  * the reaper is armed at construction). Each bug switch of bugs.h that lives here is
@@ -183,6 +184,45 @@ START_TEST(test_bug_fire_and_forget) {
 }
 END_TEST
 
+/* BG-04: a database transaction is charged to the process whose context runs it, by
+ * name; contexts of no process are charged to nothing. */
+START_TEST(test_db_txn_charged_to_process) {
+  setup_with(METRICS_STYLE_MODERN, 0);
+  bgprocess_t *run = bgprocess_start(processes, BGPROCESS_HANDLER, "process-replication-data");
+  expect_metric_line(
+      "synapse_background_process_db_txn_count_total{name=\"process-replication-data\"} 0.0\n",
+      true);
+  bgprocess_charge_db_txn(processes, bgprocess_context(run));
+  bgprocess_charge_db_txn(processes, bgprocess_context(run));
+  bgprocess_charge_db_txn(processes, "sentinel");
+  bgprocess_charge_db_txn(processes, "main");
+  bgprocess_charge_db_txn(processes, "process-replication-data-x");
+  bgprocess_charge_db_txn(processes, "process-replication-data");
+  bgprocess_charge_db_txn(processes, "GET-0");
+  bgprocess_charge_db_txn(NULL, "process-replication-data-0");
+  ck_assert(bgprocess_db_txn_count(processes, "process-replication-data") == 2);
+  ck_assert(bgprocess_db_txn_count(processes, "GET") == 0);
+  expect_metric_line(
+      "synapse_background_process_db_txn_count_total{name=\"process-replication-data\"} 2.0\n",
+      true);
+  bgprocess_finish(run);
+  teardown_all();
+}
+END_TEST
+
+/* --bug db-txn-not-charged: the series exist but nothing is ever charged. */
+START_TEST(test_bug_db_txn_not_charged) {
+  setup_with(METRICS_STYLE_2018, BUG_DB_TXN_NOT_CHARGED);
+  bgprocess_t *run = bgprocess_start(processes, BGPROCESS_HANDLER, "replication-RDATA-typing");
+  bgprocess_charge_db_txn(processes, bgprocess_context(run));
+  ck_assert(bgprocess_db_txn_count(processes, "replication-RDATA-typing") == 0);
+  expect_metric_line(
+      "synapse_background_process_db_txn_count{name=\"replication-RDATA-typing\"} 0.0\n", true);
+  bgprocess_finish(run);
+  teardown_all();
+}
+END_TEST
+
 START_TEST(test_exception_logged_at_once_with_traceback) {
   setup_with(METRICS_STYLE_2018, 0);
   bgprocess_t *run = bgprocess_start(processes, BGPROCESS_HANDLER, "replication-RDATA-typing");
@@ -328,6 +368,23 @@ START_TEST(test_cache_size_bound_is_fifo_and_counted) {
 END_TEST
 
 /* CA-01..CA-04, CA-07: reaping starts at creation and removes entries older than E. */
+/* --bug cache-prune-stays-in-flight (CA-07's self-test): every reaper run stays in the
+ * in-flight count, one more per tick; handler runs are not affected. */
+START_TEST(test_bug_cache_prune_stays_in_flight) {
+  setup_with(METRICS_STYLE_MODERN, BUG_CACHE_PRUNE_STAYS_IN_FLIGHT);
+  expiring_cache_t *cache = make_cache("device_updates:200:0", false);
+  run_for(450); /* ticks at 100, 200, 300, 400 ms */
+  double starts = bgprocess_start_count(processes, "prune_cache_device_updates");
+  ck_assert_msg(starts >= 3, "started %.0f times", starts);
+  ck_assert(bgprocess_in_flight(processes, "prune_cache_device_updates") == starts);
+  bgprocess_t *run = bgprocess_start(processes, BGPROCESS_HANDLER, "process-replication-data");
+  bgprocess_finish(run);
+  ck_assert(bgprocess_in_flight(processes, "process-replication-data") == 0);
+  expiring_cache_destroy(cache);
+  teardown_all();
+}
+END_TEST
+
 START_TEST(test_cache_reaper_armed_at_creation) {
   setup_with(METRICS_STYLE_2018, 0);
   expiring_cache_t *cache = make_cache("device_updates:400:0", false);
@@ -485,6 +542,8 @@ static Suite *bgprocess_suite(void) {
   tcase_add_test(bg, test_modern_style_counts_with_total);
   tcase_add_test(bg, test_bug_handlers_not_background);
   tcase_add_test(bg, test_bug_fire_and_forget);
+  tcase_add_test(bg, test_db_txn_charged_to_process);
+  tcase_add_test(bg, test_bug_db_txn_not_charged);
   tcase_add_test(bg, test_exception_logged_at_once_with_traceback);
   tcase_add_test(bg, test_bug_unhandled_background_error);
   tcase_add_test(bg, test_callback_rules);
@@ -496,6 +555,7 @@ static Suite *bgprocess_suite(void) {
   tcase_add_test(cache, test_cache_reaper_armed_at_creation);
   tcase_add_test(cache, test_cache_reset_on_get_keeps_read_entries);
   tcase_add_test(cache, test_bug_cache_needs_start);
+  tcase_add_test(cache, test_bug_cache_prune_stays_in_flight);
   suite_add_tcase(s, cache);
   return s;
 }

@@ -4,7 +4,10 @@
  * `stream_positions` through one pooled connection in short transactions, every
  * connection is closed (not dropped) at SIGTERM, and each bug switch brings back its
  * behaviour: an idle-in-transaction start-up session, a start-up session left open
- * and connections dropped at exit, and db transactions started from the sentinel. */
+ * and connections dropped at exit, db transactions started from the sentinel, and
+ * transactions not charged to the handling background process (BG-04: Synapse's
+ * `[TXN START] {<desc>-<n>}` under the handler's context and
+ * synapse_background_process_db_txn_count on its metrics page). */
 #include <check.h>
 #include <errno.h>
 #include <libpq-fe.h>
@@ -19,8 +22,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http_probe.h"
 #include "pg_cluster.h"
+#include "prom.h"
 #include "rc_clock.h"
+#include "rc_net.h"
 #include "test_support.h"
 
 static char *parent;
@@ -45,6 +51,7 @@ static char db[64];
 static char *dir, *log_path;
 static int listen_fd = -1, peer_fd = -1;
 static pid_t child = -1;
+static char http_port[16]; /* the worker's --http-port ("" = none) */
 
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -63,6 +70,7 @@ static void setup(void) {
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   ck_assert_int_eq(bind(listen_fd, (struct sockaddr *)&a, sizeof a), 0);
   ck_assert_int_eq(listen(listen_fd, 4), 0);
+  http_port[0] = '\0';
 }
 
 static void teardown(void) {
@@ -106,6 +114,10 @@ static void worker_start_with(const char *bug, const char *dsn_override,
   if (bug != NULL) {
     argv[n++] = "--bug";
     argv[n++] = bug;
+  }
+  if (http_port[0] != '\0') {
+    argv[n++] = "--http-port";
+    argv[n++] = http_port;
   }
   for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 31; i++) argv[n++] = extra[i];
   pid_t parent_pid = getpid();
@@ -290,6 +302,60 @@ START_TEST(bug_handler_in_sentinel_db) {
 }
 END_TEST
 
+/* db_txn_count of `process` on the worker's metrics page (-1 when the series is absent). */
+static double db_txn_count(const char *process) {
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%s/metrics", http_port);
+  rc_error_t err;
+  prom_t *scrape = NULL;
+  int64_t deadline = rc_clock_mono_ms() + 5000;
+  while ((scrape = http_probe_metrics(url, 1000, &err)) == NULL && rc_clock_mono_ms() < deadline)
+    sleep_ms(50);
+  ck_assert_msg(scrape != NULL, "%s", err.msg);
+  prom_match_t match = {"name", process};
+  const prom_sample_t *sample =
+      prom_find(scrape, "synapse_background_process_db_txn_count", &match, 1);
+  double value = sample != NULL ? sample->value : -1;
+  prom_destroy(scrape);
+  return value;
+}
+
+/* BG-04: the handler's transaction is logged under its context and counted for it; the
+ * start-up read (context "main", no background process) is counted for nothing. */
+START_TEST(txn_charged_to_handling_process) {
+  snprintf(http_port, sizeof http_port, "%d", rc_net_free_port());
+  worker_start(NULL, NULL);
+  ck_assert(log_wait_for("Finished setting up.", 5000));
+  ck_assert(log_wait_for(" - synapse.storage.txn - ", 100));
+  ck_assert(log_wait_for(" - DEBUG - main - [TXN START] {stream_change_cache_prefill-0}", 100));
+  ck_assert(log_wait_for("[TXN END] {stream_change_cache_prefill-0} ", 100));
+  ck_assert(db_txn_count("process-replication-data") == -1);
+  feed_rdata();
+  ck_assert_msg(log_wait_for(" - DEBUG - process-replication-data-", 5000), "no handler context");
+  ck_assert_msg(
+      log_wait_for("process-replication-data-1 - [TXN START] {store_stream_position-1}", 5000),
+      "BG-04: [TXN START] under the handler's context");
+  ck_assert(log_wait_for("process-replication-data-1 - [TXN END] {store_stream_position-1} ", 100));
+  double count = db_txn_count("process-replication-data");
+  ck_assert_msg(count == 1, "BG-04: db_txn_count{process-replication-data} %g, expected 1", count);
+  worker_stop();
+}
+END_TEST
+
+/* --bug db-txn-not-charged: the same transaction, logged the same way, counted for no
+ * process. */
+START_TEST(bug_db_txn_not_charged) {
+  snprintf(http_port, sizeof http_port, "%d", rc_net_free_port());
+  worker_start("db-txn-not-charged", NULL);
+  ck_assert(log_wait_for("Finished setting up.", 5000));
+  feed_rdata();
+  ck_assert(
+      log_wait_for("process-replication-data-1 - [TXN END] {store_stream_position-1} ", 5000));
+  ck_assert(db_txn_count("process-replication-data") == 0);
+  worker_stop();
+}
+END_TEST
+
 START_TEST(unreachable_database) {
   worker_start(NULL, "host=127.0.0.1 port=1 dbname=nothing user=nobody connect_timeout=2");
   int64_t deadline = rc_clock_mono_ms() + 5000;
@@ -465,6 +531,8 @@ int main(void) {
   tcase_add_test(tc, bug_idle_in_transaction);
   tcase_add_test(tc, bug_conn_never_closed);
   tcase_add_test(tc, bug_handler_in_sentinel_db);
+  tcase_add_test(tc, txn_charged_to_handling_process);
+  tcase_add_test(tc, bug_db_txn_not_charged);
   tcase_add_test(tc, unreachable_database);
   tcase_add_test(tc, fedsender_position_stored_then_acked);
   tcase_add_test(tc, fedsender_position_error_logged);

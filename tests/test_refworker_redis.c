@@ -255,8 +255,10 @@ static void teardown(void) {
                                     : WTERMSIG(status));
 }
 
-/* Starts refworker over the test's redis-server, consuming typing from 3. */
-static void worker_start(const char *reconnect_initial, const char *reconnect_max) {
+/* Starts refworker over the test's redis-server, consuming typing from 3, with `extra`
+ * arguments (NULL-terminated, may be NULL). */
+static void worker_start_with(const char *reconnect_initial, const char *reconnect_max,
+                              const char *const *extra) {
   char redis[64], url[64];
   snprintf(redis, sizeof redis, "127.0.0.1:%d", redis_server_port(server));
   snprintf(url, sizeof url, "http://127.0.0.1:%d", mock_http_port(http));
@@ -285,6 +287,7 @@ static void worker_start(const char *reconnect_initial, const char *reconnect_ma
                          "--redis-ping-interval-ms",
                          "300"};
   for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) argv[argc++] = fixed[i];
+  for (size_t i = 0; extra != NULL && extra[i] != NULL && argc < 63; i++) argv[argc++] = extra[i];
   argv[argc] = NULL;
   child = test_spawn_wrapped(argv);
   free(bin);
@@ -328,9 +331,10 @@ static void expect_log(const char *needle, int timeout_ms, const char *requireme
   expect_log_count(needle, 1, timeout_ms, requirement);
 }
 
-/* Starts the worker and waits for its REPLICATE; returns the MONITOR index of it. */
-static long start_subscribed(const char *initial, const char *max) {
-  worker_start(initial, max);
+/* Starts the worker (with extra arguments, may be NULL) and waits for its REPLICATE;
+ * returns the MONITOR index of it. */
+static long start_subscribed_with(const char *initial, const char *max, const char *const *extra) {
+  worker_start_with(initial, max, extra);
   long replicate =
       monitor_find(0, "\"PUBLISH\" \"" CHANNEL "\" \"REPLICATE \"", (int)(5000 + 5 * margin_ms));
   ck_assert_msg(replicate >= 0, "RE-02\n  Expected: PUBLISH " CHANNEL
@@ -339,12 +343,38 @@ static long start_subscribed(const char *initial, const char *max) {
   return replicate;
 }
 
+static long start_subscribed(const char *initial, const char *max) {
+  return start_subscribed_with(initial, max, NULL);
+}
+
 /* How many PUBLISHes the worker made from MONITOR index `from` on. */
 static size_t worker_publishes_since(size_t from) {
   size_t n = 0;
   for (size_t i = from; i < seen_count; i++)
     if (strstr(seen[i], "\"PUBLISH\"") != NULL) n++;
   return n;
+}
+
+/* How many MONITOR lines from index `from` on contain needle. */
+static size_t monitor_count_since(size_t from, const char *needle) {
+  size_t n = 0;
+  for (size_t i = from; i < seen_count; i++)
+    if (strstr(seen[i], needle) != NULL) n++;
+  return n;
+}
+
+/* The worker's announcement of its caches position N (RE-02, RE-04). */
+#define OWN_CACHES_POSITION(n) \
+  "\"PUBLISH\" \"" CHANNEL "\" \"POSITION caches " INSTANCE " " n " " n "\""
+
+/* Waits (reading MONITOR) until `count` announcements of caches position n were published
+ * from index `from` on, up to timeout_ms; returns how many there were. */
+static size_t expect_own_positions(size_t from, const char *announcement, size_t count,
+                                   int timeout_ms) {
+  int64_t deadline = rc_clock_mono_ms() + timeout_ms;
+  while (monitor_count_since(from, announcement) < count && rc_clock_mono_ms() < deadline)
+    monitor_drain(10);
+  return monitor_count_since(from, announcement);
 }
 
 /* ---- tests --------------------------------------------------------------------------- */
@@ -368,10 +398,11 @@ START_TEST(test_handshake) {
   monitor_client(replicate, pub_client, sizeof pub_client);
   ck_assert_msg(strcmp(sub_client, pub_client) != 0,
                 "RE-01 (PUBLISH on the other connection)\n  Actual: both from %s", sub_client);
-  ck_assert_msg(worker_publishes_since(0) == 1,
+  size_t up_to = worker_publishes_since(0) - worker_publishes_since((size_t)replicate + 1);
+  ck_assert_msg(up_to == 1,
                 "RE-02 (REPLICATE is the first message published)\n  Actual: %zu PUBLISHes "
                 "up to it",
-                worker_publishes_since(0));
+                up_to);
   expect_log("Successfully subscribed to redis stream, sending REPLICATE command", (int)margin_ms,
              "RE-02");
   int subscribed = 0, plain = 0;
@@ -395,21 +426,29 @@ START_TEST(test_handshake) {
 }
 END_TEST
 
-/* RE-08: a Redis-protocol PING on each of the two connections every
- * --redis-ping-interval-ms (300 ms here; Synapse: 30 s). */
-START_TEST(test_keepalive) {
-  long replicate = start_subscribed("50", "250");
+/* Reads MONITOR for 1 s (+ margin) and counts the PINGs of the subscriber (the client
+ * that SUBSCRIBEd) and of the publisher (the one that published REPLICATE at index
+ * `replicate`). */
+static void count_pings(long replicate, int *sub_pings, int *pub_pings) {
   long subscribe = monitor_find(0, "\"SUBSCRIBE\"", 0);
   char sub_client[64], pub_client[64];
   monitor_client(subscribe, sub_client, sizeof sub_client);
   monitor_client(replicate, pub_client, sizeof pub_client);
   monitor_drain((int)(1000 + margin_ms));
-  int sub_pings = 0, pub_pings = 0;
+  *sub_pings = *pub_pings = 0;
   for (size_t i = 0; i < seen_count; i++) {
     if (strstr(seen[i], "\"PING\"") == NULL) continue;
-    if (strstr(seen[i], sub_client) != NULL) sub_pings++;
-    if (strstr(seen[i], pub_client) != NULL) pub_pings++;
+    if (strstr(seen[i], sub_client) != NULL) (*sub_pings)++;
+    if (strstr(seen[i], pub_client) != NULL) (*pub_pings)++;
   }
+}
+
+/* RE-08: a Redis-protocol PING on each of the two connections every
+ * --redis-ping-interval-ms (300 ms here; Synapse: 30 s). */
+START_TEST(test_keepalive) {
+  long replicate = start_subscribed("50", "250");
+  int sub_pings, pub_pings;
+  count_pings(replicate, &sub_pings, &pub_pings);
   ck_assert_msg(sub_pings >= 2 && pub_pings >= 2,
                 "RE-08 (PING on each connection every interval)\n  Expected: >= 2 PINGs each in "
                 "1 s at 300 ms\n  Actual: subscriber %d, publisher %d",
@@ -421,11 +460,30 @@ START_TEST(test_keepalive) {
 }
 END_TEST
 
+/* --bug redis-subscriber-no-ping (RE-08's self-test): the publisher still pings, the
+ * subscriber never does. */
+START_TEST(test_bug_subscriber_no_ping) {
+  static const char *const extra[] = {"--bug", "redis-subscriber-no-ping", NULL};
+  long replicate = start_subscribed_with("50", "250", extra);
+  int sub_pings, pub_pings;
+  count_pings(replicate, &sub_pings, &pub_pings);
+  ck_assert_msg(sub_pings == 0 && pub_pings >= 2, "subscriber %d, publisher %d PINGs", sub_pings,
+                pub_pings);
+}
+END_TEST
+
 /* RE-04, RE-05, RD-07 over Redis: our own RDATA/POSITION echoes are ignored; a REPLICATE
- * (anyone's, like our own echo) is answered with our POSITIONs, none for refworker;
- * commands meant for other processes are ignored without error; the subscription stays. */
+ * (anyone's, like our own echo) is answered with our POSITION of caches (0 here: this
+ * worker consumes no caches stream); commands meant for other processes are ignored
+ * without error; the subscription stays. */
 START_TEST(test_echoes_and_others) {
   long replicate = start_subscribed("50", "250");
+  /* One announcement after subscribing, one answering the echo of our REPLICATE. */
+  ck_assert_msg(
+      expect_own_positions((size_t)replicate, OWN_CACHES_POSITION("0"), 2, (int)margin_ms) == 2,
+      "RE-02, RE-04\n  Expected: 'POSITION caches " INSTANCE " 0 0' twice after REPLICATE\n"
+      "  Actual: %zu",
+      monitor_count_since((size_t)replicate, OWN_CACHES_POSITION("0")));
   publish("POSITION typing master 3 3");
   expect_log("Caught up with stream 'typing' to 3", (int)margin_ms, "PO-01 over redis");
   publish("RDATA typing " INSTANCE " 11 " ROW);
@@ -446,14 +504,50 @@ START_TEST(test_echoes_and_others) {
                     !log_contains("Caught up with stream 'typing' to 20"),
                 "RD-07 (own echoes ignored)\n  Expected: our instance's RDATA/POSITION ignored\n"
                 "  Actual: see the log");
-  ck_assert(log_count("No POSITION to announce (answering REPLICATE)") >= 2);
   ck_assert_msg(log_offset(" - ERROR - ") < 0,
                 "RE-05 (no error for commands meant for others)\n  Actual: an ERROR logged");
+  /* After subscribing, for our echo and for the main's REPLICATE: three in all. */
+  ck_assert_msg(
+      expect_own_positions((size_t)replicate, OWN_CACHES_POSITION("0"), 3, (int)margin_ms) == 3,
+      "RE-04 (the published REPLICATE answered)\n  Actual: %zu announcements",
+      monitor_count_since((size_t)replicate, OWN_CACHES_POSITION("0")));
   monitor_drain(300);
-  ck_assert_msg(worker_publishes_since((size_t)replicate + 1) == 0,
-                "RE-04 (refworker writes no stream: nothing to announce)\n  Actual: %zu "
-                "PUBLISHes after REPLICATE",
+  ck_assert_msg(worker_publishes_since((size_t)replicate + 1) == 3,
+                "RE-03, RE-04 (only our POSITIONs published)\n  Actual: %zu PUBLISHes after "
+                "REPLICATE",
                 worker_publishes_since((size_t)replicate + 1));
+}
+END_TEST
+
+/* RE-04 with the caches stream consumed: the announced position is the highest caches
+ * token the worker knows, and every REPLICATE is answered again with the current one. */
+START_TEST(test_replicate_answered_with_caches_position) {
+  static const char *const extra[] = {"--stream", "caches", NULL};
+  long replicate = start_subscribed_with("50", "250", extra);
+  ck_assert_uint_eq(
+      expect_own_positions((size_t)replicate, OWN_CACHES_POSITION("0"), 2, (int)margin_ms), 2);
+  publish("POSITION caches master 13 13");
+  expect_log("Caught up with stream 'caches' to 13", (int)margin_ms, "PO-01");
+  size_t from = seen_count;
+  publish("REPLICATE ");
+  ck_assert_msg(expect_own_positions(from, OWN_CACHES_POSITION("13"), 1, (int)margin_ms) == 1,
+                "RE-04\n  Expected: 'POSITION caches " INSTANCE " 13 13' after a REPLICATE\n"
+                "  Actual: not within %d ms",
+                (int)margin_ms);
+}
+END_TEST
+
+/* --bug redis-replicate-unanswered (RE-04's self-test): the POSITION after subscribing
+ * still goes out, but neither the echo of our REPLICATE nor the main's is answered. */
+START_TEST(test_bug_replicate_unanswered) {
+  static const char *const extra[] = {"--bug", "redis-replicate-unanswered", NULL};
+  long replicate = start_subscribed_with("50", "250", extra);
+  ck_assert_uint_eq(
+      expect_own_positions((size_t)replicate, OWN_CACHES_POSITION("0"), 1, (int)margin_ms), 1);
+  publish("REPLICATE ");
+  expect_log_count("Received REPLICATE; not answering it", 2, (int)margin_ms, "the bug's trace");
+  monitor_drain(300);
+  ck_assert_uint_eq(monitor_count_since((size_t)replicate, OWN_CACHES_POSITION("0")), 1);
 }
 END_TEST
 
@@ -474,8 +568,10 @@ START_TEST(test_unparsable_skipped) {
   ck_assert(log_contains("Failed to parse replication line: 'POSITION typing master x 5'"));
   ck_assert_uint_eq(log_count("Failed to parse replication line"), 3);
   monitor_drain(300);
-  ck_assert_msg(worker_publishes_since((size_t)replicate + 1) == 0,
-                "RE-06 (no ERROR published)\n  Actual: the worker published after REPLICATE");
+  ck_assert_msg(worker_publishes_since((size_t)replicate + 1) ==
+                    monitor_count_since((size_t)replicate + 1, OWN_CACHES_POSITION("0")),
+                "RE-06 (no ERROR published)\n  Actual: the worker published more than its "
+                "POSITIONs after REPLICATE");
   ck_assert_msg(monitor_find((size_t)replicate, "\"SUBSCRIBE\"", 0) < 0 &&
                     monitor_find((size_t)replicate, "\"UNSUBSCRIBE\"", 0) < 0,
                 "RE-06 (the subscription stays)");
@@ -582,6 +678,9 @@ static Suite *redis_suite(void) {
   tcase_add_test(tc, test_handshake);
   tcase_add_test(tc, test_keepalive);
   tcase_add_test(tc, test_echoes_and_others);
+  tcase_add_test(tc, test_replicate_answered_with_caches_position);
+  tcase_add_test(tc, test_bug_replicate_unanswered);
+  tcase_add_test(tc, test_bug_subscriber_no_ping);
   tcase_add_test(tc, test_unparsable_skipped);
   tcase_add_test(tc, test_stream_rules_over_redis);
   tcase_add_test(tc, test_redis_restart);
