@@ -68,12 +68,23 @@ static bool child_gone(void *arg) {
   return child <= 0 || waitpid(child, status, WNOHANG) == child;
 }
 
-/* SIGTERM and wait for the exit (0: sanitizers and the orderly shutdown agree). */
+/* Whether the worker's last connection to the mock has been closed (its EOF read, so
+ * every line it wrote before is in the ledger). */
+static bool last_conn_closed(void *arg) {
+  (void)arg;
+  int conn = mockhs_latest_conn(mock);
+  return conn < 0 || !mockhs_conn_is_open(mock, conn);
+}
+
+/* SIGTERM and wait for the exit (0: sanitizers and the orderly shutdown agree), then
+ * for the mock to have read all the worker wrote (a line written just before the exit
+ * may still be unread when waitpid sees it). */
 static void worker_stop(void) {
   if (child <= 0) return;
   int status = 0;
   kill(child, SIGTERM);
   bool exited = mockhs_run_until(mock, child_gone, &status, (int)(5000 + 10 * margin_ms), 10);
+  if (exited) mockhs_run_until(mock, last_conn_closed, NULL, 2000, 10);
   if (!exited) {
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
