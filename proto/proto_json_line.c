@@ -1,0 +1,271 @@
+/* The parser's fast JSON check of a line's value (an RDATA row, a key list): it only
+ * decides "valid in line mode" and leaves every refusal, with its offset and reason,
+ * to proto_json_check(). It must never accept what proto_json_check() refuses; it may
+ * give up on a valid value (it then costs a second pass), which it does only for
+ * inputs rows rarely hold. test_proto (test_parse_against_reference,
+ * test_json_against_reference) and fuzz_proto compare the two.
+ *
+ * Why it is faster: the value is copied into a buffer with zero bytes after it, so no
+ * read needs a bounds check. A zero byte is neither a token, nor whitespace, nor a
+ * plain string byte, so every scan stops at the end by itself and then fails a test
+ * the real end would fail too. Strings are skipped 16 bytes at a time without the
+ * arithmetic for a last, overlapping block. */
+#include "proto_internal.h"
+
+#include <string.h>
+
+#if defined(__SSE2__)
+
+#define ONES 0x0101010101010101ULL
+#define HIGH 0x8080808080808080ULL
+#define MAX_DEPTH 256
+/* Zero bytes after the copy: the widest load that starts at or before the end. */
+#define PADDING 16
+
+static inline uint64_t load64(const unsigned char *p) {
+  uint64_t w;
+  memcpy(&w, p, sizeof w);
+  return w;
+}
+
+static inline uint32_t load32(const unsigned char *p) {
+  uint32_t w;
+  memcpy(&w, p, sizeof w);
+  return w;
+}
+
+static inline bool is_digit(unsigned char c) {
+  return (unsigned)(c - '0') <= 9u;
+}
+
+static inline bool is_hex(unsigned char c) {
+  return is_digit(c) || (unsigned)((c | 0x20) - 'a') <= 5u;
+}
+
+/* Index of the first '"', '\\', control byte or non-ASCII byte at or after p. The zero
+ * bytes after the copy stop it. */
+static inline __attribute__((always_inline)) size_t skip_plain(const unsigned char *s, size_t p) {
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  const __m128i control = _mm_set1_epi8(0x20);
+  for (;;) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + p));
+    __m128i special =
+        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                     _mm_cmplt_epi8(v, control));
+    unsigned mask = (unsigned)_mm_movemask_epi8(special);
+    if (mask != 0) return p + (size_t)__builtin_ctz(mask);
+    p += 16;
+  }
+}
+
+/* s[p] is an escape or a non-ASCII byte inside a string (anything else there ends
+ * the scan as invalid): the position after the closing quote, or 0 when the string
+ * is not valid. Out of line: row strings rarely have them. */
+static __attribute__((noinline)) size_t scan_string_rest(const unsigned char *s, size_t len,
+                                                         size_t p) {
+  for (;;) {
+    unsigned char c = s[p];
+    if (c == '"') return p + 1;
+    if (c == '\\') {
+      switch (s[p + 1]) {
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
+          p += 2;
+          break;
+        case 'u':
+          /* The zero bytes after the end are not hex digits. */
+          if (!is_hex(s[p + 2]) || !is_hex(s[p + 3]) || !is_hex(s[p + 4]) || !is_hex(s[p + 5]))
+            return 0;
+          p += 6;
+          break;
+        default:
+          return 0;
+      }
+    } else if (c >= 0x80) {
+      size_t n = proto_utf8_sequence_length(s + p, len - p);
+      if (n == 0) return 0;
+      p += n;
+    } else {
+      return 0; /* a control byte, or the end */
+    }
+    p = skip_plain(s, p);
+  }
+}
+
+/* Index of the first non-digit at or after p, eight digits per step. */
+static inline size_t skip_digits(const unsigned char *s, size_t p) {
+  for (;;) {
+    uint64_t w = load64(s + p);
+    uint64_t bad = ((w - 0x30ULL * ONES) | (w + 0x46ULL * ONES) | w) & HIGH;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (bad != 0) return p + (size_t)__builtin_ctzll(bad) / 8;
+#else
+    if (bad != 0) break;
+#endif
+    p += 8;
+  }
+  while (is_digit(s[p])) p++;
+  return p;
+}
+
+/* s[p] is '-' or a digit: the position after the number, or 0 when it is not one. */
+static inline size_t scan_number(const unsigned char *s, size_t p) {
+  if (s[p] == '-') p++;
+  if (s[p] == '0') {
+    p++;
+    if (is_digit(s[p])) return 0;
+  } else if (is_digit(s[p])) {
+    p = skip_digits(s, p);
+  } else {
+    return 0;
+  }
+  if (s[p] == '.') {
+    p++;
+    if (!is_digit(s[p])) return 0;
+    p = skip_digits(s, p);
+  }
+  if ((s[p] | 0x20) == 'e') {
+    p++;
+    if (s[p] == '+' || s[p] == '-') p++;
+    if (!is_digit(s[p])) return 0;
+    p = skip_digits(s, p);
+  }
+  return p;
+}
+
+static inline bool literal_at(const unsigned char *s, size_t p, const char word[4]) {
+  return load32(s + p) == load32((const unsigned char *)word);
+}
+
+/* s[p] is the opening quote: the position after the closing one, or 0. */
+static inline __attribute__((always_inline)) size_t scan_string(const unsigned char *s, size_t len,
+                                                                size_t p) {
+  size_t q = skip_plain(s, p + 1);
+  if (s[q] == '"') return q + 1;
+  return scan_string_rest(s, len, q);
+}
+
+/* A scalar at s[p] (not a container, not whitespace): the position after it, or 0. */
+static inline __attribute__((always_inline)) size_t scan_scalar(const unsigned char *s, size_t len,
+                                                                size_t p) {
+  switch (s[p]) {
+    case '"':
+      return scan_string(s, len, p);
+    case 't':
+      return literal_at(s, p, "true") ? p + 4 : 0;
+    case 'f':
+      return s[p + 4] == 'e' && literal_at(s, p, "fals") ? p + 5 : 0;
+    case 'n':
+      return literal_at(s, p, "null") ? p + 4 : 0;
+    default:
+      return scan_number(s, p);
+  }
+}
+
+static inline size_t skip_whitespace(const unsigned char *s, size_t p) {
+  while (s[p] == ' ' || s[p] == '\t') p++;
+  return p;
+}
+
+/* The checking walk over the padded copy s[0..len). Line mode allows only spaces and
+ * tabs between tokens; the compact rows a main writes have none, so whitespace is
+ * only looked for where the expected byte is not found. Inside a container the walk
+ * never meets depth 0, so after a value only ',' and the closing byte are tested. */
+static bool check_padded(const unsigned char *s, size_t len) {
+  unsigned char closers[MAX_DEPTH];
+  unsigned depth = 0;
+  unsigned char closer;
+  size_t p = skip_whitespace(s, 0);
+  if (s[p] != '[' && s[p] != '{') {
+    p = scan_scalar(s, len, p);
+    return p != 0 && skip_whitespace(s, p) == len;
+  }
+
+open:
+  if (depth == MAX_DEPTH) return false;
+  closer = s[p] == '{' ? '}' : ']';
+  closers[depth++] = closer;
+  p++;
+  if (s[p] == closer) goto close;
+  if (s[p] == ' ' || s[p] == '\t') {
+    p = skip_whitespace(s, p);
+    if (s[p] == closer) goto close;
+  }
+  if (closer == '}') goto key;
+
+value:
+  switch (s[p]) {
+    case '"':
+      p = scan_string(s, len, p);
+      if (p == 0) return false;
+      break;
+    case '[':
+    case '{':
+      goto open;
+    case ' ':
+    case '\t':
+      p = skip_whitespace(s, p);
+      goto value;
+    default:
+      p = scan_scalar(s, len, p);
+      if (p == 0) return false;
+      break;
+  }
+
+after_value:
+  if (s[p] == ',') {
+    p++;
+    if (closer == ']') goto value;
+    goto key;
+  }
+  if (s[p] == closer) goto close;
+  if (s[p] == ' ' || s[p] == '\t') {
+    p = skip_whitespace(s, p);
+    goto after_value;
+  }
+  return false;
+
+key:
+  if (s[p] != '"') {
+    if (s[p] != ' ' && s[p] != '\t') return false;
+    p = skip_whitespace(s, p);
+    if (s[p] != '"') return false;
+  }
+  p = scan_string(s, len, p);
+  if (p == 0) return false;
+  p = skip_whitespace(s, p);
+  if (s[p] != ':') return false;
+  p++;
+  goto value;
+
+close:
+  p++;
+  if (--depth == 0) return skip_whitespace(s, p) == len;
+  closer = closers[depth - 1];
+  goto after_value;
+}
+
+bool proto_json_line_valid(const char *buf, size_t len) {
+  if (len > PROTO_MAX_LINE) return false;
+  unsigned char copy[PROTO_MAX_LINE + PADDING];
+  memcpy(copy, buf, len);
+  memset(copy + len, 0, PADDING);
+  return check_padded(copy, len);
+}
+
+#else
+
+bool proto_json_line_valid(const char *buf, size_t len) {
+  (void)buf;
+  (void)len;
+  return false; /* no fast path: the parser takes proto_json_check() */
+}
+
+#endif
