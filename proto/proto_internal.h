@@ -121,6 +121,32 @@ typedef struct proto_json_result {
  * (NUL, CR, LF, ill-formed UTF-8): the parser then needs no second pass over it. */
 bool proto_json_check(const char *buf, size_t len, bool line_mode, proto_json_result_t *res);
 
+/* Length of the JSON escape at s[p] (a '\\' with s[p + 1] below len): 2, or 6 for
+ * "\\u" and four hex digits (any, lone surrogates included: Python's decoder takes
+ * them); 0 when it is not a valid escape. Shared by both JSON scanners. */
+static inline size_t proto_json_escape_length(const unsigned char *s, size_t p, size_t len) {
+  switch (s[p + 1]) {
+    case '"':
+    case '\\':
+    case '/':
+    case 'b':
+    case 'f':
+    case 'n':
+    case 'r':
+    case 't':
+      return 2;
+    case 'u':
+      for (size_t k = 2; k < 6; k++) {
+        unsigned char c = p + k < len ? s[p + k] : 0;
+        bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+        if (!hex) return 0;
+      }
+      return 6;
+    default:
+      return 0;
+  }
+}
+
 /* Whether buf[0..len) is valid JSON in line mode, as proto_json_check(buf, len, true,
  * NULL) says; the parser's short way for RDATA rows (proto_json_line.c). false means
  * "not shown valid": the value may be invalid or merely unusual, and the caller then

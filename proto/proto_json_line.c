@@ -38,10 +38,6 @@ static inline bool is_digit(unsigned char c) {
   return (unsigned)(c - '0') <= 9u;
 }
 
-static inline bool is_hex(unsigned char c) {
-  return is_digit(c) || (unsigned)((c | 0x20) - 'a') <= 5u;
-}
-
 /* Index of the first '"', '\\', control byte or non-ASCII byte at or after p. The zero
  * bytes after the copy stop it. */
 static inline __attribute__((always_inline)) size_t skip_plain(const unsigned char *s, size_t p) {
@@ -68,26 +64,10 @@ static __attribute__((noinline)) size_t scan_string_rest(const unsigned char *s,
     unsigned char c = s[p];
     if (c == '"') return p + 1;
     if (c == '\\') {
-      switch (s[p + 1]) {
-        case '"':
-        case '\\':
-        case '/':
-        case 'b':
-        case 'f':
-        case 'n':
-        case 'r':
-        case 't':
-          p += 2;
-          break;
-        case 'u':
-          /* The zero bytes after the end are not hex digits. */
-          if (!is_hex(s[p + 2]) || !is_hex(s[p + 3]) || !is_hex(s[p + 4]) || !is_hex(s[p + 5]))
-            return 0;
-          p += 6;
-          break;
-        default:
-          return 0;
-      }
+      /* The zero bytes after the end are not part of any escape. */
+      size_t n = proto_json_escape_length(s, p, len);
+      if (n == 0) return 0;
+      p += n;
     } else if (c >= 0x80) {
       size_t n = proto_utf8_sequence_length(s + p, len - p);
       if (n == 0) return 0;

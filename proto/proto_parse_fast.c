@@ -35,6 +35,21 @@ static const char HEAD_PING[8] = "PING ";
 static const char HEAD_POSITION[8] = "POSITION"; /* and line[8] == ' ' */
 #define MASK_BYTES(n) ((n) >= 8 ? ~0ULL : ((1ULL << ((n)*8)) - 1))
 
+/* Stores the spaces of one window (bits of `spaces` count from `at`) in sp until
+ * `need` are found: 1 when they are and no byte before the last is bad, 0 when a bad
+ * byte is seen first, -1 when the window holds too few. */
+static inline __attribute__((always_inline)) int take_spaces(const char *at, uint32_t spaces,
+                                                             uint32_t bad, unsigned need,
+                                                             unsigned *found, const char **sp) {
+  while (spaces != 0) {
+    unsigned bit = (unsigned)__builtin_ctz(spaces);
+    sp[(*found)++] = at + bit;
+    if (*found == need) return (bad & ((1u << bit) - 1u)) == 0;
+    spaces &= spaces - 1;
+  }
+  return bad != 0 ? 0 : -1;
+}
+
 /* Finds the first `need` spaces (1..3) in [at, end), storing them in sp, when every
  * byte before the last of them may appear in a line and is ASCII (none below 0x0E:
  * NUL, CR, LF; a tab only costs the long way). false otherwise. The line holds at
@@ -53,13 +68,8 @@ static inline __attribute__((always_inline)) bool find_spaces(const char *at, co
                       (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(b, space)) << 16;
     uint32_t bad = (uint32_t)_mm_movemask_epi8(_mm_cmplt_epi8(a, limit)) |
                    (uint32_t)_mm_movemask_epi8(_mm_cmplt_epi8(b, limit)) << 16;
-    while (spaces != 0) {
-      unsigned bit = (unsigned)__builtin_ctz(spaces);
-      sp[found++] = at + bit;
-      if (found == need) return (bad & ((1u << bit) - 1u)) == 0;
-      spaces &= spaces - 1;
-    }
-    if (bad != 0) return false;
+    int done = take_spaces(at, spaces, bad, need, &found, sp);
+    if (done >= 0) return done == 1;
     at += 32;
   }
   while (at < end) {
@@ -68,13 +78,8 @@ static inline __attribute__((always_inline)) bool find_spaces(const char *at, co
     unsigned shift = (unsigned)(at - window);
     unsigned spaces = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, space)) >> shift;
     unsigned bad = (unsigned)_mm_movemask_epi8(_mm_cmplt_epi8(v, limit)) >> shift;
-    while (spaces != 0) {
-      unsigned bit = (unsigned)__builtin_ctz(spaces);
-      sp[found++] = at + bit;
-      if (found == need) return (bad & ((1u << bit) - 1u)) == 0;
-      spaces &= spaces - 1;
-    }
-    if (bad != 0) return false;
+    int done = take_spaces(at, spaces, bad, need, &found, sp);
+    if (done >= 0) return done == 1;
     at = window + 16;
   }
   return false;
