@@ -121,6 +121,24 @@ typedef struct proto_json_result {
  * (NUL, CR, LF, ill-formed UTF-8): the parser then needs no second pass over it. */
 bool proto_json_check(const char *buf, size_t len, bool line_mode, proto_json_result_t *res);
 
+/* How many of the eight bytes of w, in memory order, are decimal digits before the first
+ * that is not (0..8). Both JSON scanners skip a number's digits eight at a time. */
+static inline unsigned proto_leading_digits(uint64_t w) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  /* A byte is a digit when neither w - '0' nor w + (0x7F - '9') leaves 0..0x7F; borrows
+   * and carries only run towards later bytes, so the first flagged byte is exact. */
+  const uint64_t ones = 0x0101010101010101ULL;
+  uint64_t bad = ((w - 0x30ULL * ones) | (w + 0x46ULL * ones) | w) & (0x80ULL * ones);
+  return bad != 0 ? (unsigned)__builtin_ctzll(bad) / 8 : 8;
+#else
+  unsigned char b[8];
+  memcpy(b, &w, sizeof b);
+  unsigned n = 0;
+  while (n < 8 && b[n] >= '0' && b[n] <= '9') n++;
+  return n;
+#endif
+}
+
 /* Length of the JSON escape at s[p] (a '\\' with s[p + 1] below len): 2, or 6 for
  * "\\u" and four hex digits (any, lone surrogates included: Python's decoder takes
  * them); 0 when it is not a valid escape. Shared by both JSON scanners. */

@@ -121,16 +121,9 @@ static inline __attribute__((always_inline)) size_t scan_string(const unsigned c
  * timestamps in rows are 10-13 digits). */
 static inline size_t skip_digits(const unsigned char *s, size_t p, size_t len) {
   while (p + 8 <= len) {
-    uint64_t w = load64(s + p);
-    /* A byte is a digit when neither w - '0' nor w + (0x7F - '9') leaves 0..0x7F. */
-    uint64_t bad = ((w - 0x30ULL * ONES) | (w + 0x46ULL * ONES) | w) & HIGH;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    /* Borrows and carries only run towards later bytes: the first flagged byte is exact. */
-    if (bad != 0) return p + (size_t)__builtin_ctzll(bad) / 8;
-#else
-    if (bad != 0) break;
-#endif
-    p += 8;
+    unsigned n = proto_leading_digits(load64(s + p));
+    p += n;
+    if (n < 8) return p;
   }
   while (p < len && is_digit(s[p])) p++;
   return p;

@@ -16,8 +16,6 @@
 
 #if defined(__SSE2__)
 
-#define ONES 0x0101010101010101ULL
-#define HIGH 0x8080808080808080ULL
 #define MAX_DEPTH 256
 /* Zero bytes after the copy: the widest load that starts at or before the end. */
 #define PADDING 16
@@ -79,20 +77,14 @@ static __attribute__((noinline)) size_t scan_string_rest(const unsigned char *s,
   }
 }
 
-/* Index of the first non-digit at or after p, eight digits per step. */
+/* Index of the first non-digit at or after p, eight digits per step; the zero bytes
+ * after the copy stop it. */
 static inline size_t skip_digits(const unsigned char *s, size_t p) {
   for (;;) {
-    uint64_t w = load64(s + p);
-    uint64_t bad = ((w - 0x30ULL * ONES) | (w + 0x46ULL * ONES) | w) & HIGH;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    if (bad != 0) return p + (size_t)__builtin_ctzll(bad) / 8;
-#else
-    if (bad != 0) break;
-#endif
-    p += 8;
+    unsigned n = proto_leading_digits(load64(s + p));
+    p += n;
+    if (n < 8) return p;
   }
-  while (is_digit(s[p])) p++;
-  return p;
 }
 
 /* s[p] is '-' or a digit: the position after the number, or 0 when it is not one. */

@@ -101,6 +101,15 @@ static inline proto_slice_t slice(const char *from, const char *to) {
   return s;
 }
 
+/* Clears *out and fills what every command has: kind, the word and the data. */
+static inline void start_command(proto_command_t *out, proto_command_kind_t kind, const char *line,
+                                 size_t name_len, const char *end) {
+  proto_command_zero(out);
+  out->kind = kind;
+  out->name = slice(line, line + name_len);
+  out->data = slice(line + name_len + 1, end);
+}
+
 /* RDATA <stream> [<instance>] <token|batch> <row>. */
 static inline bool parse_rdata(proto_dialect_t dialect, const char *line, const char *end,
                                proto_command_t *out) {
@@ -126,10 +135,7 @@ static inline bool parse_rdata(proto_dialect_t dialect, const char *line, const 
   }
   if (!proto_json_line_valid(row.ptr, row.len)) return false;
   /* Field by field: a compound literal was built on the stack and copied. */
-  proto_command_zero(out);
-  out->kind = PROTO_CMD_RDATA;
-  out->name = slice(line, line + 5);
-  out->data = slice(data, end);
+  start_command(out, PROTO_CMD_RDATA, line, 5, end);
   out->stream = stream;
   out->instance = instance;
   out->row = row;
@@ -148,10 +154,7 @@ static inline bool parse_position(proto_dialect_t dialect, const char *line, con
     if (!find_spaces(data, end, 1, sp) || sp[0] == data ||
         !proto_int64_parse(sp[0] + 1, (size_t)(end - sp[0] - 1), &token))
       return false;
-    proto_command_zero(out);
-    out->kind = PROTO_CMD_POSITION;
-    out->name = slice(line, line + 8);
-    out->data = slice(data, end);
+    start_command(out, PROTO_CMD_POSITION, line, 8, end);
     out->stream = slice(data, sp[0]);
     out->token = token;
     return true;
@@ -162,10 +165,7 @@ static inline bool parse_position(proto_dialect_t dialect, const char *line, con
       !proto_int64_parse(sp[1] + 1, (size_t)(sp[2] - sp[1] - 1), &prev) ||
       !proto_int64_parse(sp[2] + 1, (size_t)(end - sp[2] - 1), &next))
     return false;
-  proto_command_zero(out);
-  out->kind = PROTO_CMD_POSITION;
-  out->name = slice(line, line + 8);
-  out->data = slice(data, end);
+  start_command(out, PROTO_CMD_POSITION, line, 8, end);
   out->stream = slice(data, sp[0]);
   out->instance = slice(sp[0] + 1, sp[1]);
   out->prev_token = prev;
@@ -188,10 +188,7 @@ static bool parse_common(proto_dialect_t dialect, proto_sender_t sender, const c
   if ((head & MASK_BYTES(5)) == load64(HEAD_PING)) {
     /* Free text: every byte of the line is checked here. */
     if ((allowed & (1u << PROTO_CMD_PING)) == 0 || !all_plain(line, len)) return false;
-    proto_command_zero(out);
-    out->kind = PROTO_CMD_PING;
-    out->name = slice(line, line + 4);
-    out->data = slice(line + 5, end);
+    start_command(out, PROTO_CMD_PING, line, 4, end);
     out->text = out->data;
     return true;
   }
