@@ -165,10 +165,9 @@ static inline size_t proto_json_escape_length(const unsigned char *s, size_t p, 
   }
 }
 
-/* Whether buf[0..len) is valid JSON in line mode, as proto_json_check(buf, len, true,
- * NULL) says; the parser's short way for RDATA rows (proto_json_line.c). false means
- * "not shown valid": the value may be invalid or merely unusual, and the caller then
- * asks proto_json_check(). Never true where proto_json_check() is false. */
+/* Whether buf[0..len) is valid JSON in line mode: proto_json_check(buf, len, true,
+ * NULL)'s verdict, faster, without the offset and reason of a refusal (the parser's
+ * short way for RDATA rows, proto_json_line.c). */
 bool proto_json_line_valid(const char *buf, size_t len);
 
 /* ---- parsing (proto_parse.c) ------------------------------------------------------ */

@@ -29,11 +29,11 @@ static inline uint32_t load32(const char *p) {
 }
 
 /* The first eight bytes of a line starting with the word and its space, and the mask
- * of the bytes that must match. */
+ * of the first n (< 8) bytes of a little-endian word (SSE2 means x86). */
 static const char HEAD_RDATA[8] = "RDATA ";
 static const char HEAD_PING[8] = "PING ";
 static const char HEAD_POSITION[8] = "POSITION"; /* and line[8] == ' ' */
-#define MASK_BYTES(n) ((n) >= 8 ? ~0ULL : ((1ULL << ((n)*8)) - 1))
+#define MASK_BYTES(n) ((1ULL << ((n)*8)) - 1)
 
 /* Stores the spaces of one window (bits of `spaces` count from `at`) in sp until
  * `need` are found: 1 when they are and no byte before the last is bad, 0 when a bad
