@@ -6,7 +6,9 @@
  * give what proto_format_command() gives (bytes, result, error). Also the whole input
  * through proto_json_valid(). Every line and the whole input are also checked as JSON
  * against the plain reference validator in tests/json_reference.h (verdict, offset and
- * reason, in both modes). Crashes, sanitizer reports and broken invariants (abort) are
+ * reason, in both modes, and the parser's short way for rows), and every parse of a
+ * line is compared with the complete parser (proto_parse_line_reference: result,
+ * every command and error field). Crashes, sanitizer reports and broken invariants (abort) are
  * findings.
  *
  * Built with libFuzzer when REPLCHECK_FUZZ=ON (clang); tests/test_fuzz_corpora.c calls
@@ -55,6 +57,8 @@ static bool same_command(const proto_command_t *a, const proto_command_t *b) {
 
 static void check_line(proto_dialect_t dialect, proto_sender_t sender, const char *line,
                        size_t len) {
+  char diff[900];
+  if (pref_compare(dialect, sender, line, len, diff, sizeof diff) != NULL) broken(diff, line, len);
   proto_command_t cmd;
   proto_error_t err;
   proto_error_code_t rc = proto_parse_line(dialect, sender, line, len, &cmd, &err);

@@ -26,10 +26,6 @@ static inline bool is_digit(unsigned char c) {
   return c >= '0' && c <= '9';
 }
 
-static inline bool is_hex(unsigned char c) {
-  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 /* Index of the first '"', '\\', control byte (< 0x20) or non-ASCII byte at or after
  * p, or len. */
 static inline __attribute__((always_inline)) size_t skip_string_plain(const unsigned char *s,
@@ -94,28 +90,13 @@ static size_t scan_string_rest(const unsigned char *s, size_t len, size_t p, con
     if (c == '"') return p + 1;
     if (c == '\\') {
       if (p + 1 >= len) return fail_at(len, why, "unterminated string");
-      switch (s[p + 1]) {
-        case '"':
-        case '\\':
-        case '/':
-        case 'b':
-        case 'f':
-        case 'n':
-        case 'r':
-        case 't':
-          p += 2;
-          break;
-        case 'u':
-          /* Any four hex digits, lone surrogates included: Python's decoder takes them. */
-          for (size_t k = 2; k < 6; k++) {
-            if (p + k >= len || !is_hex(s[p + k]))
-              return fail_at(p, why, "\\u must be followed by four hex digits");
-          }
-          p += 6;
-          break;
-        default:
-          return fail_at(p, why, "invalid escape in a string");
+      size_t n = proto_json_escape_length(s, p, len);
+      if (n == 0) {
+        return fail_at(p, why,
+                       s[p + 1] == 'u' ? "\\u must be followed by four hex digits"
+                                       : "invalid escape in a string");
       }
+      p += n;
     } else if (c < 0x20) {
       return fail_at(p, why, "control character in a string (must be escaped)");
     } else {
@@ -140,16 +121,9 @@ static inline __attribute__((always_inline)) size_t scan_string(const unsigned c
  * timestamps in rows are 10-13 digits). */
 static inline size_t skip_digits(const unsigned char *s, size_t p, size_t len) {
   while (p + 8 <= len) {
-    uint64_t w = load64(s + p);
-    /* A byte is a digit when neither w - '0' nor w + (0x7F - '9') leaves 0..0x7F. */
-    uint64_t bad = ((w - 0x30ULL * ONES) | (w + 0x46ULL * ONES) | w) & HIGH;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    /* Borrows and carries only run towards later bytes: the first flagged byte is exact. */
-    if (bad != 0) return p + (size_t)__builtin_ctzll(bad) / 8;
-#else
-    if (bad != 0) break;
-#endif
-    p += 8;
+    unsigned n = proto_leading_digits(load64(s + p));
+    p += n;
+    if (n < 8) return p;
   }
   while (p < len && is_digit(s[p])) p++;
   return p;

@@ -1,4 +1,7 @@
-/* Parsing one line into a proto_command_t.
+/* Parsing one line into a proto_command_t: the complete parser, every command and
+ * every refusal. proto_parse_line() (proto_parse_fast.c) takes a shorter way for the
+ * commonest lines and hands everything else here; what it returns is by contract
+ * what this returns.
  *
  * The order of checks follows what a Synapse receiver of each dialect does (spec
  * §1.2), so the error code tells a caller which ERROR (if any) that receiver sends:
@@ -420,29 +423,12 @@ static proto_error_code_t fail_bytes(parse_ctx_t *ctx, size_t at, size_t name_le
 
 /* ---- entry point -------------------------------------------------------------------- */
 
-/* A 232-byte memset becomes `rep stos`, whose start-up cost was a third of the time
- * spent on a short line; copying a static zero struct is a load and a store per 16
- * bytes; storing one zero register is a store per 16 bytes. */
-static inline void command_zero(proto_command_t *out) {
-#if defined(__SSE2__)
-  const __m128i zero = _mm_setzero_si128();
-  char *o = (char *)out;
-  size_t k = 0;
-#pragma GCC unroll 16
-  for (; k + 16 <= sizeof *out; k += 16) _mm_storeu_si128((__m128i *)(void *)(o + k), zero);
-  if (k < sizeof *out) memset(o + k, 0, sizeof *out - k);
-#else
-  static const proto_command_t zero;
-  memcpy(out, &zero, sizeof zero);
-#endif
-}
-
-proto_error_code_t proto_parse_line(proto_dialect_t dialect, proto_sender_t sender,
-                                    const char *line, size_t len, proto_command_t *out,
-                                    proto_error_t *err) {
+proto_error_code_t proto_parse_line_reference(proto_dialect_t dialect, proto_sender_t sender,
+                                              const char *line, size_t len, proto_command_t *out,
+                                              proto_error_t *err) {
   proto_command_t scratch;
   if (out == NULL) out = &scratch;
-  command_zero(out);
+  proto_command_zero(out);
   if (line == NULL) {
     line = "";
     len = 0;

@@ -6,7 +6,12 @@
  * and reason as the codec, so a difference in either is a bug in one of them.
  *
  * jref_compare() runs both on one input, in both modes (line mode through the row of
- * an RDATA line, as the parser sees it), and describes the first difference.
+ * an RDATA line, as the parser sees it, and through the parser's short way,
+ * proto_json_line_valid()), and describes the first difference.
+ *
+ * pref_compare() compares the parser's short way with the complete parser it must
+ * match: proto_parse_line() against proto_parse_line_reference() (proto_internal.h),
+ * every output field, slice pointers included, and every field of the error.
  * Header-only (static functions): used by tests/test_proto.c and fuzz/fuzz_proto.c. */
 #ifndef JSON_REFERENCE_H
 #define JSON_REFERENCE_H
@@ -18,6 +23,7 @@
 #include <string.h>
 
 #include "proto.h"
+#include "proto_internal.h"
 
 typedef struct jref {
   const unsigned char *s;
@@ -248,6 +254,11 @@ static const char *jref_compare(const char *json, size_t len, char *diff, size_t
   memcpy(line, head, hlen);
   if (len > 0) memcpy(line + hlen, json, len);
   want = jref_check(json, len, true, &j);
+  if (proto_json_line_valid(json, len) != want) {
+    snprintf(diff, cap, "proto_json_line_valid: reference %s in line mode (%s), short way %s",
+             want ? "valid" : "invalid", want ? "-" : j.why, want ? "gives up" : "valid");
+    return diff;
+  }
   proto_error_code_t want_code = PROTO_OK;
   size_t want_offset = 0;
   if (!want) {
@@ -271,6 +282,60 @@ static const char *jref_compare(const char *json, size_t len, char *diff, size_t
     return diff;
   }
   return NULL;
+}
+
+static bool pref_slice_same(proto_slice_t a, proto_slice_t b) {
+  return a.ptr == b.ptr && a.len == b.len;
+}
+
+/* proto_parse_line() against proto_parse_line_reference() on one line: NULL when the
+ * result, every field of the command and every field of the error are the same (and
+ * the result with out and err NULL), otherwise the first difference in `diff`. */
+static const char *pref_compare(proto_dialect_t dialect, proto_sender_t sender, const char *line,
+                                size_t len, char *diff, size_t cap) {
+  proto_command_t a, b;
+  proto_error_t ea, eb;
+  /* Different garbage before the call: neither may rely on the caller's bytes. */
+  memset(&a, 0xA5, sizeof a);
+  memset(&b, 0x5A, sizeof b);
+  memset(&ea, 0xA5, sizeof ea);
+  memset(&eb, 0x5A, sizeof eb);
+  proto_error_code_t ra = proto_parse_line(dialect, sender, line, len, &a, &ea);
+  proto_error_code_t rb = proto_parse_line_reference(dialect, sender, line, len, &b, &eb);
+  const char *what = NULL;
+  if (ra != rb) {
+    what = "result";
+  } else if (a.kind != b.kind || a.trailing_space != b.trailing_space) {
+    what = "kind or trailing_space";
+  } else if (!pref_slice_same(a.name, b.name) || !pref_slice_same(a.data, b.data) ||
+             !pref_slice_same(a.text, b.text) || !pref_slice_same(a.stream, b.stream) ||
+             !pref_slice_same(a.instance, b.instance) || !pref_slice_same(a.row, b.row) ||
+             !pref_slice_same(a.user_id, b.user_id) ||
+             !pref_slice_same(a.device_id, b.device_id) ||
+             !pref_slice_same(a.app_id, b.app_id) || !pref_slice_same(a.push_key, b.push_key) ||
+             !pref_slice_same(a.cache_func, b.cache_func)) {
+    what = "a slice";
+  } else if (a.token_is_batch != b.token_is_batch || a.token_is_now != b.token_is_now ||
+             a.has_device_id != b.has_device_id || a.sync_start != b.sync_start ||
+             a.token != b.token || a.prev_token != b.prev_token || a.new_token != b.new_token ||
+             a.last_sync_ms != b.last_sync_ms) {
+    what = "a flag or number";
+  } else if (ea.code != eb.code || ea.kind != eb.kind || ea.offset != eb.offset ||
+             (ea.field == NULL) != (eb.field == NULL) ||
+             (ea.field != NULL && strcmp(ea.field, eb.field) != 0)) {
+    what = "the error's code, kind, field or offset";
+  } else if (strcmp(ea.message, eb.message) != 0) {
+    what = "the error message";
+  } else if (proto_parse_line(dialect, sender, line, len, NULL, NULL) != rb) {
+    what = "the result with out and err NULL";
+  }
+  if (what == NULL) return NULL;
+  snprintf(diff, cap,
+           "proto_parse_line differs from the reference (dialect %d, sender %d) in %s: "
+           "result %d/%d, kind %d/%d, error offset %zu/%zu, message '%s' / '%s'",
+           (int)dialect, (int)sender, what, (int)ra, (int)rb, (int)a.kind, (int)b.kind, ea.offset,
+           eb.offset, ea.message, eb.message);
+  return diff;
 }
 
 #endif

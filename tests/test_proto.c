@@ -1055,6 +1055,227 @@ START_TEST(test_json_against_reference) {
 }
 END_TEST
 
+/* ---- the parser's short way against the complete parser ---------------------------------------
+ */
+
+#define PREF_REQ                                                                                 \
+  "proto_parse_line answers every line exactly as the complete parser does (result, every "     \
+  "command field, error code, field, offset and message), whichever way it takes"
+
+/* Lines of every command in both dialects, good and bad, short and long: the seeds of
+ * the generated corpus. */
+// clang-format off
+static const char *const pref_seeds[] = {
+    "RDATA events master 12345 [\"ev\",[\"$KVBQIqvvQ9MqTWgd2Napbqzx3e9ztErf7D5R0000001\",\"!bXzOUdvAFAfcekmnYl:test.local\",\"m.room.member\",\"@alice1:test.local\",null,null,\"join\",false,false]]",
+    "RDATA events master batch [\"ev\",[\"$a\",\"!r:t\",\"m.room.member\",\"@a:t\",null,null,\"join\",false,false]]",
+    "RDATA caches master 1002 [\"cs_cache_fake\",[\"!bXzOUdvAFAfcekmnYl:test.local\",\"@alice2:test.local\"],1795911878002]",
+    "RDATA typing master 1005 [\"!bXzOUdvAFAfcekmnYl:test.local\",[\"@alice5:test.local\"]]",
+    "RDATA events 12345 [\"ev\",[\"$a\",\"!r:t\",null,-1.5e3,0,{\"k\":[true,{}],\"l\":\"\"}]]",
+    "RDATA events master 1 {\"a\" : [ 1 , 2 ]\t, \"b\":\"caf\xc3\xa9 \\u00e9\\n\\\"\"}",
+    "RDATA events master 1 \t[1]\t",
+    "RDATA events master 007 \"just a string that is longer than sixteen bytes\"",
+    "RDATA events master -9223372036854775808 123456789012345678901234567890",
+    "RDATA events master 9223372036854775808 [1]",
+    "RDATA events master +5 [1]",
+    "RDATA events master 5x [1]",
+    "RDATA events master 5 [1,]",
+    "RDATA events master 5 [\"unterminated",
+    "RDATA events master 5 {\"a\":1,\"b\"}",
+    "RDATA events master 5 [1] [2]",
+    "RDATA  master 5 [1]",
+    "RDATA events  5 [1]",
+    "RDATA events master  [1]",
+    "RDATA events master 5",
+    "RDATA events master 5 ",
+    "RDATA events master",
+    "RDATA",
+    "RDATA ",
+    "RDATAX events master 5 [1]",
+    "rdata events master 5 [1]",
+    "POSITION events master 5 6",
+    "POSITION device_lists master 1795911877513 1795911877514",
+    "POSITION events 5",
+    "POSITION events 1795911877513",
+    "POSITION events master 5 6 7",
+    "POSITION events master 5",
+    "POSITION  master 5 6",
+    "POSITION events  5 6",
+    "POSITION events master -5 +6",
+    "POSITION events master 5 99999999999999999999",
+    "POSITIONS events master 5 6",
+    "PING 1795911877513",
+    "PING 1795911877513 and some more text",
+    "PING",
+    "PING ",
+    "PING \xc3\xa9t\xc3\xa9 1795911877513",
+    "PINGS 1795911877513",
+    "SERVER localhost:8823",
+    "NAME synapse.app.generic_worker",
+    "REPLICATE",
+    "REPLICATE ",
+    "REPLICATE events 53",
+    "REPLICATE ALL NOW",
+    "REPLICATE events now",
+    "USER_SYNC master @user:test.local start 1795911877513",
+    "USER_SYNC master @user:test.local DEVICE start 1795911877513",
+    "USER_SYNC @user:test.local end 1795911877513",
+    "USER_SYNC master @user:test.local middle 1",
+    "CLEAR_USER_SYNC master",
+    "FEDERATION_ACK master 1795911877513",
+    "FEDERATION_ACK 1795911877513",
+    "REMOVE_PUSHER app_id push_key @user:test.local",
+    "INVALIDATE_CACHE get_user_by_id [\"@user:test.local\"]",
+    "INVALIDATE_CACHE get_user_by_id null",
+    "USER_IP @user:test.local [\"token\",\"127.0.0.1\",\"agent\",\"DEVICE\",1795911877513]",
+    "USER_IP @user:test.local [\"token\",\"127.0.0.1\"]",
+    "LOCK_RELEASED [\"master\",\"lock\",\"key\"]",
+    "LOCK_RELEASED {\"a\":1}",
+    "ERROR failed to parse line: something",
+    "SYNC 1795911877513",
+    "REMOTE_SERVER_UP example.com",
+    "NEW_ACTIVE_TASK task_1",
+    "CANCEL_TASK task_1",
+    "HELLO world",
+    "   ",
+    "",
+};
+// clang-format on
+
+/* Compares the two parsers on line[0..len) in both dialects from every sender (and
+ * with an invalid dialect and sender), the line in a heap block of exactly its length
+ * so that the sanitizers see any read past it. */
+static void pref_check(tally_t *t, const char *id, const char *line, size_t len, long *count) {
+  static const proto_dialect_t dialects[] = {PROTO_DIALECT_2018, PROTO_DIALECT_MODERN};
+  static const proto_sender_t senders[] = {PROTO_SENDER_SERVER, PROTO_SENDER_CLIENT,
+                                           PROTO_SENDER_ANY};
+  char *copy = malloc(len > 0 ? len : 1);
+  ck_assert_ptr_nonnull(copy);
+  if (len > 0) memcpy(copy, line, len);
+  meta_t m = {id, PREF_REQ, "proto/proto_parse_fast.c, proto/proto_parse.c"};
+  char diff[900];
+  for (size_t d = 0; d < 2; d++) {
+    for (size_t s = 0; s < 3; s++) {
+      const char *got = pref_compare(dialects[d], senders[s], copy, len, diff, sizeof diff);
+      expect(t, got == NULL, &m, show(copy, len), "the reference's answer", got ? got : "");
+      (*count)++;
+    }
+  }
+  if (*count % 97 == 0) {
+    const char *got = pref_compare((proto_dialect_t)0, PROTO_SENDER_SERVER, copy, len, diff,
+                                   sizeof diff);
+    if (got == NULL)
+      got = pref_compare(PROTO_DIALECT_MODERN, (proto_sender_t)0, copy, len, diff, sizeof diff);
+    expect(t, got == NULL, &m, show(copy, len), "the reference's answer", got ? got : "");
+  }
+  free(copy);
+}
+
+/* One random edit of buf[0..*len): a byte replaced, inserted or deleted, or the end cut. */
+static void pref_mutate(jgen_t *g, char *buf, size_t *len, size_t cap) {
+  static const char alphabet[] = " \t\r\n\0\"\\[]{},:-+.0123456789eEbatchnulltruefalse"
+                                 "\xc3\xa9\xff\x80\xed\xf4\x90\x0b\x0c\x0d\x0e\x1f\x7f";
+  if (*len == 0) return;
+  uint64_t q = jgen_next(g);
+  size_t at = (size_t)((q >> 16) % *len);
+  char c = alphabet[(q >> 40) % (sizeof alphabet - 1)];
+  switch (q % 5) {
+    case 0:
+    case 1:
+      buf[at] = c;
+      break;
+    case 2:
+      if (*len < cap) {
+        memmove(buf + at + 1, buf + at, *len - at);
+        buf[at] = c;
+        (*len)++;
+      }
+      break;
+    case 3:
+      memmove(buf + at, buf + at + 1, *len - at - 1);
+      (*len)--;
+      break;
+    default:
+      *len = at;
+      break;
+  }
+}
+
+START_TEST(test_parse_against_reference) {
+  tally_t t = {0, 0};
+  long count = 0;
+  static char buf[PROTO_MAX_LINE + 64];
+  const size_t nseeds = sizeof pref_seeds / sizeof pref_seeds[0];
+  jgen_t g = {0x9E3779B97F4A7C15ULL, buf, 0, sizeof buf};
+  char id[48];
+
+  /* The seeds, every line of the case tables, and every prefix of each seed. */
+  for (size_t i = 0; i < nseeds; i++) {
+    size_t n = strlen(pref_seeds[i]);
+    for (size_t cut = 0; cut <= n; cut++) {
+      snprintf(id, sizeof id, "PREF-S%zu-cut%zu", i, cut);
+      pref_check(&t, id, pref_seeds[i], cut, &count);
+    }
+  }
+  for (size_t i = 0; i < sizeof example_cases / sizeof example_cases[0]; i++)
+    pref_check(&t, example_cases[i].id, example_cases[i].line, strlen(example_cases[i].line),
+               &count);
+  for (size_t i = 0; i < sizeof field_cases / sizeof field_cases[0]; i++)
+    pref_check(&t, field_cases[i].id, field_cases[i].line.p, field_cases[i].line.n, &count);
+  for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++)
+    pref_check(&t, bad_cases[i].id, bad_cases[i].line.p, bad_cases[i].line.n, &count);
+
+  /* Every byte value at every position of the short seeds (and of the first 48 bytes
+   * of the long ones). */
+  for (size_t i = 0; i < nseeds; i++) {
+    size_t n = strlen(pref_seeds[i]);
+    if (n > 48) n = 48;
+    for (size_t at = 0; at < n; at++) {
+      for (int c = 0; c < 256; c++) {
+        memcpy(buf, pref_seeds[i], n);
+        buf[at] = (char)c;
+        snprintf(id, sizeof id, "PREF-S%zu-at%zu-x%02x", i, at, c);
+        pref_check(&t, id, buf, n, &count);
+        if (t.failures > 20) break;
+      }
+    }
+  }
+
+  /* Generated rows (tests/json_reference.h's mix of edge cases) behind the heads of
+   * every command that carries JSON and of the commonest lines, then mutated. */
+  static const char *const heads[] = {
+      "RDATA events master 5 ", "RDATA events 5 ", "RDATA caches master batch ",
+      "RDATA events master 1795911877513 ", "INVALIDATE_CACHE func ", "USER_IP @u:t ",
+      "LOCK_RELEASED ", "POSITION events master 5 ", "PING ", "RDATA e master -0 "};
+  for (int round = 0; round < 40000 && t.failures <= 20; round++) {
+    uint64_t r = jgen_next(&g);
+    g.len = 0;
+    if (r % 4 == 0) {
+      const char *seed = pref_seeds[(r >> 8) % nseeds];
+      jgen_str(&g, seed);
+    } else {
+      jgen_str(&g, heads[(r >> 8) % (sizeof heads / sizeof heads[0])]);
+      jgen_value(&g, (int)((r >> 16) % 3));
+    }
+    int edits = (r >> 24) % 3 == 0 ? 0 : 1 + (int)((r >> 28) % 3);
+    for (int e = 0; e < edits; e++) pref_mutate(&g, buf, &g.len, sizeof buf);
+    snprintf(id, sizeof id, "PREF-G%d", round);
+    pref_check(&t, id, buf, g.len, &count);
+  }
+
+  /* Long lines at and around the limit: the short way copies rows of any length. */
+  for (size_t n = PROTO_MAX_LINE - 2; n <= PROTO_MAX_LINE + 1; n++) {
+    static const char head[] = "RDATA events master 5 [\"";
+    memcpy(buf, head, sizeof head - 1);
+    memset(buf + sizeof head - 1, 'a', n - (sizeof head - 1) - 2);
+    memcpy(buf + n - 2, "\"]", 2);
+    snprintf(id, sizeof id, "PREF-L%zu", n);
+    pref_check(&t, id, buf, n, &count);
+  }
+  printf("parse against reference: %ld comparisons\n", count);
+  finish(&t, "parse against reference");
+}
+END_TEST
+
 /* ---- ERROR texts ------------------------------------------------------------------------------
  */
 
@@ -1499,6 +1720,7 @@ static void add_more_tests(Suite *s) {
   tcase_add_test(tc, test_malformed);
   tcase_add_test(tc, test_json);
   tcase_add_test(tc, test_json_against_reference);
+  tcase_add_test(tc, test_parse_against_reference);
   tcase_add_test(tc, test_rejection_texts);
   tcase_add_test(tc, test_mutations);
   suite_add_tcase(s, tc);
