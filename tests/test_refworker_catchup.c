@@ -30,6 +30,7 @@
 #include <event2/http.h>
 
 #include "mock_http.h"
+#include "mock_worker_support.h"
 #include "mockhs.h"
 #include "rc_clock.h"
 #include "rc_net.h"
@@ -43,60 +44,22 @@
 
 /* ---- per-test state (one test per process in CK_FORK mode) ------------------------ */
 
-static struct event_base *base;
-static mockhs_t *mock;
-static char *temp_dir;
-static char *log_path;
-static pid_t child = -1;
-static int64_t margin_ms;
+static mock_worker_t w; /* the loop, the mock, the worker and its directory */
 static int conn = -1;             /* the worker's current replication connection */
 static int64_t probe_next = 1000; /* X of the next position probe */
 
 static void setup(void) {
-  const char *margin = getenv("REFWORKER_TEST_MARGIN_MS");
-  margin_ms = margin != NULL && atoi(margin) > 0 ? atoi(margin) : 400;
-  temp_dir = test_make_temp_dir("test_refworker_catchup");
-  ck_assert_ptr_nonnull(temp_dir);
-  log_path = test_path(temp_dir, "worker.log");
-  base = event_base_new();
-  ck_assert_ptr_nonnull(base);
-  mockhs_config_t cfg;
-  mockhs_config_defaults(&cfg, PROTO_DIALECT_MODERN, SERVER_NAME);
-  cfg.http_enabled = true;
-  rc_error_t err;
-  mock = mockhs_create(base, &cfg, &err);
-  ck_assert_msg(mock != NULL, "mock homeserver: %s", err.msg);
+  mock_worker_open(&w, "test_refworker_catchup", PROTO_DIALECT_MODERN, true);
   conn = -1;
   probe_next = 1000;
-}
-
-static bool child_gone(void *arg) {
-  int *status = arg;
-  return child <= 0 || waitpid(child, status, WNOHANG) == child;
 }
 
 static void teardown(void) {
   /* Every test ends with SIGTERM: the exit status is the verdict of sanitizers and of a
    * valgrind wrapper, and it proves a catch-up in flight does not block the shutdown. */
-  int status = 0;
-  bool exited = true;
-  if (child > 0) {
-    kill(child, SIGTERM);
-    exited = mockhs_run_until(mock, child_gone, &status, (int)(5000 + 10 * margin_ms), 10);
-    if (!exited) {
-      kill(child, SIGKILL);
-      waitpid(child, NULL, 0);
-    }
-    child = -1;
-  }
-  mockhs_destroy(mock);
-  mock = NULL;
-  event_base_free(base);
-  base = NULL;
-  test_remove_tree(temp_dir);
-  free(temp_dir);
-  free(log_path);
-  temp_dir = log_path = NULL;
+  int status;
+  bool exited = mock_worker_stop(&w, &status);
+  mock_worker_close(&w);
   ck_assert_msg(exited && WIFEXITED(status) && WEXITSTATUS(status) == 0,
                 "CL-05 (orderly exit on SIGTERM, also with a catch-up in flight)\n"
                 "  Expected: exit status 0\n  Actual: %s %d",
@@ -113,7 +76,7 @@ static void teardown(void) {
 static char *mock_http_url(void) {
   char *url = malloc(64);
   ck_assert_ptr_nonnull(url);
-  snprintf(url, 64, "http://127.0.0.1:%d", mockhs_http_port(mock));
+  snprintf(url, 64, "http://127.0.0.1:%d", mockhs_http_port(w.mock));
   return url;
 }
 
@@ -121,7 +84,7 @@ static char *mock_http_url(void) {
  * --http-url url (NULL: none) and the extra arguments (NULL-ended, may be NULL). */
 static void worker_start(const char *url, const char *const *extra) {
   char port[16];
-  snprintf(port, sizeof port, "%d", mockhs_port(mock));
+  snprintf(port, sizeof port, "%d", mockhs_port(w.mock));
   char *bin = test_path(test_env("REPLCHECK_BIN_DIR"), "refworker");
   const char *argv[64];
   size_t argc = 0;
@@ -130,7 +93,7 @@ static void worker_start(const char *url, const char *const *extra) {
                          port,        "--server-name",
                          SERVER_NAME, "--dialect",
                          "modern",    "--log",
-                         log_path,    "--instance-name",
+                         w.log_path,    "--instance-name",
                          INSTANCE,    "--stream",
                          "typing=3",  "--stream",
                          "caches",    "--reconnect-initial-ms",
@@ -143,7 +106,7 @@ static void worker_start(const char *url, const char *const *extra) {
   }
   for (size_t i = 0; extra != NULL && extra[i] != NULL && argc < 62; i++) argv[argc++] = extra[i];
   argv[argc] = NULL;
-  child = test_spawn_wrapped(argv);
+  w.child = test_spawn_wrapped(argv);
   free(bin);
 }
 
@@ -164,12 +127,12 @@ static bool match_entry(const ledger_entry_t *e, void *arg) {
 }
 
 static uint64_t now_seq(void) {
-  return ledger_next_seq(mockhs_ledger(mock));
+  return ledger_next_seq(mockhs_ledger(w.mock));
 }
 
 static const ledger_entry_t *wait_get(uint64_t from, const char *prefix, int timeout_ms) {
   match_t m = {.kind = LEDGER_HTTP, .prefix = prefix};
-  return mockhs_wait_for(mock, from, match_entry, &m, timeout_ms);
+  return mockhs_wait_for(w.mock, from, match_entry, &m, timeout_ms);
 }
 
 static int64_t query_int(const char *text, const char *key) {
@@ -185,11 +148,11 @@ static int64_t query_int(const char *text, const char *key) {
 }
 
 static char *log_read(void) {
-  return test_log_read(log_path);
+  return test_log_read(w.log_path);
 }
 
 static long log_offset(const char *needle) {
-  return test_log_offset(log_path, needle);
+  return test_log_offset(w.log_path, needle);
 }
 
 static bool log_contains(const char *needle) {
@@ -197,7 +160,7 @@ static bool log_contains(const char *needle) {
 }
 
 static size_t log_count(const char *needle) {
-  return test_log_count(log_path, needle);
+  return test_log_count(w.log_path, needle);
 }
 
 static bool log_has_cb(void *arg) {
@@ -206,7 +169,7 @@ static bool log_has_cb(void *arg) {
 
 /* Runs the loop until the log contains needle. */
 static bool log_wait(const char *needle, int timeout_ms) {
-  return mockhs_run_until(mock, log_has_cb, (void *)needle, timeout_ms, 10);
+  return mockhs_run_until(w.mock, log_has_cb, (void *)needle, timeout_ms, 10);
 }
 
 static void expect_log(const char *needle, int timeout_ms, const char *requirement) {
@@ -227,7 +190,7 @@ static void send_line(const char *fmt, ...) {
   va_start(ap, fmt);
   int n = vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
-  ck_assert_msg(mockhs_send_line(mock, conn, line, (size_t)n) == 0,
+  ck_assert_msg(mockhs_send_line(w.mock, conn, line, (size_t)n) == 0,
                 "the replication connection c%d stays open\n  Expected: open\n"
                 "  Actual: closed before '%s'",
                 conn, line);
@@ -238,19 +201,19 @@ static void send_line(const char *fmt, ...) {
  * at 3, keeps 3). */
 static void wait_connected(uint64_t from_seq, int timeout_ms) {
   match_t open = {.kind = LEDGER_OPEN};
-  const ledger_entry_t *o = mockhs_wait_for(mock, from_seq, match_entry, &open, timeout_ms);
+  const ledger_entry_t *o = mockhs_wait_for(w.mock, from_seq, match_entry, &open, timeout_ms);
   ck_assert_msg(o != NULL, "RC-01\n  Expected: a replication connection\n  Actual: none");
   conn = o->conn_id;
   match_t rep = {
       .kind = LEDGER_LINE, .conn_id = conn, .side = LEDGER_SIDE_SUT, .prefix = "REPLICATE"};
-  ck_assert_msg(mockhs_wait_for(mock, o->seq, match_entry, &rep, (int)(1000 + margin_ms)),
+  ck_assert_msg(mockhs_wait_for(w.mock, o->seq, match_entry, &rep, (int)(1000 + w.margin_ms)),
                 "HS-03\n  Expected: REPLICATE\n  Actual: none on c%d", conn);
-  mockhs_run_for(mock, 100); /* the POSITION answers are processed */
+  mockhs_run_for(w.mock, 100); /* the POSITION answers are processed */
 }
 
 static void start_connected(const char *url, const char *const *extra) {
   worker_start(url, extra);
-  wait_connected(1, (int)(5000 + 5 * margin_ms));
+  wait_connected(1, (int)(5000 + 5 * w.margin_ms));
 }
 
 /* The position probe: the worker's typing position (from_token of its catch-up GET);
@@ -258,10 +221,10 @@ static void start_connected(const char *url, const char *const *extra) {
 static int64_t probe_typing(const char *requirement) {
   int64_t x = probe_next;
   probe_next += 1000;
-  stream_history_set(mockhs_history(mock), "typing", x);
+  stream_history_set(mockhs_history(w.mock), "typing", x);
   uint64_t seq = now_seq();
-  ck_assert_int_eq(mockhs_send_position(mock, conn, "typing", x, x), 0);
-  const ledger_entry_t *e = wait_get(seq, GET_TYPING, (int)(1000 + margin_ms));
+  ck_assert_int_eq(mockhs_send_position(w.mock, conn, "typing", x, x), 0);
+  const ledger_entry_t *e = wait_get(seq, GET_TYPING, (int)(1000 + w.margin_ms));
   ck_assert_msg(e != NULL,
                 "%s (position probe)\n  Expected: a catch-up GET after 'POSITION "
                 "typing master %" PRId64 " %" PRId64 "'\n  Actual: none",
@@ -269,7 +232,7 @@ static int64_t probe_typing(const char *requirement) {
   int64_t from = query_int(e->text, "from_token");
   char caught[128];
   snprintf(caught, sizeof caught, "Caught up with stream 'typing' to %" PRId64, x);
-  expect_log(caught, (int)(1000 + margin_ms), requirement);
+  expect_log(caught, (int)(1000 + w.margin_ms), requirement);
   return from;
 }
 
@@ -289,13 +252,13 @@ static void expect_position(int64_t want, const char *requirement) {
 START_TEST(test_gap_fetched_and_applied) {
   char *url = mock_http_url();
   start_connected(url, NULL);
-  stream_history_t *h = mockhs_history(mock);
+  stream_history_t *h = mockhs_history(w.mock);
   stream_history_append(h, "typing", 4, ROW, strlen(ROW));
   stream_history_append(h, "typing", 5, "[\"!a:hs\",[]]", 12);
   stream_history_append(h, "typing", 5, "[\"!b:hs\",[]]", 12);
   uint64_t seq = now_seq();
   send_line("POSITION typing master 4 5");
-  const ledger_entry_t *get = wait_get(seq, GET_TYPING, (int)(1000 + margin_ms));
+  const ledger_entry_t *get = wait_get(seq, GET_TYPING, (int)(1000 + w.margin_ms));
   ck_assert_msg(get != NULL, "PO-03\n  Expected: a catch-up GET\n  Actual: none");
   regex_t re;
   ck_assert_int_eq(regcomp(&re,
@@ -312,7 +275,7 @@ START_TEST(test_gap_fetched_and_applied) {
   char first_txn[16];
   snprintf(first_txn, sizeof first_txn, "%.*s", (int)(m[1].rm_eo - m[1].rm_so),
            get->text + m[1].rm_so);
-  expect_log("Caught up with stream 'typing' to 5", (int)(1000 + margin_ms), "PO-03");
+  expect_log("Caught up with stream 'typing' to 5", (int)(1000 + w.margin_ms), "PO-03");
   ck_assert(log_contains("Fetching replication rows for 'typing' / master between 3 and 5"));
   ck_assert_msg(log_count("Received rdata typing (master) -> 4") == 1 &&
                     log_count("Received rdata typing (master) -> 5") == 1 &&
@@ -325,12 +288,12 @@ START_TEST(test_gap_fetched_and_applied) {
                 "PO-03 (rows applied before the position advances)");
 
   send_line("RDATA typing master 6 " ROW);
-  expect_log("Received rdata typing (master) -> 6", (int)margin_ms,
+  expect_log("Received rdata typing (master) -> 6", (int)w.margin_ms,
              "PO-01 (connected after the catch-up: later RDATA is applied)");
 
   seq = now_seq();
   send_line("POSITION typing master 8 9");
-  get = wait_get(seq, GET_TYPING, (int)(1000 + margin_ms));
+  get = wait_get(seq, GET_TYPING, (int)(1000 + w.margin_ms));
   ck_assert_msg(get != NULL && regexec(&re, get->text, 2, m, 0) != 0, "second GET: %s",
                 get ? get->text : "none");
   ck_assert_int_eq(query_int(get->text, "from_token"), 6);
@@ -351,7 +314,7 @@ START_TEST(test_no_fetch_without_gap) {
   send_line("POSITION typing master 3 7");
   send_line("POSITION typing master 7 7");
   send_line("POSITION typing master 1 2"); /* at 7, ahead of 2: kept */
-  expect_log("already at 7, POSITION says 1..2; keeping 7", (int)margin_ms, "spec §2.4");
+  expect_log("already at 7, POSITION says 1..2; keeping 7", (int)w.margin_ms, "spec §2.4");
   ck_assert_msg(wait_get(seq, GET_TYPING, 300) == NULL,
                 "PO-02\n  Expected: no catch-up request\n  Actual: a GET");
   expect_position(7, "PO-01");
@@ -364,19 +327,19 @@ END_TEST
 START_TEST(test_paging) {
   char *url = mock_http_url();
   start_connected(url, NULL);
-  mock_http_set_page_size(mockhs_http(mock), 1);
-  stream_history_t *h = mockhs_history(mock);
+  mock_http_set_page_size(mockhs_http(w.mock), 1);
+  stream_history_t *h = mockhs_history(w.mock);
   stream_history_append(h, "typing", 4, ROW, strlen(ROW));
   stream_history_append(h, "typing", 5, ROW, strlen(ROW));
   stream_history_append(h, "typing", 5, ROW, strlen(ROW));
   stream_history_append(h, "typing", 6, ROW, strlen(ROW));
   uint64_t seq = now_seq();
   send_line("POSITION typing master 6 6");
-  expect_log("Caught up with stream 'typing' to 6", (int)(2000 + margin_ms), "PO-05");
+  expect_log("Caught up with stream 'typing' to 6", (int)(2000 + w.margin_ms), "PO-05");
   int64_t froms[3];
   const ledger_entry_t *e = NULL;
   for (int i = 0; i < 3; i++) {
-    e = wait_get(e != NULL ? e->seq + 1 : seq, GET_TYPING, (int)margin_ms);
+    e = wait_get(e != NULL ? e->seq + 1 : seq, GET_TYPING, (int)w.margin_ms);
     ck_assert_msg(e != NULL, "PO-05\n  Expected: 3 requests (pages 4 | 5 5 | 6)\n  Actual: %d", i);
     froms[i] = query_int(e->text, "from_token");
     ck_assert_int_eq(query_int(e->text, "upto_token"), 6);
@@ -387,7 +350,7 @@ START_TEST(test_paging) {
                 froms[0], froms[1], froms[2]);
   ck_assert_msg(wait_get(e->seq + 1, GET_TYPING, 200) == NULL, "PO-05: a 4th request");
   ck_assert(log_contains("Applied a unit of 2 row(s) of typing at 5"));
-  mock_http_set_page_size(mockhs_http(mock), 100);
+  mock_http_set_page_size(mockhs_http(w.mock), 100);
   expect_position(6, "PO-05 (the position becomes new_token)");
   free(url);
 }
@@ -398,21 +361,21 @@ END_TEST
 START_TEST(test_queued_during_catchup) {
   char *url = mock_http_url();
   start_connected(url, NULL);
-  int hold = (int)(800 + margin_ms);
-  mock_http_set_delay(mockhs_http(mock), hold);
+  int hold = (int)(800 + w.margin_ms);
+  mock_http_set_delay(mockhs_http(w.mock), hold);
   uint64_t seq = now_seq();
   send_line("POSITION typing master 4 5");
-  ck_assert_msg(wait_get(seq, GET_TYPING, (int)(1000 + margin_ms)) != NULL, "PO-03: no GET");
+  ck_assert_msg(wait_get(seq, GET_TYPING, (int)(1000 + w.margin_ms)) != NULL, "PO-03: no GET");
   send_line("RDATA typing master 6 " ROW);
   send_line("POSITION typing master 6 7");
   send_line("RDATA typing master 8 " ROW);
   send_line("RDATA caches master 10 [\"get_user_by_id\",[\"@x:hs\"],1]");
-  expect_log("Received rdata caches (master) -> 10", (int)margin_ms,
+  expect_log("Received rdata caches (master) -> 10", (int)w.margin_ms,
              "PO-06 (other streams are not blocked by typing's catch-up)");
   ck_assert_msg(!log_contains("Received rdata typing (master) -> 6"),
                 "PO-06\n  Expected: typing's RDATA waits for the catch-up\n"
                 "  Actual: applied during it");
-  expect_log("Received rdata typing (master) -> 8", hold + (int)(1000 + margin_ms), "PO-06");
+  expect_log("Received rdata typing (master) -> 8", hold + (int)(1000 + w.margin_ms), "PO-06");
   long caught5 = log_offset("Caught up with stream 'typing' to 5");
   long rdata6 = log_offset("Received rdata typing (master) -> 6");
   long caught7 = log_offset("Caught up with stream 'typing' to 7");
@@ -423,7 +386,7 @@ START_TEST(test_queued_during_catchup) {
                 " caught up 5, rdata 6, caught up 7, rdata 8\n  Actual: offsets %ld %ld %ld %ld "
                 "%ld",
                 caches, caught5, rdata6, caught7, rdata8);
-  mock_http_set_delay(mockhs_http(mock), 0);
+  mock_http_set_delay(mockhs_http(w.mock), 0);
   ck_assert_msg(
       wait_get(seq, "GET /_synapse/replication/get_repl_stream_updates/caches/", 0) == NULL,
       "no catch-up for caches");
@@ -438,28 +401,28 @@ END_TEST
 START_TEST(test_failed_catchup_then_retry) {
   char *url = mock_http_url();
   start_connected(url, NULL);
-  mock_http_fail_next(mockhs_http(mock), 500, 1);
+  mock_http_fail_next(mockhs_http(w.mock), 500, 1);
   uint64_t seq = now_seq();
   send_line("POSITION typing master 4 5");
   expect_log(
       "Failed to handle command POSITION typing master 4 5: GET "
       "/_synapse/replication/get_repl_stream_updates/typing/",
-      (int)(1000 + margin_ms), "PO-07 (failure logged)");
+      (int)(1000 + w.margin_ms), "PO-07 (failure logged)");
   ck_assert(log_contains("HTTP 500"));
   ck_assert(wait_get(seq, GET_TYPING, 0) != NULL);
   send_line("RDATA typing master 6 " ROW);
-  expect_log("Discarding RDATA for unconnected stream typing -> 6", (int)margin_ms,
+  expect_log("Discarding RDATA for unconnected stream typing -> 6", (int)w.margin_ms,
              "PO-07 (RDATA dropped until the next POSITION)");
-  ck_assert_msg(mockhs_conn_is_open(mock, conn),
+  ck_assert_msg(mockhs_conn_is_open(w.mock, conn),
                 "PO-07\n  Expected: the replication connection stays open\n  Actual: closed");
   seq = now_seq();
   send_line("POSITION typing master 7 8");
-  const ledger_entry_t *retry = wait_get(seq, GET_TYPING, (int)(1000 + margin_ms));
+  const ledger_entry_t *retry = wait_get(seq, GET_TYPING, (int)(1000 + w.margin_ms));
   ck_assert_msg(retry != NULL && query_int(retry->text, "from_token") == 3,
                 "PO-07 (fetch again from the old position)\n  Expected: from_token=3\n"
                 "  Actual: %s",
                 retry ? retry->text : "no request");
-  expect_log("Caught up with stream 'typing' to 8", (int)(1000 + margin_ms), "PO-07");
+  expect_log("Caught up with stream 'typing' to 8", (int)(1000 + w.margin_ms), "PO-07");
   ck_assert(!log_contains("Received rdata typing (master) -> 6"));
   free(url);
 }
@@ -471,15 +434,15 @@ START_TEST(test_connection_refused) {
   snprintf(url, sizeof url, "http://127.0.0.1:%d", rc_net_free_port());
   start_connected(url, NULL);
   send_line("POSITION typing master 4 5");
-  expect_log("could not connect to 127.0.0.1:", (int)(1000 + margin_ms),
+  expect_log("could not connect to 127.0.0.1:", (int)(1000 + w.margin_ms),
              "PO-07 (connection refused is a failed catch-up, with the reason logged)");
   ck_assert(log_contains("Failed to handle command POSITION typing master 4 5"));
   send_line("POSITION typing master 5 6");
-  expect_log("Failed to handle command POSITION typing master 5 6", (int)(1000 + margin_ms),
+  expect_log("Failed to handle command POSITION typing master 5 6", (int)(1000 + w.margin_ms),
              "PO-07 (the next POSITION tries again)");
   ck_assert(log_contains("between 3 and 6"));
-  mockhs_run_for(mock, 200);
-  ck_assert_msg(mockhs_conn_is_open(mock, conn), "PO-07: replication connection closed");
+  mockhs_run_for(w.mock, 200);
+  ck_assert_msg(mockhs_conn_is_open(w.mock, conn), "PO-07: replication connection closed");
 }
 END_TEST
 
@@ -489,17 +452,17 @@ START_TEST(test_request_timeout) {
   char *url = mock_http_url();
   const char *extra[] = {"--http-timeout-ms", "300", NULL};
   start_connected(url, extra);
-  mock_http_set_delay(mockhs_http(mock), (int)(1500 + margin_ms));
+  mock_http_set_delay(mockhs_http(w.mock), (int)(1500 + w.margin_ms));
   int64_t sent = rc_clock_mono_ms();
   send_line("POSITION typing master 4 5");
-  expect_log("timed out after 300 ms", (int)(1000 + margin_ms), "request deadline");
+  expect_log("timed out after 300 ms", (int)(1000 + w.margin_ms), "request deadline");
   int64_t took = rc_clock_mono_ms() - sent;
   ck_assert_msg(took >= 250, "the deadline fired after %" PRId64 " ms, before 300", took);
   ck_assert(log_contains("Failed to handle command POSITION typing master 4 5"));
-  mock_http_set_delay(mockhs_http(mock), 0);
-  mockhs_run_for(mock, (int)(1500 + margin_ms)); /* the held answer comes and is ignored */
+  mock_http_set_delay(mockhs_http(w.mock), 0);
+  mockhs_run_for(w.mock, (int)(1500 + w.margin_ms)); /* the held answer comes and is ignored */
   ck_assert(!log_contains("Caught up with stream 'typing' to 5"));
-  ck_assert_msg(mockhs_conn_is_open(mock, conn), "replication connection closed");
+  ck_assert_msg(mockhs_conn_is_open(w.mock, conn), "replication connection closed");
   expect_position(3, "PO-07 (not advanced by a timed-out catch-up)");
   free(url);
 }
@@ -511,19 +474,19 @@ END_TEST
 START_TEST(test_connection_loss_abandons_catchup) {
   char *url = mock_http_url();
   start_connected(url, NULL);
-  int hold = (int)(700 + margin_ms);
-  mock_http_set_delay(mockhs_http(mock), hold);
+  int hold = (int)(700 + w.margin_ms);
+  mock_http_set_delay(mockhs_http(w.mock), hold);
   uint64_t seq = now_seq();
   send_line("POSITION typing master 4 5");
   /* A real main that lost the connection would announce typing where it is (0). */
-  stream_history_set(mockhs_history(mock), "typing", 0);
-  ck_assert_msg(wait_get(seq, GET_TYPING, (int)(1000 + margin_ms)) != NULL, "no GET");
+  stream_history_set(mockhs_history(w.mock), "typing", 0);
+  ck_assert_msg(wait_get(seq, GET_TYPING, (int)(1000 + w.margin_ms)) != NULL, "no GET");
   seq = now_seq();
-  ck_assert_int_eq(mockhs_close_conn(mock, conn, false), 0);
-  wait_connected(seq, (int)(2000 + margin_ms));
-  expect_log("Abandoning the catch-up of stream typing", (int)margin_ms, "connection loss");
-  mock_http_set_delay(mockhs_http(mock), 0);
-  mockhs_run_for(mock, hold + 300); /* the held answer is sent to a closed request */
+  ck_assert_int_eq(mockhs_close_conn(w.mock, conn, false), 0);
+  wait_connected(seq, (int)(2000 + w.margin_ms));
+  expect_log("Abandoning the catch-up of stream typing", (int)w.margin_ms, "connection loss");
+  mock_http_set_delay(mockhs_http(w.mock), 0);
+  mockhs_run_for(w.mock, hold + 300); /* the held answer is sent to a closed request */
   ck_assert_msg(!log_contains("Caught up with stream 'typing' to 5"),
                 "abandoned catch-up\n  Expected: its answer is never applied\n"
                 "  Actual: 'Caught up with stream 'typing' to 5' in the log");
@@ -537,9 +500,9 @@ START_TEST(test_without_http_url) {
   start_connected(NULL, NULL);
   uint64_t seq = now_seq();
   send_line("POSITION typing master 4 5");
-  expect_log("Gap in stream typing: at 3, POSITION says 4..5; no catch-up source", (int)margin_ms,
+  expect_log("Gap in stream typing: at 3, POSITION says 4..5; no catch-up source", (int)w.margin_ms,
              "spec §2.4 (gap detected)");
-  expect_log("Caught up with stream 'typing' to 5", (int)margin_ms, "gap adopted");
+  expect_log("Caught up with stream 'typing' to 5", (int)w.margin_ms, "gap adopted");
   ck_assert(wait_get(seq, "GET ", 200) == NULL);
 }
 END_TEST
@@ -567,7 +530,7 @@ static struct bufferevent *canned_new_bev(struct event_base *b, void *arg) {
 static void canned_on_request(struct evhttp_request *req, void *arg) {
   (void)arg;
   canned.requests++;
-  ledger_append(mockhs_ledger(mock), 0, LEDGER_HTTP, LEDGER_SIDE_SUT, LEDGER_CLOSE_NONE,
+  ledger_append(mockhs_ledger(w.mock), 0, LEDGER_HTTP, LEDGER_SIDE_SUT, LEDGER_CLOSE_NONE,
                 evhttp_request_get_uri(req), strlen(evhttp_request_get_uri(req)));
   struct evbuffer *body = evbuffer_new();
   evbuffer_add(body, canned.body, strlen(canned.body));
@@ -578,7 +541,7 @@ static void canned_on_request(struct evhttp_request *req, void *arg) {
 
 static char *canned_start(void) {
   memset(&canned, 0, sizeof canned);
-  canned.http = evhttp_new(base);
+  canned.http = evhttp_new(w.base);
   ck_assert_ptr_nonnull(canned.http);
   struct evhttp_bound_socket *sock = evhttp_bind_socket_with_handle(canned.http, "127.0.0.1", 0);
   ck_assert_ptr_nonnull(sock);
@@ -649,15 +612,15 @@ START_TEST(test_malformed_answers) {
     size_t failures = log_count("Failed to handle command POSITION typing master 4 5");
     uint64_t seq = now_seq();
     send_line("POSITION typing master 4 5");
-    const ledger_entry_t *get = wait_get(seq, "/_synapse/", (int)(1000 + margin_ms));
+    const ledger_entry_t *get = wait_get(seq, "/_synapse/", (int)(1000 + w.margin_ms));
     ck_assert_msg(get != NULL && query_int(get->text, "from_token") == 3,
                   "PO-07 (case %zu: fetch again from the old position)\n  Expected: "
                   "from_token=3\n  Actual: %s",
                   i, get ? get->text : "no request");
-    int64_t deadline = rc_clock_mono_ms() + 1000 + margin_ms;
+    int64_t deadline = rc_clock_mono_ms() + 1000 + w.margin_ms;
     while (log_count("Failed to handle command POSITION typing master 4 5") == failures &&
            rc_clock_mono_ms() < deadline)
-      mockhs_run_for(mock, 10);
+      mockhs_run_for(w.mock, 10);
     char text[4096] = "";
     char *logtext = log_read();
     const char *last = NULL;
@@ -675,11 +638,11 @@ START_TEST(test_malformed_answers) {
                     !log_contains("Caught up with stream 'typing' to 5"),
                 "PO-07\n  Expected: nothing applied from a malformed answer\n"
                 "  Actual: typing rows or position applied");
-  ck_assert_msg(mockhs_conn_is_open(mock, conn), "PO-07: replication connection closed");
+  ck_assert_msg(mockhs_conn_is_open(w.mock, conn), "PO-07: replication connection closed");
   canned.status = 200;
   canned.body = PAGE("[[4,[\"!r:hs\",[]]],[5,[\"!r:hs\",[]]]]", "5", "false");
   send_line("POSITION typing master 4 5");
-  expect_log("Caught up with stream 'typing' to 5", (int)(1000 + margin_ms), "PO-03");
+  expect_log("Caught up with stream 'typing' to 5", (int)(1000 + w.margin_ms), "PO-03");
   ck_assert(log_contains("Received rdata typing (master) -> 4"));
   ck_assert_msg(canned.connections == 1,
                 "pooled keep-alive connection\n  Expected: %d requests on 1 connection\n"

@@ -22,6 +22,7 @@
 #include <event2/event.h>
 
 #include "http_probe.h"
+#include "mock_worker_support.h"
 #include "mockhs.h"
 #include "rc_clock.h"
 #include "rc_net.h"
@@ -35,12 +36,7 @@
 
 /* ---- per-test state (one test per process in CK_FORK mode) ------------------------ */
 
-static struct event_base *base;
-static mockhs_t *mock;
-static char *temp_dir;
-static char *log_path;
-static pid_t child = -1;
-static int64_t margin_ms;
+static mock_worker_t w; /* the loop, the mock, the worker and its directory */
 static int http_port;
 static proto_dialect_t dialect;
 
@@ -49,47 +45,16 @@ static proto_dialect_t dialects_of(int i) {
 }
 
 static void setup_dialect(proto_dialect_t d) {
-  const char *margin = getenv("REFWORKER_TEST_MARGIN_MS");
-  margin_ms = margin != NULL && atoi(margin) > 0 ? atoi(margin) : 400;
   dialect = d;
-  temp_dir = test_make_temp_dir("test_refworker_sync");
-  log_path = test_path(temp_dir, "worker.log");
-  base = event_base_new();
-  ck_assert_ptr_nonnull(base);
-  mockhs_config_t cfg;
-  mockhs_config_defaults(&cfg, d, SERVER_NAME);
-  rc_error_t err;
-  mock = mockhs_create(base, &cfg, &err);
-  ck_assert_msg(mock != NULL, "mock homeserver: %s", err.msg);
+  mock_worker_open(&w, "test_refworker_sync", d, false);
 }
 
-static bool child_gone(void *arg) {
-  int *status = arg;
-  return child <= 0 || waitpid(child, status, WNOHANG) == child;
-}
-
-/* Whether the worker's last connection to the mock has been closed (its EOF read, so
- * every line it wrote before is in the ledger). */
-static bool last_conn_closed(void *arg) {
-  (void)arg;
-  int conn = mockhs_latest_conn(mock);
-  return conn < 0 || !mockhs_conn_is_open(mock, conn);
-}
-
-/* SIGTERM and wait for the exit (0: sanitizers and the orderly shutdown agree), then
- * for the mock to have read all the worker wrote (a line written just before the exit
- * may still be unread when waitpid sees it). */
+/* SIGTERM and wait for the exit (0: sanitizers and the orderly shutdown agree), with
+ * every line the worker wrote before it read by the mock. */
 static void worker_stop(void) {
-  if (child <= 0) return;
-  int status = 0;
-  kill(child, SIGTERM);
-  bool exited = mockhs_run_until(mock, child_gone, &status, (int)(5000 + 10 * margin_ms), 10);
-  if (exited) mockhs_run_until(mock, last_conn_closed, NULL, 2000, 10);
-  if (!exited) {
-    kill(child, SIGKILL);
-    waitpid(child, NULL, 0);
-  }
-  child = -1;
+  if (w.child <= 0) return;
+  int status;
+  bool exited = mock_worker_stop(&w, &status);
   ck_assert_msg(exited && WIFEXITED(status) && WEXITSTATUS(status) == 0,
                 "CL-05 (orderly exit on SIGTERM with the client API in use)\n"
                 "  Expected: exit status 0\n  Actual: %s",
@@ -97,33 +62,21 @@ static void worker_stop(void) {
 }
 
 static void teardown(void) {
-  if (child > 0) {
-    kill(child, SIGKILL);
-    waitpid(child, NULL, 0);
-    child = -1;
-  }
-  mockhs_destroy(mock);
-  mock = NULL;
-  event_base_free(base);
-  base = NULL;
-  test_remove_tree(temp_dir);
-  free(temp_dir);
-  free(log_path);
-  temp_dir = log_path = NULL;
+  mock_worker_close(&w);
 }
 
 /* ---- the worker ------------------------------------------------------------------ */
 
 static bool has_opening(void *arg) {
   (void)arg;
-  return mockhs_latest_conn(mock) > 0;
+  return mockhs_latest_conn(w.mock) > 0;
 }
 
 /* Starts refworker with --user USER=TOKEN=DEVICE, --sync when sync, and `bug` (or NULL);
  * waits for its first connection. */
 static void worker_start(bool sync, const char *bug) {
   char port[16], http[16];
-  snprintf(port, sizeof port, "%d", mockhs_port(mock));
+  snprintf(port, sizeof port, "%d", mockhs_port(w.mock));
   http_port = rc_net_free_port();
   ck_assert_int_gt(http_port, 0);
   snprintf(http, sizeof http, "%d", http_port);
@@ -138,7 +91,7 @@ static void worker_start(bool sync, const char *bug) {
                           "--dialect",
                           proto_dialect_name(dialect),
                           "--log",
-                          log_path,
+                          w.log_path,
                           "--http-port",
                           http,
                           "--user",
@@ -157,17 +110,17 @@ static void worker_start(bool sync, const char *bug) {
     argv[argc++] = bug;
   }
   argv[argc] = NULL;
-  child = fork();
-  ck_assert_int_ge(child, 0);
-  if (child == 0) {
+  w.child = fork();
+  ck_assert_int_ge(w.child, 0);
+  if (w.child == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     execv(bin, (char *const *)argv);
     _exit(127);
   }
   free(bin);
-  ck_assert_msg(mockhs_run_until(mock, has_opening, NULL, (int)(5000 + 5 * margin_ms), 10),
+  ck_assert_msg(mockhs_run_until(w.mock, has_opening, NULL, (int)(5000 + 5 * w.margin_ms), 10),
                 "the worker never connected");
-  mockhs_run_for(mock, 100);
+  mockhs_run_for(w.mock, 100);
 }
 
 /* ---- the client ------------------------------------------------------------------- */
@@ -187,7 +140,7 @@ static http_probe_async_t *request_start(const char *path_and_query, const char 
   const char *headers[] = {ua, token ? auth : NULL, NULL};
   http_request_t req = {.url = url, .timeout_ms = 20000, .extra_headers = headers};
   rc_error_t err;
-  http_probe_async_t *p = http_probe_start(base, &req, &err);
+  http_probe_async_t *p = http_probe_start(w.base, &req, &err);
   ck_assert_msg(p != NULL, "%s", err.msg);
   return p;
 }
@@ -197,7 +150,7 @@ static bool probe_done(void *arg) {
 }
 
 static reply_t request_finish(http_probe_async_t *p, int timeout_ms) {
-  ck_assert_msg(mockhs_run_until(mock, probe_done, p, timeout_ms, 5), "no HTTP answer within %d ms",
+  ck_assert_msg(mockhs_run_until(w.mock, probe_done, p, timeout_ms, 5), "no HTTP answer within %d ms",
                 timeout_ms);
   rc_error_t err;
   http_response_t *r = http_probe_async_take(p, &err);
@@ -210,7 +163,7 @@ static reply_t request_finish(http_probe_async_t *p, int timeout_ms) {
 }
 
 static reply_t request(const char *path_and_query, const char *token, const char *agent) {
-  return request_finish(request_start(path_and_query, token, agent), (int)(3000 + margin_ms));
+  return request_finish(request_start(path_and_query, token, agent), (int)(3000 + w.margin_ms));
 }
 
 /* ---- the wire ---------------------------------------------------------------------- */
@@ -228,17 +181,17 @@ static bool sut_line(const ledger_entry_t *e, void *arg) {
 }
 
 static uint64_t now_seq(void) {
-  return ledger_next_seq(mockhs_ledger(mock));
+  return ledger_next_seq(mockhs_ledger(w.mock));
 }
 
 static const ledger_entry_t *wait_line(uint64_t from, const char *prefix, int conn,
                                        int timeout_ms) {
   line_match_t m = {prefix, conn};
-  return mockhs_wait_for(mock, from, sut_line, &m, timeout_ms);
+  return mockhs_wait_for(w.mock, from, sut_line, &m, timeout_ms);
 }
 
 static size_t count_lines(uint64_t from, const char *prefix) {
-  ledger_t *ledger = mockhs_ledger(mock);
+  ledger_t *ledger = mockhs_ledger(w.mock);
   line_match_t m = {prefix, 0};
   size_t n = 0;
   for (uint64_t s = from; s < ledger_next_seq(ledger); s++) {
@@ -274,7 +227,7 @@ START_TEST(test_sync_start_grace_end) {
   worker_start(true, NULL);
   uint64_t seq = now_seq();
   http_probe_async_t *a = request_start("/_matrix/client/r0/sync?timeout=600", TOKEN, NULL);
-  const ledger_entry_t *start = wait_line(seq, "USER_SYNC ", 0, (int)(1000 + margin_ms));
+  const ledger_entry_t *start = wait_line(seq, "USER_SYNC ", 0, (int)(1000 + w.margin_ms));
   ck_assert_msg(start != NULL, "OUT-01\n  Expected: USER_SYNC start within 1 s\n  Actual: none");
   proto_command_t cmd = parse_user_sync(start);
   ck_assert_msg(cmd.sync_start && proto_slice_eq(cmd.user_id, USER),
@@ -298,17 +251,17 @@ START_TEST(test_sync_start_grace_end) {
   reply_t first = request_finish(a, 3000);
   ck_assert_int_eq(first.status, 200);
   ck_assert_msg(strstr(first.body, "\"next_batch\"") != NULL, "a /sync body: %s", first.body);
-  mockhs_run_for(mock, 1000);
+  mockhs_run_for(w.mock, 1000);
   reply_t again = request("/_matrix/client/r0/sync?timeout=200&set_presence=online", TOKEN, NULL);
   ck_assert_int_eq(again.status, 200);
   uint64_t from = start->seq + 1;
   const ledger_entry_t *end =
-      wait_line(from, "USER_SYNC ", 0, (int)(END_DELAY_MS + 2 * margin_ms + 1000));
+      wait_line(from, "USER_SYNC ", 0, (int)(END_DELAY_MS + 2 * w.margin_ms + 1000));
   ck_assert_msg(end != NULL, "OUT-03\n  Expected: USER_SYNC end\n  Actual: none");
   cmd = parse_user_sync(end);
   double after = (double)(end->mono_ns - again.ended_ns) / 1e9;
   ck_assert_msg(!cmd.sync_start && after > (END_DELAY_MS - 300) / 1000.0 &&
-                    after < (END_DELAY_MS + margin_ms) / 1000.0,
+                    after < (END_DELAY_MS + w.margin_ms) / 1000.0,
                 "OUT-03/OUT-04\n  Expected: the only other USER_SYNC is an end %d ms after the "
                 "last sync ended\n  Actual: '%s' %.2f s after it",
                 END_DELAY_MS, end->text, after);
@@ -316,7 +269,7 @@ START_TEST(test_sync_start_grace_end) {
   ck_assert_msg(off > -300 && off < 100,
                 "OUT-03\n  Expected: <ms> = when the last sync ended\n  Actual: %+" PRId64 " ms",
                 off);
-  mockhs_run_for(mock, 300);
+  mockhs_run_for(w.mock, 300);
   ck_assert_uint_eq(count_lines(seq, "USER_SYNC "), 2);
   worker_stop();
 }
@@ -331,7 +284,7 @@ START_TEST(test_sync_offline_and_disabled) {
   const char *path = _i == 1 ? "/_matrix/client/r0/sync?timeout=100&set_presence=offline"
                              : "/_matrix/client/r0/sync?timeout=100";
   ck_assert_int_eq(request(path, TOKEN, NULL).status, 200);
-  mockhs_run_for(mock, 1000);
+  mockhs_run_for(w.mock, 1000);
   ck_assert_msg(count_lines(seq, "USER_SYNC") == 0,
                 "OUT-02\n  Expected: no USER_SYNC for %s\n  Actual: %zu",
                 _i == 1 ? "an offline /sync" : "a /sync with presence disabled",
@@ -353,15 +306,15 @@ START_TEST(test_reconnect_repeats_start) {
   worker_start(true, bug ? "no-user-sync-on-reconnect" : NULL);
   uint64_t seq = now_seq();
   http_probe_async_t *a = request_start("/_matrix/client/r0/sync?timeout=4000", "syt_bob", NULL);
-  const ledger_entry_t *first = wait_line(seq, "USER_SYNC ", 0, (int)(1000 + margin_ms));
+  const ledger_entry_t *first = wait_line(seq, "USER_SYNC ", 0, (int)(1000 + w.margin_ms));
   ck_assert_ptr_nonnull(first);
   proto_command_t cmd = parse_user_sync(first);
   char instance[16];
   proto_slice_copy(cmd.instance, instance, sizeof instance);
   int c1 = first->conn_id;
   uint64_t close_seq = now_seq();
-  ck_assert_int_eq(mockhs_close_conn(mock, c1, false), 0);
-  const ledger_entry_t *again = wait_line(close_seq, "USER_SYNC ", 0, (int)(1500 + margin_ms));
+  ck_assert_int_eq(mockhs_close_conn(w.mock, c1, false), 0);
+  const ledger_entry_t *again = wait_line(close_seq, "USER_SYNC ", 0, (int)(1500 + w.margin_ms));
   if (bug) {
     ck_assert_msg(again == NULL, "the bug switch: no USER_SYNC on the new connection, got '%s'",
                   again ? again->text : "");
@@ -402,7 +355,7 @@ START_TEST(test_bug_end_immediately) {
   ck_assert_int_eq(request("/_matrix/client/r0/sync?timeout=100", TOKEN, NULL).status, 200);
   ck_assert_ptr_nonnull(wait_line(seq, "USER_SYNC ", 0, 1000));
   ck_assert_int_eq(request("/_matrix/client/r0/sync?timeout=100", TOKEN, NULL).status, 200);
-  mockhs_run_for(mock, 300);
+  mockhs_run_for(w.mock, 300);
   ck_assert_uint_eq(count_lines(seq, "USER_SYNC "), 4);
   worker_stop();
 }
@@ -425,7 +378,7 @@ START_TEST(test_whoami_user_ip) {
   r = request("/_matrix/client/r0/account/whoami", "nope", NULL);
   ck_assert_msg(r.status == 401 && strstr(r.body, "M_UNKNOWN_TOKEN"), "bad token: %ld %s", r.status,
                 r.body);
-  mockhs_run_for(mock, 200);
+  mockhs_run_for(w.mock, 200);
   uint64_t seq = now_seq();
   r = request("/_matrix/client/r0/account/whoami", TOKEN, "agent-1");
   ck_assert_int_eq(r.status, 200);
@@ -450,7 +403,7 @@ START_TEST(test_whoami_user_ip) {
                          .status,
                      200);
   ck_assert_int_eq(request("/_matrix/client/r0/account/whoami", "syt_bob", NULL).status, 200);
-  mockhs_run_for(mock, 500);
+  mockhs_run_for(w.mock, 500);
   size_t alice = count_lines(seq, "USER_IP " USER " "),
          bob = count_lines(seq, "USER_IP @bob:test ");
   ck_assert_msg(alice == (bug ? 4u : 1u) && bob == 1,
