@@ -80,7 +80,7 @@ static bool settled(void *arg) {
  * only its inode shows that a descriptor still holds it. */
 static unsigned long conn_socket_inode(rc_test_t *t, int conn) {
   uint16_t local = conn_local_port(t, conn);
-  procfs_snapshot_t s;
+  procfs_snapshot_t s = {0}; /* freed below also when no snapshot was taken */
   rc_error_t err;
   unsigned long inode = 0;
   if (local != 0 && procfs_snapshot_group(sut_pid(t->sut), &s, &err) == 0) {
